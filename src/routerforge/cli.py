@@ -1,0 +1,250 @@
+"""The ``routerforge`` command: thin typer layer over the library; library errors print without a traceback."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import RouterforgeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train, evaluate, export and serve the classifiers behind an LLM semantic router.")
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+def _friendly(func):
+    """Print RouterforgeError as one red line and exit 2 (bad input), never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except RouterforgeError as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+Data = Annotated[Optional[list[str]], typer.Option("--data", help="data file or hf:ORG/NAME[:split]; repeatable")]
+TextField = Annotated[Optional[str], typer.Option(help="column holding the text")]
+LabelField = Annotated[Optional[str], typer.Option(help="column holding the label (uses the data's own labels)")]
+
+
+def _task_data(task, data, data_dir, config, text_field, label_field, labels, group_by, split_field, train_split,
+               val_split, test_split, val, test, near_duplicate_threshold, seed, rules):
+    """Merge --config with flags (flags win) and load the task's data."""
+    from . import data as rf_data
+
+    settings = {}
+    if config is not None:
+        if task not in config.tasks:
+            raise RouterforgeError(f"task {task!r} is not in the config", hint=f"it has {', '.join(config.tasks)}")
+        settings = config.tasks[task].model_dump()
+        settings["data"] = config.data_paths(task, data_dir)
+        settings |= config.splits.model_dump()
+        settings["seed"] = config.seed
+    elif data and data_dir:
+        data = [d if d.startswith("hf:") or Path(d).is_absolute() else str(Path(data_dir) / d) for d in data]
+    flags = dict(data=data, text_field=text_field, label_field=label_field,
+                 labels=[s.strip() for s in labels.split(",")] if labels else None, group_by=group_by,
+                 split_field=split_field, train_split=train_split, val_split=val_split, test_split=test_split,
+                 val=val, test=test, near_duplicate_threshold=near_duplicate_threshold, seed=seed, rules=rules)
+    settings |= {k: v for k, v in flags.items() if v is not None}
+    if not settings.get("data"):
+        raise RouterforgeError("no data: pass --data FILE or --config FILE")
+    return rf_data.load(task, settings.pop("data"), **settings)
+
+
+def _print_data_report(data) -> None:
+    report = data.report
+    table = Table(title=f"{data.task.name} data", show_header=True)
+    for column in ("split", "rows", "labels"):
+        table.add_column(column)
+    for split, count in report["rows_per_split"].items():
+        labels = report["labels_per_split"][split]
+        table.add_row(split, str(count), ", ".join(f"{k}:{v}" for k, v in list(labels.items())[:8])
+                      + (" ..." if len(labels) > 8 else ""))
+    err_console.print(table)
+    err_console.print(f"duplicates removed: {report['duplicates_removed']}, conflicting-label rows dropped: "
+                      f"{report['conflicting_label_rows_dropped']}, near-duplicates moved to train: "
+                      f"{report['near_duplicates_moved_to_train']}, dropped by loader: "
+                      f"{report['rows_dropped_by_loader']}", highlight=False)
+
+
+@app.command()
+@_friendly
+def train(
+    task: Annotated[str, typer.Option(help="category | pii | jailbreak | intent")],
+    data: Data = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML config (DESIGN.md schema); flags override it")] = None,
+    data_dir: Annotated[Optional[str], typer.Option(help="relative --data / config paths resolve against it")] = None,
+    model: Annotated[Optional[str], typer.Option(help="backbone: minilm, modernbert-base, bert-base, "
+                                                      "roberta-base, mmbert-base, a local dir or a hub id")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="model directory (default: models/<task>, or "
+                                                        "runs/<name>/models/<task> with --config)")] = None,
+    text_field: TextField = None,
+    label_field: LabelField = None,
+    labels: Annotated[Optional[str], typer.Option(help="comma-separated label set")] = None,
+    group_by: Annotated[Optional[str], typer.Option(help="column whose values never straddle splits")] = None,
+    split_field: Annotated[Optional[str], typer.Option(help="column with a predefined split")] = None,
+    train_split: Annotated[Optional[str], typer.Option(help="split_field value for train")] = None,
+    val_split: Annotated[Optional[str], typer.Option(help="split_field value for validation (default: carve)")] = None,
+    test_split: Annotated[Optional[str], typer.Option(help="split_field value for test")] = None,
+    val: Annotated[Optional[float], typer.Option(help="validation fraction [0.1]")] = None,
+    test: Annotated[Optional[float], typer.Option(help="test fraction [0.1]")] = None,
+    near_duplicate_threshold: Annotated[Optional[float], typer.Option(help="TF-IDF cosine for near-copies [0.9]")] = None,
+    rules: Annotated[Optional[str], typer.Option(help="intent rule table YAML")] = None,
+    lora: Annotated[bool, typer.Option("--lora", help="train a LoRA adapter instead of all weights")] = False,
+    lora_rank: Annotated[Optional[int], typer.Option(help="LoRA rank [8]")] = None,
+    lora_alpha: Annotated[Optional[float], typer.Option(help="LoRA alpha [2 x rank]")] = None,
+    lora_dropout: Annotated[Optional[float], typer.Option(help="LoRA dropout [0.1]")] = None,
+    lora_targets: Annotated[Optional[str], typer.Option(help="comma-separated module names [auto]")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="epochs [adaptive]")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="batch size [adaptive]")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="learning rate [adaptive; 1e-4 with LoRA]")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="weight decay [adaptive]")] = None,
+    warmup: Annotated[Optional[float], typer.Option(help="warmup fraction [adaptive]")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="early-stopping patience in epochs [adaptive]")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="training window in tokens [128]")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="stop after N optimiser steps")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed for splits and training [13]")] = None,
+    loss: Annotated[Optional[str], typer.Option(help="ce | weighted | focal [weighted if imbalanced]")] = None,
+    focal_gamma: Annotated[Optional[float], typer.Option(help="focal loss gamma [2]")] = None,
+    gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint in OUTPUT")] = False,
+):
+    """Fine-tune one task's classifier and write a model directory (weights, tokenizer, routerforge.json)."""
+    from .config import load_config
+    from .evaluation.evaluate import headline
+    from .training.hyperparams import Hyperparams, adaptive_hyperparams
+    from .training.lora import LoraSettings
+    from .training.trainer import train as run_train
+
+    cfg = load_config(config) if config else None
+    task_data = _task_data(task, data, data_dir, cfg, text_field, label_field, labels, group_by, split_field,
+                           train_split, val_split, test_split, val, test, near_duplicate_threshold, seed, rules)
+    _print_data_report(task_data)
+    overrides = dict(cfg.training.overrides) if cfg else {}
+    if cfg:
+        overrides["max_length"] = cfg.training.max_length
+        overrides.setdefault("seed", cfg.seed)
+    flags = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup,
+                 patience=patience, max_length=max_length, max_steps=max_steps, seed=seed, loss=loss,
+                 focal_gamma=focal_gamma, gradient_checkpointing=gradient_checkpointing or None)
+    overrides |= {k: v for k, v in flags.items() if v is not None}
+    lora_settings = cfg.training.lora if cfg and cfg.training.lora else None
+    if lora or any(v is not None for v in (lora_rank, lora_alpha, lora_dropout, lora_targets)):
+        base = lora_settings.model_dump() if lora_settings else {}
+        if lora_rank is not None and lora_alpha is None:
+            base.pop("alpha", None)  # alpha follows the new rank (2 x rank)
+        base |= {k: v for k, v in dict(rank=lora_rank, alpha=lora_alpha, dropout=lora_dropout,
+                                       targets=lora_targets.split(",") if lora_targets else None).items()
+                 if v is not None}
+        lora_settings = LoraSettings(**base)
+    try:
+        hyper = adaptive_hyperparams(len(task_data.train), lora=lora_settings is not None, overrides=overrides)
+    except ValueError as err:
+        raise RouterforgeError(f"bad hyperparameter: {err}") from None
+    out = output or (Path("runs") / cfg.name / "models" / task if cfg else Path("models") / task)
+    backbone = model or (cfg.backbone if cfg else "minilm")
+    err_console.print(f"training {task} on {backbone} ({'LoRA' if lora_settings else 'full'}): "
+                      f"{Hyperparams.model_validate(hyper).model_dump()}", highlight=False)
+    result = run_train(task_data, model=backbone, output=out, lora=lora_settings, hyperparams=hyper, resume=resume)
+    table = Table(title=f"{task}: test split ({len(task_data.test)} rows)")
+    table.add_column("metric")
+    table.add_column("value")
+    for key, value in headline(result.metrics.get("test", {})).items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    err_console.print(table)
+    err_console.print(f"model written to [bold]{out}[/] in {result.seconds:.0f}s of training")
+
+
+@app.command("eval")
+@_friendly
+def eval_command(
+    model_dir: Annotated[Path, typer.Argument(help="model directory written by 'routerforge train'")],
+    data: Data = None,
+    output: Annotated[Optional[Path], typer.Option(help="report directory [reports/<model name>]")] = None,
+    split: Annotated[str, typer.Option(help="the model's own split to score when no --data is given")] = "test",
+    text_field: TextField = None,
+    label_field: LabelField = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="allow non-safetensors weights")] = False,
+):
+    """Score a model on its own test split (re-read and hash-checked from its manifest) or on --data files."""
+    from .evaluation.evaluate import evaluate, headline
+
+    out = output or Path("reports") / model_dir.name
+    metrics = evaluate(model_dir, data, output=out, split=split, text_field=text_field, label_field=label_field,
+                       allow_pickle=allow_pickle)
+    summary = headline(metrics) | {"p50_ms": metrics["latency"]["p50_ms"], "p99_ms": metrics["latency"]["p99_ms"]}
+    out_console.print_json(json.dumps(summary))
+    err_console.print(f"report: {out / 'report.md'}")
+
+
+@app.command()
+@_friendly
+def classify(
+    model_dir: Annotated[Path, typer.Argument(help="model directory")],
+    texts: Annotated[list[str], typer.Argument(help="text(s) to classify; '-' reads lines from stdin")],
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle")] = False,
+):
+    """Classify text(s) with a trained model; JSON to stdout."""
+    from .runtime.engine import TaskModel
+
+    if texts == ["-"]:
+        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    model = TaskModel.load(model_dir, allow_pickle=allow_pickle)
+    results = [{"text": t} | r for t, r in zip(texts, model.predict(texts))]
+    print(json.dumps(results[0] if len(results) == 1 else results, indent=2, ensure_ascii=False))
+
+
+@app.command("data")
+@_friendly
+def data_command(
+    task: Annotated[str, typer.Option(help="category | pii | jailbreak | intent")],
+    data: Data = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML config")] = None,
+    data_dir: Annotated[Optional[str], typer.Option()] = None,
+    output: Annotated[Optional[Path], typer.Option(help="write manifest.json and report.json here")] = None,
+    text_field: TextField = None,
+    label_field: LabelField = None,
+    labels: Annotated[Optional[str], typer.Option()] = None,
+    group_by: Annotated[Optional[str], typer.Option()] = None,
+    split_field: Annotated[Optional[str], typer.Option()] = None,
+    train_split: Annotated[Optional[str], typer.Option()] = None,
+    val_split: Annotated[Optional[str], typer.Option()] = None,
+    test_split: Annotated[Optional[str], typer.Option()] = None,
+    val: Annotated[Optional[float], typer.Option()] = None,
+    test: Annotated[Optional[float], typer.Option()] = None,
+    near_duplicate_threshold: Annotated[Optional[float], typer.Option()] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    rules: Annotated[Optional[str], typer.Option()] = None,
+):
+    """Load, validate and split a task's data without training; prints the data report."""
+    from .config import load_config
+    from .io import atomic_directory, write_json
+
+    cfg = load_config(config) if config else None
+    task_data = _task_data(task, data, data_dir, cfg, text_field, label_field, labels, group_by, split_field,
+                           train_split, val_split, test_split, val, test, near_duplicate_threshold, seed, rules)
+    _print_data_report(task_data)
+    if output:
+        with atomic_directory(output) as tmp:
+            write_json(tmp / "manifest.json", task_data.manifest())
+            write_json(tmp / "report.json", task_data.report)
+        err_console.print(f"split manifest and report written to {output}")
+    out_console.print_json(json.dumps(task_data.report))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()

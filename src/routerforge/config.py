@@ -1,0 +1,125 @@
+"""The YAML schema for data and training (DESIGN.md), as pydantic models; every field documented and validated.
+
+CLI flags and YAML keys share their names (``--text-field`` <-> ``text_field``), so a single
+``routerforge train --task T --data F`` call is this file with one task.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import RouterforgeError
+from .tasks import TASKS
+from .training.hyperparams import Hyperparams
+from .training.lora import LoraSettings
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskConfig(_Strict):
+    """How to read one task's data (``tasks.<name>`` in the YAML)."""
+
+    data: list[str] = Field(description="files (JSONL/JSON/CSV/Parquet) or hf:ORG/NAME[:split]; relative to data_dir")
+    text_field: str | None = Field(None, description="column holding the text (default: text/question/prompt)")
+    label_field: str | None = Field(None, description="column holding the label; set it to use the data's own labels")
+    labels: list[str] | None = Field(None, description="explicit label set (default: the task's built-in labels)")
+    group_by: str | None = Field(None, description="column whose values never straddle two splits (e.g. template_id)")
+    split_field: str | None = Field(None, description="column with a predefined split; val is carved from train")
+    train_split: str = Field("train", description="value of split_field for training rows")
+    val_split: str | None = Field(None, description="value of split_field for validation rows (default: carve)")
+    test_split: str = Field("test", description="value of split_field for test rows")
+    rules: str | None = Field(None, description="intent only: YAML rule table (null = the built-in one)")
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return [value] if isinstance(value, str) else value
+
+
+class SplitsConfig(_Strict):
+    val: float = Field(0.1, ge=0, lt=1, description="validation fraction (of rows, or of groups with group_by)")
+    test: float = Field(0.1, ge=0, lt=1, description="test fraction")
+    near_duplicate_threshold: float = Field(
+        0.9, gt=0, le=1.01, description="TF-IDF cosine at which a val/test row counts as a near-copy of a train "
+                                        "row and moves to train (above 1: off)")
+
+
+class TrainingConfig(_Strict):
+    mode: Literal["per-task", "multitask", "both"] = Field("per-task", description="per-task models, one "
+                                                                                  "multitask bundle, or both")
+    max_length: int = Field(128, ge=8, description="training window in tokens; longer rows are truncated, counted")
+    lora: LoraSettings | None = Field(None, description="LoRA settings, or null for full fine-tuning")
+    overrides: dict = Field(default_factory=dict, description="any Hyperparams field, e.g. {epochs: 2, lr: 3e-5}")
+
+    @field_validator("overrides")
+    @classmethod
+    def _known_hyperparams(cls, value: dict) -> dict:
+        unknown = sorted(set(value) - set(Hyperparams.model_fields))
+        if unknown:
+            raise ValueError(f"unknown hyperparameters {unknown}; known: {sorted(Hyperparams.model_fields)}")
+        return value
+
+
+class MultitaskConfig(_Strict):
+    temperature: float = Field(0.5, ge=0, le=1, description="tasks sampled in proportion to size^temperature")
+    loss_weights: dict[str, float] = Field(default_factory=dict, description="per-task loss weights (default 1)")
+
+
+class ExportConfig(_Strict):
+    formats: list[Literal["onnx", "onnx-int8", "torchscript"]] = Field(default_factory=lambda: ["onnx", "onnx-int8"])
+
+
+class ProjectConfig(_Strict):
+    """A whole run: data for any subset of the four tasks, splits, training, export."""
+
+    name: str = Field("run", pattern=r"^[A-Za-z0-9._-]+$", description="run name: artefacts go under runs/<name>/")
+    seed: int = Field(13, description="seed for splits and training")
+    backbone: str = Field("minilm", description="alias (minilm, modernbert-base, ...), local dir or hub id")
+    data_dir: str | None = Field(None, description="relative data paths resolve against it (CLI --data-dir wins)")
+    tasks: dict[str, TaskConfig] = Field(description="task name -> how to read its data")
+    splits: SplitsConfig = Field(default_factory=SplitsConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    multitask: MultitaskConfig = Field(default_factory=MultitaskConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, value: dict) -> dict:
+        unknown = sorted(set(value) - set(TASKS))
+        if unknown:
+            raise ValueError(f"unknown tasks {unknown}; known: {sorted(TASKS)}")
+        if not value:
+            raise ValueError("at least one task is needed")
+        return value
+
+    def data_paths(self, task: str, data_dir: str | None = None) -> list[str]:
+        """The task's data specs with relative paths resolved against ``data_dir`` (or the config's)."""
+        base = data_dir or self.data_dir
+        return [spec if spec.startswith("hf:") or base is None or Path(spec).is_absolute()
+                else str(Path(base) / spec) for spec in self.tasks[task].data]
+
+
+def load_config(path: str | Path) -> ProjectConfig:
+    """Read and validate a YAML config; errors name the file and the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise RouterforgeError("config file not found", source=str(path))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise RouterforgeError(f"invalid YAML: {err}", source=str(path), line=mark.line + 1 if mark else None) from None
+    if not isinstance(raw, dict):
+        raise RouterforgeError("a config must be a YAML mapping", source=str(path))
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise RouterforgeError(f"field {where}: {first['msg']}", source=str(path),
+                               hint=f"{len(err.errors())} problem(s); see docs in routerforge.config") from None

@@ -1,0 +1,84 @@
+"""Data: load labelled rows for a task, validate them, and split them without leakage.
+
+>>> import routerforge as rf
+>>> data = rf.data.load("jailbreak", "train.jsonl")
+>>> len(data.train), len(data.val), len(data.test), data.labels
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import RouterforgeError
+from ..tasks import get_task
+from .schema import Example, Span
+from .sources import file_sha256, load_examples
+from .splits import SPLITS, TaskData, make_splits, text_hash
+
+__all__ = ["Example", "Span", "TaskData", "load", "load_split_from_manifest"]
+
+
+def load(task: str, data: str | list[str], *, text_field: str | None = None, label_field: str | None = None,
+         labels: list[str] | None = None, group_by: str | None = None, split_field: str | None = None,
+         train_split: str = "train", val_split: str | None = None, test_split: str = "test",
+         val: float = 0.1, test: float = 0.1, near_duplicate_threshold: float = 0.9, seed: int = 13,
+         rules: str | None = None) -> TaskData:
+    """Read ``data`` (paths or ``hf:`` specs) for ``task`` and split it (see :mod:`routerforge.data.splits`).
+
+    ``labels``: the label set (default: the task's built-in labels, or, when ``label_field`` is given, the
+    labels found in the data). ``rules``: a YAML intent rule table (default: the built-in one).
+    """
+    task_def = get_task(task)
+    specs = [data] if isinstance(data, str) else list(data)
+    # absolute paths: the manifest must find the same files from any working directory
+    specs = [s if s.startswith("hf:") else str(Path(s).expanduser().resolve()) for s in specs]
+    options = dict(task=task, data=specs, text_field=text_field, label_field=label_field, labels=labels,
+                   group_by=group_by, split_field=split_field, train_split=train_split, val_split=val_split,
+                   test_split=test_split, val=val, test=test, near_duplicate_threshold=near_duplicate_threshold,
+                   seed=seed, rules=rules)
+    intent_rules = None
+    if rules:
+        from .intents import load_rules
+
+        intent_rules = load_rules(rules)
+    loaded = load_examples(task_def, specs, text_field=text_field, label_field=label_field, group_by=group_by,
+                           split_field=split_field, intent_rules=intent_rules)
+    return make_splits(task_def, loaded, labels=labels, labels_from_data=label_field is not None, val=val, test=test,
+                       seed=seed, grouped=group_by is not None, split_field=split_field, train_split=train_split,
+                       val_split=val_split, test_split=test_split,
+                       near_duplicate_threshold=near_duplicate_threshold, load_options=options)
+
+
+def load_split_from_manifest(manifest: dict, split: str = "test") -> list[Example]:
+    """Re-read a model's own ``split`` rows from their sources, refusing if the data changed since training."""
+    if split not in SPLITS:
+        raise RouterforgeError(f"unknown split {split!r}", hint=f"choose one of {SPLITS}")
+    sources = manifest["sources"]
+    for source in sources:
+        path = source["path"]
+        if path.startswith("hf:"):
+            continue
+        if not Path(path).is_file():
+            raise RouterforgeError("the model's training data is no longer at this path", source=path,
+                                   hint="run from the directory you trained in, or pass --data FILE")
+        if file_sha256(Path(path)) != source["sha256"]:
+            raise RouterforgeError("data file changed since the model was trained (sha256 differs)", source=path,
+                                   hint="restore the original file, or evaluate on it explicitly with --data")
+    options = manifest["load_options"]
+    task_def = get_task(manifest["task"])
+    intent_rules = None
+    if options.get("rules"):
+        from .intents import load_rules
+
+        intent_rules = load_rules(options["rules"])
+    loaded = load_examples(task_def, [s["path"] for s in sources], text_field=options.get("text_field"),
+                           label_field=options.get("label_field"), group_by=options.get("group_by"),
+                           split_field=options.get("split_field"), intent_rules=intent_rules)
+    by_key = {e.key: e for e in loaded.examples}
+    rows = []
+    for key, digest in manifest["splits"][split]:
+        example = by_key.get(key)
+        if example is None or text_hash(example.text) != digest:
+            raise RouterforgeError(f"row {key} of the {split} split is missing or changed",
+                                   hint="the data or the loader rules changed since training")
+        rows.append(example)
+    return rows

@@ -1,0 +1,221 @@
+"""Read labelled rows from files or the Hugging Face hub and turn them into validated Examples.
+
+Formats: JSONL, JSON (a list of objects, e.g. presidio-research's ``synth_dataset_v2.json``), CSV, Parquet,
+and ``hf:ORG/NAME[:split]`` through ``datasets``. Row shapes are recognised per task:
+
+- sequence tasks: ``text_field``/``label_field`` (defaults: the first of text/question/prompt and
+  label/category/type/intent present in the row);
+- ``pii``: ``text`` + ``spans[{entity_type, start, end[, value]}]`` (this project's JSONL) or presidio-research's
+  original ``full_text`` + ``spans[{entity_type, entity_value, start_position, end_position}]``;
+- ``intent``: Glaive tool-call rows and BFCL query rows get their label from the rule table in
+  :mod:`routerforge.data.intents`; other rows are read like any sequence task.
+
+Every problem raises :class:`RouterforgeError` naming the file and line.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import RouterforgeError
+from ..tasks import Task
+from .schema import Example, Span
+
+TEXT_FIELDS = ("text", "question", "prompt", "full_text")
+LABEL_FIELDS = ("label", "category", "type", "intent")
+
+
+@dataclass
+class SourceInfo:
+    """Where rows came from, so a manifest can tell later whether the data changed."""
+
+    path: str
+    sha256: str
+    rows: int
+
+
+@dataclass
+class Loaded:
+    examples: list[Example]
+    sources: list[SourceInfo]
+    dropped: Counter = field(default_factory=Counter)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_rows(spec: str) -> Iterator[tuple[int, object]]:
+    """Yield ``(line_or_row_number, row)`` from a file or an ``hf:`` spec; rows are not yet validated."""
+    if spec.startswith("hf:"):
+        yield from _hub_rows(spec)
+        return
+    path = Path(spec)
+    if not path.is_file():
+        raise RouterforgeError("data file not found", source=spec, hint="check the path or --data-dir")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield number, json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise RouterforgeError(f"malformed JSON: {err.msg}", source=spec, line=number) from None
+    elif suffix == ".json":
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise RouterforgeError(f"malformed JSON: {err.msg}", source=spec, line=err.lineno) from None
+        if not isinstance(rows, list):
+            raise RouterforgeError("a .json data file must hold a list of rows", source=spec)
+        yield from enumerate(rows, 1)
+    elif suffix == ".csv":
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            for row in reader:
+                yield reader.line_num, row
+    elif suffix == ".parquet":
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        yield from enumerate(frame.to_dict(orient="records"), 1)
+    else:
+        raise RouterforgeError(f"unsupported file type {suffix!r}", source=spec,
+                               hint="use .jsonl, .json, .csv, .parquet or hf:ORG/NAME[:split]")
+
+
+def _hub_rows(spec: str) -> Iterator[tuple[int, object]]:
+    """``hf:ORG/NAME[:split]`` through ``datasets`` (needs network or a local HF cache)."""
+    name, _, split = spec[3:].partition(":")
+    try:
+        import datasets
+
+        dataset = datasets.load_dataset(name, split=split or "train")
+    except Exception as err:  # network, missing split, auth: all user-fixable
+        raise RouterforgeError(f"could not load hub dataset: {err}", source=spec,
+                               hint="check the name and split, and that the hub is reachable") from None
+    yield from enumerate(dataset, 1)
+
+
+def source_info(spec: str, rows: int) -> SourceInfo:
+    if spec.startswith("hf:"):
+        return SourceInfo(spec, "hub:" + hashlib.sha256(spec.encode()).hexdigest(), rows)
+    return SourceInfo(spec, file_sha256(Path(spec)), rows)
+
+
+def load_examples(task: Task, specs: list[str], *, text_field: str | None = None, label_field: str | None = None,
+                  group_by: str | None = None, split_field: str | None = None, intent_rules=None) -> Loaded:
+    """Read and validate every source; labels are checked against the label set later (see ``splits``)."""
+    if not specs:
+        raise RouterforgeError(f"no data given for task {task.name!r}", hint="pass --data FILE (repeatable)")
+    loaded = Loaded([], [])
+    for spec in specs:
+        count = 0
+        for number, row in read_rows(spec):
+            count += 1
+            if not isinstance(row, dict):
+                raise RouterforgeError(f"malformed row: expected an object, got {type(row).__name__}",
+                                       source=spec, line=number)
+            example, reason = _to_example(task, row, spec, number, text_field, label_field, intent_rules)
+            if example is None:
+                loaded.dropped[reason] += 1
+                continue
+            if group_by:
+                example.group = _field(row, group_by, spec, number, required=True, kind=None)
+            if split_field:
+                example.split = str(_field(row, split_field, spec, number, required=True, kind=None))
+            loaded.examples.append(example)
+        loaded.sources.append(source_info(spec, count))
+    if not loaded.examples:
+        raise RouterforgeError(f"no usable rows for task {task.name!r} in {', '.join(specs)}",
+                               hint=f"dropped: {dict(loaded.dropped)}" if loaded.dropped else None)
+    return loaded
+
+
+def _field(row: dict, name: str, spec: str, number: int, *, required: bool, kind: type | None = str):
+    if name not in row or row[name] is None:
+        if required:
+            raise RouterforgeError(f"missing field {name!r} (row has: {', '.join(map(str, row))})",
+                                   source=spec, line=number)
+        return None
+    value = row[name]
+    if kind is not None and not isinstance(value, kind):
+        raise RouterforgeError(f"field {name!r} must be {kind.__name__}, got {type(value).__name__}",
+                               source=spec, line=number)
+    return value
+
+
+def _pick(row: dict, explicit: str | None, candidates: tuple[str, ...]) -> str:
+    if explicit:
+        return explicit
+    return next((name for name in candidates if name in row), candidates[0])
+
+
+def _text(row: dict, field_name: str, spec: str, number: int) -> str:
+    text = _field(row, field_name, spec, number, required=True)
+    if not text.strip():
+        raise RouterforgeError(f"empty text in field {field_name!r}", source=spec, line=number)
+    return text
+
+
+def _to_example(task: Task, row: dict, spec: str, number: int, text_field, label_field, intent_rules):
+    """One row -> (Example, None), or (None, drop reason) for rows a loader skips by rule."""
+    if task.kind == "token":
+        return _pii_example(row, spec, number, text_field), None
+    if task.name == "intent" and not label_field and ("called_functions" in row or "ground_truth_functions" in row):
+        from . import intents
+
+        convert = intents.intent_from_glaive_row if "called_functions" in row else intents.intent_from_bfcl_row
+        label, reason = convert(row, intent_rules)
+        if label is None:
+            return None, reason
+        text = _text(row, text_field or "text", spec, number)
+        return Example(text, label=label, source=spec, row=number), None
+    text = _text(row, _pick(row, text_field, TEXT_FIELDS), spec, number)
+    label = _field(row, _pick(row, label_field, LABEL_FIELDS), spec, number, required=True, kind=None)
+    if isinstance(label, bool) or not isinstance(label, (str, int)):
+        raise RouterforgeError(f"label must be a string, got {label!r}", source=spec, line=number)
+    return Example(text, label=str(label), source=spec, row=number), None
+
+
+def _pii_example(row: dict, spec: str, number: int, text_field: str | None) -> Example:
+    original = "full_text" in row and text_field is None
+    text = _text(row, "full_text" if original else (text_field or "text"), spec, number)
+    raw_spans = _field(row, "spans", spec, number, required=True, kind=list)
+    keys = ("entity_type", "start_position", "end_position", "entity_value") if original else \
+        ("entity_type", "start", "end", "value")
+    spans = []
+    for index, raw in enumerate(raw_spans):
+        where = f"span {index}"
+        if not isinstance(raw, dict):
+            raise RouterforgeError(f"{where} is not an object", source=spec, line=number)
+        entity, start, end = (raw.get(k) for k in keys[:3])
+        if not isinstance(entity, str) or not entity:
+            raise RouterforgeError(f"{where}: missing {keys[0]!r}", source=spec, line=number)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
+            raise RouterforgeError(f"{where}: {keys[1]!r} and {keys[2]!r} must be integers", source=spec, line=number)
+        if not 0 <= start < end <= len(text):
+            raise RouterforgeError(f"{where}: span [{start}, {end}) out of range for a text of {len(text)} characters",
+                                   source=spec, line=number)
+        value = raw.get(keys[3])
+        if value is not None and text[start:end] != value:
+            raise RouterforgeError(f"{where}: text[{start}:{end}] is {text[start:end]!r}, not {value!r}",
+                                   source=spec, line=number, hint="offsets must be Python character offsets")
+        spans.append(Span(entity, start, end))
+    spans.sort(key=lambda s: (s.start, s.end))
+    for left, right in zip(spans, spans[1:]):
+        if right.start < left.end:
+            raise RouterforgeError(f"overlapping spans {left} and {right}", source=spec, line=number,
+                                   hint="BIO labels cannot represent overlaps; keep one of them")
+    return Example(text, spans=tuple(spans), source=spec, row=number)

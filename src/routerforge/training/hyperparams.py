@@ -1,0 +1,44 @@
+"""Training hyperparameters: adaptive defaults by training-set size, every value overridable."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Hyperparams(BaseModel):
+    """Everything the trainer needs besides data and backbone. CLI flags and YAML ``overrides`` use these names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: float = Field(3, gt=0, description="training epochs (early stopping may end sooner)")
+    batch_size: int = Field(8, ge=1, description="examples per device per step")
+    lr: float = Field(2e-5, gt=0, description="peak learning rate (linear decay after warmup)")
+    weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay")
+    warmup: float = Field(0.06, ge=0, lt=1, description="warmup as a fraction of all steps")
+    patience: int = Field(2, ge=0, description="epochs without validation improvement before stopping (0: off)")
+    max_length: int = Field(128, ge=8, description="training window in tokens; longer rows are truncated and counted")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps (overrides epochs)")
+    seed: int = Field(13, description="seed for initialisation, shuffling and dropout")
+    loss: Literal["ce", "weighted", "focal"] | None = Field(
+        None, description="ce, weighted (class-weighted CE) or focal; default: weighted when classes are imbalanced")
+    focal_gamma: float = Field(2.0, ge=0, description="focusing parameter of the focal loss")
+    gradient_checkpointing: bool = Field(False, description="trade compute for memory on long inputs")
+    eval_batch_size: int = Field(32, ge=1, description="batch size for validation and test prediction")
+
+
+# (max training rows, values) from the project brief: small sets get gentler, regularised training.
+ADAPTIVE = (
+    (999, dict(epochs=2, batch_size=4, lr=1e-5, weight_decay=0.15, warmup=0.1, patience=1)),
+    (5000, dict(epochs=3, batch_size=8, lr=2e-5, weight_decay=0.1, warmup=0.06, patience=2)),
+    (None, dict(epochs=4, batch_size=16, lr=3e-5, weight_decay=0.05, warmup=0.03, patience=3)),
+)
+LORA_LR = 1e-4
+
+
+def adaptive_hyperparams(n_train: int, *, lora: bool = False, overrides: dict | None = None) -> Hyperparams:
+    """Defaults by training-set size (<1k, 1k-5k, >5k rows); LoRA defaults to lr 1e-4; overrides win."""
+    values = next(v for limit, v in ADAPTIVE if limit is None or n_train <= limit)
+    values = dict(values, **({"lr": LORA_LR} if lora else {}))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return Hyperparams(**values)
