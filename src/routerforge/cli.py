@@ -245,6 +245,23 @@ def data_command(
     out_console.print_json(json.dumps(task_data.report))
 
 
+@app.command()
+@_friendly
+def synth(
+    task: Annotated[str, typer.Option(help="category | pii | jailbreak | intent")],
+    output: Annotated[Path, typer.Option(help="JSONL file to write")],
+    n: Annotated[int, typer.Option(help="rows")] = 1000,
+    seed: Annotated[int, typer.Option(help="generator seed")] = 0,
+):
+    """Write seeded synthetic data (offline; for the quickstart and for trying the tool without data)."""
+    from .data.synth import write_jsonl
+
+    path = write_jsonl(task, output, n, seed=seed)
+    err_console.print(f"{n} synthetic {task} rows written to {path}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # rich progress instead of load reports
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     app()

@@ -193,7 +193,7 @@ DEFAULT_RULES: IntentRules = _default_rules()
 
 def intent_for_function(name: str, description: str = "", rules: IntentRules | None = None) -> str | None:
     """The category of one called function, or None when no rule matches."""
-    return (rules or DEFAULT_RULES).match(name, description)
+    return (DEFAULT_RULES if rules is None else rules).match(name, description)
 
 
 def intent_for_calls(calls: list[tuple[str, str]], rules: IntentRules | None = None) -> str | None:
@@ -212,7 +212,11 @@ def intent_for_calls(calls: list[tuple[str, str]], rules: IntentRules | None = N
 def _function_defs(tools: Any) -> list[dict]:
     """Tool definitions as a list of dicts, whether given as a JSON string, a list, or OpenAI-style wrappers."""
     if isinstance(tools, str):
-        tools = json.loads(tools) if tools.strip() else []
+        try:
+            tools = json.loads(tools) if tools.strip() else []
+        except json.JSONDecodeError as err:
+            raise RouterforgeError(f"tool definitions are not valid JSON ({err.msg} at character {err.pos})",
+                                   hint="tools_json must be a JSON list of function definitions") from None
     defs = []
     for tool in tools or []:
         if isinstance(tool, dict):

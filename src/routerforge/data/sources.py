@@ -89,10 +89,22 @@ def read_rows(spec: str) -> Iterator[tuple[int, object]]:
         import pandas as pd
 
         frame = pd.read_parquet(path)
-        yield from enumerate(frame.to_dict(orient="records"), 1)
+        for number, row in enumerate(frame.to_dict(orient="records"), 1):
+            yield number, {key: _native(value) for key, value in row.items()}
     else:
         raise RouterforgeError(f"unsupported file type {suffix!r}", source=spec,
                                hint="use .jsonl, .json, .csv, .parquet or hf:ORG/NAME[:split]")
+
+
+def _native(value):
+    """Parquet list columns come back as numpy arrays (also inside structs): turn them into lists."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)) and getattr(value, "ndim", 0) > 0:
+        value = value.tolist()
+    if isinstance(value, list):
+        return [_native(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _native(v) for k, v in value.items()}
+    return value
 
 
 def _hub_rows(spec: str) -> Iterator[tuple[int, object]]:
@@ -177,7 +189,10 @@ def _to_example(task: Task, row: dict, spec: str, number: int, text_field, label
         from . import intents
 
         convert = intents.intent_from_glaive_row if "called_functions" in row else intents.intent_from_bfcl_row
-        label, reason = convert(row, intent_rules)
+        try:
+            label, reason = convert(row, intent_rules)
+        except RouterforgeError as err:
+            raise RouterforgeError(str(err), source=spec, line=number) from None
         if label is None:
             return None, reason
         text = _text(row, text_field or "text", spec, number)

@@ -118,8 +118,11 @@ def resolve_labels(task: Task, examples: list[Example], labels: list[str] | None
 def _stratify_keys(examples: list[Example]) -> list[str] | None:
     if examples and examples[0].spans is None:
         counts = Counter(e.label for e in examples)
-        # classes too small to appear in every split are not stratified (they stay wherever they fall)
-        return [e.label if counts[e.label] >= 3 else "__rare__" for e in examples]
+        # sklearn stratifies classes of >= 2 rows (so a class of 3 keeps a training row through both splits, even
+        # after the test split left it 2); single rows share one stratum, or join the largest class when there is
+        # only one of them (a one-row stratum makes sklearn refuse to stratify at all)
+        rare = "__rare__" if sum(c == 1 for c in counts.values()) >= 2 else counts.most_common(1)[0][0]
+        return [e.label if counts[e.label] >= 2 else rare for e in examples]
     return None
 
 

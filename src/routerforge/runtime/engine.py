@@ -29,6 +29,7 @@ def read_info(path: str | Path) -> dict:
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits.astype(np.float64)
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=-1, keepdims=True)

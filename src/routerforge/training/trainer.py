@@ -121,16 +121,17 @@ def _make_trainer_class():
 
 def train(data: TaskData, model: str = "minilm", output: str | Path = "models/model", *,
           lora: LoraSettings | None = None, hyperparams: Hyperparams | dict | None = None, resume: bool = False,
-          progress: bool = True, evaluate_after: bool = True) -> TrainResult:
+          progress: bool = True, evaluate_after: bool = True, callbacks: list | None = None) -> TrainResult:
     """Fine-tune ``model`` on ``data`` and write a model directory to ``output``.
 
     ``hyperparams``: a :class:`Hyperparams` or a dict of overrides on the adaptive defaults (by training-set
-    size). ``resume``: continue from the last checkpoint in ``output/checkpoints``.
+    size). ``resume``: continue from the last checkpoint in ``output/checkpoints``. ``callbacks``: extra
+    ``transformers.TrainerCallback`` objects.
     """
     import torch
     from transformers import (AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer,
                               DataCollatorForTokenClassification, DataCollatorWithPadding, EarlyStoppingCallback,
-                              TrainingArguments)
+                              PrinterCallback, TrainingArguments)
     from transformers.trainer_utils import get_last_checkpoint
 
     started = time.perf_counter()
@@ -190,11 +191,14 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
         eval_strategy=strategy, save_strategy=strategy, eval_steps=hp.max_steps, save_steps=hp.max_steps,
         load_best_model_at_end=True, metric_for_best_model=metric, greater_is_better=True, save_total_limit=2,
         train_sampling_strategy="group_by_length", seed=hp.seed, report_to=["tensorboard"], logging_steps=20,
-        disable_tqdm=True, use_cpu=not use_gpu, fp16=use_gpu, gradient_checkpointing=hp.gradient_checkpointing,
-        label_names=["labels"], dataloader_num_workers=0,
+        disable_tqdm=True, use_cpu=not use_gpu, fp16=use_gpu,
+        **({"gradient_checkpointing": True} if hp.gradient_checkpointing else {}), label_names=["labels"], dataloader_num_workers=0,
+        optim="adamw_torch_fused",  # on CPU 20x faster per step than the default foreach AdamW (benchmarks/)
     )
     collator = DataCollatorForTokenClassification(tokenizer) if kind == "token" else DataCollatorWithPadding(tokenizer)
-    callbacks = [EarlyStoppingCallback(early_stopping_patience=hp.patience)] if hp.patience > 0 else []
+    callbacks = list(callbacks or [])
+    if hp.patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=hp.patience))
     if progress:
         from .progress import RichProgressCallback
 
@@ -205,6 +209,7 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
         preprocess_logits_for_metrics=_argmax_logits, callbacks=callbacks,
         loss_kind=loss_kind, class_weights=weights, focal_gamma=hp.focal_gamma,
     )
+    trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; the rich bar reports instead
     trainer.train(resume_from_checkpoint=last_checkpoint)
     train_seconds = time.perf_counter() - started
     if not trainer.is_world_process_zero():  # under torchrun only rank 0 writes the model
