@@ -323,3 +323,9 @@ def test_bad_hub_spec_offline():
     pytest.importorskip("datasets")
     with pytest.raises(RouterforgeError, match="hf:no-such-org-routerforge/no-such-set"):
         list(read_rows("hf:no-such-org-routerforge/no-such-set:train"))
+
+
+def test_csv_with_byte_order_mark(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("text,label\nhello,benign\n".encode("utf-8-sig"))
+    assert [(e.text, e.label) for e in loaded("jailbreak", path).examples] == [("hello", "benign")]

@@ -306,3 +306,16 @@ def test_deterministic_under_seed(tmp_path):
     assert all([e.key for e in first.split(s)] == [e.key for e in second.split(s)] for s in SPLITS)
     assert first.report == second.report
     assert load("jailbreak", path, seed=12).fingerprint != first.fingerprint
+
+
+def test_val_row_close_to_a_moved_test_row_moves_too(tmp_path):
+    """A test row that moves to train must not leave its near-copy in val."""
+    rows = [{"text": t, "label": "benign", "split": "train"} for t in sentences(20, 8)]
+    rows += [{"text": LONG_A, "label": "benign", "split": "val"},
+             {"text": LONG_A_EDIT, "label": "benign", "split": "test"}]
+    rows += [{"text": t, "label": "benign", "split": "test"} for t in sentences(3, 9)]
+    rows += [{"text": t, "label": "benign", "split": "val"} for t in sentences(2, 10)]
+    data = load("jailbreak", write_jsonl(tmp_path / "d.jsonl", rows), split_field="split", val_split="val")
+    assert {LONG_A, LONG_A_EDIT} <= {e.text for e in data.train}
+    moved = data.report["near_duplicates_moved_to_train"]
+    assert (moved["val"], moved["test"]) == (1, 1) and len(data.val) == 2 and len(data.test) == 3

@@ -121,5 +121,6 @@ def load_config(path: str | Path) -> ProjectConfig:
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise RouterforgeError(f"field {where}: {first['msg']}", source=str(path),
+        message = first["msg"].removeprefix("Value error, ")
+        raise RouterforgeError(f"field {where}: {message}", source=str(path),
                                hint=f"{len(err.errors())} problem(s); see docs in routerforge.config") from None

@@ -64,7 +64,7 @@ def read_rows(spec: str) -> Iterator[tuple[int, object]]:
         raise RouterforgeError("data file not found", source=spec, hint="check the path or --data-dir")
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
@@ -81,7 +81,7 @@ def read_rows(spec: str) -> Iterator[tuple[int, object]]:
             raise RouterforgeError("a .json data file must hold a list of rows", source=spec)
         yield from enumerate(rows, 1)
     elif suffix == ".csv":
-        with open(path, encoding="utf-8", newline="") as handle:
+        with open(path, encoding="utf-8-sig", newline="") as handle:  # -sig: Excel writes a BOM
             reader = csv.DictReader(handle)
             for row in reader:
                 yield reader.line_num, row

@@ -183,6 +183,7 @@ def make_splits(task: Task, loaded: Loaded, *, labels: list[str] | None = None, 
                                source="splits")
     examples, duplicates, conflicts = dedup(loaded.examples)
     label_set = resolve_labels(task, examples, labels, labels_from_data)
+    unused: dict[str, int] = {}  # rows whose split value is none of train/val/test: left out, but counted
     if split_field:
         by_split: dict[str, list[Example]] = {}
         for example in examples:
@@ -191,6 +192,7 @@ def make_splits(task: Task, loaded: Loaded, *, labels: list[str] | None = None, 
         if missing:
             raise RouterforgeError(f"split column {split_field!r} has no rows for {missing}; it has {sorted(by_split)}",
                                    hint="set --train-split/--val-split/--test-split to values present in the data")
+        unused = {name: len(rows) for name, rows in by_split.items() if name not in (train_split, val_split, test_split)}
         train_rows, test_rows = by_split[train_split], by_split[test_split]
         if val_split:
             val_rows = by_split[val_split]
@@ -199,17 +201,19 @@ def make_splits(task: Task, loaded: Loaded, *, labels: list[str] | None = None, 
     else:
         rest, test_rows = _random_split(examples, test, seed, grouped)
         train_rows, val_rows = _random_split(rest, val / (1 - test) if test < 1 else 0, seed, grouped)
-    train_rows, val_rows, moved_val = _move_near_duplicates(train_rows, val_rows, near_duplicate_threshold, grouped)
+    # test first (against train and val), then val against train including the test rows just moved there
     train_rows, test_rows, moved_test = _move_near_duplicates(train_rows + val_rows, test_rows,
                                                               near_duplicate_threshold, grouped)
     val_ids = {id(e) for e in val_rows}
     train_rows = [e for e in train_rows if id(e) not in val_ids]
+    train_rows, val_rows, moved_val = _move_near_duplicates(train_rows, val_rows, near_duplicate_threshold, grouped)
     if not train_rows or not test_rows:
         raise RouterforgeError(f"split left train={len(train_rows)}, test={len(test_rows)} rows for {task.name}",
                                hint="add data or change the split fractions")
     data = TaskData(task, label_set, train_rows, val_rows, test_rows, loaded.sources, load_options or {})
     data.report = {
         "rows_read": sum(s.rows for s in loaded.sources),
+        "rows_in_unused_splits": unused,
         "rows_dropped_by_loader": dict(loaded.dropped),
         "duplicates_removed": duplicates,
         "conflicting_label_rows_dropped": conflicts,
