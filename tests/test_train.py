@@ -16,9 +16,9 @@ FAST = {"epochs": 4, "batch_size": 16, "lr": 3e-3, "patience": 0, "warmup": 0.0,
 runner = CliRunner()
 
 
-def _train(task, backbone, tmp_path, n=240, lora=None, **load_kwargs):
+def _train(task, backbone, tmp_path, n=240, lora=None):
     source = write_jsonl(task, tmp_path / f"{task}.jsonl", n, seed=1)
-    data = rf.data.load(task, str(source), **load_kwargs)
+    data = rf.data.load(task, str(source))
     result = rf.train(data, model=str(backbone), output=tmp_path / "model", hyperparams=FAST, lora=lora,
                       progress=False)
     return data, result
@@ -54,10 +54,15 @@ def test_sequence_task_end_to_end(arch, request, tmp_path):
     assert signal["flagged"] == (signal["p_jailbreak"] >= 0.5)
 
 
-@pytest.mark.parametrize("arch", ["bert", "modernbert"])
-def test_token_task_spans_are_exact(arch, request, tmp_path):
+@pytest.mark.parametrize(("arch", "crf"), [("bert", False), ("modernbert", False), ("bert", True)])
+def test_token_task_spans_are_exact(arch, crf, request, tmp_path):
     backbone = request.getfixturevalue(f"tiny_{arch}")
-    data, result = _train("pii", backbone, tmp_path, n=300, group_by="template_id")
+    source = write_jsonl("pii", tmp_path / "pii.jsonl", 300, seed=1)
+    data = rf.data.load("pii", str(source), group_by="template_id")
+    # O dominates the tags: a tiny random encoder needs more steps than the sequence tasks to emit spans
+    result = rf.train(data, model=str(backbone), output=tmp_path / "model", hyperparams=dict(FAST, epochs=12),
+                      crf=crf, progress=False)
+    assert result.info["crf"] == crf and (tmp_path / "model" / "crf.safetensors").is_file() == crf
     assert set(data.labels) >= {"PERSON", "EMAIL_ADDRESS"}
     spans = result.metrics["test"]["spans"]
     assert spans["n_gold"] == sum(len(e.spans) for e in data.test)

@@ -120,6 +120,7 @@ def train(
     loss: Annotated[Optional[str], typer.Option(help="ce | weighted | focal [weighted if imbalanced]")] = None,
     focal_gamma: Annotated[Optional[float], typer.Option(help="focal loss gamma [2]")] = None,
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
+    crf: Annotated[bool, typer.Option("--crf", help="pii: a CRF over the token head (well-formed BIO spans)")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint in OUTPUT")] = False,
 ):
     """Fine-tune one task's classifier and write a model directory (weights, tokenizer, routerforge.json)."""
@@ -158,7 +159,9 @@ def train(
     backbone = model or (cfg.backbone if cfg else "minilm")
     err_console.print(f"training {task} on {backbone} ({'LoRA' if lora_settings else 'full'}): "
                       f"{Hyperparams.model_validate(hyper).model_dump()}", highlight=False)
-    result = run_train(task_data, model=backbone, output=out, lora=lora_settings, hyperparams=hyper, resume=resume)
+    use_crf = crf or bool(cfg and cfg.tasks[task].crf)
+    result = run_train(task_data, model=backbone, output=out, lora=lora_settings, hyperparams=hyper, crf=use_crf,
+                       resume=resume)
     table = Table(title=f"{task}: test split ({len(task_data.test)} rows)")
     table.add_column("metric")
     table.add_column("value")

@@ -34,6 +34,7 @@ class TaskConfig(_Strict):
     val_split: str | None = Field(None, description="value of split_field for validation rows (default: carve)")
     test_split: str = Field("test", description="value of split_field for test rows")
     rules: str | None = Field(None, description="intent only: YAML rule table (null = the built-in one)")
+    crf: bool = Field(False, description="pii only: a CRF over the token head")
 
     @field_validator("data", mode="before")
     @classmethod

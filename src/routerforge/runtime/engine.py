@@ -62,6 +62,10 @@ class TaskModel:
         try:
             model = auto.from_pretrained(path, use_safetensors=not allow_pickle)
             tokenizer = AutoTokenizer.from_pretrained(path)
+            if info.get("crf"):
+                from ..modeling.heads import load_crf
+
+                model = load_crf(model, path)
         except (OSError, ValueError) as err:
             raise RouterforgeError(f"cannot load the model: {err}", source=str(path)) from None
         return cls(model, tokenizer, info)
@@ -82,9 +86,14 @@ class TaskModel:
         offsets = encoded.pop("offset_mapping")
         inputs = {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         with torch.inference_mode():
-            logits = self.model(**inputs).logits.float().numpy()
-        return logits, {"offsets": offsets.tolist(), "attention_mask": inputs["attention_mask"].numpy(),
-                        "truncated": truncated}
+            logits = self.model(**inputs).logits
+            tags = None
+            if self.info.get("crf"):  # Viterbi over the text's tokens (not [CLS]/[SEP]/padding)
+                special = torch.tensor([self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
+                                        for ids in inputs["input_ids"].tolist()], dtype=torch.bool)
+                tags = self.model.decode(logits, inputs["attention_mask"].bool() & ~special).numpy()
+        return logits.float().numpy(), {"offsets": offsets.tolist(), "attention_mask": inputs["attention_mask"].numpy(),
+                                        "truncated": truncated, "tags": tags}
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[dict]:
         """One dict per text: ``{label, confidence, probs}`` (sequence) or ``{pii: [spans]}`` (token)."""
@@ -102,7 +111,12 @@ class TaskModel:
             mask = extra["attention_mask"][row].astype(bool)
             offsets = [tuple(o) for o, keep in zip(extra["offsets"][row], mask) if keep]
             token_probs = probs[mask]
-            spans = decode_spans(text, offsets, token_probs.argmax(-1), token_probs.max(-1), self.id2label)
+            if extra["tags"] is not None:  # CRF: Viterbi tags; score = the emission probability of each tag
+                tags = extra["tags"][row][mask].clip(min=0)
+            else:
+                tags = token_probs.argmax(-1)
+            confidence = token_probs[np.arange(len(tags)), tags]
+            spans = decode_spans(text, offsets, tags, confidence, self.id2label)
             return {"pii": spans}
         best = int(probs.argmax())
         out = {"label": self.id2label[best], "confidence": float(probs[best]),

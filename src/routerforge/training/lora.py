@@ -38,10 +38,13 @@ def wrap_with_lora(model, settings: LoraSettings, head_modules: list[str]):
 def save_lora(peft_model, directory: Path) -> None:
     """Adapter under ``adapter/`` (so transformers does not mistake the model dir for an adapter), then the
     merged model at the top level: serving needs no peft."""
+    from ..modeling.heads import save_model
+
     peft_model.save_pretrained(directory / "adapter")
-    peft_model.merge_and_unload().save_pretrained(directory)
+    save_model(peft_model.merge_and_unload(), directory)
 
 
 def head_module_names(model) -> list[str]:
-    """The task head's top-level modules, which LoRA keeps fully trainable and saves."""
-    return [name for name, _ in model.named_children() if name in ("classifier", "score", "head", "crf")]
+    """The task head's modules (by their last name), which LoRA keeps fully trainable and saves."""
+    heads = ("classifier", "score", "crf")
+    return sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name.rsplit(".", 1)[-1] in heads})

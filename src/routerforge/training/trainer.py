@@ -24,6 +24,7 @@ from ..data.splits import TaskData
 from ..errors import RouterforgeError
 from ..io import atomic_directory, write_json
 from ..modeling.backbones import resolve_backbone
+from ..modeling.heads import CrfTokenClassifier, save_model
 from ..modeling.losses import classification_loss, inverse_frequency_weights, is_imbalanced
 from .hyperparams import Hyperparams, adaptive_hyperparams
 from .lora import LoraSettings, head_module_names, save_lora, wrap_with_lora
@@ -96,8 +97,19 @@ def _compute_metrics_fn(kind: str, id2label: dict):
     return compute
 
 
-def _argmax_logits(logits, labels):
-    return logits.argmax(dim=-1)
+def _crf_of(model) -> CrfTokenClassifier | None:
+    """The CRF model inside whatever wraps it (peft, DDP), if there is one."""
+    return next((m for m in model.modules() if isinstance(m, CrfTokenClassifier)), None)
+
+
+def _predictions_fn(net):
+    """Validation predictions: argmax per token or sequence; Viterbi tags for a CRF model."""
+    crf = _crf_of(net)
+
+    def predict(logits, labels):
+        return crf.decode(logits, labels != -100) if crf is not None else logits.argmax(dim=-1)
+
+    return predict
 
 
 def _make_trainer_class():
@@ -113,20 +125,25 @@ def _make_trainer_class():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels = inputs["labels"]
             outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
-            loss = classification_loss(outputs.logits, labels, self.loss_kind, self.class_weights, self.focal_gamma)
+            if self.loss_kind == "crf":
+                loss = _crf_of(model).nll(outputs.logits, labels)
+            else:
+                loss = classification_loss(outputs.logits, labels, self.loss_kind, self.class_weights,
+                                           self.focal_gamma)
             return (loss, outputs) if return_outputs else loss
 
     return TaskTrainer
 
 
 def train(data: TaskData, model: str = "minilm", output: str | Path = "models/model", *,
-          lora: LoraSettings | None = None, hyperparams: Hyperparams | dict | None = None, resume: bool = False,
+          lora: LoraSettings | None = None, hyperparams: Hyperparams | dict | None = None, crf: bool = False,
+          resume: bool = False,
           progress: bool = True, evaluate_after: bool = True, callbacks: list | None = None) -> TrainResult:
     """Fine-tune ``model`` on ``data`` and write a model directory to ``output``.
 
     ``hyperparams``: a :class:`Hyperparams` or a dict of overrides on the adaptive defaults (by training-set
     size). ``resume``: continue from the last checkpoint in ``output/checkpoints``. ``callbacks``: extra
-    ``transformers.TrainerCallback`` objects.
+    ``transformers.TrainerCallback`` objects. ``crf``: a CRF over the token head (pii only).
     """
     import torch
     from transformers import (AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer,
@@ -141,6 +158,10 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
     else:
         hp = adaptive_hyperparams(len(data.train), lora=lora is not None, overrides=hyperparams)
     task, kind = data.task, data.task.kind
+    if crf and kind != "token":
+        raise RouterforgeError(f"--crf is for token tasks (pii), not {task.name}")
+    if crf and hp.loss not in (None, "ce"):
+        raise RouterforgeError(f"loss {hp.loss!r} does not apply with --crf (the CRF has its own likelihood)")
     if not data.val:
         raise RouterforgeError(f"the {task.name} validation split is empty",
                                hint="early stopping and checkpoint selection need validation rows: raise --val")
@@ -161,7 +182,7 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
     counts = np.bincount(np.concatenate([np.asarray(l).ravel() for l in train_set["labels"]]).clip(0),
                          minlength=len(label_names)) if kind == "token" else \
         np.bincount(train_set["labels"], minlength=len(label_names))
-    loss_kind = hp.loss or ("weighted" if kind == "sequence" and is_imbalanced(counts) else "ce")
+    loss_kind = "crf" if crf else hp.loss or ("weighted" if kind == "sequence" and is_imbalanced(counts) else "ce")
     weights = inverse_frequency_weights(counts.tolist()) if loss_kind in ("weighted", "focal") else None
 
     torch.manual_seed(hp.seed)
@@ -171,6 +192,8 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
                                    label2id=label2id, ignore_mismatched_sizes=True)
     except (OSError, ValueError) as err:
         raise RouterforgeError(f"cannot load the backbone: {err}", source=backbone_path) from None
+    if crf:
+        net = CrfTokenClassifier(net, len(label_names))
     if lora is not None:
         net = wrap_with_lora(net, lora, head_module_names(net))
 
@@ -206,7 +229,7 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
     trainer = _make_trainer_class()(
         model=net, args=args, train_dataset=train_set, eval_dataset=val_set, data_collator=collator,
         processing_class=tokenizer, compute_metrics=_compute_metrics_fn(kind, id2label),
-        preprocess_logits_for_metrics=_argmax_logits, callbacks=callbacks,
+        preprocess_logits_for_metrics=_predictions_fn(net), callbacks=callbacks,
         loss_kind=loss_kind, class_weights=weights, focal_gamma=hp.focal_gamma,
     )
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; the rich bar reports instead
@@ -225,6 +248,7 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
         "backbone": {"name": model, "path": backbone_path, "model_type": net.config.model_type},
         "hyperparams": hp.model_dump() | {"loss": loss_kind},
         "lora": lora.model_dump() if lora else None,
+        "crf": crf,
         "max_length": hp.max_length,
         "data": {"manifest": data.manifest(), "report": data.report | {
             "rows_longer_than_training_window": {"train": long_train, "val": long_val, "window": hp.max_length}}},
@@ -242,7 +266,7 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
         if lora is not None:
             save_lora(final, tmp)
         else:
-            final.save_pretrained(tmp)
+            save_model(final, tmp)
         tokenizer.save_pretrained(tmp)
         metrics = {}
         if evaluate_after:
