@@ -6,6 +6,7 @@ deliberately evaluate through the runtime rather than a second prediction path.)
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -84,6 +85,15 @@ def _examples_from_files(model, data: list[str], text_field: str | None, label_f
     return loaded.examples
 
 
+def _model_sections(info: dict) -> dict[str, str]:
+    """How the model was made: data report (splits, duplicates, truncation) and training summary."""
+    training = {k: v for k, v in info.get("training", {}).items() if k != "log_history"}
+    as_json = lambda value: "```json\n" + json.dumps(value, indent=2, default=str) + "\n```"  # noqa: E731
+    return {"Data": as_json(info["data"]["report"]),
+            "Training": as_json({"backbone": info["backbone"], "hyperparams": info["hyperparams"],
+                                 "lora": info.get("lora"), "crf": info.get("crf", False)} | training)}
+
+
 def evaluate(model_dir: str | Path, data: str | list[str] | None = None, *, output: str | Path | None = None,
              split: str = "test", text_field: str | None = None, label_field: str | None = None,
              n_boot: int = 1000, allow_pickle: bool = False) -> dict:
@@ -116,5 +126,6 @@ def evaluate(model_dir: str | Path, data: str | list[str] | None = None, *, outp
     if "detection" in metrics:
         plot_roc_pr([int(e.label == "jailbreak") for e in examples], [p["p_jailbreak"] for p in predictions],
                     out / "roc_pr.png")
-    write_report(out, metrics, title=f"{model.info['task']} model: {Path(model_dir).name}")
+    write_report(out, metrics, title=f"{model.info['task']} model: {Path(model_dir).name}",
+                 extra_sections=_model_sections(model.info))
     return metrics
