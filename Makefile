@@ -6,7 +6,7 @@ DEMO := runs/demo
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test test-fast bench-baselines clean
+.PHONY: demo test test-fast bench-quality clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,9 +28,10 @@ test: $(VENV)/.installed
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not minilm"
 
-# Quality comparisons on ../shared/data (run by hand; see benchmarks/README.md)
-bench-baselines: $(VENV)/.installed
-	$(PY) benchmarks/baselines.py --data-dir ../shared/data
+# Quality runs on ../shared/data, then the TF-IDF baselines on the same splits (by hand; benchmarks/README.md)
+bench-quality: $(VENV)/.installed
+	PATH=$(VENV)/bin:$$PATH bash benchmarks/quality.sh ../shared/data models
+	$(PY) benchmarks/baselines.py models/category models/category-lora models/intent models/clinc150
 
 clean:
 	rm -rf $(VENV) runs reports models .pytest_cache

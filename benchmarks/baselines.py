@@ -22,7 +22,7 @@ from sklearn.metrics import f1_score
 from routerforge.data import load_split_from_manifest
 from routerforge.evaluation.metrics import classification_metrics
 
-C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
+C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 
 
 def tfidf_lr(train, val, test, labels):
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("models", nargs="+", type=Path, help="sequence-task model directories")
     parser.add_argument("--json", type=Path, help="also write the comparison here")
     args = parser.parse_args()
-    console, results = Console(), {}
+    console, results = Console(width=150), {}
     table = Table(title="fine-tuned model vs TF-IDF + LR, same test split")
     for column in ("model", "rows", "system", "accuracy [95% CI]", "macro F1 [95% CI]", "errors"):
         table.add_column(column)

@@ -48,11 +48,12 @@ def _task_data(task, data, data_dir, config, text_field, label_field, labels, gr
     if config is not None:
         if task not in config.tasks:
             raise RouterforgeError(f"task {task!r} is not in the config", hint=f"it has {', '.join(config.tasks)}")
-        settings = config.tasks[task].model_dump()
+        settings = config.tasks[task].model_dump(exclude={"crf"})  # crf is a model option, not a loader one
         settings["data"] = config.data_paths(task, data_dir)
         settings |= config.splits.model_dump()
         settings["seed"] = config.seed
-    elif data and data_dir:
+        data_dir = data_dir or config.data_dir
+    if data and data_dir:
         data = [d if d.startswith("hf:") or Path(d).is_absolute() else str(Path(data_dir) / d) for d in data]
     flags = dict(data=data, text_field=text_field, label_field=label_field,
                  labels=[s.strip() for s in labels.split(",")] if labels else None, group_by=group_by,
@@ -62,6 +63,12 @@ def _task_data(task, data, data_dir, config, text_field, label_field, labels, gr
     if not settings.get("data"):
         raise RouterforgeError("no data: pass --data FILE or --config FILE")
     return rf_data.load(task, settings.pop("data"), **settings)
+
+
+def _targets(value: str | None):
+    if value is None or value == "auto":
+        return value
+    return [name.strip() for name in value.split(",") if name.strip()]
 
 
 def _print_data_report(data) -> None:
@@ -120,7 +127,9 @@ def train(
     loss: Annotated[Optional[str], typer.Option(help="ce | weighted | focal [weighted if imbalanced]")] = None,
     focal_gamma: Annotated[Optional[float], typer.Option(help="focal loss gamma [2]")] = None,
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
+    eval_batch_size: Annotated[Optional[int], typer.Option(help="batch size for validation/test [32]")] = None,
     crf: Annotated[bool, typer.Option("--crf", help="pii: a CRF over the token head (well-formed BIO spans)")] = False,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="accept non-safetensors backbones")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint in OUTPUT")] = False,
 ):
     """Fine-tune one task's classifier and write a model directory (weights, tokenizer, routerforge.json)."""
@@ -136,11 +145,12 @@ def train(
     _print_data_report(task_data)
     overrides = dict(cfg.training.overrides) if cfg else {}
     if cfg:
-        overrides["max_length"] = cfg.training.max_length
+        overrides.setdefault("max_length", cfg.training.max_length)
         overrides.setdefault("seed", cfg.seed)
     flags = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup,
                  patience=patience, max_length=max_length, max_steps=max_steps, seed=seed, loss=loss,
-                 focal_gamma=focal_gamma, gradient_checkpointing=gradient_checkpointing or None)
+                 focal_gamma=focal_gamma, gradient_checkpointing=gradient_checkpointing or None,
+                 eval_batch_size=eval_batch_size)
     overrides |= {k: v for k, v in flags.items() if v is not None}
     lora_settings = cfg.training.lora if cfg and cfg.training.lora else None
     if lora or any(v is not None for v in (lora_rank, lora_alpha, lora_dropout, lora_targets)):
@@ -148,7 +158,7 @@ def train(
         if lora_rank is not None and lora_alpha is None:
             base.pop("alpha", None)  # alpha follows the new rank (2 x rank)
         base |= {k: v for k, v in dict(rank=lora_rank, alpha=lora_alpha, dropout=lora_dropout,
-                                       targets=lora_targets.split(",") if lora_targets else None).items()
+                                       targets=_targets(lora_targets)).items()
                  if v is not None}
         lora_settings = LoraSettings(**base)
     try:
@@ -161,7 +171,7 @@ def train(
                       f"{Hyperparams.model_validate(hyper).model_dump()}", highlight=False)
     use_crf = crf or bool(cfg and cfg.tasks[task].crf)
     result = run_train(task_data, model=backbone, output=out, lora=lora_settings, hyperparams=hyper, crf=use_crf,
-                       resume=resume)
+                       resume=resume, allow_pickle=allow_pickle)
     table = Table(title=f"{task}: test split ({len(task_data.test)} rows)")
     table.add_column("metric")
     table.add_column("value")

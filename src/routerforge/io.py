@@ -35,6 +35,25 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def refuse_to_replace(target: str | Path, markers: tuple[str, ...], allowed: tuple[str, ...] = ()) -> None:
+    """Refuse to replace a non-empty directory that is not one of ours (has none of ``markers``).
+
+    ``--output models`` by mistake must not delete every model in ``models/``; ``allowed`` names entries that
+    may be there anyway (e.g. the ``checkpoints`` of an interrupted run).
+    """
+    from .errors import RouterforgeError
+
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise RouterforgeError("output path exists and is not a directory", source=str(target))
+    if not target.is_dir() or any((target / m).exists() for m in markers):
+        return
+    foreign = sorted(p.name for p in target.iterdir() if p.name not in allowed)
+    if foreign:
+        raise RouterforgeError(f"refusing to replace a directory that routerforge did not write (holds "
+                               f"{', '.join(foreign[:5])})", source=str(target), hint="choose another --output")
+
+
 def write_json(path: str | Path, payload) -> None:
     """Write JSON through a temporary file and a rename."""
     path = Path(path)

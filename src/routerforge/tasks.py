@@ -29,7 +29,7 @@ class Task:
 
 TASKS: dict[str, Task] = {
     "category": Task("category", "sequence", MMLU_PRO_CATEGORIES),
-    "pii": Task("pii", "token", None, metric="entity_f1"),
+    "pii": Task("pii", "token", None, metric="entity_f1"),  # seqeval entity F1 on validation
     "jailbreak": Task("jailbreak", "sequence", JAILBREAK_LABELS),
     "intent": Task("intent", "sequence", INTENT_LABELS),
 }

@@ -12,7 +12,7 @@ from ..errors import RouterforgeError
 from ..tasks import get_task
 from .schema import Example, Span
 from .sources import file_sha256, load_examples
-from .splits import SPLITS, TaskData, make_splits, text_hash
+from .splits import SPLITS, TaskData, make_splits, row_hash
 
 __all__ = ["Example", "Span", "TaskData", "load", "load_split_from_manifest"]
 
@@ -31,21 +31,27 @@ def load(task: str, data: str | list[str], *, text_field: str | None = None, lab
     specs = [data] if isinstance(data, str) else list(data)
     # absolute paths: the manifest must find the same files from any working directory
     specs = [s if s.startswith("hf:") else str(Path(s).expanduser().resolve()) for s in specs]
+    rules = str(Path(rules).expanduser().resolve()) if rules else None
     options = dict(task=task, data=specs, text_field=text_field, label_field=label_field, labels=labels,
                    group_by=group_by, split_field=split_field, train_split=train_split, val_split=val_split,
                    test_split=test_split, val=val, test=test, near_duplicate_threshold=near_duplicate_threshold,
                    seed=seed, rules=rules)
-    intent_rules = None
-    if rules:
-        from .intents import load_rules
-
-        intent_rules = load_rules(rules)
+    intent_rules = _intent_rules(rules)  # validates the file before it is hashed
+    options["rules_sha256"] = file_sha256(Path(rules)) if rules else None
     loaded = load_examples(task_def, specs, text_field=text_field, label_field=label_field, group_by=group_by,
                            split_field=split_field, intent_rules=intent_rules)
     return make_splits(task_def, loaded, labels=labels, labels_from_data=label_field is not None, val=val, test=test,
                        seed=seed, grouped=group_by is not None, split_field=split_field, train_split=train_split,
                        val_split=val_split, test_split=test_split,
                        near_duplicate_threshold=near_duplicate_threshold, load_options=options)
+
+
+def _intent_rules(path: str | None):
+    if not path:
+        return None
+    from .intents import load_rules
+
+    return load_rules(path)
 
 
 def load_split_from_manifest(manifest: dict, split: str = "test") -> list[Example]:
@@ -65,11 +71,11 @@ def load_split_from_manifest(manifest: dict, split: str = "test") -> list[Exampl
                                    hint="restore the original file, or evaluate on it explicitly with --data")
     options = manifest["load_options"]
     task_def = get_task(manifest["task"])
-    intent_rules = None
-    if options.get("rules"):
-        from .intents import load_rules
-
-        intent_rules = load_rules(options["rules"])
+    rules = options.get("rules")
+    if rules and (not Path(rules).is_file() or file_sha256(Path(rules)) != options.get("rules_sha256")):
+        raise RouterforgeError("the intent rule table is missing or changed since the model was trained",
+                               source=rules)
+    intent_rules = _intent_rules(options.get("rules"))
     loaded = load_examples(task_def, [s["path"] for s in sources], text_field=options.get("text_field"),
                            label_field=options.get("label_field"), group_by=options.get("group_by"),
                            split_field=options.get("split_field"), intent_rules=intent_rules)
@@ -77,7 +83,7 @@ def load_split_from_manifest(manifest: dict, split: str = "test") -> list[Exampl
     rows = []
     for key, digest in manifest["splits"][split]:
         example = by_key.get(key)
-        if example is None or text_hash(example.text) != digest:
+        if example is None or row_hash(example) != digest:
             raise RouterforgeError(f"row {key} of the {split} split is missing or changed",
                                    hint="the data or the loader rules changed since training")
         rows.append(example)

@@ -45,18 +45,18 @@ class TaskData:
         digest = hashlib.sha256()
         for name in SPLITS:
             for example in self.split(name):
-                digest.update(f"{name}\t{example.key}\t{text_hash(example.text)}\n".encode())
+                digest.update(f"{name}\t{example.key}\t{row_hash(example)}\n".encode())
         return digest.hexdigest()[:16]
 
     def manifest(self) -> dict:
-        """Per split: row ids and text hashes; plus the sources with their hashes and how they were read."""
+        """Per split: row ids and row hashes (text + label); the sources with their hashes; how they were read."""
         return {
             "task": self.task.name,
             "labels": list(self.labels),
             "fingerprint": self.fingerprint,
             "load_options": self.load_options,
             "sources": [vars(s) for s in self.sources],
-            "splits": {name: [[e.key, text_hash(e.text)] for e in self.split(name)] for name in SPLITS},
+            "splits": {name: [[e.key, row_hash(e)] for e in self.split(name)] for name in SPLITS},
         }
 
 
@@ -67,6 +67,12 @@ def normalise(text: str) -> str:
 
 def text_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def row_hash(example: Example) -> str:
+    """Hash of a row's text and its label (or spans): a manifest notices a relabelled row, not just new text."""
+    target = json.dumps(_target(example), default=lambda span: [span.entity_type, span.start, span.end])
+    return text_hash(example.text + "\x00" + target)
 
 
 def _target(example: Example):

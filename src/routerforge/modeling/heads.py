@@ -18,7 +18,9 @@ def _compact(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, to
     """Move the masked positions of each row to its front, in order; returns (values, mask, gather index)."""
     order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
     index = order.view(*order.shape, *([1] * (values.dim() - 2))).expand(*order.shape, *values.shape[2:])
-    return values.gather(1, index), mask.gather(1, order), order
+    compact_mask = mask.gather(1, order)
+    compact_mask[:, 0] = True  # the CRF needs a first step; a row with no text token gets one "O" position
+    return values.gather(1, index), compact_mask, order
 
 
 class CrfTokenClassifier(torch.nn.Module):
@@ -29,6 +31,9 @@ class CrfTokenClassifier(torch.nn.Module):
         self.token_model = token_model
         self.crf = CRF(num_labels, batch_first=True)
         self.config = token_model.config
+
+    def gradient_checkpointing_enable(self, **kwargs):
+        self.token_model.gradient_checkpointing_enable(**kwargs)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None):
         # named arguments: the Trainer keeps only dataset columns that forward() names

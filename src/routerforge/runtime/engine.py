@@ -45,6 +45,11 @@ class TaskModel:
         limits = [getattr(model.config, "max_position_embeddings", 512), tokenizer.model_max_length, 512]
         self.max_length = int(min(limits))
 
+    @property
+    def jailbreak_threshold(self) -> float:
+        """Flag when P(jailbreak) >= this: the model's stored threshold, else 0.5 (argmax)."""
+        return float(self.info.get("thresholds", {}).get("jailbreak", JAILBREAK_THRESHOLD))
+
     @classmethod
     def load(cls, path: str | Path, *, allow_pickle: bool = False) -> "TaskModel":
         return cls.load_parts(path, read_info(path), allow_pickle=allow_pickle)
@@ -55,12 +60,13 @@ class TaskModel:
         from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
         path = Path(path)
-        if not (path / "model.safetensors").is_file() and not allow_pickle:
+        safetensors = (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file()
+        if not safetensors and not allow_pickle:
             raise RouterforgeError("no model.safetensors in the model directory; pickled weights are refused",
                                    source=str(path), hint="pass --allow-pickle only for a model you trust")
         auto = AutoModelForTokenClassification if info["kind"] == "token" else AutoModelForSequenceClassification
         try:
-            model = auto.from_pretrained(path, use_safetensors=not allow_pickle)
+            model = auto.from_pretrained(path, use_safetensors=True if safetensors else None)
             tokenizer = AutoTokenizer.from_pretrained(path)
             if info.get("crf"):
                 from ..modeling.heads import load_crf
@@ -88,10 +94,8 @@ class TaskModel:
         with torch.inference_mode():
             logits = self.model(**inputs).logits
             tags = None
-            if self.info.get("crf"):  # Viterbi over the text's tokens (not [CLS]/[SEP]/padding)
-                special = torch.tensor([self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
-                                        for ids in inputs["input_ids"].tolist()], dtype=torch.bool)
-                tags = self.model.decode(logits, inputs["attention_mask"].bool() & ~special).numpy()
+            if self.info.get("crf"):  # Viterbi over the text's own tokens: those with a character range
+                tags = self.model.decode(logits, offsets[..., 1] > offsets[..., 0]).numpy()
         return logits.float().numpy(), {"offsets": offsets.tolist(), "attention_mask": inputs["attention_mask"].numpy(),
                                         "truncated": truncated, "tags": tags}
 
@@ -122,7 +126,6 @@ class TaskModel:
         out = {"label": self.id2label[best], "confidence": float(probs[best]),
                "probs": {self.id2label[i]: float(p) for i, p in enumerate(probs)}}
         if self.info["task"] == "jailbreak" and "jailbreak" in out["probs"]:
-            threshold = self.info.get("thresholds", {}).get("jailbreak", JAILBREAK_THRESHOLD)
             out["p_jailbreak"] = out["probs"]["jailbreak"]
-            out["flagged"] = out["p_jailbreak"] >= threshold
+            out["flagged"] = out["p_jailbreak"] >= self.jailbreak_threshold
         return out

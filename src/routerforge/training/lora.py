@@ -46,5 +46,5 @@ def save_lora(peft_model, directory: Path) -> None:
 
 def head_module_names(model) -> list[str]:
     """The task head's modules (by their last name), which LoRA keeps fully trainable and saves."""
-    heads = ("classifier", "score", "crf")
+    heads = ("classifier", "score", "crf", "head")  # ModernBERT: head (dense + norm) before its classifier
     return sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name.rsplit(".", 1)[-1] in heads})

@@ -11,7 +11,11 @@ to a temporary place and renamed, with ``routerforge.json`` (labels, hyperparame
 """
 from __future__ import annotations
 
+import json
+import os
 import platform
+import shutil
+import warnings
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,7 +26,8 @@ import numpy as np
 from ..data.spans import bio_label_names, bio_labels
 from ..data.splits import TaskData
 from ..errors import RouterforgeError
-from ..io import atomic_directory, write_json
+from ..io import atomic_directory, refuse_to_replace, write_json
+from ..runtime.engine import INFO_FILE
 from ..modeling.backbones import resolve_backbone
 from ..modeling.heads import CrfTokenClassifier, save_model
 from ..modeling.losses import classification_loss, inverse_frequency_weights, is_imbalanced
@@ -91,7 +96,8 @@ def _compute_metrics_fn(kind: str, id2label: dict):
                 gold.append([id2label[int(i)] for i in l_row[keep]])
                 pred.append([id2label[int(i)] for i in p_row[keep]])
             return {"entity_f1": entity_f1(gold, pred, zero_division=0)}
-        return {"macro_f1": f1_score(labels, preds, average="macro", zero_division=0),
+        # macro over the labels present in validation: the same definition the evaluation report uses
+        return {"macro_f1": f1_score(labels, preds, labels=np.unique(labels), average="macro", zero_division=0),
                 "accuracy": accuracy_score(labels, preds)}
 
     return compute
@@ -135,24 +141,76 @@ def _make_trainer_class():
     return TaskTrainer
 
 
+def _training_arguments(hp: Hyperparams, checkpoint_dir: Path, metric: str, use_gpu: bool):
+    """Trainer settings: evaluate and checkpoint every epoch (or at --max-steps), keep the best by ``metric``."""
+    from transformers import TrainingArguments
+
+    strategy = "steps" if hp.max_steps else "epoch"
+    return TrainingArguments(
+        output_dir=str(checkpoint_dir), per_device_train_batch_size=hp.batch_size,
+        per_device_eval_batch_size=hp.eval_batch_size, learning_rate=hp.lr, weight_decay=hp.weight_decay,
+        warmup_steps=hp.warmup, num_train_epochs=hp.epochs, max_steps=hp.max_steps or -1,
+        eval_strategy=strategy, save_strategy=strategy, eval_steps=hp.max_steps, save_steps=hp.max_steps,
+        load_best_model_at_end=True, metric_for_best_model=metric, greater_is_better=True, save_total_limit=2,
+        train_sampling_strategy="group_by_length", seed=hp.seed, report_to=["tensorboard"], logging_steps=20,
+        disable_tqdm=True, use_cpu=not use_gpu, fp16=use_gpu, label_names=["labels"], dataloader_num_workers=0,
+        optim="adamw_torch_fused",  # on CPU ~20x faster per step than the default foreach AdamW (docs/)
+    )
+
+
+def _prepare_checkpoints(checkpoint_dir: Path, resume: bool, run: dict) -> str | None:
+    """The checkpoint to resume from (``--resume``), after checking it belongs to the same data and settings;
+    a fresh run first clears checkpoints an interrupted earlier run left behind (rank 0 only)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    marker = checkpoint_dir / "run.json"
+    if resume:
+        last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+        if last is None:
+            raise RouterforgeError("--resume: no checkpoint to resume from", source=str(checkpoint_dir),
+                                   hint="train without --resume first")
+        if not marker.is_file() or json.loads(marker.read_text()) != json.loads(json.dumps(run, default=str)):
+            raise RouterforgeError("--resume: the checkpoints come from different data or settings",
+                                   source=str(checkpoint_dir), hint="resume with the same command, or drop --resume")
+        return last
+    if int(os.environ.get("RANK", "0")) == 0:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        checkpoint_dir.mkdir(parents=True)
+        write_json(marker, run)
+    return None
+
+
+def _score_splits(model_dir: Path, info: dict, data: TaskData) -> dict:
+    """Validation and test metrics through the serving path; a failure here is reported, the model kept."""
+    from ..evaluation.evaluate import evaluate_examples
+    from ..runtime.engine import TaskModel
+
+    try:
+        served = TaskModel.load_parts(model_dir, info)
+        return {split: evaluate_examples(served, data.split(split)) for split in ("val", "test")}
+    except Exception as err:  # noqa: BLE001 - the trained model matters more than its scores
+        warnings.warn(f"scoring the trained model failed ({err!r}); run 'routerforge eval' on it", stacklevel=2)
+        return {"error": repr(err)}
+
+
 def train(data: TaskData, model: str = "minilm", output: str | Path = "models/model", *,
           lora: LoraSettings | None = None, hyperparams: Hyperparams | dict | None = None, crf: bool = False,
-          resume: bool = False,
+          resume: bool = False, allow_pickle: bool = False,
           progress: bool = True, evaluate_after: bool = True, callbacks: list | None = None) -> TrainResult:
     """Fine-tune ``model`` on ``data`` and write a model directory to ``output``.
 
     ``hyperparams``: a :class:`Hyperparams` or a dict of overrides on the adaptive defaults (by training-set
     size). ``resume``: continue from the last checkpoint in ``output/checkpoints``. ``callbacks``: extra
     ``transformers.TrainerCallback`` objects. ``crf``: a CRF over the token head (pii only).
+    ``allow_pickle``: accept a backbone whose weights are not safetensors.
     """
     import torch
     from transformers import (AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer,
                               DataCollatorForTokenClassification, DataCollatorWithPadding, EarlyStoppingCallback,
-                              PrinterCallback, TrainingArguments)
-    from transformers.trainer_utils import get_last_checkpoint
-
+                              PrinterCallback)
     started = time.perf_counter()
     output = Path(output)
+    refuse_to_replace(output, markers=(INFO_FILE,), allowed=(CHECKPOINTS,))
     if isinstance(hyperparams, Hyperparams):
         hp = hyperparams
     else:
@@ -179,9 +237,11 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
     train_set, long_train = _encode(data, "train", tokenizer, label2id, hp.max_length)
     val_set, long_val = _encode(data, "val", tokenizer, label2id, hp.max_length)
 
-    counts = np.bincount(np.concatenate([np.asarray(l).ravel() for l in train_set["labels"]]).clip(0),
-                         minlength=len(label_names)) if kind == "token" else \
-        np.bincount(train_set["labels"], minlength=len(label_names))
+    if kind == "token":
+        tags = np.concatenate([np.asarray(row) for row in train_set["labels"]])
+        counts = np.bincount(tags[tags >= 0], minlength=len(label_names))  # -100: special tokens, not O
+    else:
+        counts = np.bincount(train_set["labels"], minlength=len(label_names))
     loss_kind = "crf" if crf else hp.loss or ("weighted" if kind == "sequence" and is_imbalanced(counts) else "ce")
     weights = inverse_frequency_weights(counts.tolist()) if loss_kind in ("weighted", "focal") else None
 
@@ -189,35 +249,24 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
     auto = AutoModelForTokenClassification if kind == "token" else AutoModelForSequenceClassification
     try:
         net = auto.from_pretrained(backbone_path, num_labels=len(label_names), id2label=id2label,
-                                   label2id=label2id, ignore_mismatched_sizes=True)
+                                   label2id=label2id, ignore_mismatched_sizes=True,
+                                   use_safetensors=None if allow_pickle else True)
     except (OSError, ValueError) as err:
-        raise RouterforgeError(f"cannot load the backbone: {err}", source=backbone_path) from None
+        raise RouterforgeError(f"cannot load the backbone: {err}", source=backbone_path,
+                               hint="weights must be safetensors unless --allow-pickle") from None
+    if hp.gradient_checkpointing:  # non-reentrant: works with frozen (LoRA) embeddings too
+        net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if crf:
         net = CrfTokenClassifier(net, len(label_names))
     if lora is not None:
         net = wrap_with_lora(net, lora, head_module_names(net))
 
     checkpoint_dir = output / CHECKPOINTS
-    last_checkpoint = None
-    if resume:
-        last_checkpoint = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
-        if last_checkpoint is None:
-            raise RouterforgeError("--resume: no checkpoint to resume from", source=str(checkpoint_dir),
-                                   hint="train without --resume first")
-    metric = task.metric if kind == "sequence" else "entity_f1"
-    strategy = "steps" if hp.max_steps else "epoch"
+    last_checkpoint = _prepare_checkpoints(checkpoint_dir, resume, {
+        "fingerprint": data.fingerprint, "hyperparams": hp.model_dump(exclude={"epochs", "max_steps", "patience"}),
+        "backbone": model, "lora": lora.model_dump() if lora else None, "crf": crf})
     use_gpu = torch.cuda.is_available()
-    args = TrainingArguments(
-        output_dir=str(checkpoint_dir), per_device_train_batch_size=hp.batch_size,
-        per_device_eval_batch_size=hp.eval_batch_size, learning_rate=hp.lr, weight_decay=hp.weight_decay,
-        warmup_steps=hp.warmup, num_train_epochs=hp.epochs, max_steps=hp.max_steps or -1,
-        eval_strategy=strategy, save_strategy=strategy, eval_steps=hp.max_steps, save_steps=hp.max_steps,
-        load_best_model_at_end=True, metric_for_best_model=metric, greater_is_better=True, save_total_limit=2,
-        train_sampling_strategy="group_by_length", seed=hp.seed, report_to=["tensorboard"], logging_steps=20,
-        disable_tqdm=True, use_cpu=not use_gpu, fp16=use_gpu,
-        **({"gradient_checkpointing": True} if hp.gradient_checkpointing else {}), label_names=["labels"], dataloader_num_workers=0,
-        optim="adamw_torch_fused",  # on CPU 20x faster per step than the default foreach AdamW (benchmarks/)
-    )
+    args = _training_arguments(hp, checkpoint_dir, task.metric, use_gpu)
     collator = DataCollatorForTokenClassification(tokenizer) if kind == "token" else DataCollatorWithPadding(tokenizer)
     callbacks = list(callbacks or [])
     if hp.patience > 0:
@@ -268,15 +317,10 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
         else:
             save_model(final, tmp)
         tokenizer.save_pretrained(tmp)
-        metrics = {}
-        if evaluate_after:
-            from ..evaluation.evaluate import evaluate_examples
-            from ..runtime.engine import TaskModel
-
-            served = TaskModel.load_parts(tmp, info)
-            for split in ("val", "test"):
-                metrics[split] = evaluate_examples(served, data.split(split))
-        info["metrics"] = metrics
+        if (checkpoint_dir / "runs").is_dir():  # keep the TensorBoard logs; the checkpoints go
+            shutil.move(str(checkpoint_dir / "runs"), str(tmp / "logs"))
+        info["metrics"] = _score_splits(tmp, info, data) if evaluate_after else {}
+        metrics = info["metrics"]
         info["training"]["seconds_with_eval"] = round(time.perf_counter() - started, 1)
-        write_json(tmp / "routerforge.json", info)
+        write_json(tmp / INFO_FILE, info)
     return TrainResult(output, metrics, train_seconds, info)
