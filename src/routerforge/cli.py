@@ -40,7 +40,7 @@ LabelField = Annotated[Optional[str], typer.Option(help="column holding the labe
 
 
 def _task_data(task, data, data_dir, config, text_field, label_field, labels, group_by, split_field, train_split,
-               val_split, test_split, val, test, near_duplicate_threshold, seed, rules):
+               val_split, test_split, val, test, near_duplicate_threshold, seed, rules, augment_synth=None):
     """Merge --config with flags (flags win) and load the task's data."""
     from . import data as rf_data
 
@@ -58,7 +58,8 @@ def _task_data(task, data, data_dir, config, text_field, label_field, labels, gr
     flags = dict(data=data, text_field=text_field, label_field=label_field,
                  labels=[s.strip() for s in labels.split(",")] if labels else None, group_by=group_by,
                  split_field=split_field, train_split=train_split, val_split=val_split, test_split=test_split,
-                 val=val, test=test, near_duplicate_threshold=near_duplicate_threshold, seed=seed, rules=rules)
+                 val=val, test=test, near_duplicate_threshold=near_duplicate_threshold, seed=seed, rules=rules,
+                 augment_synth=augment_synth)
     settings |= {k: v for k, v in flags.items() if v is not None}
     if not settings.get("data"):
         raise RouterforgeError("no data: pass --data FILE or --config FILE")
@@ -110,6 +111,7 @@ def train(
     test: Annotated[Optional[float], typer.Option(help="test fraction [0.1]")] = None,
     near_duplicate_threshold: Annotated[Optional[float], typer.Option(help="TF-IDF cosine for near-copies [0.9]")] = None,
     rules: Annotated[Optional[str], typer.Option(help="intent rule table YAML")] = None,
+    augment_synth: Annotated[Optional[int], typer.Option(help="add N synthetic rows to the training split only")] = None,
     lora: Annotated[bool, typer.Option("--lora", help="train a LoRA adapter instead of all weights")] = False,
     lora_rank: Annotated[Optional[int], typer.Option(help="LoRA rank [8]")] = None,
     lora_alpha: Annotated[Optional[float], typer.Option(help="LoRA alpha [2 x rank]")] = None,
@@ -141,7 +143,8 @@ def train(
 
     cfg = load_config(config) if config else None
     task_data = _task_data(task, data, data_dir, cfg, text_field, label_field, labels, group_by, split_field,
-                           train_split, val_split, test_split, val, test, near_duplicate_threshold, seed, rules)
+                           train_split, val_split, test_split, val, test, near_duplicate_threshold, seed, rules,
+                           augment_synth)
     _print_data_report(task_data)
     overrides = dict(cfg.training.overrides) if cfg else {}
     if cfg:
@@ -162,7 +165,8 @@ def train(
                  if v is not None}
         lora_settings = LoraSettings(**base)
     try:
-        hyper = adaptive_hyperparams(len(task_data.train), lora=lora_settings is not None, overrides=overrides)
+        hyper = adaptive_hyperparams(len(task_data.train), lora=lora_settings is not None,
+                                     kind=task_data.task.kind, overrides=overrides)
     except ValueError as err:
         raise RouterforgeError(f"bad hyperparameter: {err}") from None
     out = output or (Path("runs") / cfg.name / "models" / task if cfg else Path("models") / task)

@@ -35,6 +35,7 @@ class TaskConfig(_Strict):
     test_split: str = Field("test", description="value of split_field for test rows")
     rules: str | None = Field(None, description="intent only: YAML rule table (null = the built-in one)")
     crf: bool = Field(False, description="pii only: a CRF over the token head")
+    augment_synth: int = Field(0, ge=0, description="add N synthetic rows (routerforge.data.synth) to train only")
 
     @field_validator("data", mode="before")
     @classmethod

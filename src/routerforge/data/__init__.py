@@ -12,7 +12,7 @@ from ..errors import RouterforgeError
 from ..tasks import get_task
 from .schema import Example, Span
 from .sources import file_sha256, load_examples
-from .splits import SPLITS, TaskData, make_splits, row_hash
+from .splits import SPLITS, TaskData, make_splits, near_duplicates, normalise, row_hash
 
 __all__ = ["Example", "Span", "TaskData", "load", "load_split_from_manifest"]
 
@@ -21,11 +21,12 @@ def load(task: str, data: str | list[str], *, text_field: str | None = None, lab
          labels: list[str] | None = None, group_by: str | None = None, split_field: str | None = None,
          train_split: str = "train", val_split: str | None = None, test_split: str = "test",
          val: float = 0.1, test: float = 0.1, near_duplicate_threshold: float = 0.9, seed: int = 13,
-         rules: str | None = None) -> TaskData:
+         rules: str | None = None, augment_synth: int = 0) -> TaskData:
     """Read ``data`` (paths or ``hf:`` specs) for ``task`` and split it (see :mod:`routerforge.data.splits`).
 
     ``labels``: the label set (default: the task's built-in labels, or, when ``label_field`` is given, the
     labels found in the data). ``rules``: a YAML intent rule table (default: the built-in one).
+    ``augment_synth``: add this many rows from :mod:`routerforge.data.synth` to the training split only.
     """
     task_def = get_task(task)
     specs = [data] if isinstance(data, str) else list(data)
@@ -35,15 +36,43 @@ def load(task: str, data: str | list[str], *, text_field: str | None = None, lab
     options = dict(task=task, data=specs, text_field=text_field, label_field=label_field, labels=labels,
                    group_by=group_by, split_field=split_field, train_split=train_split, val_split=val_split,
                    test_split=test_split, val=val, test=test, near_duplicate_threshold=near_duplicate_threshold,
-                   seed=seed, rules=rules)
+                   seed=seed, rules=rules, augment_synth=augment_synth)
     intent_rules = _intent_rules(rules)  # validates the file before it is hashed
     options["rules_sha256"] = file_sha256(Path(rules)) if rules else None
     loaded = load_examples(task_def, specs, text_field=text_field, label_field=label_field, group_by=group_by,
                            split_field=split_field, intent_rules=intent_rules)
-    return make_splits(task_def, loaded, labels=labels, labels_from_data=label_field is not None, val=val, test=test,
+    data = make_splits(task_def, loaded, labels=labels, labels_from_data=label_field is not None, val=val, test=test,
                        seed=seed, grouped=group_by is not None, split_field=split_field, train_split=train_split,
                        val_split=val_split, test_split=test_split,
                        near_duplicate_threshold=near_duplicate_threshold, load_options=options)
+    if augment_synth:
+        _augment_with_synth(data, augment_synth, seed, near_duplicate_threshold)
+    return data
+
+
+def _synth_rows(task: str, n: int, seed: int, labels) -> list[Example]:
+    """The synthetic rows an augmented model was given; only rows whose labels are in the label set."""
+    from .synth import generate
+
+    allowed = set(labels)
+    return [e for e in generate(task, n, seed=seed)
+            if (e.label in allowed if e.spans is None else all(s.entity_type in allowed for s in e.spans))]
+
+
+def _augment_with_synth(data: TaskData, n: int, seed: int, threshold: float) -> None:
+    """Train-only synthetic rows, added after the split so no copy reaches val/test; rows that equal or nearly
+    copy a held-out text are dropped."""
+    held_out = data.val + data.test
+    seen = {normalise(e.text) for e in data.train + held_out}
+    extra = [e for e in _synth_rows(data.task.name, n, seed, data.labels) if normalise(e.text) not in seen]
+    near = near_duplicates(extra, held_out, threshold)
+    kept = [e for e, flag in zip(extra, near) if not flag]
+    if not kept:
+        raise RouterforgeError(f"no synthetic {data.task.name} rows fit this label set", hint="drop --augment-synth")
+    data.train = data.train + kept
+    data.report["synthetic_train_rows"] = {"requested": n, "added": len(kept), "near_copies_dropped": sum(near)}
+    data.report["rows_per_split"]["train"] = len(data.train)
+    data.report["fingerprint"] = data.fingerprint
 
 
 def _intent_rules(path: str | None):
@@ -80,6 +109,9 @@ def load_split_from_manifest(manifest: dict, split: str = "test") -> list[Exampl
                            label_field=options.get("label_field"), group_by=options.get("group_by"),
                            split_field=options.get("split_field"), intent_rules=intent_rules)
     by_key = {e.key: e for e in loaded.examples}
+    if options.get("augment_synth") and split == "train":
+        by_key |= {e.key: e for e in _synth_rows(manifest["task"], options["augment_synth"], options["seed"],
+                                                 manifest["labels"])}
     rows = []
     for key, digest in manifest["splits"][split]:
         example = by_key.get(key)

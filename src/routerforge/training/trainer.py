@@ -214,7 +214,8 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
     if isinstance(hyperparams, Hyperparams):
         hp = hyperparams
     else:
-        hp = adaptive_hyperparams(len(data.train), lora=lora is not None, overrides=hyperparams)
+        hp = adaptive_hyperparams(len(data.train), lora=lora is not None, kind=data.task.kind,
+                                  overrides=hyperparams)
     task, kind = data.task, data.task.kind
     if crf and kind != "token":
         raise RouterforgeError(f"--crf is for token tasks (pii), not {task.name}")

@@ -1,0 +1,66 @@
+"""CLI paths that need no training: --config merging, the data command, synthetic augmentation, safety checks."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import routerforge as rf
+from routerforge.cli import app
+from routerforge.data import load_split_from_manifest
+from routerforge.data.synth import write_jsonl
+from routerforge.errors import RouterforgeError
+from routerforge.io import refuse_to_replace
+
+runner = CliRunner()
+
+
+def _config(tmp_path, **task_extra):
+    write_jsonl("jailbreak", tmp_path / "data" / "jb.jsonl", 200, seed=3)
+    extra = "".join(f", {k}: {v}" for k, v in task_extra.items())
+    path = tmp_path / "cfg.yaml"
+    path.write_text(f"name: t\nseed: 5\ndata_dir: {tmp_path / 'data'}\n"
+                    f"tasks:\n  jailbreak: {{data: [jb.jsonl]{extra}}}\n"
+                    "splits: {val: 0.2, test: 0.2, near_duplicate_threshold: 0.95}\n")
+    return path
+
+
+def test_data_command_reads_the_config_and_flags_override_it(tmp_path):
+    config = _config(tmp_path, crf="false", augment_synth=0)
+    cli = runner.invoke(app, ["data", "--config", str(config), "--task", "jailbreak", "--output", str(tmp_path / "o")])
+    assert cli.exit_code == 0, cli.output
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["load_options"]["seed"] == 5 and manifest["load_options"]["test"] == 0.2
+    cli = runner.invoke(app, ["data", "--config", str(config), "--task", "jailbreak", "--test", "0.3"])
+    assert cli.exit_code == 0, cli.output
+    report = json.loads(cli.stdout)
+    assert report["rows_per_split"]["test"] > len(manifest["splits"]["test"])  # the flag won over the config
+
+
+def test_config_errors_name_the_field(tmp_path):
+    config = _config(tmp_path)
+    cli = runner.invoke(app, ["data", "--config", str(config), "--task", "pii"])
+    assert cli.exit_code == 2 and "not in the config" in cli.output
+    config.write_text(config.read_text() + "training: {overrides: {epochz: 3}}\n")
+    cli = runner.invoke(app, ["data", "--config", str(config), "--task", "jailbreak"])
+    assert cli.exit_code == 2 and "training.overrides" in cli.output and "epochz" in cli.output
+
+
+def test_synthetic_augmentation_goes_to_train_only_and_is_in_the_manifest(tmp_path):
+    source = write_jsonl("pii", tmp_path / "pii.jsonl", 200, seed=3)
+    plain = rf.data.load("pii", str(source), group_by="template_id")
+    data = rf.data.load("pii", str(source), group_by="template_id", augment_synth=150)
+    added = data.report["synthetic_train_rows"]["added"]
+    assert 0 < added <= 150 and len(data.train) == len(plain.train) + added
+    assert [e.key for e in data.test] == [e.key for e in plain.test]
+    assert all(not e.source.startswith("synth:") for e in data.val + data.test)
+    assert len(load_split_from_manifest(data.manifest(), "train")) == len(data.train)
+
+
+def test_refuses_to_replace_a_directory_it_did_not_write(tmp_path):
+    (tmp_path / "models" / "keep-me").mkdir(parents=True)
+    with pytest.raises(RouterforgeError, match="did not write"):
+        refuse_to_replace(tmp_path / "models", markers=("routerforge.json",))
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    refuse_to_replace(tmp_path / "run", markers=("routerforge.json",), allowed=("checkpoints",))
