@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from routerforge.errors import RouterforgeError
 from routerforge.modeling.backbones import ALIASES, encoder_linear_names, resolve_backbone, resolve_lora_targets
@@ -138,7 +139,7 @@ def test_lora_learning_rate(rows):
 def test_overrides_win():
     params = adaptive_hyperparams(10, lora=True, overrides={"lr": 5e-4, "epochs": 7, "batch_size": None})
     assert params.lr == 5e-4 and params.epochs == 7 and params.batch_size == 4  # None means "not given"
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         adaptive_hyperparams(10, overrides={"learning_rate": 1.0})
     assert isinstance(adaptive_hyperparams(10), Hyperparams)
 
@@ -147,9 +148,9 @@ def test_lora_settings_alpha():
     assert LoraSettings().alpha == 16.0
     assert LoraSettings(rank=4).alpha == 8.0
     assert LoraSettings(rank=4, alpha=3).alpha == 3.0
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         LoraSettings(rank=0)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         LoraSettings(dropout=1.0)
 
 

@@ -99,12 +99,15 @@ def _overlap_with_training(model, examples: list[Example]) -> int:
     return sum(row_hash(e) in trained for e in examples)
 
 
+def _json_block(value) -> str:
+    return "```json\n" + json.dumps(value, indent=2, default=str) + "\n```"
+
+
 def _model_sections(info: dict) -> dict[str, str]:
     """How the model was made: data report (splits, duplicates, truncation) and training summary."""
     training = {k: v for k, v in info.get("training", {}).items() if k != "log_history"}
-    as_json = lambda value: "```json\n" + json.dumps(value, indent=2, default=str) + "\n```"  # noqa: E731
-    return {"Data": as_json(info["data"]["report"]),
-            "Training": as_json({"backbone": info["backbone"], "hyperparams": info["hyperparams"],
+    return {"Data": _json_block(info["data"]["report"]),
+            "Training": _json_block({"backbone": info["backbone"], "hyperparams": info["hyperparams"],
                                  "lora": info.get("lora"), "crf": info.get("crf", False)} | training)}
 
 
