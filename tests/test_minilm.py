@@ -29,4 +29,4 @@ def test_minilm_train_eval_classify(tmp_path):
     assert (report / "confusion.png").is_file()
     cli = runner.invoke(app, ["classify", str(model), "What is the derivative of x squared?"])
     assert cli.exit_code == 0, cli.output
-    assert json.loads(cli.stdout)["label"] in info["labels"]
+    assert json.loads(cli.stdout)["category"]["label"] in info["labels"]

@@ -12,29 +12,25 @@ __version__ = "0.1.0"
 from . import data
 from .errors import RouterforgeError
 
-__all__ = ["RouterforgeError", "data", "train", "evaluate", "LoraSettings", "Hyperparams", "TaskModel", "__version__"]
+# public name -> (module, attribute); heavy parts (torch, transformers) load on first use
+_LAZY = {
+    "train": ("training.trainer", "train"),
+    "train_multitask": ("training.multitask", "train_multitask"),
+    "evaluate": ("evaluation.evaluate", "evaluate"),
+    "export": ("export", "export"),
+    "LoraSettings": ("training.lora", "LoraSettings"),
+    "Hyperparams": ("training.hyperparams", "Hyperparams"),
+    "Router": ("runtime.engine", "Router"),
+    "Signals": ("runtime.signals", "Signals"),
+}
+__all__ = ["RouterforgeError", "data", "__version__", *_LAZY]
 
 
 def __getattr__(name: str):
-    """Heavy parts (torch, transformers) load on first use, so ``import routerforge`` stays fast."""
-    if name == "train":
-        from .training.trainer import train
+    """``import routerforge`` stays fast: the rest is imported when first used."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'routerforge' has no attribute {name!r}")
+    import importlib
 
-        return train
-    if name == "evaluate":
-        from .evaluation.evaluate import evaluate
-
-        return evaluate
-    if name == "LoraSettings":
-        from .training.lora import LoraSettings
-
-        return LoraSettings
-    if name == "Hyperparams":
-        from .training.hyperparams import Hyperparams
-
-        return Hyperparams
-    if name == "TaskModel":
-        from .runtime.engine import TaskModel
-
-        return TaskModel
-    raise AttributeError(f"module 'routerforge' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    return getattr(importlib.import_module(f".{module}", __name__), attribute)

@@ -91,9 +91,11 @@ def _print_data_report(data) -> None:
 @app.command()
 @_friendly
 def train(
-    task: Annotated[str, typer.Option(help="category | pii | jailbreak | intent")],
+    task: Annotated[Optional[str], typer.Option(help="category | pii | jailbreak | intent; without it: every "
+                                                     "task in --config, as its training.mode says")] = None,
     data: Data = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML config (DESIGN.md schema); flags override it")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="per-task | multitask | both [the config's training.mode]")] = None,
     data_dir: Annotated[Optional[str], typer.Option(help="relative --data / config paths resolve against it")] = None,
     model: Annotated[Optional[str], typer.Option(help="backbone: minilm, modernbert-base, bert-base, "
                                                       "roberta-base, mmbert-base, a local dir or a hub id")] = None,
@@ -134,18 +136,12 @@ def train(
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="accept non-safetensors backbones")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint in OUTPUT")] = False,
 ):
-    """Fine-tune one task's classifier and write a model directory (weights, tokenizer, routerforge.json)."""
+    """Fine-tune one task's classifier, or (--config without --task) every task of the config: per-task models
+    and/or one multitask bundle (one encoder, one head per task), as its training.mode says."""
     from .config import load_config
-    from .evaluation.evaluate import headline
-    from .training.hyperparams import Hyperparams, adaptive_hyperparams
     from .training.lora import LoraSettings
-    from .training.trainer import train as run_train
 
     cfg = load_config(config) if config else None
-    task_data = _task_data(task, data, data_dir, cfg, text_field, label_field, labels, group_by, split_field,
-                           train_split, val_split, test_split, val, test, near_duplicate_threshold, seed, rules,
-                           augment_synth)
-    _print_data_report(task_data)
     overrides = dict(cfg.training.overrides) if cfg else {}
     if cfg:
         overrides.setdefault("max_length", cfg.training.max_length)
@@ -164,16 +160,54 @@ def train(
                                        targets=_targets(lora_targets)).items()
                  if v is not None}
         lora_settings = LoraSettings(**base)
+    backbone = model or (cfg.backbone if cfg else "minilm")
+    if task is None:
+        if cfg is None:
+            raise RouterforgeError("pass --task TASK, or --config FILE to train the config's tasks")
+        mode = mode or cfg.training.mode
+        if mode not in ("per-task", "multitask", "both"):
+            raise RouterforgeError(f"unknown --mode {mode!r}", hint="per-task, multitask or both")
+        for name in cfg.tasks if mode in ("per-task", "both") else ():
+            data_for_task = _task_data(name, None, data_dir, cfg, None, None, None, None, None, None, None, None,
+                                       val, test, near_duplicate_threshold, seed, None)
+            _print_data_report(data_for_task)
+            _train_one(data_for_task, backbone, Path("runs") / cfg.name / "models" / name, lora_settings,
+                       overrides, crf or cfg.tasks[name].crf, resume, allow_pickle)
+        if mode in ("multitask", "both"):
+            datasets = {}
+            for name in cfg.tasks:
+                datasets[name] = _task_data(name, None, data_dir, cfg, None, None, None, None, None, None, None,
+                                            None, val, test, near_duplicate_threshold, seed, None)
+                _print_data_report(datasets[name])
+            _train_bundle(datasets, backbone, output or Path("runs") / cfg.name / "bundle", lora_settings,
+                          overrides, cfg, crf or any(t.crf for t in cfg.tasks.values()), resume, allow_pickle)
+        return
+    task_data = _task_data(task, data, data_dir, cfg, text_field, label_field, labels, group_by, split_field,
+                           train_split, val_split, test_split, val, test, near_duplicate_threshold, seed, rules,
+                           augment_synth)
+    _print_data_report(task_data)
+    out = output or (Path("runs") / cfg.name / "models" / task if cfg else Path("models") / task)
+    _train_one(task_data, backbone, out, lora_settings, overrides, crf or bool(cfg and cfg.tasks[task].crf),
+               resume, allow_pickle)
+
+
+def _hyperparams(n_train: int, lora_settings, kind: str, overrides: dict):
+    from .training.hyperparams import adaptive_hyperparams
+
     try:
-        hyper = adaptive_hyperparams(len(task_data.train), lora=lora_settings is not None,
-                                     kind=task_data.task.kind, overrides=overrides)
+        return adaptive_hyperparams(n_train, lora=lora_settings is not None, kind=kind, overrides=overrides)
     except ValueError as err:
         raise RouterforgeError(f"bad hyperparameter: {err}") from None
-    out = output or (Path("runs") / cfg.name / "models" / task if cfg else Path("models") / task)
-    backbone = model or (cfg.backbone if cfg else "minilm")
+
+
+def _train_one(task_data, backbone, out, lora_settings, overrides, use_crf, resume, allow_pickle) -> None:
+    from .evaluation.evaluate import headline
+    from .training.trainer import train as run_train
+
+    task = task_data.task.name
+    hyper = _hyperparams(len(task_data.train), lora_settings, task_data.task.kind, overrides)
     err_console.print(f"training {task} on {backbone} ({'LoRA' if lora_settings else 'full'}): "
-                      f"{Hyperparams.model_validate(hyper).model_dump()}", highlight=False)
-    use_crf = crf or bool(cfg and cfg.tasks[task].crf)
+                      f"{hyper.model_dump()}", highlight=False)
     result = run_train(task_data, model=backbone, output=out, lora=lora_settings, hyperparams=hyper, crf=use_crf,
                        resume=resume, allow_pickle=allow_pickle)
     table = Table(title=f"{task}: test split ({len(task_data.test)} rows)")
@@ -185,6 +219,26 @@ def train(
     err_console.print(f"model written to [bold]{out}[/] in {result.seconds:.0f}s of training")
 
 
+def _train_bundle(datasets, backbone, out, lora_settings, overrides, cfg, use_crf, resume, allow_pickle) -> None:
+    from .evaluation.evaluate import headline
+    from .training.multitask import train_multitask
+
+    hyper = _hyperparams(sum(len(d.train) for d in datasets.values()), lora_settings, "sequence", overrides)
+    err_console.print(f"training a multitask bundle ({', '.join(datasets)}) on {backbone} "
+                      f"({'LoRA' if lora_settings else 'full'}): {hyper.model_dump()}", highlight=False)
+    result = train_multitask(datasets, model=backbone, output=out, lora=lora_settings, hyperparams=hyper,
+                             temperature=cfg.multitask.temperature, loss_weights=cfg.multitask.loss_weights,
+                             crf=use_crf, resume=resume, allow_pickle=allow_pickle)
+    table = Table(title="multitask bundle: test splits")
+    for column in ("task", "metric", "value"):
+        table.add_column(column)
+    for name, metrics in result.metrics.items():
+        for key, value in headline(metrics.get("test", {}) if isinstance(metrics, dict) else {}).items():
+            table.add_row(name, key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    err_console.print(table)
+    err_console.print(f"bundle written to [bold]{out}[/] in {result.seconds:.0f}s of training")
+
+
 @app.command("eval")
 @_friendly
 def eval_command(
@@ -194,14 +248,16 @@ def eval_command(
     split: Annotated[str, typer.Option(help="the model's own split to score when no --data is given")] = "test",
     text_field: TextField = None,
     label_field: LabelField = None,
+    task: Annotated[Optional[str], typer.Option(help="which head of a multitask bundle")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch | torchscript [torch]")] = None,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="allow non-safetensors weights")] = False,
 ):
     """Score a model on its own test split (re-read and hash-checked from its manifest) or on --data files."""
     from .evaluation.evaluate import evaluate, headline
 
-    out = output or Path("reports") / model_dir.name
-    metrics = evaluate(model_dir, data, output=out, split=split, text_field=text_field, label_field=label_field,
-                       allow_pickle=allow_pickle)
+    out = output or Path("reports") / (model_dir.name + (f"-{task}" if task else ""))
+    metrics = evaluate(model_dir, data, output=out, task=task, split=split, text_field=text_field,
+                       label_field=label_field, backend=backend, allow_pickle=allow_pickle)
     summary = headline(metrics) | {"p50_ms": metrics["latency"]["p50_ms"], "p99_ms": metrics["latency"]["p99_ms"]}
     out_console.print_json(json.dumps(summary))
     err_console.print(f"report: {out / 'report.md'}")
@@ -212,15 +268,20 @@ def eval_command(
 def classify(
     model_dir: Annotated[Path, typer.Argument(help="model directory")],
     texts: Annotated[list[str], typer.Argument(help="text(s) to classify; '-' reads lines from stdin")],
+    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch | torchscript [fastest present]")] = None,
+    window: Annotated[Optional[int], typer.Option(help="window in tokens for long texts [256]")] = None,
+    overlap: Annotated[Optional[int], typer.Option(help="tokens shared by neighbouring windows [64]")] = None,
+    max_windows: Annotated[Optional[int], typer.Option(help="windows read per text; beyond: truncated [64]")] = None,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle")] = False,
 ):
-    """Classify text(s) with a trained model; JSON to stdout."""
-    from .runtime.engine import TaskModel
+    """Classify text(s) with a model or bundle: every head's Signals as JSON on stdout."""
+    from .runtime.engine import Router
 
     if texts == ["-"]:
         texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    model = TaskModel.load(model_dir, allow_pickle=allow_pickle)
-    results = [{"text": t} | r for t, r in zip(texts, model.predict(texts))]
+    router = Router.load(model_dir, backend, window=window, overlap=overlap, max_windows=max_windows,
+                         allow_pickle=allow_pickle)
+    results = [{"text": t} | s.to_dict() for t, s in zip(texts, router.classify_batch(texts))]
     print(json.dumps(results[0] if len(results) == 1 else results, indent=2, ensure_ascii=False))
 
 

@@ -71,3 +71,118 @@ def reliability_bins(probs: np.ndarray, y_true, n_bins: int = 15) -> list[dict]:
             "accuracy": float(correct_sum[b] / c) if c else None,
         })
     return out
+
+
+# -- temperature scaling and the jailbreak threshold -------------------------------------------------------
+
+TARGET_FPR = 0.01
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The T that minimises the NLL of ``softmax(logits / T)`` on ``labels`` (Guo et al., 2017).
+
+    One scalar, so accuracy never changes; a bounded search over log T in [0.05, 20].
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
+    if len(labels) == 0:
+        return 1.0
+
+    def nll(log_t: float) -> float:
+        return float(-log_softmax(logits / np.exp(log_t), axis=1)[np.arange(len(labels)), labels].mean())
+
+    result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(result.x))
+
+
+def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
+
+
+def calibration_summary(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
+    """ECE and NLL before (T=1) and after temperature scaling, with the row count."""
+    from ..runtime.engine import softmax
+
+    before, after = softmax(logits), softmax(logits, temperature)
+    return {"n": int(len(labels)), "ece_before": expected_calibration_error(before, labels),
+            "ece_after": expected_calibration_error(after, labels), "nll_before": _nll(before, labels),
+            "nll_after": _nll(after, labels)}
+
+
+def threshold_at_fpr(is_attack, p_attack, target_fpr: float = TARGET_FPR) -> dict:
+    """The lowest threshold whose false-positive rate on this (validation) data is <= ``target_fpr``, with the
+    counts it gives. With fewer than ``1 / target_fpr`` negatives the target cannot be resolved: the rule
+    then admits no false positive at all, and ``resolvable`` says so."""
+    y, p = np.asarray(is_attack, dtype=int), np.asarray(p_attack, dtype=float)
+    negatives = np.sort(p[y == 0])[::-1]
+    allowed = int(np.floor(target_fpr * len(negatives)))  # false positives the target permits
+    if len(negatives) == 0:
+        threshold = 0.5
+    elif allowed == 0:
+        threshold = float(np.nextafter(negatives[0], np.inf))  # just above the highest-scoring negative
+    else:
+        threshold = float(np.nextafter(negatives[allowed], np.inf))  # admits exactly the top `allowed`
+    threshold = min(threshold, 1.0)
+    return {"threshold": threshold, "target_fpr": target_fpr, "resolvable": len(negatives) * target_fpr >= 1,
+            **detection_counts(y, p, threshold)}
+
+
+def detection_counts(y, p, threshold: float) -> dict:
+    y, flagged = np.asarray(y, dtype=int), np.asarray(p) >= threshold
+    tp, fp = int((flagged & (y == 1)).sum()), int((flagged & (y == 0)).sum())
+    fn, tn = int((~flagged & (y == 1)).sum()), int((~flagged & (y == 0)).sum())
+    return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "fpr": fp / max(fp + tn, 1), "recall": tp / max(tp + fn, 1)}
+
+
+def _head_logits_and_labels(router, task: str, examples) -> tuple[np.ndarray, np.ndarray]:
+    """Validation logits of one head (first window of each text) and the gold label ids they predict."""
+    from ..data.spans import bio_labels
+
+    texts = [e.text for e in examples]
+    logits = router.window_logits(texts)[task]
+    names = router.heads[task]["label_names"]
+    label2id = {n: i for i, n in enumerate(names)}
+    if router.heads[task]["kind"] == "token":
+        rows, labels = [], []
+        for row, offsets, example in zip(logits, router.first_window_offsets(texts), examples):
+            tags = np.asarray(bio_labels(offsets, example.spans, label2id))
+            keep = tags >= 0
+            rows.append(row[keep])
+            labels.append(tags[keep])
+        return np.concatenate(rows), np.concatenate(labels)
+    return np.stack(logits), np.array([label2id[e.label] for e in examples])
+
+
+def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: float = TARGET_FPR) -> dict:
+    """Fit each head's temperature on its validation split and the jailbreak threshold at ``target_fpr``;
+    sets them on ``router`` and returns ``{"calibration": ..., "thresholds": ...}`` for ``routerforge.json``.
+
+    ``splits``: ``{task: {"val": examples, "test": examples}}``. Test rows are only *reported* (ECE and the
+    counts at the chosen threshold); nothing is chosen on them.
+    """
+    calibration, thresholds = {}, {}
+    for task in router.heads:
+        val, test = splits[task]["val"], splits[task].get("test") or []
+        logits, labels = _head_logits_and_labels(router, task, val)
+        temperature = fit_temperature(logits, labels)
+        router.temperature[task] = temperature
+        record = {"temperature": temperature, "fitted_on": "val", "unit": "token" if
+                  router.heads[task]["kind"] == "token" else "text",
+                  "val": calibration_summary(logits, labels, temperature)}
+        if test:
+            record["test"] = calibration_summary(*_head_logits_and_labels(router, task, test), temperature)
+        calibration[task] = record
+    if "jailbreak" in router.heads and "jailbreak" in router.heads["jailbreak"]["label_names"]:
+        def scores(examples):
+            signals = router.classify_batch([e.text for e in examples])
+            return [int(e.label == "jailbreak") for e in examples], [s.jailbreak.p_jailbreak for s in signals]
+
+        choice = threshold_at_fpr(*scores(splits["jailbreak"]["val"]), target_fpr)
+        router.threshold = thresholds["jailbreak"] = choice["threshold"]
+        calibration["jailbreak"]["threshold"] = {k: v for k, v in choice.items() if k != "threshold"}
+        if splits["jailbreak"].get("test"):
+            calibration["jailbreak"]["threshold_on_test"] = detection_counts(*scores(splits["jailbreak"]["test"]),
+                                                                             choice["threshold"])
+    return {"calibration": calibration, "thresholds": thresholds}

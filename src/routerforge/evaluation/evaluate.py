@@ -1,6 +1,6 @@
 """``routerforge eval``: score a saved model on its own test split (re-read from the manifest) or on other data.
 
-Predictions come from the runtime (:class:`routerforge.runtime.engine.TaskModel`), the code that serves, so the
+Predictions come from the runtime (:class:`routerforge.runtime.engine.Router`), the code that serves, so the
 numbers describe what is deployed. (DESIGN.md puts ``evaluation/`` before ``runtime/`` in the data flow; we
 deliberately evaluate through the runtime rather than a second prediction path.)
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from ..data.intents import load_rules
 from ..data.splits import resolve_labels, row_hash
 from ..errors import RouterforgeError
 from ..io import atomic_directory, refuse_to_replace
+from ..runtime.signals import Signals
 from ..tasks import get_task
 from .metrics import binary_detection_metrics, classification_metrics, latency_summary, span_metrics
 from .report import plot_confusion_matrix, plot_roc_pr, write_report
@@ -26,29 +28,52 @@ from .report import plot_confusion_matrix, plot_roc_pr, write_report
 LATENCY_ROWS = 100
 
 
-def evaluate_examples(model, examples: list[Example], *, n_boot: int = 1000, predictions: list[dict] | None = None) -> dict:
-    """Metrics with 95% bootstrap intervals and counts for ``examples`` under ``model`` (a TaskModel)."""
+def task_data_info(info: dict, task: str) -> dict:
+    """``{manifest, report}`` of one task: a per-task model's ``data``, or a bundle's ``data[task]``."""
+    return info["data"][task] if "heads" in info else info["data"]
+
+
+def task_predictions(signals: list[Signals], task: str, names: list[str]) -> list[dict]:
+    """One task's answer from each :class:`Signals`: ``{label, probs}`` or ``{pii}`` (the classify JSON shape)."""
+    out = []
+    for s in signals:
+        if task == "pii" or (names and names[0] == "O"):
+            out.append({"pii": [asdict(p) for p in s.pii or []], "truncated": s.truncated})
+        elif task == "jailbreak" and s.jailbreak is not None:
+            p = s.jailbreak.p_jailbreak
+            probs = {n: (p if n == "jailbreak" else 1.0 - p) for n in names}
+            out.append({"label": s.jailbreak.label, "probs": probs, "p_jailbreak": p, "truncated": s.truncated})
+        else:
+            signal = getattr(s, task, None) if task in ("category", "intent") else s.extra[task]
+            out.append({"label": signal.label, "probs": signal.probs, "truncated": s.truncated})
+    return out
+
+
+def evaluate_examples(router, task: str, examples: list[Example], *, n_boot: int = 1000,
+                      signals: list[Signals] | None = None) -> dict:
+    """Metrics with 95% bootstrap intervals and counts for one head of ``router`` on ``examples``."""
     if not examples:
         return {"n": 0}
-    predictions = predictions or model.predict([e.text for e in examples])
+    names = list(router.heads[task]["label_names"])
+    signals = signals or router.classify_batch([e.text for e in examples])
+    predictions = task_predictions(signals, task, names)
     truncated = int(sum(p["truncated"] for p in predictions))
-    if model.kind == "token":
+    if router.heads[task]["kind"] == "token":
         gold = [list(e.spans) for e in examples]
         pred = [[Span(s["entity_type"], s["start"], s["end"]) for s in p["pii"]] for p in predictions]
         return {"spans": span_metrics(gold, pred, n_boot=n_boot), "truncated_rows": truncated}
-    names = list(model.id2label[i] for i in range(len(model.id2label)))
     index = {name: i for i, name in enumerate(names)}
     y_true = [index[e.label] for e in examples]
     y_pred = [index[p["label"]] for p in predictions]
     probs = np.array([[p["probs"][name] for name in names] for p in predictions])
     metrics = {"classification": classification_metrics(y_true, y_pred, names, probs, n_boot=n_boot),
                "truncated_rows": truncated}
-    if model.info["task"] == "jailbreak" and "jailbreak" in index:
+    if task == "jailbreak" and "jailbreak" in index:
         positive = index["jailbreak"]
         is_attack = [int(y == positive) for y in y_true]
         if 0 < sum(is_attack) < len(is_attack):
             metrics["detection"] = binary_detection_metrics(is_attack, probs[:, positive], n_boot=n_boot,
-                                                            threshold=model.jailbreak_threshold)
+                                                            threshold=router.threshold)
         else:
             metrics["detection_skipped"] = "ROC/PR need both benign and jailbreak rows; this data has one class"
     return metrics
@@ -70,32 +95,33 @@ def headline(metrics: dict) -> dict[str, float]:
     return out
 
 
-def _latency(model, examples: list[Example]) -> dict:
+def _latency(router, examples: list[Example]) -> dict:
     texts = [e.text for e in examples[:LATENCY_ROWS]]
     for text in texts[:5]:  # warm-up
-        model.predict([text])
+        router.classify(text)
     seconds = []
     for text in texts:
         start = time.perf_counter()
-        model.predict([text])
+        router.classify(text)
         seconds.append(time.perf_counter() - start)
     return latency_summary(seconds) | {"batch_size": 1}
 
 
-def _examples_from_files(model, data: list[str], text_field: str | None, label_field: str | None) -> list[Example]:
+def _examples_from_files(manifest: dict, labels: list[str], data: list[str], text_field: str | None,
+                         label_field: str | None) -> list[Example]:
     """Rows from other files, read the way the model's training data was (fields, intent rules)."""
-    options = model.info["data"]["manifest"]["load_options"]
-    task = get_task(model.info["task"])
+    options = manifest["load_options"]
+    task = get_task(manifest["task"])
     rules = load_rules(options["rules"]) if options.get("rules") else None
     loaded = load_examples(task, data, text_field=text_field or options.get("text_field"),
                            label_field=label_field or options.get("label_field"), intent_rules=rules)
-    resolve_labels(task, loaded.examples, list(model.info["labels"]), from_data=False)
+    resolve_labels(task, loaded.examples, list(labels), from_data=False)
     return loaded.examples
 
 
-def _overlap_with_training(model, examples: list[Example]) -> int:
+def _overlap_with_training(manifest: dict, examples: list[Example]) -> int:
     """Rows of other data whose normalised text is in the model's training split: scores on them flatter it."""
-    trained = {digest for _, digest in model.info["data"]["manifest"]["splits"]["train"]}
+    trained = {digest for _, digest in manifest["splits"]["train"]}
     return sum(row_hash(e) in trained for e in examples)
 
 
@@ -103,43 +129,50 @@ def _json_block(value) -> str:
     return "```json\n" + json.dumps(value, indent=2, default=str) + "\n```"
 
 
-def _model_sections(info: dict) -> dict[str, str]:
+def _model_sections(info: dict, task: str) -> dict[str, str]:
     """How the model was made: data report (splits, duplicates, truncation) and training summary."""
     training = {k: v for k, v in info.get("training", {}).items() if k != "log_history"}
-    return {"Data": _json_block(info["data"]["report"]),
+    return {"Data": _json_block(task_data_info(info, task)["report"]),
             "Training": _json_block({"backbone": info["backbone"], "hyperparams": info["hyperparams"],
                                  "lora": info.get("lora"), "crf": info.get("crf", False)} | training)}
 
 
 def evaluate(model_dir: str | Path, data: str | list[str] | list[Example] | None = None, *,
-             output: str | Path | None = None,
-             split: str = "test", text_field: str | None = None, label_field: str | None = None,
-             n_boot: int = 1000, allow_pickle: bool = False) -> dict:
-    """Evaluate a model directory; writes ``metrics.json``, ``report.md`` and plots into ``output``.
+             output: str | Path | None = None, task: str | None = None, split: str = "test",
+             text_field: str | None = None, label_field: str | None = None, n_boot: int = 1000,
+             backend: str | None = None, allow_pickle: bool = False) -> dict:
+    """Evaluate one head of a model directory; writes ``metrics.json``, ``report.md`` and plots into ``output``.
 
-    Without ``data`` the model's own ``split`` is re-read from its sources, after checking their hashes.
-    ``data`` may be files (``hf:`` specs too) or a list of :class:`Example` (e.g. ``task_data.test``).
+    ``task``: which head of a multitask bundle (a per-task model has one). Without ``data`` the head's own
+    ``split`` is re-read from its sources, after checking their hashes. ``data`` may be files (``hf:`` specs
+    too) or a list of :class:`Example` (e.g. ``task_data.test``). ``backend``: as :meth:`Router.load`.
     """
-    from ..runtime.engine import TaskModel
+    from ..runtime.engine import Router
 
-    model = TaskModel.load(model_dir, allow_pickle=allow_pickle)
+    router = Router.load(model_dir, backend or "torch", allow_pickle=allow_pickle)
+    heads = list(router.heads)
+    task = task or (heads[0] if len(heads) == 1 else None)
+    if task not in heads:
+        raise RouterforgeError(f"say which head to evaluate: {task!r} is not one of {', '.join(heads)}",
+                               hint="pass --task")
+    manifest = task_data_info(router.info, task)["manifest"]
     if data and isinstance(data[0] if isinstance(data, list) else data, Example):
         examples, evaluated_on = list(data), {"data": "examples given in Python"}
     elif data:
-        examples = _examples_from_files(model, [data] if isinstance(data, str) else list(data), text_field,
-                                        label_field)
-        evaluated_on = {"data": data, "rows_also_in_training_split": _overlap_with_training(model, examples)}
+        examples = _examples_from_files(manifest, router.heads[task]["labels"],
+                                        [data] if isinstance(data, str) else list(data), text_field, label_field)
+        evaluated_on = {"data": data, "rows_also_in_training_split": _overlap_with_training(manifest, examples)}
     else:
-        examples = load_split_from_manifest(model.info["data"]["manifest"], split)
-        evaluated_on = {"split": split, "fingerprint": model.info["data"]["manifest"]["fingerprint"]}
+        examples = load_split_from_manifest(manifest, split)
+        evaluated_on = {"split": split, "fingerprint": manifest["fingerprint"]}
     if not examples:
         raise RouterforgeError(f"no rows to evaluate ({evaluated_on})")
-    predictions = model.predict([e.text for e in examples])
-    metrics = evaluate_examples(model, examples, n_boot=n_boot, predictions=predictions)
-    metrics["latency"] = _latency(model, examples)
-    metrics["evaluated_on"] = evaluated_on | {"rows": len(examples), "model": str(model_dir),
-                                              "task": model.info["task"]}
-    target = Path(output) if output else Path("reports") / Path(model_dir).name
+    signals = router.classify_batch([e.text for e in examples])
+    metrics = evaluate_examples(router, task, examples, n_boot=n_boot, signals=signals)
+    metrics["latency"] = _latency(router, examples) | {"backend": router.backend_name}
+    metrics["evaluated_on"] = evaluated_on | {"rows": len(examples), "model": str(model_dir), "task": task}
+    name = Path(model_dir).name + (f"-{task}" if len(heads) > 1 else "")
+    target = Path(output) if output else Path("reports") / name
     refuse_to_replace(target, markers=("metrics.json",))
     with atomic_directory(target) as out:  # no stale plots from an earlier report, nothing half-written
         if "classification" in metrics:
@@ -147,8 +180,8 @@ def evaluate(model_dir: str | Path, data: str | list[str] | list[Example] | None
             plot_confusion_matrix(np.array(c["confusion_matrix"]), c["confusion_matrix_labels"],
                                   out / "confusion.png")
         if "detection" in metrics:
-            plot_roc_pr([int(e.label == "jailbreak") for e in examples], [p["p_jailbreak"] for p in predictions],
-                        out / "roc_pr.png")
-        write_report(out, metrics, title=f"{model.info['task']} model: {Path(model_dir).name}",
-                     extra_sections=_model_sections(model.info))
+            plot_roc_pr([int(e.label == "jailbreak") for e in examples],
+                        [s.jailbreak.p_jailbreak for s in signals], out / "roc_pr.png")
+        write_report(out, metrics, title=f"{task} model: {Path(model_dir).name}",
+                     extra_sections=_model_sections(router.info, task))
     return metrics

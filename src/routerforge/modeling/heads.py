@@ -41,19 +41,27 @@ class CrfTokenClassifier(torch.nn.Module):
         return self.token_model(**{k: v for k, v in inputs.items() if v is not None})
 
     def nll(self, emissions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean negative log-likelihood of the gold tags (labels of -100 are not tokens of the text)."""
-        mask = labels != -100
-        compact_emissions, compact_mask, order = _compact(emissions.float(), mask)
-        tags = labels.gather(1, order).clamp(min=0)
-        return -self.crf(compact_emissions, tags, mask=compact_mask, reduction="mean")
+        return crf_nll(self.crf, emissions, labels)
 
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Viterbi tags in the original positions; -100 where ``mask`` is False."""
-        compact_emissions, compact_mask, order = _compact(emissions.float(), mask)
-        out = torch.full(mask.shape, -100, dtype=torch.long, device=emissions.device)
-        for row, tags in enumerate(self.crf.decode(compact_emissions, mask=compact_mask)):
-            out[row, order[row, :len(tags)]] = torch.tensor(tags, device=emissions.device)
-        return out
+        return crf_decode(self.crf, emissions, mask)
+
+
+def crf_nll(crf: CRF, emissions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood of the gold tags (labels of -100 are not tokens of the text)."""
+    mask = labels != -100
+    compact_emissions, compact_mask, order = _compact(emissions.float(), mask)
+    tags = labels.gather(1, order).clamp(min=0)
+    return -crf(compact_emissions, tags, mask=compact_mask, reduction="mean")
+
+
+def crf_decode(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Viterbi tags in the original positions; -100 where ``mask`` is False."""
+    compact_emissions, compact_mask, order = _compact(emissions.float(), mask)
+    out = torch.full(mask.shape, -100, dtype=torch.long, device=emissions.device)
+    for row, tags in enumerate(crf.decode(compact_emissions, mask=compact_mask)):
+        out[row, order[row, :len(tags)]] = torch.tensor(tags, device=emissions.device)
+    return out
 
 
 def save_model(model, directory: Path) -> None:

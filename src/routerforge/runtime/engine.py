@@ -1,20 +1,34 @@
-"""Run a trained single-task model: tokenise once, one forward pass, decode to labels or PII spans.
+"""The runtime: normalise once, tokenise once, ONE encoder pass for every head -> :class:`Signals`.
 
-This is the code path that ``classify``, ``eval`` and the end of ``train`` share, so what is evaluated is
-what is served. (The multitask bundle, ONNX backends and long-input windows build on this.)
+>>> from routerforge import Router
+>>> router = Router.load("runs/local-data/bundle")        # ONNX Runtime when model(.int8).onnx exists
+>>> s = router.classify("Call John at 555-123-4567 about the integral of x^2")
+>>> s.category.label, s.jailbreak.flagged, [(p.entity_type, p.start, p.end) for p in s.pii]
+
+The same code serves a multitask bundle and a per-task model (one head), with any backend; ``eval``,
+calibration and export parity all go through it, so what is measured is what is served. This module imports
+neither torch nor transformers (only ``tokenizers`` and numpy; onnxruntime for the ONNX backends).
 """
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 
 from ..data.spans import decode_spans
 from ..errors import RouterforgeError
+from .backends import ONNX_FILES, TORCHSCRIPT_FILE, OnnxBackend, TorchBackend, TorchScriptBackend
+from .normalise import normalise
+from .signals import JailbreakSignal, LabelSignal, PiiSpan, Signals
+from .windows import merge_token_rows, plan_windows
 
 INFO_FILE = "routerforge.json"
-JAILBREAK_THRESHOLD = 0.5  # until a calibrated threshold is stored in the model
+DEFAULT_THRESHOLD = 0.5  # P(jailbreak) cut-off of a model that has no threshold chosen on validation
+# Window defaults (tokens, special tokens included): see docs/runtime.md for the measurements behind them.
+WINDOW, OVERLAP, MAX_WINDOWS = 256, 64, 64
+BACKENDS = ("onnx-int8", "onnx", "torch", "torchscript")
 
 
 def read_info(path: str | Path) -> dict:
@@ -28,104 +42,206 @@ def read_info(path: str | Path) -> dict:
         raise RouterforgeError(f"{INFO_FILE} is not valid JSON: {err.msg}", source=str(info_path)) from None
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    logits = logits.astype(np.float64)
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
+def heads_of(info: dict) -> dict[str, dict]:
+    """``{task: {kind, labels, label_names, crf}}`` for a bundle (its ``heads``) or a per-task model (one head)."""
+    if "heads" in info:
+        return info["heads"]
+    return {info["task"]: {"kind": info["kind"], "labels": info["labels"], "label_names": info["label_names"],
+                           "crf": info.get("crf", False)}}
 
 
-class TaskModel:
-    """A fine-tuned single-task model with its tokenizer and ``routerforge.json``."""
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits.astype(np.float64) / temperature
+    z -= z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
 
-    def __init__(self, model, tokenizer, info: dict):
-        self.model, self.tokenizer, self.info = model.eval(), tokenizer, info
-        self.kind = info["kind"]
-        self.id2label = {int(k): v for k, v in model.config.id2label.items()}
-        limits = [getattr(model.config, "max_position_embeddings", 512), tokenizer.model_max_length, 512]
-        self.max_length = int(min(limits))
 
-    @property
-    def jailbreak_threshold(self) -> float:
-        """Flag when P(jailbreak) >= this: the model's stored threshold, else 0.5 (argmax)."""
-        return float(self.info.get("thresholds", {}).get("jailbreak", JAILBREAK_THRESHOLD))
+def viterbi(emissions: np.ndarray, crf: dict[str, np.ndarray]) -> np.ndarray:
+    """Best tag path under a linear-chain CRF (pytorch-crf's parameters), in numpy: serving needs no torch."""
+    if len(emissions) == 0:
+        return np.zeros(0, dtype=int)
+    score = crf["start_transitions"] + emissions[0]
+    back = np.zeros(emissions.shape, dtype=int)
+    for t in range(1, len(emissions)):
+        total = score[:, None] + crf["transitions"] + emissions[t][None, :]
+        back[t] = total.argmax(axis=0)
+        score = total.max(axis=0)
+    path = [int((score + crf["end_transitions"]).argmax())]
+    for t in range(len(emissions) - 1, 0, -1):
+        path.append(int(back[t][path[-1]]))
+    return np.array(path[::-1])
+
+
+def _crf_parameters(path: Path, info: dict, task: str) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    if info.get("kind") == "multitask":
+        prefix = f"{task}.crf."
+        tensors = load_file(str(path / "heads.safetensors"))
+        return {k[len(prefix):]: v.astype(np.float64) for k, v in tensors.items() if k.startswith(prefix)}
+    return {k: v.astype(np.float64) for k, v in load_file(str(path / "crf.safetensors")).items()}
+
+
+class SpecialTokens:
+    """What the tokenizer puts around a single text ([CLS] ... [SEP], <s> ... </s>), and its padding id."""
+
+    def __init__(self, tokenizer, path: Path):
+        encoding = tokenizer.encode("a")
+        content = [i for i, special in enumerate(encoding.special_tokens_mask) if not special]
+        self.prefix = encoding.ids[:content[0]]
+        self.suffix = encoding.ids[content[-1] + 1:]
+        config = path / "tokenizer_config.json"
+        pad = json.loads(config.read_text()).get("pad_token") if config.is_file() else None
+        pad = pad.get("content") if isinstance(pad, dict) else pad
+        self.pad_id = tokenizer.token_to_id(pad) if pad and tokenizer.token_to_id(pad) is not None else 0
+
+
+class Router:
+    """A loaded model directory (bundle or per-task model) with one backend; thread-safe for reads."""
+
+    def __init__(self, path: Path, info: dict, backend, backend_name: str, *, window: int | None = None,
+                 overlap: int | None = None, max_windows: int | None = None):
+        from tokenizers import Tokenizer
+
+        self.path, self.info, self.backend, self.backend_name = Path(path), info, backend, backend_name
+        self.heads = heads_of(info)
+        self.id2label = {task: dict(enumerate(h["label_names"])) for task, h in self.heads.items()}
+        self.tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.special = SpecialTokens(self.tokenizer, self.path)
+        n_special = len(self.special.prefix) + len(self.special.suffix)
+        positions = json.loads((self.path / "config.json").read_text()).get("max_position_embeddings", 512)
+        self.window = min(window or WINDOW, positions)
+        self.overlap = OVERLAP if overlap is None else overlap
+        self.max_windows = max_windows or MAX_WINDOWS
+        self.content = self.window - n_special
+        if not 0 <= self.overlap < self.content:
+            raise RouterforgeError(f"window overlap {self.overlap} must be below the window's {self.content} "
+                                   "text tokens", hint="lower --overlap or raise --window")
+        calibration = info.get("calibration", {})
+        self.temperature = {t: float(calibration.get(t, {}).get("temperature", 1.0)) for t in self.heads}
+        self.threshold = float(info.get("thresholds", {}).get("jailbreak", DEFAULT_THRESHOLD))
+        self.crf = {t: _crf_parameters(self.path, info, t) for t, h in self.heads.items() if h.get("crf")}
 
     @classmethod
-    def load(cls, path: str | Path, *, allow_pickle: bool = False) -> "TaskModel":
-        return cls.load_parts(path, read_info(path), allow_pickle=allow_pickle)
-
-    @classmethod
-    def load_parts(cls, path: str | Path, info: dict, *, allow_pickle: bool = False) -> "TaskModel":
-        """Load weights and tokenizer from ``path`` with ``info`` given (used before routerforge.json exists)."""
-        from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
-
+    def load(cls, path: str | Path, backend: str | None = None, *, window: int | None = None,
+             overlap: int | None = None, max_windows: int | None = None, allow_pickle: bool = False,
+             threads: int | None = None, info: dict | None = None) -> "Router":
+        """``backend``: onnx-int8 | onnx | torch | torchscript; default: the fastest export present, else torch.
+        ``info`` replaces ``routerforge.json`` (training scores a model before that file is written)."""
         path = Path(path)
-        safetensors = (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file()
-        if not safetensors and not allow_pickle:
-            raise RouterforgeError("no model.safetensors in the model directory; pickled weights are refused",
-                                   source=str(path), hint="pass --allow-pickle only for a model you trust")
-        auto = AutoModelForTokenClassification if info["kind"] == "token" else AutoModelForSequenceClassification
-        try:
-            model = auto.from_pretrained(path, use_safetensors=True if safetensors else None)
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            if info.get("crf"):
-                from ..modeling.heads import load_crf
+        info = info if info is not None else read_info(path)
+        if backend is None:
+            backend = next((name for name, file in ONNX_FILES.items() if (path / file).is_file()), "torch")
+        if backend not in BACKENDS:
+            raise RouterforgeError(f"unknown backend {backend!r}", hint=f"choose one of {', '.join(BACKENDS)}")
+        if backend in ONNX_FILES or backend == "torchscript":
+            file = path / (ONNX_FILES.get(backend) or TORCHSCRIPT_FILE)
+            if not file.is_file():
+                raise RouterforgeError(f"no {file.name} in the model directory", source=str(path),
+                                       hint=f"run: routerforge export {path} --format {backend}")
+            runner = OnnxBackend(file, threads) if backend in ONNX_FILES else TorchScriptBackend(file, heads_of(info))
+        else:
+            runner = TorchBackend(path, info, heads_of(info), allow_pickle=allow_pickle)
+        return cls(path, info, runner, backend, window=window, overlap=overlap, max_windows=max_windows)
 
-                model = load_crf(model, path)
-        except (OSError, ValueError) as err:
-            raise RouterforgeError(f"cannot load the model: {err}", source=str(path)) from None
-        return cls(model, tokenizer, info)
+    # -- public API -----------------------------------------------------------------------------------------
 
-    def forward(self, texts: list[str]) -> tuple[np.ndarray, dict]:
-        """Logits for a batch, the offsets, and which rows were longer than the window (and so truncated)."""
-        import torch
+    def classify(self, text: str) -> Signals:
+        return self.classify_batch([text])[0]
 
-        def encode(truncate: bool):
-            return self.tokenizer(texts, truncation=truncate, max_length=self.max_length if truncate else None,
-                                  padding=True, return_offsets_mapping=True, return_tensors="pt")
+    def classify_batch(self, texts: list[str], batch_size: int = 32) -> list[Signals]:
+        """Signals for each text; long texts are windowed (``windows``), never silently cut (``truncated``)."""
+        started = time.perf_counter()
+        norms = [normalise(text) for text in texts]
+        encodings = self.tokenizer.encode_batch([n.text for n in norms], add_special_tokens=False)
+        plans = [plan_windows(len(e.ids), self.content, self.overlap, self.max_windows) for e in encodings]
+        jobs = [(i, w) for i, (windows, _) in enumerate(plans) for w in windows]
+        outputs = self._run([encodings[i].ids[w.start:w.end] for i, w in jobs], batch_size)
+        per_text: list[list[int]] = [[] for _ in texts]
+        for job, (i, _) in enumerate(jobs):
+            per_text[i].append(job)
+        signals = []
+        for i, norm in enumerate(norms):
+            windows, truncated = plans[i]
+            rows = {head: [outputs[head][job] for job in per_text[i]] for head in self.heads}
+            signals.append(self._decode(norm, encodings[i].offsets, windows, rows, truncated))
+        elapsed = (time.perf_counter() - started) * 1000
+        for s in signals:
+            s.latency_ms = elapsed
+        return signals
 
-        encoded = encode(False)
-        lengths = encoded["attention_mask"].sum(dim=1)
-        truncated = (lengths > self.max_length).tolist()
-        if any(truncated):
-            encoded = encode(True)
-        offsets = encoded.pop("offset_mapping")
-        inputs = {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        with torch.inference_mode():
-            logits = self.model(**inputs).logits
-            tags = None
-            if self.info.get("crf"):  # Viterbi over the text's own tokens: those with a character range
-                tags = self.model.decode(logits, offsets[..., 1] > offsets[..., 0]).numpy()
-        return logits.float().numpy(), {"offsets": offsets.tolist(), "attention_mask": inputs["attention_mask"].numpy(),
-                                        "truncated": truncated, "tags": tags}
+    def window_logits(self, texts: list[str], batch_size: int = 32) -> dict[str, list[np.ndarray]]:
+        """Raw logits of each text's first window (``(labels,)`` per text, or ``(tokens, labels)`` for a token
+        head): what calibration fits and export parity compares."""
+        encodings = self.tokenizer.encode_batch([normalise(t).text for t in texts], add_special_tokens=False)
+        return self._run([e.ids[:self.content] for e in encodings], batch_size)
 
-    def predict(self, texts: list[str], batch_size: int = 32) -> list[dict]:
-        """One dict per text: ``{label, confidence, probs}`` (sequence) or ``{pii: [spans]}`` (token)."""
-        results: list[dict] = []
-        for start in range(0, len(texts), batch_size):
-            batch = texts[start:start + batch_size]
-            logits, extra = self.forward(batch)
-            for row, text in enumerate(batch):
-                results.append(self._decode(text, logits[row], extra, row) | {"truncated": extra["truncated"][row]})
-        return results
+    def first_window_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        encodings = self.tokenizer.encode_batch([normalise(t).text for t in texts], add_special_tokens=False)
+        return [e.offsets[:self.content] for e in encodings]
 
-    def _decode(self, text: str, logits: np.ndarray, extra: dict, row: int) -> dict:
-        probs = _softmax(logits)
-        if self.kind == "token":
-            mask = extra["attention_mask"][row].astype(bool)
-            offsets = [tuple(o) for o, keep in zip(extra["offsets"][row], mask) if keep]
-            token_probs = probs[mask]
-            if extra["tags"] is not None:  # CRF: Viterbi tags; score = the emission probability of each tag
-                tags = extra["tags"][row][mask].clip(min=0)
+    # -- internals ------------------------------------------------------------------------------------------
+
+    def _run(self, windows: list[list[int]], batch_size: int) -> dict[str, list[np.ndarray]]:
+        """Every head's logits for each window of content ids; token heads trimmed to the content tokens."""
+        prefix, suffix = self.special.prefix, self.special.suffix
+        out: dict[str, list] = {head: [None] * len(windows) for head in self.heads}
+        order = sorted(range(len(windows)), key=lambda j: len(windows[j]))  # similar lengths pad less
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            width = len(prefix) + len(suffix) + max(len(windows[j]) for j in chunk)
+            ids = np.full((len(chunk), width), self.special.pad_id, dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.int64)
+            for row, j in enumerate(chunk):
+                tokens = prefix + windows[j] + suffix
+                ids[row, :len(tokens)], mask[row, :len(tokens)] = tokens, 1
+            logits = self.backend(ids, mask)
+            for head, spec in self.heads.items():
+                for row, j in enumerate(chunk):
+                    value = logits[head][row]
+                    out[head][j] = value[len(prefix):len(prefix) + len(windows[j])] if spec["kind"] == "token" \
+                        else value
+        return out
+
+    def _decode(self, norm, offsets, windows, rows: dict[str, list[np.ndarray]], truncated: bool) -> Signals:
+        signals = Signals(windows=len(windows), truncated=truncated)
+        for head, spec in self.heads.items():
+            temperature = self.temperature[head]
+            if spec["kind"] == "token":
+                signals.pii = self._spans(norm, offsets, windows, rows[head], head, temperature)
+                continue
+            probs = np.stack([softmax(r, temperature) for r in rows[head]])
+            names = spec["label_names"]
+            if head == "jailbreak" and "jailbreak" in names:  # the most suspicious window decides
+                k = names.index("jailbreak")
+                p = float(probs[:, k].max())
+                flagged = p >= self.threshold
+                other = next((n for n in names if n != "jailbreak"), "benign")
+                signals.jailbreak = JailbreakSignal("jailbreak" if flagged else other, p, flagged, self.threshold)
+                continue
+            mean = probs.mean(axis=0)  # category, intent: the windows' average opinion
+            best = int(mean.argmax())
+            signal = LabelSignal(names[best], float(mean[best]), {n: float(v) for n, v in zip(names, mean)})
+            if head in ("category", "intent"):
+                setattr(signals, head, signal)
             else:
-                tags = token_probs.argmax(-1)
-            confidence = token_probs[np.arange(len(tags)), tags]
-            spans = decode_spans(text, offsets, tags, confidence, self.id2label)
-            return {"pii": spans}
-        best = int(probs.argmax())
-        out = {"label": self.id2label[best], "confidence": float(probs[best]),
-               "probs": {self.id2label[i]: float(p) for i, p in enumerate(probs)}}
-        if self.info["task"] == "jailbreak" and "jailbreak" in out["probs"]:
-            out["p_jailbreak"] = out["probs"]["jailbreak"]
-            out["flagged"] = out["p_jailbreak"] >= self.jailbreak_threshold
+                signals.extra[head] = signal
+        return signals
+
+    def _spans(self, norm, offsets, windows, rows, head: str, temperature: float) -> list[PiiSpan]:
+        probs = [softmax(r, temperature) for r in rows]
+        if head in self.crf:
+            tags = [viterbi(r.astype(np.float64), self.crf[head]) for r in rows]
+        else:
+            tags = [p.argmax(axis=-1) for p in probs]
+        confidence = [p[np.arange(len(t)), t] for p, t in zip(probs, tags)]
+        tags, confidence = merge_token_rows(windows, tags).astype(int), merge_token_rows(windows, confidence)
+        spans = decode_spans(norm.text, offsets[:len(tags)], tags, confidence, self.id2label[head])
+        out = []
+        for s in spans:
+            start, end = norm.to_original(s["start"], s["end"])
+            out.append(PiiSpan(s["entity_type"], start, end, norm.original[start:end], s["score"]))
         return out

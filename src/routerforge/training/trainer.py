@@ -180,17 +180,30 @@ def _prepare_checkpoints(checkpoint_dir: Path, resume: bool, run: dict) -> str |
     return None
 
 
-def _score_splits(model_dir: Path, info: dict, data: TaskData) -> dict:
-    """Validation and test metrics through the serving path; a failure here is reported, the model kept."""
+def calibrate_and_score(model_dir: Path, info: dict, data: dict[str, TaskData]) -> dict:
+    """Fit temperatures and the jailbreak threshold on validation, then score validation and test through the
+    serving path (torch backend). Updates ``info`` (calibration, thresholds, metrics) and returns it; a failure
+    here is reported and the trained model kept."""
+    from ..evaluation.calibration import calibrate_router
     from ..evaluation.evaluate import evaluate_examples
-    from ..runtime.engine import TaskModel
+    from ..runtime.engine import Router
 
     try:
-        served = TaskModel.load_parts(model_dir, info)
-        return {split: evaluate_examples(served, data.split(split)) for split in ("val", "test")}
+        router = Router.load(model_dir, "torch", info=info)
+        info |= calibrate_router(router, {t: {"val": d.val, "test": d.test} for t, d in data.items()})
+        scores = {t: {split: evaluate_examples(router, t, d.split(split)) for split in ("val", "test")}
+                  for t, d in data.items()}
+        info["metrics"] = scores if "heads" in info else next(iter(scores.values()))
     except Exception as err:  # noqa: BLE001 - the trained model matters more than its scores
         warnings.warn(f"scoring the trained model failed ({err!r}); run 'routerforge eval' on it", stacklevel=2)
-        return {"error": repr(err)}
+        info["metrics"] = {"error": repr(err)}
+    return info
+
+
+def move_logs(checkpoint_dir: Path, model_dir: Path) -> None:
+    """Keep the TensorBoard logs (``logs/``); the checkpoints go."""
+    if (checkpoint_dir / "runs").is_dir():
+        shutil.move(str(checkpoint_dir / "runs"), str(model_dir / "logs"))
 
 
 def train(data: TaskData, model: str = "minilm", output: str | Path = "models/model", *,
@@ -307,6 +320,7 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
                      "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
                      "device": "cuda" if use_gpu else "cpu",
                      "log_history": state.log_history},
+        "calibration": {},
         "thresholds": {},
         "versions": _versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -318,9 +332,8 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
         else:
             save_model(final, tmp)
         tokenizer.save_pretrained(tmp)
-        if (checkpoint_dir / "runs").is_dir():  # keep the TensorBoard logs; the checkpoints go
-            shutil.move(str(checkpoint_dir / "runs"), str(tmp / "logs"))
-        info["metrics"] = _score_splits(tmp, info, data) if evaluate_after else {}
+        move_logs(checkpoint_dir, tmp)
+        info = calibrate_and_score(tmp, info, {task.name: data}) if evaluate_after else info | {"metrics": {}}
         metrics = info["metrics"]
         info["training"]["seconds_with_eval"] = round(time.perf_counter() - started, 1)
         write_json(tmp / INFO_FILE, info)

@@ -1,0 +1,104 @@
+"""One encoder, N task heads, one forward pass: the reference architecture of a semantic router.
+
+Sequence tasks (category, jailbreak, intent) read a mean-pooled sentence vector through a small MLP head;
+the token task (pii) reads every token's hidden state through a linear head, optionally followed by a CRF.
+At inference one encoder pass feeds every head; in training each batch comes from one task and only that
+task's head runs (``task_id``).
+
+On disk a bundle is the encoder as a normal Hugging Face model (``config.json`` + ``model.safetensors``,
+loadable by ``AutoModel``), the heads in ``heads.safetensors``, and ``routerforge.json`` listing the heads.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+HEADS_FILE = "heads.safetensors"
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average of the token vectors the mask keeps (the pooling MiniLM-style sentence encoders are trained with)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+class SequenceHead(nn.Module):
+    def __init__(self, hidden: int, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.dense, self.dropout, self.out = nn.Linear(hidden, hidden), nn.Dropout(dropout), nn.Linear(hidden, num_labels)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        pooled = self.dropout(mean_pool(hidden, attention_mask))
+        return self.out(self.dropout(nn.functional.gelu(self.dense(pooled))))
+
+
+class TokenHead(nn.Module):
+    def __init__(self, hidden: int, num_labels: int, dropout: float = 0.1, crf: bool = False):
+        super().__init__()
+        self.dropout, self.out = nn.Dropout(dropout), nn.Linear(hidden, num_labels)
+        if crf:
+            from torchcrf import CRF
+
+            self.crf = CRF(num_labels, batch_first=True)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(hidden))
+
+
+class MultitaskModel(nn.Module):
+    """``heads``: ``{task: {"kind": "sequence"|"token", "num_labels": n, "crf": bool}}`` in a fixed order."""
+
+    def __init__(self, encoder, heads: dict[str, dict]):
+        super().__init__()
+        self.encoder, self.config = encoder, encoder.config
+        self.task_names = list(heads)
+        hidden = encoder.config.hidden_size
+        self.heads = nn.ModuleDict({
+            name: TokenHead(hidden, spec["num_labels"], crf=spec.get("crf", False)) if spec["kind"] == "token"
+            else SequenceHead(hidden, spec["num_labels"]) for name, spec in heads.items()})
+
+    def gradient_checkpointing_enable(self, **kwargs):
+        self.encoder.gradient_checkpointing_enable(**kwargs)
+
+    def forward(self, input_ids=None, attention_mask=None, task_id=None, token_type_ids=None):
+        """All heads' logits as a dict (inference); with ``task_id`` (training, one task per batch) only that
+        head's, as ``{"logits": ...}``. Token type ids are never passed: single texts, so they are all zero."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if task_id is not None:
+            name = self.task_names[int(task_id.reshape(-1)[0])]
+            return {"logits": self.heads[name](hidden, attention_mask)}
+        return {name: head(hidden, attention_mask) for name, head in self.heads.items()}
+
+    def crf_of(self, task: str):
+        return getattr(self.heads[task], "crf", None)
+
+    def save(self, directory: Path) -> None:
+        """The encoder as a Hugging Face model, the heads (CRF included) in ``heads.safetensors``."""
+        from safetensors.torch import save_file
+
+        self.encoder.save_pretrained(directory)
+        save_file({k: v.contiguous() for k, v in self.heads.state_dict().items()}, str(Path(directory) / HEADS_FILE))
+
+    @classmethod
+    def load(cls, directory: Path, heads: dict[str, dict]) -> "MultitaskModel":
+        from safetensors.torch import load_file
+        from transformers import AutoModel
+
+        model = cls(AutoModel.from_pretrained(directory, use_safetensors=True), heads)
+        model.heads.load_state_dict(load_file(str(Path(directory) / HEADS_FILE)))
+        return model.eval()
+
+
+class HeadLogits(nn.Module):
+    """``(input_ids, attention_mask) -> tuple of logits, one per head``: the shape every backend and exporter
+    sees, for a multitask bundle and for a per-task Hugging Face model alike."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model.eval()
+
+    def forward(self, input_ids, attention_mask):
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        return (out.logits,) if hasattr(out, "logits") else tuple(out.values())

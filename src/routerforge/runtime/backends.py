@@ -1,0 +1,81 @@
+"""Backends: run the encoder and every head on padded token ids, return ``{head: logits}`` as numpy arrays.
+
+``OnnxBackend`` imports only onnxruntime (a serving process never imports torch); ``TorchBackend`` runs the
+saved PyTorch model (a per-task Hugging Face model or a multitask bundle); ``TorchScriptBackend`` runs an
+exported ``model.torchscript.pt``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import RouterforgeError
+
+ONNX_FILES = {"onnx-int8": "model.int8.onnx", "onnx": "model.onnx"}
+TORCHSCRIPT_FILE = "model.torchscript.pt"
+
+
+class OnnxBackend:
+    def __init__(self, file: Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own untyped errors for bad files
+            raise RouterforgeError(f"cannot load the ONNX model: {err}", source=str(file)) from None
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.session.run(self.outputs, {"input_ids": input_ids, "attention_mask": attention_mask})
+        return dict(zip(self.outputs, values))
+
+
+class TorchBackend:
+    def __init__(self, path: Path, info: dict, heads: dict, allow_pickle: bool = False):
+        self.module = load_torch_module(path, info, heads, allow_pickle=allow_pickle)
+        self.names = list(heads)
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            outputs = self.module(torch.from_numpy(input_ids), torch.from_numpy(attention_mask))
+        return {name: out.float().numpy() for name, out in zip(self.names, outputs)}
+
+
+class TorchScriptBackend(TorchBackend):
+    def __init__(self, file: Path, heads: dict):
+        import torch
+
+        self.module, self.names = torch.jit.load(str(file), map_location="cpu").eval(), list(heads)
+
+
+def load_torch_module(path: Path, info: dict, heads: dict, allow_pickle: bool = False):
+    """The saved model as a module ``(input_ids, attention_mask) -> tuple of logits, one per head`` (the same
+    module the exporters trace)."""
+    path = Path(path)
+    safetensors = (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file()
+    if not safetensors and not allow_pickle:
+        raise RouterforgeError("no model.safetensors in the model directory; pickled weights are refused",
+                               source=str(path), hint="pass --allow-pickle only for a model you trust")
+    try:
+        if info.get("kind") == "multitask":
+            from ..modeling.multitask import MultitaskModel
+
+            model = MultitaskModel.load(path, {n: {"kind": h["kind"], "num_labels": len(h["label_names"]),
+                                                   "crf": h.get("crf", False)} for n, h in heads.items()})
+        else:
+            from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+            auto = AutoModelForTokenClassification if info["kind"] == "token" else AutoModelForSequenceClassification
+            model = auto.from_pretrained(path, use_safetensors=True if safetensors else None)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise RouterforgeError(f"cannot load the model: {err}", source=str(path)) from None
+
+    from ..modeling.multitask import HeadLogits
+
+    return HeadLogits(model).eval()

@@ -1,0 +1,288 @@
+"""Train one encoder with four heads jointly, on the HF Trainer, and save ONE bundle.
+
+>>> import routerforge as rf
+>>> data = {t: rf.data.load(t, ...) for t in ("category", "pii", "jailbreak", "intent")}
+>>> result = rf.train_multitask(data, model="minilm", output="runs/x/bundle")
+
+Each batch comes from one task; tasks are drawn in proportion to ``size ** temperature`` (T=1: proportional to
+size, T=0: uniform; 0.5 lifts small tasks without drowning large ones). An epoch is as many batches as the
+tasks' training rows fill. Each task's loss is scaled by its weight. Validation runs every task's own split;
+the best checkpoint is the one with the best mean of the per-task selection metrics (macro F1, entity F1).
+Per-task data and splits are exactly those of per-task training (same manifests), so results compare 1:1.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.splits import TaskData
+from ..errors import RouterforgeError
+from ..io import atomic_directory, refuse_to_replace, write_json
+from ..modeling.backbones import resolve_backbone
+from ..modeling.heads import crf_decode, crf_nll
+from ..modeling.losses import classification_loss, inverse_frequency_weights, is_imbalanced
+from ..modeling.multitask import MultitaskModel
+from ..runtime.engine import INFO_FILE
+from .hyperparams import Hyperparams, adaptive_hyperparams
+from .lora import LoraSettings
+from .trainer import (CHECKPOINTS, SCHEMA_VERSION, TrainResult, _compute_metrics_fn, _encode, _label_names,
+                      _prepare_checkpoints, _training_arguments, _versions, calibrate_and_score, move_logs)
+
+SCORE = "score"  # eval_score: the mean of the per-task validation metrics
+
+
+class TaskBatchSampler(torch.utils.data.Sampler):
+    """Batches of indices into the concatenated training rows, each batch from one task.
+
+    ``offsets[i]:offsets[i]+sizes[i]`` are task i's rows. Deterministic for a (seed, epoch) pair, so a resumed
+    run replays the same batches (the Trainer skips those it already trained on).
+    """
+
+    def __init__(self, sizes: list[int], batch_size: int, temperature: float, seed: int):
+        self.sizes, self.batch_size, self.seed, self.epoch = sizes, batch_size, seed, 0
+        weights = np.asarray(sizes, dtype=float) ** temperature
+        self.probs = weights / weights.sum()
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self.n_batches = int(sum(-(-n // batch_size) for n in sizes))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        orders = [rng.permutation(n) for n in self.sizes]
+        cursors = [0] * len(self.sizes)
+        for task in rng.choice(len(self.sizes), size=self.n_batches, p=self.probs):
+            if cursors[task] + self.batch_size > self.sizes[task]:  # this task ran out: reshuffle it
+                orders[task], cursors[task] = rng.permutation(self.sizes[task]), 0
+            rows = orders[task][cursors[task]:cursors[task] + self.batch_size]
+            cursors[task] += self.batch_size
+            yield (self.offsets[task] + rows).tolist()
+
+
+class TaskCollator:
+    """Pads a one-task batch with the collator of that task's kind (token labels are padded with -100)."""
+
+    def __init__(self, tokenizer, kinds: list[str]):
+        from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
+
+        self.kinds = kinds
+        self.token = DataCollatorForTokenClassification(tokenizer)
+        self.sequence = DataCollatorWithPadding(tokenizer)
+
+    def __call__(self, features: list[dict]) -> dict:
+        kind = self.kinds[features[0]["task_id"]]
+        return (self.token if kind == "token" else self.sequence)(features)
+
+
+def _make_trainer_class():
+    from transformers import Trainer
+
+    class MultitaskTrainer(Trainer):
+        """The HF Trainer with task-sampled batches, per-task losses and a per-task validation."""
+
+        def __init__(self, *args, sampler: TaskBatchSampler, tasks: list[dict], val_sets: dict, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.task_sampler, self.tasks, self.val_sets = sampler, tasks, val_sets
+
+        def get_train_dataloader(self):
+            loader = torch.utils.data.DataLoader(self.train_dataset, batch_sampler=self.task_sampler,
+                                                 collate_fn=self.data_collator, num_workers=0)
+            return self.accelerator.prepare(loader)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            task = self.tasks[int(inputs["task_id"][0])]
+            if task["crf"]:
+                loss = crf_nll(_unwrap(model).crf_of(task["name"]), outputs["logits"], labels)
+            else:
+                loss = classification_loss(outputs["logits"], labels, task["loss"], task["class_weights"],
+                                           task["focal_gamma"])
+            loss = task["weight"] * loss
+            return (loss, outputs) if return_outputs else loss
+
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            """Each task's validation split through the Trainer's own loop, then their mean as ``eval_score``."""
+            metrics = {}
+            for task in self.tasks:
+                name = task["name"]
+                self.compute_metrics = _compute_metrics_fn(task["kind"], task["id2label"])
+                self.preprocess_logits_for_metrics = _predictions_fn(_unwrap(self.model), task)
+                output = self.evaluation_loop(self.get_eval_dataloader(self.val_sets[name]),
+                                              description=f"Evaluation {name}",
+                                              metric_key_prefix=f"{metric_key_prefix}_{name}")
+                metrics |= output.metrics
+            metrics[f"{metric_key_prefix}_{SCORE}"] = float(np.mean(
+                [metrics[f"{metric_key_prefix}_{t['name']}_{t['metric']}"] for t in self.tasks]))
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+            return metrics
+
+    return MultitaskTrainer
+
+
+def _unwrap(model) -> MultitaskModel:
+    return next(m for m in model.modules() if isinstance(m, MultitaskModel))
+
+
+def _predictions_fn(model: MultitaskModel, task: dict):
+    crf = model.crf_of(task["name"]) if task["crf"] else None
+
+    def predict(logits, labels):
+        return crf_decode(crf, logits, labels != -100) if crf is not None else logits.argmax(dim=-1)
+
+    return predict
+
+
+def _loss_kind(hp: Hyperparams, kind: str, counts: np.ndarray, crf: bool) -> str:
+    if crf:
+        return "crf"
+    return hp.loss or ("weighted" if kind == "sequence" and is_imbalanced(counts) else "ce")
+
+
+def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: str | Path = "bundle", *,
+                    lora: LoraSettings | None = None, hyperparams: Hyperparams | dict | None = None,
+                    temperature: float = 0.5, loss_weights: dict[str, float] | None = None, crf: bool = False,
+                    resume: bool = False, allow_pickle: bool = False, progress: bool = True,
+                    evaluate_after: bool = True, callbacks: list | None = None) -> TrainResult:
+    """Train one shared encoder with one head per task in ``data`` and write the bundle to ``output``.
+
+    ``hyperparams``: adaptive defaults by the total training rows, overridable; ``crf`` adds a CRF to the
+    token (pii) head. After training, temperatures and the jailbreak threshold are fitted on validation and
+    every task is scored on validation and test through the runtime.
+    """
+    from transformers import AutoModel, AutoTokenizer, EarlyStoppingCallback
+    from transformers.trainer_callback import PrinterCallback
+
+    started = time.perf_counter()
+    if not data:
+        raise RouterforgeError("multitask training needs at least one task")
+    output = Path(output)
+    refuse_to_replace(output, markers=(INFO_FILE,), allowed=(CHECKPOINTS,))
+    weights = {name: 1.0 for name in data} | dict(loss_weights or {})
+    unknown = set(weights) - set(data)
+    if unknown:
+        raise RouterforgeError(f"loss_weights name tasks that are not trained: {', '.join(sorted(unknown))}",
+                               source="multitask.loss_weights")
+    if crf and not any(d.task.kind == "token" for d in data.values()):
+        raise RouterforgeError("crf needs a token task (pii) among the tasks")
+    for name, d in data.items():
+        if not d.val:
+            raise RouterforgeError(f"the {name} validation split is empty", hint="raise the validation fraction")
+    n_train = sum(len(d.train) for d in data.values())
+    hp = hyperparams if isinstance(hyperparams, Hyperparams) else adaptive_hyperparams(
+        n_train, lora=lora is not None, overrides=hyperparams)
+    backbone_path = resolve_backbone(model)
+    tokenizer = AutoTokenizer.from_pretrained(backbone_path)
+    if not getattr(tokenizer, "is_fast", False):
+        raise RouterforgeError("routerforge needs a fast (Rust) tokenizer for character offsets", source=backbone_path)
+
+    tasks, train_rows, val_sets = [], [], {}
+    for task_id, (name, d) in enumerate(data.items()):
+        kind, label_names = d.task.kind, _label_names(d)
+        label2id = {label: i for i, label in enumerate(label_names)}
+        train_set, long_train = _encode(d, "train", tokenizer, label2id, hp.max_length)
+        val_set, long_val = _encode(d, "val", tokenizer, label2id, hp.max_length)
+        labels = np.concatenate([np.asarray(r) for r in train_set["labels"]]) if kind == "token" \
+            else np.asarray(train_set["labels"])
+        counts = np.bincount(labels[labels >= 0], minlength=len(label_names))
+        use_crf = crf and kind == "token"
+        loss = _loss_kind(hp, kind, counts, use_crf)
+        tasks.append({"name": name, "kind": kind, "labels": list(d.labels), "label_names": label_names,
+                      "id2label": dict(enumerate(label_names)), "crf": use_crf, "loss": loss,
+                      "class_weights": inverse_frequency_weights(counts.tolist()) if loss in ("weighted", "focal")
+                      else None, "focal_gamma": hp.focal_gamma, "weight": weights[name], "metric": d.task.metric,
+                      "long_rows": {"train": long_train, "val": long_val, "window": hp.max_length}})
+        columns = ("input_ids", "attention_mask", "labels")
+        train_rows += [{k: row[k] for k in columns} | {"task_id": task_id} for row in train_set]
+        val_sets[name] = [{k: row[k] for k in columns} | {"task_id": task_id} for row in val_set]
+
+    torch.manual_seed(hp.seed)
+    try:
+        encoder = AutoModel.from_pretrained(backbone_path, use_safetensors=None if allow_pickle else True)
+    except (OSError, ValueError) as err:
+        raise RouterforgeError(f"cannot load the backbone: {err}", source=backbone_path,
+                               hint="weights must be safetensors unless --allow-pickle") from None
+    if hp.gradient_checkpointing:
+        encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if lora is not None:  # one shared adapter on the encoder; the heads stay fully trainable
+        from peft import LoraConfig, get_peft_model
+
+        from ..modeling.backbones import resolve_lora_targets
+
+        encoder = get_peft_model(encoder, LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                     target_modules=resolve_lora_targets(encoder, lora.targets)))
+    heads = {t["name"]: {"kind": t["kind"], "num_labels": len(t["label_names"]), "crf": t["crf"]} for t in tasks}
+    net = MultitaskModel(encoder, heads)
+
+    checkpoint_dir = output / CHECKPOINTS
+    last_checkpoint = _prepare_checkpoints(checkpoint_dir, resume, {
+        "fingerprints": {name: d.fingerprint for name, d in data.items()}, "backbone": model,
+        "hyperparams": hp.model_dump(exclude={"epochs", "max_steps", "patience"}), "temperature": temperature,
+        "loss_weights": weights, "lora": lora.model_dump() if lora else None, "crf": crf})
+    use_gpu = torch.cuda.is_available()
+    args = _training_arguments(hp, checkpoint_dir, SCORE, use_gpu)
+    args.remove_unused_columns = False
+    callbacks = list(callbacks or [])
+    if hp.patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=hp.patience))
+    if progress:
+        from .progress import RichProgressCallback
+
+        callbacks.append(RichProgressCallback("train multitask"))
+    sampler = TaskBatchSampler([len(d.train) for d in data.values()], hp.batch_size, temperature, hp.seed)
+    trainer = _make_trainer_class()(
+        model=net, args=args, train_dataset=train_rows, eval_dataset=val_sets[tasks[0]["name"]],
+        data_collator=TaskCollator(tokenizer, [t["kind"] for t in tasks]), processing_class=tokenizer,
+        callbacks=callbacks, sampler=sampler, tasks=tasks, val_sets=val_sets)
+    trainer.remove_callback(PrinterCallback)
+    trainer.train(resume_from_checkpoint=last_checkpoint)
+    train_seconds = time.perf_counter() - started
+    if not trainer.is_world_process_zero():
+        return TrainResult(output, {}, train_seconds, {})
+
+    state = trainer.state
+    info = {
+        "schema_version": SCHEMA_VERSION,
+        "task": "multitask",
+        "kind": "multitask",
+        "heads": {t["name"]: {"kind": t["kind"], "labels": t["labels"], "label_names": t["label_names"],
+                              "crf": t["crf"], "loss": t["loss"], "loss_weight": t["weight"]} for t in tasks},
+        "backbone": {"name": model, "path": backbone_path, "model_type": encoder.config.model_type},
+        "hyperparams": hp.model_dump(),
+        "multitask": {"temperature": temperature, "loss_weights": weights,
+                      "sampling": dict(zip(data, np.round(sampler.probs, 4).tolist()))},
+        "lora": lora.model_dump() if lora else None,
+        "crf": crf,
+        "max_length": hp.max_length,
+        "data": {name: {"manifest": d.manifest(), "report": d.report | {
+            "rows_longer_than_training_window": t["long_rows"]}} for t, (name, d) in zip(tasks, data.items())},
+        "training": {"seconds": round(train_seconds, 1), "global_steps": state.global_step,
+                     "epochs": round(state.epoch or 0, 3), "best_metric": state.best_metric,
+                     "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
+                     "device": "cuda" if use_gpu else "cpu", "log_history": state.log_history},
+        "calibration": {},
+        "thresholds": {},
+        "versions": _versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    with atomic_directory(output) as tmp:
+        final = _unwrap(trainer.model)
+        if lora is not None:
+            final.encoder.save_pretrained(tmp / "adapter")
+            final.encoder = final.encoder.merge_and_unload()
+        final.save(tmp)
+        tokenizer.save_pretrained(tmp)
+        move_logs(checkpoint_dir, tmp)
+        info = calibrate_and_score(tmp, info, data) if evaluate_after else info | {"metrics": {}}
+        info["training"]["seconds_with_eval"] = round(time.perf_counter() - started, 1)
+        write_json(tmp / INFO_FILE, info)
+    return TrainResult(output, info["metrics"], train_seconds, info)
