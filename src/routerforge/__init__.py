@@ -17,7 +17,8 @@ _LAZY = {
     "train": ("training.trainer", "train"),
     "train_multitask": ("training.multitask", "train_multitask"),
     "evaluate": ("evaluation.evaluate", "evaluate"),
-    "export": ("export", "export"),
+    "export": ("exporters", "export"),
+    "calibrate": ("evaluation.calibration", "calibrate"),  # not "export/": a subpackage would shadow the function
     "LoraSettings": ("training.lora", "LoraSettings"),
     "Hyperparams": ("training.hyperparams", "Hyperparams"),
     "Router": ("runtime.engine", "Router"),

@@ -285,6 +285,46 @@ def classify(
     print(json.dumps(results[0] if len(results) == 1 else results, indent=2, ensure_ascii=False))
 
 
+@app.command()
+@_friendly
+def export(
+    model_dir: Annotated[Path, typer.Argument(help="model directory or multitask bundle")],
+    format: Annotated[Optional[list[str]], typer.Option("--format", help="onnx | onnx-int8 | torchscript; repeatable")] = None,
+    max_rows: Annotated[Optional[int], typer.Option(help="validation rows per head for the parity check [all]")] = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle")] = False,
+):
+    """Export beside the weights (model.onnx, model.int8.onnx, model.torchscript.pt), parity-checked on the
+    validation split: a failing check fails the export and leaves the directory unchanged."""
+    from .exporters import export as run_export
+
+    for fmt in format or ["onnx", "onnx-int8"]:
+        record = run_export(model_dir, fmt, allow_pickle=allow_pickle, max_rows=max_rows)
+        table = Table(title=f"{fmt}: {record['file']} ({record['size_mb']} MB), parity {record['parity']['criteria']}")
+        for column in ("head", "rows", "max |diff|", "agreement", "metric torch [95% CI] -> exported", "passed"):
+            table.add_column(column)
+        for head, r in record["parity"]["heads"].items():
+            metric = (f"{r['metric']} {r['torch']:.4f} [{r['torch_ci95'][0]:.4f}, {r['torch_ci95'][1]:.4f}] -> "
+                      f"{r['exported']:.4f}") if "metric" in r else "-"
+            table.add_row(head, f"{r['rows']} {r['compared']}", f"{r['max_abs_logit_diff']:.2e}",
+                          f"{r['label_agreement']:.2%}", metric, str(r["passed"]))
+        err_console.print(table)
+
+
+@app.command()
+@_friendly
+def calibrate(
+    model_dir: Annotated[Path, typer.Argument(help="model directory or multitask bundle")],
+    target_fpr: Annotated[float, typer.Option(help="jailbreak false-positive rate the threshold aims at")] = 0.01,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle")] = False,
+):
+    """Refit each head's temperature and the jailbreak threshold on the validation split (training does this
+    already); prints ECE before/after and the counts at the threshold."""
+    from .evaluation.calibration import calibrate as run_calibrate
+
+    fitted = run_calibrate(model_dir, target_fpr, allow_pickle=allow_pickle)
+    out_console.print_json(json.dumps(fitted))
+
+
 @app.command("data")
 @_friendly
 def data_command(

@@ -186,3 +186,23 @@ def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: flo
             calibration["jailbreak"]["threshold_on_test"] = detection_counts(*scores(splits["jailbreak"]["test"]),
                                                                              choice["threshold"])
     return {"calibration": calibration, "thresholds": thresholds}
+
+
+def calibrate(model_dir, target_fpr: float = TARGET_FPR, *, allow_pickle: bool = False) -> dict:
+    """Refit temperatures and the jailbreak threshold of a saved model (or bundle) on its own validation split(s)
+    (re-read and hash-checked from the manifests) and store them in its ``routerforge.json``."""
+    from pathlib import Path
+
+    from ..data import load_split_from_manifest
+    from ..io import write_json
+    from ..runtime.engine import INFO_FILE, Router
+    from .evaluate import task_data_info
+
+    if not 0 < target_fpr < 1:
+        raise RouterforgeError(f"target FPR must be in (0, 1), got {target_fpr}")
+    router = Router.load(model_dir, "torch", allow_pickle=allow_pickle)
+    splits = {task: {split: load_split_from_manifest(task_data_info(router.info, task)["manifest"], split)
+                     for split in ("val", "test")} for task in router.heads}
+    fitted = calibrate_router(router, splits, target_fpr)
+    write_json(Path(model_dir) / INFO_FILE, router.info | fitted)
+    return fitted

@@ -1,0 +1,82 @@
+"""``routerforge export MODEL --format onnx|onnx-int8|torchscript``: parity-checked exports, written beside the
+weights (``model.onnx``, ``model.int8.onnx``, ``model.torchscript.pt``), recorded in ``routerforge.json``.
+
+>>> import routerforge as rf
+>>> rf.export("runs/local-data/bundle", format="onnx-int8")["parity"]["passed"]
+True
+
+Every export runs the parity check (:mod:`routerforge.exporters.parity`) on the model's validation split(s)
+before the file takes its final name: a failing export raises and leaves the directory as it was.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import RouterforgeError
+from ..io import write_json
+
+FORMATS = ("onnx", "onnx-int8", "torchscript")
+FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torchscript": "model.torchscript.pt"}
+
+
+def _validation_splits(info: dict, heads: dict) -> dict[str, list]:
+    from ..data import load_split_from_manifest
+    from ..evaluation.evaluate import task_data_info
+
+    return {head: load_split_from_manifest(task_data_info(info, head)["manifest"], "val") for head in heads}
+
+
+def export(model_dir: str | Path, format: str = "onnx", *, allow_pickle: bool = False,
+           max_rows: int | None = None) -> dict:
+    """Export ``model_dir`` (per-task model or multitask bundle) to ``format``; returns the record stored under
+    ``exports[format]`` in ``routerforge.json``. ``max_rows`` caps the validation rows parity uses per head."""
+    from ..runtime.backends import OnnxBackend, TorchScriptBackend, load_torch_module
+    from ..runtime.engine import Router, read_info
+    from .onnx import export_onnx, optimise
+    from .parity import check_parity
+    from .quantize import quantize_int8
+    from .torchscript import export_torchscript
+
+    if format not in FORMATS:
+        raise RouterforgeError(f"unknown export format {format!r}", hint=f"choose one of {', '.join(FORMATS)}")
+    path = Path(model_dir)
+    info = read_info(path)
+    reference = Router.load(path, "torch", allow_pickle=allow_pickle)
+    heads = reference.heads
+    config = json.loads((path / "config.json").read_text())
+    vocab = int(config.get("vocab_size", 30000))
+    splits = {h: rows[:max_rows] for h, rows in _validation_splits(info, heads).items()}
+    started = time.perf_counter()
+    module = load_torch_module(path, info, heads, allow_pickle=allow_pickle)
+    with tempfile.TemporaryDirectory(dir=path, prefix=".export-") as tmp:
+        tmp = Path(tmp)
+        record: dict = {"file": FILES[format]}
+        if format == "torchscript":
+            candidate_file = tmp / FILES[format]
+            export_torchscript(module, vocab, candidate_file)
+            backend = TorchScriptBackend(candidate_file, heads)
+        else:
+            raw, fused = tmp / "raw.onnx", tmp / "fused.onnx"
+            export_onnx(module, heads, vocab, raw)
+            record["fused_operators"] = optimise(raw, fused, config)
+            candidate_file = fused
+            if format == "onnx-int8":
+                candidate_file = tmp / FILES[format]
+                quantize_int8(fused, candidate_file)
+            backend = OnnxBackend(candidate_file)
+        candidate = Router(path, info, backend, format, window=reference.window, overlap=reference.overlap)
+        record["parity"] = check_parity(reference, candidate, splits, quantised=format == "onnx-int8")
+        record |= {"size_mb": round(candidate_file.stat().st_size / 2**20, 2),
+                   "seconds": round(time.perf_counter() - started, 1)}
+        if not record["parity"]["passed"]:
+            raise RouterforgeError(f"{format} export failed its parity check: "
+                                   f"{json.dumps(record['parity']['heads'], default=str)}",
+                                   source=str(path), hint=record["parity"]["criteria"])
+        os.replace(candidate_file, path / FILES[format])
+    info.setdefault("exports", {})[format] = record
+    write_json(path / "routerforge.json", info)
+    return record
