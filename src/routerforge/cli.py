@@ -325,6 +325,36 @@ def calibrate(
     out_console.print_json(json.dumps(fitted))
 
 
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (performance claims live here, not in tests).")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("latency")
+@_friendly
+def bench_latency(
+    per_task: Annotated[list[str], typer.Option("--per-task", help="TASK=DIR, once per per-task model")],
+    bundle: Annotated[Path, typer.Option(help="the multitask bundle")],
+    repeats: Annotated[int, typer.Option(help="timed requests (and batches) per configuration")] = 50,
+    batch: Annotated[int, typer.Option(help="batch size of the throughput measurement")] = 32,
+    output: Annotated[Optional[Path], typer.Option(help="write the full result as JSON here")] = None,
+):
+    """p50/p99 at batch 1 and throughput at batch 32: four per-task PyTorch models one after another vs the
+    multitask bundle in PyTorch, ONNX fp32 and ONNX int8, in one process on the same prompts."""
+    from .evaluation.benchmark import format_table, latency_benchmark
+    from .io import write_json
+
+    models = {}
+    for item in per_task:
+        task, sep, path = item.partition("=")
+        if not sep or not task or not path:
+            raise RouterforgeError(f"--per-task expects TASK=DIR, got {item!r}")
+        models[task] = Path(path)
+    result = latency_benchmark(models, bundle, repeats=repeats, batch=batch)
+    print(format_table(result))
+    if output:
+        write_json(output, result)
+
+
 @app.command("data")
 @_friendly
 def data_command(
