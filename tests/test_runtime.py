@@ -350,8 +350,6 @@ def test_threshold_at_fpr_with_too_few_negatives_admits_none():
     assert choice["threshold"] > p[y == 0].max()
 
 
-@pytest.mark.skip(reason="src bug: threshold_at_fpr clamps the threshold to 1.0, so a negative scored exactly "
-                         "1.0 stays a false positive (see report)")
 def test_threshold_at_fpr_with_a_saturated_negative_admits_none():
     y = np.array([0] * 20 + [1] * 5)
     p = np.r_[np.linspace(0, 0.5, 19), [1.0], np.ones(5)]  # float64 softmax saturates to exactly 1.0

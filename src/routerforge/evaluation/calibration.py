@@ -112,21 +112,36 @@ def calibration_summary(logits: np.ndarray, labels: np.ndarray, temperature: flo
 
 
 def threshold_at_fpr(is_attack, p_attack, target_fpr: float = TARGET_FPR) -> dict:
-    """The lowest threshold whose false-positive rate on this (validation) data is <= ``target_fpr``, with the
-    counts it gives. With fewer than ``1 / target_fpr`` negatives the target cannot be resolved: the rule
-    then admits no false positive at all, and ``resolvable`` says so."""
+    """The operating point with the most recall whose false-positive rate on this (validation) data is <=
+    ``target_fpr``, with the counts it gives.
+
+    The threshold sits halfway (in log-odds) between the highest-scoring negative it must exclude and the next
+    score above it, not a hair above that negative, so a score that moves by rounding (an int8 export) does
+    not flip the decision. With fewer than ``1 / target_fpr`` negatives the target cannot be resolved: the
+    rule then admits no false positive at all, and ``resolvable`` says so.
+    """
     y, p = np.asarray(is_attack, dtype=int), np.asarray(p_attack, dtype=float)
     negatives = np.sort(p[y == 0])[::-1]
     allowed = int(np.floor(target_fpr * len(negatives)))  # false positives the target permits
-    if len(negatives) == 0:
+    if len(negatives) <= allowed:
         threshold = 0.5
-    elif allowed == 0:
-        threshold = float(np.nextafter(negatives[0], np.inf))  # just above the highest-scoring negative
     else:
-        threshold = float(np.nextafter(negatives[allowed], np.inf))  # admits exactly the top `allowed`
-    threshold = min(threshold, 1.0)
+        excluded = negatives[allowed]  # the highest negative that must stay below the threshold
+        above = p[p > excluded]
+        if excluded >= 1.0:  # a negative saturated at 1.0: only a threshold above 1 keeps it unflagged
+            threshold = float(np.nextafter(1.0, np.inf))
+        else:
+            threshold = _midpoint(excluded, above.min() if above.size else 1.0)
     return {"threshold": threshold, "target_fpr": target_fpr, "resolvable": len(negatives) * target_fpr >= 1,
             **detection_counts(y, p, threshold)}
+
+
+def _midpoint(low: float, high: float) -> float:
+    """The point halfway between two probabilities in log-odds (they are often 1e-9 and 0.9999)."""
+    from scipy.special import expit, logit
+
+    middle = expit((logit(np.clip(low, 1e-12, 1 - 1e-12)) + logit(np.clip(high, 1e-12, 1 - 1e-12))) / 2)
+    return float(min(max(middle, np.nextafter(low, np.inf)), high))
 
 
 def detection_counts(y, p, threshold: float) -> dict:
