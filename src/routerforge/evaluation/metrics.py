@@ -70,6 +70,25 @@ def _prf(y_true, y_pred, labels, weight=None) -> dict[str, Any]:
     return out
 
 
+def _prf_resampled(yt: np.ndarray, yp: np.ndarray, k: int, w: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`_prf`'s macro and weighted means for every resample at once (``w``: ``(n_boot, n)`` draw counts),
+    each over the labels that resample has support for. The same definitions as sklearn's
+    ``precision_recall_fscore_support(zero_division=0)``, as counts: one matrix product instead of n_boot calls."""
+    classes = np.arange(k)
+    true = w @ (yt[:, None] == classes)  # (n_boot, k) support
+    pred = w @ (yp[:, None] == classes)
+    tp = w @ ((yt == yp)[:, None] & (yt[:, None] == classes))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = {"precision": np.where(pred > 0, tp / pred, 0.0), "recall": np.where(true > 0, tp / true, 0.0),
+                  "f1": np.where(true + pred > 0, 2 * tp / (true + pred), 0.0)}
+    supported = true > 0
+    out = {}
+    for name, x in scores.items():
+        out[f"macro_{name}"] = (x * supported).sum(axis=1) / supported.sum(axis=1)
+        out[f"weighted_{name}"] = (x * true).sum(axis=1) / true.sum(axis=1)
+    return out
+
+
 def classification_metrics(
     y_true: list[int],
     y_pred: list[int],
@@ -105,11 +124,7 @@ def classification_metrics(
         boot["accuracy"] = w @ (yt == yp) / n
         # each resample averages over the labels it has support for, the same rule as the point estimate
         # (otherwise a rare class missing from a resample would count as recall 0)
-        support_b = w @ (yt[:, None] == np.arange(k))
-        resamples = [_prf(yt, yp, np.flatnonzero(sb).tolist(), wb) for wb, sb in zip(w, support_b)]
-        for key in point:
-            if key != "per_class":
-                boot[key] = np.array([r[key] for r in resamples])
+        boot |= _prf_resampled(yt, yp, k, w)
 
     out: dict[str, Any] = {
         "kind": "classification",

@@ -44,6 +44,7 @@ class TaskBatchSampler(torch.utils.data.Sampler):
 
     def __init__(self, sizes: list[int], batch_size: int, temperature: float, seed: int):
         self.sizes, self.batch_size, self.seed, self.epoch = sizes, batch_size, seed, 0
+        self.drop_last = False  # read by accelerate when it shards batches across processes
         weights = np.asarray(sizes, dtype=float) ** temperature
         self.probs = weights / weights.sum()
         self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
