@@ -6,7 +6,7 @@ DEMO := runs/demo
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test test-fast bench-quality clean
+.PHONY: demo test test-fast bench-quality bench-latency clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +34,11 @@ test-fast: $(VENV)/.installed
 bench-quality: $(VENV)/.installed
 	PATH=$(VENV)/bin:$$PATH bash benchmarks/quality.sh ../shared/data models
 	$(PY) benchmarks/baselines.py models/category models/category-lora models/intent models/clinc150
+
+# Serving latency: the four per-task models vs the multitask bundle (torch, ONNX, ONNX int8); benchmarks/README.md
+bench-latency: $(VENV)/.installed
+	$(PY) benchmarks/latency.py --per-task category=models/category pii=models/pii-e10 jailbreak=models/jailbreak \
+		intent=models/intent-e8 --bundle runs/local-data/bundle --output benchmarks/results/latency.json
 
 clean:
 	rm -rf $(VENV) runs reports models .pytest_cache

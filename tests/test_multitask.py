@@ -265,3 +265,24 @@ def test_bad_multitask_settings_raise(tiny_bert, tmp_path):
     with pytest.raises(RouterforgeError, match="at least one task"):
         rf.train_multitask({}, model=str(tiny_bert), output=tmp_path / "b3", progress=False)
     assert not any((tmp_path / name).exists() for name in ("b1", "b2", "b3"))
+
+
+def test_one_shared_lora_adapter(tiny_bert, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModel
+
+    data = _data(tmp_path, n=80)
+    result = rf.train_multitask(data, model=str(tiny_bert), output=tmp_path / "bundle", progress=False,
+                                lora=rf.LoraSettings(rank=4), hyperparams=dict(FAST, max_steps=4))
+    bundle = tmp_path / "bundle"
+    assert result.info["lora"]["rank"] == 4 and (bundle / "adapter" / "adapter_model.safetensors").is_file()
+    # the top-level encoder is the merged one: base + adapter gives the same hidden states
+    import torch
+
+    merged = AutoModel.from_pretrained(bundle).eval()
+    adapted = PeftModel.from_pretrained(AutoModel.from_pretrained(tiny_bert), bundle / "adapter").eval()
+    ids = torch.tensor([[2, 40, 41, 42, 3]])
+    with torch.inference_mode():
+        np.testing.assert_allclose(merged(input_ids=ids).last_hidden_state.numpy(),
+                                   adapted(input_ids=ids).last_hidden_state.numpy(), atol=1e-5)
+    assert set(rf.Router.load(bundle).classify("send an email to bob").to_dict()) >= {"category", "pii"}
