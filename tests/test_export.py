@@ -13,7 +13,9 @@ from routerforge.cli import app
 from routerforge.data.synth import write_jsonl
 from routerforge.errors import RouterforgeError
 
-FAST = {"epochs": 3, "batch_size": 16, "lr": 3e-3, "patience": 0, "warmup": 0.0, "max_length": 64}
+# 10 epochs: with fewer, tiny BERT separates the classes by logit margins of ~1e-3, which int8 rounding flips
+# (the parity check rightly fails such a model); at 10 the margins are ~1
+FAST = {"epochs": 10, "batch_size": 16, "lr": 3e-3, "patience": 0, "warmup": 0.0, "max_length": 64}
 
 
 @pytest.fixture(scope="module", params=["bert", "modernbert"])
@@ -77,7 +79,7 @@ def test_bundle_exports_all_heads(tiny_bert, tmp_path):
         source = write_jsonl(task, tmp_path / f"{task}.jsonl", 160, seed=1)
         data[task] = rf.data.load(task, str(source), group_by="template_id" if task == "pii" else None)
     rf.train_multitask(data, model=str(tiny_bert), output=tmp_path / "bundle", crf=True, progress=False,
-                       hyperparams=dict(FAST, epochs=1))
+                       hyperparams=dict(FAST, epochs=1))  # fp32 parity needs no trained margins
     cli = CliRunner().invoke(app, ["export", str(tmp_path / "bundle"), "--format", "onnx"])
     assert cli.exit_code == 0, cli.output
     record = json.loads((tmp_path / "bundle" / "routerforge.json").read_text())["exports"]["onnx"]
