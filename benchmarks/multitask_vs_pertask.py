@@ -4,8 +4,8 @@
         pii=models/pii-e10 jailbreak=models/jailbreak intent=models/intent-e8 [--output FILE.json]
 
 Both sides are scored through the same runtime (torch backend, calibrated as each model's routerforge.json
-says) with the same metric code as ``routerforge eval``; the script refuses to compare a task whose split
-manifests differ. For each task the bundle's metric is placed against the per-task model's 95% bootstrap
+says) with the same metric code as ``routerforge eval``; the script refuses to compare a task whose
+test splits differ (and reports how many train/validation rows differ). For each task the bundle's metric is placed against the per-task model's 95% bootstrap
 interval ("inside", "above" or "below").
 """
 from __future__ import annotations
@@ -46,11 +46,15 @@ def main() -> None:
         task, _, path = item.partition("=")
         single = Router.load(path, "torch")
         manifest = task_data_info(bundle.info, task)["manifest"]
-        if task_data_info(single.info, task)["manifest"]["splits"] != manifest["splits"]:
-            raise SystemExit(f"{task}: the per-task model and the bundle were trained on different splits")
+        other = task_data_info(single.info, task)["manifest"]["splits"]
+        if other["test"] != manifest["splits"]["test"]:
+            raise SystemExit(f"{task}: the per-task model and the bundle have different test splits")
+        moved = {split: len({tuple(r) for r in other[split]} ^ {tuple(r) for r in manifest["splits"][split]})
+                 for split in ("train", "val")}
         test = load_split_from_manifest(manifest, "test")
         per_task, multitask = (headline_metrics(evaluate_examples(r, task, test)) for r in (single, bundle))
-        results[task] = {"rows": len(test), "per_task_model": path, "per_task": per_task, "multitask": multitask}
+        results[task] = {"rows": len(test), "per_task_model": path, "per_task": per_task, "multitask": multitask,
+                         "train_val_rows_that_differ": moved}
         for name, reference in per_task.items():
             value, (lo, hi) = multitask[name]["value"], reference["ci95"]
             verdict = "inside" if lo <= value <= hi else ("above" if value > hi else "below")

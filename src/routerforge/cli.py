@@ -299,13 +299,16 @@ def export(
 
     for fmt in format or ["onnx", "onnx-int8"]:
         record = run_export(model_dir, fmt, allow_pickle=allow_pickle, max_rows=max_rows)
-        table = Table(title=f"{fmt}: {record['file']} ({record['size_mb']} MB), parity {record['parity']['criteria']}")
-        for column in ("head", "rows", "max |diff|", "agreement", "metric torch [95% CI] -> exported", "passed"):
+        recipe = f", recipe {record['recipe']}" if record.get("recipe") else ""
+        table = Table(title=f"{fmt}: {record['file']} ({record['size_mb']} MB{recipe}), parity "
+                            f"{record['parity']['criteria']}")
+        for column in ("head", "rows", "max |diff|", "agreement (texts; PII: tokens)",
+                       "metric torch [95% CI] -> exported", "passed"):
             table.add_column(column)
         for head, r in record["parity"]["heads"].items():
             metric = (f"{r['metric']} {r['torch']:.4f} [{r['torch_ci95'][0]:.4f}, {r['torch_ci95'][1]:.4f}] -> "
                       f"{r['exported']:.4f}") if "metric" in r else "-"
-            table.add_row(head, f"{r['rows']} {r['compared']}", f"{r['max_abs_logit_diff']:.2e}",
+            table.add_row(head, f"{r['rows']} texts", f"{r['max_abs_logit_diff']:.2e}",
                           f"{r['label_agreement']:.2%}", metric, str(r["passed"]))
         err_console.print(table)
 

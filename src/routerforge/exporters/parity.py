@@ -1,7 +1,8 @@
 """Does the exported model answer like the PyTorch one? Checked on the model's own validation split(s).
 
-Per head: the largest absolute logit difference and the share of identical decisions (argmax per text, or
-per token for PII), both over the first window of every validation text; for int8 also the head's task metric,
+Per head: the largest absolute logit difference and the share of identical served labels (argmax per text, or
+per token for PII; for jailbreak the flag at the model's calibrated threshold, which is what the runtime
+answers), both over the first window of every validation text; for int8 also the head's task metric,
 which must fall inside the PyTorch model's 95% bootstrap interval.
 """
 from __future__ import annotations
@@ -20,6 +21,17 @@ def _metric(metrics: dict) -> tuple[str, float, list[float]]:
     return "macro_f1", m["value"], m["ci95"]
 
 
+def _labels(router, head: str, rows: list[np.ndarray]) -> np.ndarray:
+    """The labels the runtime would serve from these logits (per text, or per token for a token head)."""
+    from ..runtime.engine import softmax
+
+    names = router.heads[head]["label_names"]
+    if head == "jailbreak" and "jailbreak" in names:
+        k = names.index("jailbreak")
+        return np.array([softmax(r, router.temperature[head])[k] >= router.threshold for r in rows])
+    return np.concatenate([np.atleast_1d(r.argmax(-1)) for r in rows]) if rows else np.zeros(0)
+
+
 def check_parity(reference, candidate, splits: dict[str, list], quantised: bool) -> dict:
     """Compare two Routers (PyTorch ``reference``, exported ``candidate``) on ``{head: validation examples}``;
     ``passed`` says whether every head meets the thresholds for its precision."""
@@ -30,7 +42,7 @@ def check_parity(reference, candidate, splits: dict[str, list], quantised: bool)
         texts = [e.text for e in examples]
         ref, cand = reference.window_logits(texts)[head], candidate.window_logits(texts)[head]
         diff = max((float(np.abs(r - c).max()) for r, c in zip(ref, cand) if r.size), default=0.0)
-        same = np.concatenate([np.atleast_1d(r.argmax(-1) == c.argmax(-1)) for r, c in zip(ref, cand)])
+        same = _labels(reference, head, ref) == _labels(candidate, head, cand)
         record = {"rows": len(texts), "max_abs_logit_diff": diff,
                   "label_agreement": float(same.mean()) if same.size else 1.0,
                   "compared": "tokens" if reference.heads[head]["kind"] == "token" else "texts"}

@@ -1,17 +1,40 @@
-"""int8 dynamic quantisation with ONNX Runtime's quantiser (weights int8 ahead of time, activations per call)."""
+"""int8 dynamic quantisation with ONNX Runtime's quantiser (weights int8 ahead of time, activations per call).
+
+Recipes go from fastest to most conservative; the exporter takes the first whose parity check passes:
+1. per-channel int8 weights in every linear layer of the encoder (the heads stay fp32: tiny, and they
+   decide);
+2. the same, with the feed-forward down-projections kept fp32: their inputs (after GELU) carry the
+   activation outliers that dynamic int8 rounds worst;
+3. int8 only in the attention projections, the whole feed-forward block fp32.
+Measured on the MiniLM local-data bundle (category head, 913 validation texts, label agreement with fp32):
+98.0%, 98.7%, 99.2%; p50 for a 29-token text 3.3, 4.1, 5.0 ms against 5.5 ms fp32 (one noisy run).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
+RECIPES = ("int8-per-channel", "int8-per-channel-ffn-down-fp32", "int8-attention-only")
 
-def quantize_int8(source: Path, target: Path) -> None:
-    """Quantise the MatMul / Attention weights of an (already fused) fp32 model to int8."""
+
+def _excluded(model, recipe: str) -> list[str]:
+    """Linear nodes a recipe keeps fp32, by name: the heads (whatever is outside the encoder) and, per recipe,
+    feed-forward layers (BERT: intermediate/output dense; ModernBERT: mlp Wi/Wo)."""
+    linear = [n.name for n in model.graph.node if n.op_type in ("MatMul", "Gemm")]
+    heads = [n for n in linear if "encoder" not in n and "/model/model/" not in n]
+    down = [n for n in linear if n.endswith(("/output/dense/MatMul", "/mlp/Wo/MatMul")) and "attention" not in n]
+    up = [n for n in linear if n.endswith(("/intermediate/dense/MatMul", "/mlp/Wi/MatMul"))]
+    return heads + {RECIPES[0]: [], RECIPES[1]: down, RECIPES[2]: down + up}[recipe]
+
+
+def quantize_int8(source: Path, target: Path, recipe: str = RECIPES[0]) -> None:
+    """Quantise the fp32 (fused) model at ``source`` into ``target`` with one of :data:`RECIPES`."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from .onnx import quiet
 
+    exclude = _excluded(onnx.load(str(source), load_external_data=False), recipe)
     # the fused graph holds com.microsoft ops (BiasGelu, Attention) that ONNX shape inference cannot type
     with quiet():
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=exclude, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})

@@ -82,11 +82,12 @@ class MultitaskModel(nn.Module):
         save_file({k: v.contiguous() for k, v in self.heads.state_dict().items()}, str(Path(directory) / HEADS_FILE))
 
     @classmethod
-    def load(cls, directory: Path, heads: dict[str, dict]) -> "MultitaskModel":
+    def load(cls, directory: Path, heads: dict[str, dict], **encoder_options) -> "MultitaskModel":
+        """``encoder_options`` go to ``AutoModel.from_pretrained`` (e.g. ``attn_implementation``)."""
         from safetensors.torch import load_file
         from transformers import AutoModel
 
-        model = cls(AutoModel.from_pretrained(directory, use_safetensors=True), heads)
+        model = cls(AutoModel.from_pretrained(directory, use_safetensors=True, **encoder_options), heads)
         model.heads.load_state_dict(load_file(str(Path(directory) / HEADS_FILE)))
         return model.eval()
 

@@ -54,25 +54,28 @@ class TorchScriptBackend(TorchBackend):
         self.module, self.names = torch.jit.load(str(file), map_location="cpu").eval(), list(heads)
 
 
-def load_torch_module(path: Path, info: dict, heads: dict, allow_pickle: bool = False):
+def load_torch_module(path: Path, info: dict, heads: dict, allow_pickle: bool = False,
+                      attn_implementation: str | None = None):
     """The saved model as a module ``(input_ids, attention_mask) -> tuple of logits, one per head`` (the same
-    module the exporters trace)."""
+    module the exporters trace, with ``attn_implementation="eager"``: the attention graph ONNX Runtime fuses)."""
     path = Path(path)
     safetensors = (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file()
     if not safetensors and not allow_pickle:
         raise RouterforgeError("no model.safetensors in the model directory; pickled weights are refused",
                                source=str(path), hint="pass --allow-pickle only for a model you trust")
+    options = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
         if info.get("kind") == "multitask":
             from ..modeling.multitask import MultitaskModel
 
             model = MultitaskModel.load(path, {n: {"kind": h["kind"], "num_labels": len(h["label_names"]),
-                                                   "crf": h.get("crf", False)} for n, h in heads.items()})
+                                                   "crf": h.get("crf", False)} for n, h in heads.items()},
+                                        **options)
         else:
             from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
             auto = AutoModelForTokenClassification if info["kind"] == "token" else AutoModelForSequenceClassification
-            model = auto.from_pretrained(path, use_safetensors=True if safetensors else None)
+            model = auto.from_pretrained(path, use_safetensors=True if safetensors else None, **options)
     except (OSError, ValueError, RuntimeError) as err:
         raise RouterforgeError(f"cannot load the model: {err}", source=str(path)) from None
 
