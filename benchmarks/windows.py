@@ -25,7 +25,7 @@ from routerforge.evaluation.evaluate import task_data_info
 from routerforge.evaluation.metrics import span_metrics
 from routerforge.runtime.engine import Router, read_info
 
-SETTINGS = ((128, 0), (128, 32), (256, 0), (256, 64), (512, 64), (512, 128))
+SETTINGS = ((64, 16), (128, 0), (128, 32), (128, 64), (256, 64), (512, 128))
 
 
 def documents(rows, per_doc: int):

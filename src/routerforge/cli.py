@@ -269,8 +269,8 @@ def classify(
     model_dir: Annotated[Path, typer.Argument(help="model directory")],
     texts: Annotated[list[str], typer.Argument(help="text(s) to classify; '-' reads lines from stdin")],
     backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch | torchscript [fastest present]")] = None,
-    window: Annotated[Optional[int], typer.Option(help="window in tokens for long texts [256]")] = None,
-    overlap: Annotated[Optional[int], typer.Option(help="tokens shared by neighbouring windows [64]")] = None,
+    window: Annotated[Optional[int], typer.Option(help="window in tokens for long texts [the training window]")] = None,
+    overlap: Annotated[Optional[int], typer.Option(help="tokens shared by neighbouring windows [window / 4]")] = None,
     max_windows: Annotated[Optional[int], typer.Option(help="windows read per text; beyond: truncated [64]")] = None,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle")] = False,
 ):

@@ -205,19 +205,23 @@ def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: flo
 
 def calibrate(model_dir, target_fpr: float = TARGET_FPR, *, allow_pickle: bool = False) -> dict:
     """Refit temperatures and the jailbreak threshold of a saved model (or bundle) on its own validation split(s)
-    (re-read and hash-checked from the manifests) and store them in its ``routerforge.json``."""
+    (re-read and hash-checked from the manifests), rescore validation and test with them, and store all of it
+    in its ``routerforge.json``. Returns the calibration and thresholds."""
     from pathlib import Path
 
     from ..data import load_split_from_manifest
     from ..io import write_json
-    from ..runtime.engine import INFO_FILE, Router
+    from ..runtime.engine import INFO_FILE, heads_of, read_info
+    from ..training.trainer import calibrate_and_score
     from .evaluate import task_data_info
 
     if not 0 < target_fpr < 1:
         raise RouterforgeError(f"target FPR must be in (0, 1), got {target_fpr}")
-    router = Router.load(model_dir, "torch", allow_pickle=allow_pickle)
-    splits = {task: {split: load_split_from_manifest(task_data_info(router.info, task)["manifest"], split)
-                     for split in ("val", "test")} for task in router.heads}
-    fitted = calibrate_router(router, splits, target_fpr)
-    write_json(Path(model_dir) / INFO_FILE, router.info | fitted)
-    return fitted
+    info = read_info(model_dir)
+    splits = {task: {split: load_split_from_manifest(task_data_info(info, task)["manifest"], split)
+                     for split in ("val", "test")} for task in heads_of(info)}
+    info = calibrate_and_score(Path(model_dir), info, splits, target_fpr, allow_pickle=allow_pickle)
+    if "error" in info["metrics"]:
+        raise RouterforgeError(f"calibration failed: {info['metrics']['error']}", source=str(model_dir))
+    write_json(Path(model_dir) / INFO_FILE, info)
+    return {"calibration": info["calibration"], "thresholds": info["thresholds"]}

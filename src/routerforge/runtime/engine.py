@@ -26,8 +26,10 @@ from .windows import merge_token_rows, plan_windows
 
 INFO_FILE = "routerforge.json"
 DEFAULT_THRESHOLD = 0.5  # P(jailbreak) cut-off of a model that has no threshold chosen on validation
-# Window defaults (tokens, special tokens included): see docs/runtime.md for the measurements behind them.
-WINDOW, OVERLAP, MAX_WINDOWS = 256, 64, 64
+# Window defaults (tokens, special tokens included): the model's training window (``max_length`` in
+# routerforge.json, else WINDOW), a quarter of it shared with each neighbour, at most MAX_WINDOWS per text.
+# docs/runtime.md has the measurements behind them (PII F1 drops when windows exceed the training window).
+WINDOW, MAX_WINDOWS = 256, 64
 BACKENDS = ("onnx-int8", "onnx", "torch", "torchscript")
 
 
@@ -113,8 +115,8 @@ class Router:
         self.special = SpecialTokens(self.tokenizer, self.path)
         n_special = len(self.special.prefix) + len(self.special.suffix)
         positions = json.loads((self.path / "config.json").read_text()).get("max_position_embeddings", 512)
-        self.window = min(window or WINDOW, positions)
-        self.overlap = OVERLAP if overlap is None else overlap
+        self.window = min(window or int(info.get("max_length") or WINDOW), positions)
+        self.overlap = self.window // 4 if overlap is None else overlap
         self.max_windows = max_windows or MAX_WINDOWS
         self.content = self.window - n_special
         if not 0 <= self.overlap < self.content:

@@ -283,7 +283,8 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
         final.save(tmp)
         tokenizer.save_pretrained(tmp)
         move_logs(checkpoint_dir, tmp)
-        info = calibrate_and_score(tmp, info, data) if evaluate_after else info | {"metrics": {}}
+        splits = {name: {"val": d.val, "test": d.test} for name, d in data.items()}
+        info = calibrate_and_score(tmp, info, splits) if evaluate_after else info | {"metrics": {}}
         info["training"]["seconds_with_eval"] = round(time.perf_counter() - started, 1)
         write_json(tmp / INFO_FILE, info)
     return TrainResult(output, info["metrics"], train_seconds, info)

@@ -180,19 +180,20 @@ def _prepare_checkpoints(checkpoint_dir: Path, resume: bool, run: dict) -> str |
     return None
 
 
-def calibrate_and_score(model_dir: Path, info: dict, data: dict[str, TaskData]) -> dict:
+def calibrate_and_score(model_dir: Path, info: dict, splits: dict[str, dict[str, list]],
+                        target_fpr: float = 0.01, allow_pickle: bool = False) -> dict:
     """Fit temperatures and the jailbreak threshold on validation, then score validation and test through the
-    serving path (torch backend). Updates ``info`` (calibration, thresholds, metrics) and returns it; a failure
-    here is reported and the trained model kept."""
+    serving path (torch backend). ``splits``: ``{task: {"val": examples, "test": examples}}``. Updates ``info``
+    (calibration, thresholds, metrics) and returns it; a failure here is reported and the trained model kept."""
     from ..evaluation.calibration import calibrate_router
     from ..evaluation.evaluate import evaluate_examples
     from ..runtime.engine import Router
 
     try:
-        router = Router.load(model_dir, "torch", info=info)
-        info |= calibrate_router(router, {t: {"val": d.val, "test": d.test} for t, d in data.items()})
-        scores = {t: {split: evaluate_examples(router, t, d.split(split)) for split in ("val", "test")}
-                  for t, d in data.items()}
+        router = Router.load(model_dir, "torch", info=info, allow_pickle=allow_pickle)
+        info |= calibrate_router(router, splits, target_fpr)
+        scores = {t: {split: evaluate_examples(router, t, rows[split]) for split in ("val", "test")}
+                  for t, rows in splits.items()}
         info["metrics"] = scores if "heads" in info else next(iter(scores.values()))
     except Exception as err:  # noqa: BLE001 - the trained model matters more than its scores
         warnings.warn(f"scoring the trained model failed ({err!r}); run 'routerforge eval' on it", stacklevel=2)
@@ -333,7 +334,8 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
             save_model(final, tmp)
         tokenizer.save_pretrained(tmp)
         move_logs(checkpoint_dir, tmp)
-        info = calibrate_and_score(tmp, info, {task.name: data}) if evaluate_after else info | {"metrics": {}}
+        splits = {task.name: {"val": data.val, "test": data.test}}
+        info = calibrate_and_score(tmp, info, splits) if evaluate_after else info | {"metrics": {}}
         metrics = info["metrics"]
         info["training"]["seconds_with_eval"] = round(time.perf_counter() - started, 1)
         write_json(tmp / INFO_FILE, info)
