@@ -41,7 +41,7 @@ def test_export_passes_parity_and_is_recorded(jailbreak_model, fmt):
     info = json.loads((jailbreak_model / "routerforge.json").read_text())
     assert info["exports"][fmt]["file"] == record["file"] and (jailbreak_model / record["file"]).is_file()
     router = rf.Router.load(jailbreak_model, fmt)
-    long_text = "please summarise this report for me. " * 300  # several windows, all dynamic shapes
+    long_text = "please summarise this report for me. " * 60  # several windows, all dynamic shapes
     signals = router.classify(long_text)
     assert signals.windows > 1 and not signals.truncated and 0 <= signals.jailbreak.p_jailbreak <= 1
 
