@@ -178,7 +178,7 @@ def test_span_per_type_min_support_and_dict_spans():
 def test_span_bootstrap_is_seeded_and_contains_estimate():
     rng = np.random.default_rng(0)
     gold, pred = [], []
-    for d in range(80):
+    for _ in range(80):
         g = [Span("PERSON", 10 * i, 10 * i + 4) for i in range(rng.integers(1, 4))]
         gold.append(g)
         pred.append([s if rng.random() < 0.8 else Span(s.entity_type, s.start, s.end + 1) for s in g])

@@ -86,7 +86,7 @@ def test_no_text_in_two_splits(tmp_path, seed):
     texts = sentences(25, seed)
     rng = random.Random(seed)
     rows, used = [], set()
-    for i in range(120):  # every text several times, in varying case and spacing
+    for _ in range(120):  # every text several times, in varying case and spacing
         index = rng.randrange(len(texts))
         used.add(index)
         text = rng.choice([texts[index], texts[index].upper(), texts[index].replace(" ", "  "), f" {texts[index]}\t"])
