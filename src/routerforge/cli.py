@@ -167,18 +167,15 @@ def train(
         mode = mode or cfg.training.mode
         if mode not in ("per-task", "multitask", "both"):
             raise RouterforgeError(f"unknown --mode {mode!r}", hint="per-task, multitask or both")
+        datasets = {}
+        for name in cfg.tasks:  # each task's data exactly as a per-task run loads it: same splits either way
+            datasets[name] = _task_data(name, None, data_dir, cfg, None, None, None, None, None, None, None, None,
+                                        val, test, near_duplicate_threshold, seed, None)
+            _print_data_report(datasets[name])
         for name in cfg.tasks if mode in ("per-task", "both") else ():
-            data_for_task = _task_data(name, None, data_dir, cfg, None, None, None, None, None, None, None, None,
-                                       val, test, near_duplicate_threshold, seed, None)
-            _print_data_report(data_for_task)
-            _train_one(data_for_task, backbone, Path("runs") / cfg.name / "models" / name, lora_settings,
+            _train_one(datasets[name], backbone, Path("runs") / cfg.name / "models" / name, lora_settings,
                        overrides, crf or cfg.tasks[name].crf, resume, allow_pickle)
         if mode in ("multitask", "both"):
-            datasets = {}
-            for name in cfg.tasks:
-                datasets[name] = _task_data(name, None, data_dir, cfg, None, None, None, None, None, None, None,
-                                            None, val, test, near_duplicate_threshold, seed, None)
-                _print_data_report(datasets[name])
             _train_bundle(datasets, backbone, output or Path("runs") / cfg.name / "bundle", lora_settings,
                           overrides, cfg, crf or any(t.crf for t in cfg.tasks.values()), resume, allow_pickle)
         return
