@@ -11,13 +11,13 @@ interval ("inside", "above" or "below").
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from routerforge.data import load_split_from_manifest
+from routerforge.io import write_json
 from routerforge.evaluation.evaluate import evaluate_examples, task_data_info
 from routerforge.runtime.engine import Router
 
@@ -68,7 +68,7 @@ def main() -> None:
     Console().print(table)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(results, indent=2, default=str))
+        write_json(args.output, results)
 
 
 if __name__ == "__main__":

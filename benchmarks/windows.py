@@ -11,7 +11,6 @@ would show as an F1 below the per-row one; too little overlap shows the same way
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -19,9 +18,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from routerforge.data import load_split_from_manifest
 from routerforge.data.schema import Span
-from routerforge.evaluation.evaluate import task_data_info
+from routerforge.io import write_json
+from routerforge.evaluation.evaluate import head_splits
 from routerforge.evaluation.metrics import span_metrics
 from routerforge.runtime.engine import Router, read_info
 
@@ -53,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
 
     info = read_info(args.model)
-    rows = load_split_from_manifest(task_data_info(info, "pii")["manifest"], "test")
+    rows = head_splits(info, ["pii"], ("test",))["pii"]["test"]
     docs = documents(rows, args.rows_per_doc)
     gold = [spans for _, spans in docs]
     results = {"model": args.model, "rows": len(rows), "documents": len(docs), "settings": []}
@@ -88,7 +87,7 @@ def main() -> None:
     Console().print(table)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(results, indent=2, default=str))
+        write_json(args.output, results)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ still bin ourselves because ECE needs the per-bin counts, which sklearn's functi
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from routerforge.errors import RouterforgeError
@@ -203,23 +205,40 @@ def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: flo
     return {"calibration": calibration, "thresholds": thresholds}
 
 
+def calibrate_and_score(model_dir, info: dict, splits: dict[str, dict[str, list]],
+                        target_fpr: float = TARGET_FPR, allow_pickle: bool = False) -> dict:
+    """Fit temperatures and the jailbreak threshold on validation, then score validation and test through the
+    serving path (torch backend). ``splits``: ``{task: {"val": examples, "test": examples}}``. Updates ``info``
+    (calibration, thresholds, metrics) and returns it; a failure here is reported and the trained model kept."""
+    from ..runtime.engine import Router
+    from .evaluate import evaluate_examples
+
+    try:
+        router = Router.load(model_dir, "torch", info=info, allow_pickle=allow_pickle)
+        info |= calibrate_router(router, splits, target_fpr)
+        scores = {t: {split: evaluate_examples(router, t, rows[split]) for split in ("val", "test")}
+                  for t, rows in splits.items()}
+        info["metrics"] = scores if "heads" in info else next(iter(scores.values()))
+    except Exception as err:  # noqa: BLE001 - the trained model matters more than its scores
+        warnings.warn(f"scoring the trained model failed ({err!r}); run 'routerforge eval' on it", stacklevel=2)
+        info["metrics"] = {"error": repr(err)}
+    return info
+
+
 def calibrate(model_dir, target_fpr: float = TARGET_FPR, *, allow_pickle: bool = False) -> dict:
     """Refit temperatures and the jailbreak threshold of a saved model (or bundle) on its own validation split(s)
     (re-read and hash-checked from the manifests), rescore validation and test with them, and store all of it
     in its ``routerforge.json``. Returns the calibration and thresholds."""
     from pathlib import Path
 
-    from ..data import load_split_from_manifest
     from ..io import write_json
     from ..runtime.engine import INFO_FILE, heads_of, read_info
-    from ..training.trainer import calibrate_and_score
-    from .evaluate import task_data_info
+    from .evaluate import head_splits
 
     if not 0 < target_fpr < 1:
         raise RouterforgeError(f"target FPR must be in (0, 1), got {target_fpr}")
     info = read_info(model_dir)
-    splits = {task: {split: load_split_from_manifest(task_data_info(info, task)["manifest"], split)
-                     for split in ("val", "test")} for task in heads_of(info)}
+    splits = head_splits(info, heads_of(info), ("val", "test"))
     info = calibrate_and_score(Path(model_dir), info, splits, target_fpr, allow_pickle=allow_pickle)
     if "error" in info["metrics"]:
         raise RouterforgeError(f"calibration failed: {info['metrics']['error']}", source=str(model_dir))

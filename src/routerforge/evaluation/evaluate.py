@@ -33,11 +33,17 @@ def task_data_info(info: dict, task: str) -> dict:
     return info["data"][task] if "heads" in info else info["data"]
 
 
-def task_predictions(signals: list[Signals], task: str, names: list[str]) -> list[dict]:
+def head_splits(info: dict, heads, splits: tuple[str, ...]) -> dict[str, dict[str, list[Example]]]:
+    """``{head: {split: examples}}``, each re-read (and hash-checked) from that head's manifest."""
+    return {head: {split: load_split_from_manifest(task_data_info(info, head)["manifest"], split) for split in splits}
+            for head in heads}
+
+
+def task_predictions(signals: list[Signals], task: str, head: dict) -> list[dict]:
     """One task's answer from each :class:`Signals`: ``{label, probs}`` or ``{pii}`` (the classify JSON shape)."""
-    out = []
+    names, out = head["label_names"], []
     for s in signals:
-        if task == "pii" or (names and names[0] == "O"):
+        if head["kind"] == "token":
             out.append({"pii": [asdict(p) for p in s.pii or []], "truncated": s.truncated})
         elif task == "jailbreak" and s.jailbreak is not None:
             p = s.jailbreak.p_jailbreak
@@ -56,7 +62,7 @@ def evaluate_examples(router, task: str, examples: list[Example], *, n_boot: int
         return {"n": 0}
     names = list(router.heads[task]["label_names"])
     signals = signals or router.classify_batch([e.text for e in examples])
-    predictions = task_predictions(signals, task, names)
+    predictions = task_predictions(signals, task, router.heads[task])
     truncated = int(sum(p["truncated"] for p in predictions))
     if router.heads[task]["kind"] == "token":
         gold = [list(e.spans) for e in examples]

@@ -23,17 +23,11 @@ FORMATS = ("onnx", "onnx-int8", "torchscript")
 FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torchscript": "model.torchscript.pt"}
 
 
-def _validation_splits(info: dict, heads: dict) -> dict[str, list]:
-    from ..data import load_split_from_manifest
-    from ..evaluation.evaluate import task_data_info
-
-    return {head: load_split_from_manifest(task_data_info(info, head)["manifest"], "val") for head in heads}
-
-
 def export(model_dir: str | Path, format: str = "onnx", *, allow_pickle: bool = False,
            max_rows: int | None = None) -> dict:
     """Export ``model_dir`` (per-task model or multitask bundle) to ``format``; returns the record stored under
     ``exports[format]`` in ``routerforge.json``. ``max_rows`` caps the validation rows parity uses per head."""
+    from ..evaluation.evaluate import head_splits
     from ..runtime.backends import OnnxBackend, TorchScriptBackend, load_torch_module
     from ..runtime.engine import Router, read_info
     from .onnx import export_onnx, optimise
@@ -49,7 +43,7 @@ def export(model_dir: str | Path, format: str = "onnx", *, allow_pickle: bool = 
     heads = reference.heads
     config = json.loads((path / "config.json").read_text())
     vocab = int(config.get("vocab_size", 30000))
-    splits = {h: rows[:max_rows] for h, rows in _validation_splits(info, heads).items()}
+    splits = {h: rows["val"][:max_rows] for h, rows in head_splits(info, heads, ("val",)).items()}
     started = time.perf_counter()
     module = load_torch_module(path, info, heads, allow_pickle=allow_pickle, attn_implementation="eager")
     with tempfile.TemporaryDirectory(dir=path, prefix=".export-") as tmp:

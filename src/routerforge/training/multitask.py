@@ -24,13 +24,14 @@ from ..errors import RouterforgeError
 from ..io import atomic_directory, refuse_to_replace, write_json
 from ..modeling.backbones import resolve_backbone
 from ..modeling.heads import crf_decode, crf_nll
-from ..modeling.losses import classification_loss, inverse_frequency_weights, is_imbalanced
+from ..modeling.losses import classification_loss
 from ..modeling.multitask import MultitaskModel
 from ..runtime.engine import INFO_FILE
 from .hyperparams import Hyperparams, adaptive_hyperparams
 from .lora import LoraSettings
+from ..evaluation.calibration import calibrate_and_score
 from .trainer import (CHECKPOINTS, SCHEMA_VERSION, TrainResult, _compute_metrics_fn, _encode, _label_names,
-                      _prepare_checkpoints, _training_arguments, _versions, calibrate_and_score, move_logs)
+                      _prepare_checkpoints, _training_arguments, _versions, choose_loss, move_logs, training_record)
 
 SCORE = "score"  # eval_score: the mean of the per-task validation metrics
 
@@ -143,12 +144,6 @@ def _predictions_fn(model: MultitaskModel, task: dict):
     return predict
 
 
-def _loss_kind(hp: Hyperparams, kind: str, counts: np.ndarray, crf: bool) -> str:
-    if crf:
-        return "crf"
-    return hp.loss or ("weighted" if kind == "sequence" and is_imbalanced(counts) else "ce")
-
-
 def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: str | Path = "bundle", *,
                     lora: LoraSettings | None = None, hyperparams: Hyperparams | dict | None = None,
                     temperature: float = 0.5, loss_weights: dict[str, float] | None = None, crf: bool = False,
@@ -192,15 +187,11 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
         label2id = {label: i for i, label in enumerate(label_names)}
         train_set, long_train = _encode(d, "train", tokenizer, label2id, hp.max_length)
         val_set, long_val = _encode(d, "val", tokenizer, label2id, hp.max_length)
-        labels = np.concatenate([np.asarray(r) for r in train_set["labels"]]) if kind == "token" \
-            else np.asarray(train_set["labels"])
-        counts = np.bincount(labels[labels >= 0], minlength=len(label_names))
         use_crf = crf and kind == "token"
-        loss = _loss_kind(hp, kind, counts, use_crf)
+        loss, class_weights = choose_loss(hp, kind, train_set, len(label_names), use_crf)
         tasks.append({"name": name, "kind": kind, "labels": list(d.labels), "label_names": label_names,
                       "id2label": dict(enumerate(label_names)), "crf": use_crf, "loss": loss,
-                      "class_weights": inverse_frequency_weights(counts.tolist()) if loss in ("weighted", "focal")
-                      else None, "focal_gamma": hp.focal_gamma, "weight": weights[name], "metric": d.task.metric,
+                      "class_weights": class_weights, "focal_gamma": hp.focal_gamma, "weight": weights[name], "metric": d.task.metric,
                       "long_rows": {"train": long_train, "val": long_val, "window": hp.max_length}})
         columns = ("input_ids", "attention_mask", "labels")
         train_rows += [{k: row[k] for k in columns} | {"task_id": task_id} for row in train_set]
@@ -266,10 +257,7 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
         "max_length": hp.max_length,
         "data": {name: {"manifest": d.manifest(), "report": d.report | {
             "rows_longer_than_training_window": t["long_rows"]}} for t, (name, d) in zip(tasks, data.items())},
-        "training": {"seconds": round(train_seconds, 1), "global_steps": state.global_step,
-                     "epochs": round(state.epoch or 0, 3), "best_metric": state.best_metric,
-                     "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
-                     "device": "cuda" if use_gpu else "cpu", "log_history": state.log_history},
+        "training": training_record(state, train_seconds, use_gpu),
         "calibration": {},
         "thresholds": {},
         "versions": _versions(),

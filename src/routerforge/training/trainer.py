@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import shutil
-import warnings
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,6 +25,7 @@ import numpy as np
 from ..data.spans import bio_label_names, bio_labels
 from ..data.splits import TaskData
 from ..errors import RouterforgeError
+from ..evaluation.calibration import calibrate_and_score
 from ..io import atomic_directory, refuse_to_replace, write_json
 from ..runtime.engine import INFO_FILE
 from ..modeling.backbones import resolve_backbone
@@ -79,6 +79,24 @@ def _encode(data: TaskData, split: str, tokenizer, label2id: dict, max_length: i
     columns["length"] = [len(ids) for ids in encoded["input_ids"]]
     long_rows = sum(n > max_length for n in full_lengths)
     return datasets.Dataset.from_dict(columns), long_rows
+
+
+def choose_loss(hp: Hyperparams, kind: str, train_set, num_labels: int, crf: bool) -> tuple[str, list | None]:
+    """The loss (``crf``; else ``hp.loss``; else class-weighted CE when sequence classes are imbalanced) and its
+    class weights, from the training labels (-100 marks special tokens, not ``O``)."""
+    labels = np.concatenate([np.asarray(r) for r in train_set["labels"]]) if kind == "token" \
+        else np.asarray(train_set["labels"])
+    counts = np.bincount(labels[labels >= 0], minlength=num_labels)
+    loss = "crf" if crf else hp.loss or ("weighted" if kind == "sequence" and is_imbalanced(counts) else "ce")
+    return loss, inverse_frequency_weights(counts.tolist()) if loss in ("weighted", "focal") else None
+
+
+def training_record(state, seconds: float, use_gpu: bool) -> dict:
+    """What ``routerforge.json`` keeps of a Trainer run."""
+    return {"seconds": round(seconds, 1), "global_steps": state.global_step, "epochs": round(state.epoch or 0, 3),
+            "best_metric": state.best_metric,
+            "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
+            "device": "cuda" if use_gpu else "cpu", "log_history": state.log_history}
 
 
 def _compute_metrics_fn(kind: str, id2label: dict):
@@ -180,27 +198,6 @@ def _prepare_checkpoints(checkpoint_dir: Path, resume: bool, run: dict) -> str |
     return None
 
 
-def calibrate_and_score(model_dir: Path, info: dict, splits: dict[str, dict[str, list]],
-                        target_fpr: float = 0.01, allow_pickle: bool = False) -> dict:
-    """Fit temperatures and the jailbreak threshold on validation, then score validation and test through the
-    serving path (torch backend). ``splits``: ``{task: {"val": examples, "test": examples}}``. Updates ``info``
-    (calibration, thresholds, metrics) and returns it; a failure here is reported and the trained model kept."""
-    from ..evaluation.calibration import calibrate_router
-    from ..evaluation.evaluate import evaluate_examples
-    from ..runtime.engine import Router
-
-    try:
-        router = Router.load(model_dir, "torch", info=info, allow_pickle=allow_pickle)
-        info |= calibrate_router(router, splits, target_fpr)
-        scores = {t: {split: evaluate_examples(router, t, rows[split]) for split in ("val", "test")}
-                  for t, rows in splits.items()}
-        info["metrics"] = scores if "heads" in info else next(iter(scores.values()))
-    except Exception as err:  # noqa: BLE001 - the trained model matters more than its scores
-        warnings.warn(f"scoring the trained model failed ({err!r}); run 'routerforge eval' on it", stacklevel=2)
-        info["metrics"] = {"error": repr(err)}
-    return info
-
-
 def move_logs(checkpoint_dir: Path, model_dir: Path) -> None:
     """Keep the TensorBoard logs (``logs/``); the checkpoints go."""
     if (checkpoint_dir / "runs").is_dir():
@@ -252,13 +249,7 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
     train_set, long_train = _encode(data, "train", tokenizer, label2id, hp.max_length)
     val_set, long_val = _encode(data, "val", tokenizer, label2id, hp.max_length)
 
-    if kind == "token":
-        tags = np.concatenate([np.asarray(row) for row in train_set["labels"]])
-        counts = np.bincount(tags[tags >= 0], minlength=len(label_names))  # -100: special tokens, not O
-    else:
-        counts = np.bincount(train_set["labels"], minlength=len(label_names))
-    loss_kind = "crf" if crf else hp.loss or ("weighted" if kind == "sequence" and is_imbalanced(counts) else "ce")
-    weights = inverse_frequency_weights(counts.tolist()) if loss_kind in ("weighted", "focal") else None
+    loss_kind, weights = choose_loss(hp, kind, train_set, len(label_names), crf)
 
     torch.manual_seed(hp.seed)
     auto = AutoModelForTokenClassification if kind == "token" else AutoModelForSequenceClassification
@@ -316,11 +307,7 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
         "max_length": hp.max_length,
         "data": {"manifest": data.manifest(), "report": data.report | {
             "rows_longer_than_training_window": {"train": long_train, "val": long_val, "window": hp.max_length}}},
-        "training": {"seconds": round(train_seconds, 1), "global_steps": state.global_step,
-                     "epochs": round(state.epoch or 0, 3), "best_metric": state.best_metric,
-                     "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
-                     "device": "cuda" if use_gpu else "cpu",
-                     "log_history": state.log_history},
+        "training": training_record(state, train_seconds, use_gpu),
         "calibration": {},
         "thresholds": {},
         "versions": _versions(),
