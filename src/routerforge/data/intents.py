@@ -246,6 +246,29 @@ def intent_from_glaive_row(row: dict, rules: IntentRules | None = None) -> Label
     return (intent, None) if intent else (None, NO_RULE_MATCHES)
 
 
+_GLAIVE_CALL = re.compile(r'<functioncall>\s*\{\s*"name"\s*:\s*"([^"]+)"')
+_GLAIVE_TURN_END = re.compile(r"\n\s*(?:ASSISTANT|FUNCTION RESPONSE|USER):|<\|endoftext\|>")
+
+
+def glaive_v2_row(row: dict) -> dict:
+    """A raw ``glaiveai/glaive-function-calling-v2`` row (a ``system`` prompt listing the functions as JSON
+    objects, a ``chat`` transcript with ``<functioncall> {"name": ...}`` turns) in the shape
+    :func:`intent_from_glaive_row` reads: first user message, offered definitions, called names in order."""
+    chat, system = row.get("chat") or "", row.get("system") or ""
+    first = chat.split("USER:", 1)[1] if "USER:" in chat else ""
+    tools, decoder, start = [], json.JSONDecoder(), system.find("{")
+    while start != -1:
+        try:
+            found, end = decoder.raw_decode(system, start)
+        except json.JSONDecodeError:
+            found, end = None, start + 1
+        if isinstance(found, dict) and "name" in found:
+            tools.append(found)
+        start = system.find("{", end)
+    return {"text": _GLAIVE_TURN_END.split(first, 1)[0].strip(), "tools_json": tools,
+            "tools": [t["name"] for t in tools], "called_functions": _GLAIVE_CALL.findall(chat)}
+
+
 def intent_from_bfcl_row(row: dict, rules: IntentRules | None = None) -> Label:
     """``(label, None)`` or ``(None, drop_reason)`` for a ``bfcl_v4_queries.jsonl`` row.
 

@@ -1,13 +1,16 @@
 """Read labelled rows from files or the Hugging Face hub and turn them into validated Examples.
 
 Formats: JSONL, JSON (a list of objects, e.g. presidio-research's ``synth_dataset_v2.json``), CSV, Parquet,
-and ``hf:ORG/NAME[:split]`` through ``datasets``. Row shapes are recognised per task:
+``hf:ORG/NAME[:split]`` through ``datasets``, ``http(s)://`` / ``file://`` URLs of such files (downloaded once
+into a cache, then read and hashed like a local file), and ``synth:N[:SEED]``: N rows of
+:func:`routerforge.data.synth.generate` (offline, deterministic). Row shapes are recognised per task:
 
 - sequence tasks: ``text_field``/``label_field`` (defaults: the first of text/question/prompt and
   label/category/type/intent present in the row);
 - ``pii``: ``text`` + ``spans[{entity_type, start, end[, value]}]`` (this project's JSONL) or presidio-research's
   original ``full_text`` + ``spans[{entity_type, entity_value, start_position, end_position}]``;
-- ``intent``: Glaive tool-call rows and BFCL query rows get their label from the rule table in
+- ``intent``: Glaive tool-call rows (this project's JSONL, or the hub's raw ``system`` + ``chat`` rows of
+  ``glaiveai/glaive-function-calling-v2``) and BFCL query rows get their label from the rule table in
   :mod:`routerforge.data.intents`; other rows are read like any sequence task.
 
 Every problem raises :class:`RouterforgeError` naming the file and line.
@@ -15,8 +18,15 @@ Every problem raises :class:`RouterforgeError` naming the file and line.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
+import os
+import re
+import shutil
+import tempfile
+import urllib.parse
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,6 +56,50 @@ class Loaded:
     dropped: Counter = field(default_factory=Counter)
 
 
+URL_SCHEMES = ("http://", "https://", "file://")
+_SYNTH = re.compile(r"synth:(\d+)(?::(-?\d+))?")
+
+
+def is_file_spec(spec: str) -> bool:
+    """A local path (resolved against data_dir), as opposed to ``hf:``, ``synth:`` or a URL."""
+    return not spec.startswith(("hf:", "synth:", *URL_SCHEMES))
+
+
+def parse_synth(spec: str) -> tuple[int, int | None]:
+    """``synth:N[:SEED]`` -> ``(N, SEED or None)``."""
+    match = _SYNTH.fullmatch(spec)
+    if not match or int(match.group(1)) < 1:
+        raise RouterforgeError(f"bad synthetic data spec {spec!r}",
+                               hint="write synth:N (N rows, the config's seed) or synth:N:SEED, N >= 1")
+    return int(match.group(1)), None if match.group(2) is None else int(match.group(2))
+
+
+def cache_dir() -> Path:
+    """Where downloaded data files live (``$ROUTERFORGE_CACHE`` or ``~/.cache/routerforge``)."""
+    return Path(os.environ.get("ROUTERFORGE_CACHE") or Path.home() / ".cache" / "routerforge") / "downloads"
+
+
+def fetch(url: str) -> Path:
+    """The local copy of a data file at ``url``, downloaded on first use (keyed by the URL, kept under its own
+    file name so the suffix still says the format). Manifests record the file's sha256, so a changed upstream
+    file is noticed when the split is re-read."""
+    name = Path(urllib.parse.urlparse(url).path).name or "data"
+    target = cache_dir() / hashlib.sha256(url.encode()).hexdigest()[:16] / name
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310
+            shutil.copyfileobj(response, out)
+        os.replace(tmp, target)
+    except OSError as err:  # URLError and HTTPError are OSErrors
+        Path(tmp).unlink(missing_ok=True)
+        raise RouterforgeError(f"could not download: {err}", source=url,
+                               hint="check the URL and the network, or download it and give the local path") from None
+    return target
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -59,7 +113,7 @@ def read_rows(spec: str) -> Iterator[tuple[int, object]]:
     if spec.startswith("hf:"):
         yield from _hub_rows(spec)
         return
-    path = Path(spec)
+    path = fetch(spec) if spec.startswith(URL_SCHEMES) else Path(spec)
     if not path.is_file():
         raise RouterforgeError("data file not found", source=spec, hint="check the path or --data-dir")
     suffix = path.suffix.lower()
@@ -123,7 +177,23 @@ def _hub_rows(spec: str) -> Iterator[tuple[int, object]]:
 def source_info(spec: str, rows: int) -> SourceInfo:
     if spec.startswith("hf:"):
         return SourceInfo(spec, "hub:" + hashlib.sha256(spec.encode()).hexdigest(), rows)
-    return SourceInfo(spec, file_sha256(Path(spec)), rows)
+    return SourceInfo(spec, file_sha256(fetch(spec) if spec.startswith(URL_SCHEMES) else Path(spec)), rows)
+
+
+def _synth_examples(task: Task, spec: str) -> tuple[list[Example], SourceInfo]:
+    """The rows of a ``synth:N:SEED`` spec, keyed by the spec (so two specs never share row ids), and a source
+    record whose hash covers every row: a changed generator changes the fingerprint."""
+    from .synth import generate
+
+    n, seed = parse_synth(spec)
+    if seed is None:
+        raise RouterforgeError(f"{spec!r} names no seed here", hint="routerforge.data.load adds the run's seed")
+    examples = [dataclasses.replace(e, source=spec) for e in generate(task.name, n, seed=seed)]
+    digest = hashlib.sha256()
+    for e in examples:
+        spans = [[s.entity_type, s.start, s.end] for s in e.spans or ()]
+        digest.update(json.dumps([e.text, e.label, spans]).encode() + b"\n")
+    return examples, SourceInfo(spec, "synth:" + digest.hexdigest(), n)
 
 
 def load_examples(task: Task, specs: list[str], *, text_field: str | None = None, label_field: str | None = None,
@@ -133,6 +203,14 @@ def load_examples(task: Task, specs: list[str], *, text_field: str | None = None
         raise RouterforgeError(f"no data given for task {task.name!r}", hint="pass --data FILE (repeatable)")
     loaded = Loaded([], [])
     for spec in specs:
+        if spec.startswith("synth:"):
+            if split_field:
+                raise RouterforgeError("synthetic rows have no predefined split", source=spec,
+                                       hint="drop split_field, or the synth: source")
+            examples, info = _synth_examples(task, spec)
+            loaded.examples += examples
+            loaded.sources.append(info)
+            continue
         count = 0
         for number, row in read_rows(spec):
             count += 1
@@ -185,6 +263,10 @@ def _to_example(task: Task, row: dict, spec: str, number: int, text_field, label
     """One row -> (Example, None), or (None, drop reason) for rows a loader skips by rule."""
     if task.kind == "token":
         return _pii_example(row, spec, number, text_field), None
+    if task.name == "intent" and not label_field and "chat" in row and "system" in row:
+        from .intents import glaive_v2_row
+
+        row = glaive_v2_row(row)  # the hub's raw glaive-function-calling-v2 rows
     if task.name == "intent" and not label_field and ("called_functions" in row or "ground_truth_functions" in row):
         from . import intents
 

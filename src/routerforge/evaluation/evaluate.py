@@ -25,6 +25,8 @@ from ..tasks import get_task
 from .metrics import binary_detection_metrics, classification_metrics, latency_summary, span_metrics
 from .report import plot_confusion_matrix, plot_roc_pr, write_report
 
+PREDICTIONS_FILE = "predictions.jsonl"
+
 LATENCY_ROWS = 100
 
 
@@ -131,6 +133,22 @@ def _overlap_with_training(manifest: dict, examples: list[Example]) -> int:
     return sum(row_hash(e) in trained for e in examples)
 
 
+def prediction_rows(router, task: str, examples: list[Example], signals: list[Signals]) -> list[dict]:
+    """One row per example for ``predictions.jsonl``: the row hash (no text), gold and predicted answer, and the
+    served (temperature-scaled) probabilities, so reports can draw reliability and ROC curves without rerunning
+    the model. Token heads: gold and predicted spans ``[entity_type, start, end]`` (+ score)."""
+    rows = []
+    for example, p in zip(examples, task_predictions(signals, task, router.heads[task])):
+        row = {"hash": row_hash(example)}
+        if "pii" in p:
+            row |= {"gold": [[s.entity_type, s.start, s.end] for s in example.spans or []],
+                    "pred": [[s["entity_type"], s["start"], s["end"], round(s["score"], 6)] for s in p["pii"]]}
+        else:
+            row |= {"gold": example.label, "pred": p["label"], "probs": p["probs"]}
+        rows.append(row)
+    return rows
+
+
 def _json_block(value) -> str:
     return "```json\n" + json.dumps(value, indent=2, default=str) + "\n```"
 
@@ -176,7 +194,8 @@ def evaluate(model_dir: str | Path, data: str | list[str] | list[Example] | None
     signals = router.classify_batch([e.text for e in examples])
     metrics = evaluate_examples(router, task, examples, n_boot=n_boot, signals=signals)
     metrics["latency"] = _latency(router, examples) | {"backend": router.backend_name}
-    metrics["evaluated_on"] = evaluated_on | {"rows": len(examples), "model": str(model_dir), "task": task}
+    metrics["evaluated_on"] = evaluated_on | {"rows": len(examples), "model": str(model_dir), "task": task,
+                                              "temperature": router.temperature[task]}
     name = Path(model_dir).name + (f"-{task}" if len(heads) > 1 else "")
     target = Path(output) if output else Path("reports") / name
     refuse_to_replace(target, markers=("metrics.json",))
@@ -188,6 +207,8 @@ def evaluate(model_dir: str | Path, data: str | list[str] | list[Example] | None
         if "detection" in metrics:
             plot_roc_pr([int(e.label == "jailbreak") for e in examples],
                         [s.jailbreak.p_jailbreak for s in signals], out / "roc_pr.png")
+        (out / PREDICTIONS_FILE).write_text("".join(
+            json.dumps(row) + "\n" for row in prediction_rows(router, task, examples, signals)), encoding="utf-8")
         write_report(out, metrics, title=f"{task} model: {Path(model_dir).name}",
                      extra_sections=_model_sections(router.info, task))
     return metrics

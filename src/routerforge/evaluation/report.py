@@ -36,14 +36,23 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _save_figure(fig: Figure, path: str | os.PathLike) -> None:
+def figure_png(fig: Figure, dpi: int = 120) -> bytes:
+    """A figure as PNG bytes (for a file, or a ``data:`` URI in a self-contained HTML report)."""
     import io
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    _atomic_write(path, buf.getvalue())
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _save_figure(fig: Figure, path: str | os.PathLike | None) -> bytes:
+    """Write the figure to ``path`` (atomically) when one is given; always return its PNG bytes."""
+    data = figure_png(fig)
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, data)
+    return data
 
 
 def _jsonable(x: Any) -> Any:
@@ -62,8 +71,9 @@ def _jsonable(x: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------------------------ plots
-def plot_confusion_matrix(cm, labels: list[str], path: str | os.PathLike) -> None:
-    """Confusion matrix PNG: colour = share of the true class (row), text = count (zeros left blank)."""
+def plot_confusion_matrix(cm, labels: list[str], path: str | os.PathLike | None = None) -> bytes:
+    """Confusion matrix PNG: colour = share of the true class (row), text = count (zeros left blank).
+    Written to ``path`` if given; the PNG bytes are returned either way."""
     cm = np.asarray(cm)
     k = len(labels)
     rows = cm.sum(axis=1, keepdims=True)
@@ -85,11 +95,12 @@ def plot_confusion_matrix(cm, labels: list[str], path: str | os.PathLike) -> Non
         tick.set_horizontalalignment("right")
     fig.colorbar(disp.im_, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
     ax.set_title("Confusion matrix (counts; colour = row share)")
-    _save_figure(fig, path)
+    return _save_figure(fig, path)
 
 
-def plot_roc_pr(y_true, p_positive, path: str | os.PathLike) -> None:
-    """One PNG: ROC curve (left) and precision-recall curve (right), each with its chance level."""
+def plot_roc_pr(y_true, p_positive, path: str | os.PathLike | None = None) -> bytes:
+    """One PNG: ROC curve (left) and precision-recall curve (right), each with its chance level and AUC.
+    Written to ``path`` if given; the PNG bytes are returned either way."""
     fig = Figure(figsize=(11, 4.8))
     FigureCanvasAgg(fig)
     ax_roc, ax_pr = fig.subplots(1, 2)
@@ -97,7 +108,7 @@ def plot_roc_pr(y_true, p_positive, path: str | os.PathLike) -> None:
     PrecisionRecallDisplay.from_predictions(y_true, p_positive, ax=ax_pr, name="model", plot_chance_level=True)
     ax_roc.set_title("ROC")
     ax_pr.set_title("Precision-recall")
-    _save_figure(fig, path)
+    return _save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------- markdown

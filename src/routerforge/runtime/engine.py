@@ -20,7 +20,7 @@ import numpy as np
 from ..data.spans import decode_spans
 from ..errors import RouterforgeError
 from .backends import ONNX_FILES, TORCHSCRIPT_FILE, OnnxBackend, TorchBackend, TorchScriptBackend
-from .normalise import normalise
+from .normalise import normaliser_for
 from .signals import JailbreakSignal, LabelSignal, PiiSpan, Signals
 from .windows import merge_token_rows, plan_windows
 
@@ -103,11 +103,12 @@ class Router:
     """A loaded model directory (bundle or per-task model) with one backend; thread-safe for reads."""
 
     def __init__(self, path: Path, info: dict, backend, backend_name: str, *, window: int | None = None,
-                 overlap: int | None = None, max_windows: int | None = None):
+                 overlap: int | None = None, max_windows: int | None = None, normalisation: str | None = None):
         from tokenizers import Tokenizer
 
         self.path, self.info, self.backend, self.backend_name = Path(path), info, backend, backend_name
         self.heads = heads_of(info)
+        self.normalise = normaliser_for(info, normalisation)  # the one the model was trained with
         self.id2label = {task: dict(enumerate(h["label_names"])) for task, h in self.heads.items()}
         self.tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
         self.tokenizer.no_truncation()
@@ -130,9 +131,10 @@ class Router:
     @classmethod
     def load(cls, path: str | Path, backend: str | None = None, *, window: int | None = None,
              overlap: int | None = None, max_windows: int | None = None, allow_pickle: bool = False,
-             threads: int | None = None, info: dict | None = None) -> "Router":
+             threads: int | None = None, info: dict | None = None, normalisation: str | None = None) -> "Router":
         """``backend``: onnx-int8 | onnx | torch | torchscript; default: the fastest export present, else torch.
-        ``info`` replaces ``routerforge.json`` (training scores a model before that file is written)."""
+        ``info`` replaces ``routerforge.json`` (training scores a model before that file is written).
+        ``normalisation`` ("identity", "robust-v1") replaces the one the model was trained with (ablations)."""
         path = Path(path)
         info = info if info is not None else read_info(path)
         if backend is None:
@@ -147,7 +149,8 @@ class Router:
             runner = OnnxBackend(file, threads) if backend in ONNX_FILES else TorchScriptBackend(file, heads_of(info))
         else:
             runner = TorchBackend(path, info, heads_of(info), allow_pickle=allow_pickle)
-        return cls(path, info, runner, backend, window=window, overlap=overlap, max_windows=max_windows)
+        return cls(path, info, runner, backend, window=window, overlap=overlap, max_windows=max_windows,
+                   normalisation=normalisation)
 
     # -- public API -----------------------------------------------------------------------------------------
 
@@ -157,7 +160,7 @@ class Router:
     def classify_batch(self, texts: list[str], batch_size: int = 32) -> list[Signals]:
         """Signals for each text; long texts are windowed (``windows``), never silently cut (``truncated``)."""
         started = time.perf_counter()
-        norms = [normalise(text) for text in texts]
+        norms = [self.normalise(text) for text in texts]
         encodings = self.tokenizer.encode_batch([n.text for n in norms], add_special_tokens=False)
         plans = [plan_windows(len(e.ids), self.content, self.overlap, self.max_windows) for e in encodings]
         jobs = [(i, w) for i, (windows, _) in enumerate(plans) for w in windows]
@@ -178,12 +181,15 @@ class Router:
     def window_logits(self, texts: list[str], batch_size: int = 32) -> dict[str, list[np.ndarray]]:
         """Raw logits of each text's first window (``(labels,)`` per text, or ``(tokens, labels)`` for a token
         head): what calibration fits and export parity compares."""
-        encodings = self.tokenizer.encode_batch([normalise(t).text for t in texts], add_special_tokens=False)
+        encodings = self.tokenizer.encode_batch([self.normalise(t).text for t in texts], add_special_tokens=False)
         return self._run([e.ids[:self.content] for e in encodings], batch_size)
 
     def first_window_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
-        encodings = self.tokenizer.encode_batch([normalise(t).text for t in texts], add_special_tokens=False)
-        return [e.offsets[:self.content] for e in encodings]
+        """Character offsets of the first window's tokens, in the *original* texts (gold spans are there too)."""
+        norms = [self.normalise(t) for t in texts]
+        encodings = self.tokenizer.encode_batch([n.text for n in norms], add_special_tokens=False)
+        return [[n.to_original(s, e) if s < e else (s, e) for s, e in enc.offsets[:self.content]]
+                for n, enc in zip(norms, encodings)]
 
     # -- internals ------------------------------------------------------------------------------------------
 

@@ -1,12 +1,47 @@
 """Text normalisation before tokenisation, with a map from every normalised character back to the original.
 
-One step, the same at training and inference (DESIGN.md). For now it is the identity; the robustness work
-(NFKC, zero-width removal, homoglyph folding, spaced-out letters) fills it in. Whatever it does, PII spans
-found in the normalised text are mapped back with :func:`to_original` so their offsets index the input.
+One step, the same at training and inference (DESIGN.md), versioned: a model records the normaliser it was
+trained with in ``routerforge.json`` (``"normalisation": "robust-v1"``) and :func:`normaliser_for` gives the
+runtime that same one; a model without the key was trained on raw text and gets :func:`identity`.
+
+``robust-v1`` (:func:`normalise`) undoes cheap obfuscation, in this order:
+
+1. per character: a lone surrogate becomes U+FFFD (no tokenizer can encode it); invisible characters are
+   dropped (every format character, category Cf: zero-width spaces and joiners, bidi controls, U+FEFF, the
+   soft hyphen; and the Hangul fillers); control characters other than tab, newline and carriage return are
+   dropped, except those Python counts as whitespace (vertical tab, form feed, U+001C-U+001F, U+0085), which
+   become a space so the words either side stay apart; then NFKC *per character* (fullwidth letters,
+   ligatures, mathematical alphanumerics: "𝐈𝐠𝐧𝐨𝐫𝐞" -> "Ignore"; one character may become up to 4, all
+   mapped to it; the ~20 with longer forms stay as they are). Per character, so a decomposed "e" + U+0301
+   stays two characters rather than composing: every normalised character has exactly one source character.
+2. spaced-out letters joined: a run of single letters each followed by the same single separator (space,
+   ``.``, ``-``, ``_``, ``*``) is joined when the run, or a neighbour in its phrase, has at least 4 letters
+   that are not an alphabetical sequence ("A B C D" answer options, "a b c d" lists stay). A phrase is runs
+   separated by a wider gap (2+ spaces or tabs for space-separated letters, 1+ otherwise), which becomes one
+   space: "I g n o r e  a l l" -> "Ignore all", "U.S.S.R." -> "USSR.". Limits: a spaced word of 3 letters or
+   fewer on its own ("s e x") stays, a separator used inconsistently ("I-g.n o") is not joined, and a lone
+   "a" or "I" right before spaced letters joins them ("write a p o e m" -> "write apoem").
+3. homoglyphs folded: Cyrillic, Greek and Armenian letters that look like Latin ones (:data:`HOMOGLYPHS`)
+   become that Latin letter, but only in a word that also holds an ASCII Latin letter ("pаypаl" with
+   Cyrillic а -> "paypal"), so genuine Russian or Greek text is untouched. Limit: a word made of lookalikes
+   only ("ехес") stays.
+
+Case is kept (an uncased tokenizer lowercases); digits and leetspeak are not folded (phone numbers and other
+PII must survive; training augmentation covers leetspeak). Clean ASCII text takes a fast path (``index``
+None). PII spans found in the normalised text are mapped back with :meth:`Normalised.to_original`.
 """
 from __future__ import annotations
 
+import re
+import unicodedata
+from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
+
+from ..errors import RouterforgeError
+
+CURRENT = "robust-v1"  # what training writes into routerforge.json
 
 
 @dataclass(frozen=True)
@@ -21,6 +56,169 @@ class Normalised:
             return start, end
         return self.index[start], self.index[end - 1] + 1
 
+    def to_normalised_span(self, start: int, end: int) -> tuple[int, int] | None:
+        """The normalised span of the characters that come from original ``[start, end)`` (gold PII spans at
+        training time); None when normalisation removed all of them."""
+        if self.index is None:
+            return start, end
+        first, last = bisect_left(self.index, start), bisect_left(self.index, end)
+        return (first, last) if first < last else None
+
+
+def identity(text: str) -> Normalised:
+    """The normaliser of models trained before normalisation existed: they saw raw text. Only lone surrogates
+    (a JSON request can carry them; no tokenizer encodes them) become U+FFFD, one for one, so offsets hold."""
+    return Normalised(text if text.isascii() else _SURROGATE.sub("\ufffd", text), text)
+
+
+def normaliser_for(info: dict, override: str | None = None) -> Callable[[str], Normalised]:
+    """The normaliser a model was trained with (``info["normalisation"]``; absent: identity), or ``override``."""
+    name = override or info.get("normalisation") or "identity"
+    if name not in NORMALISERS:
+        raise RouterforgeError(f"unknown normalisation {name!r}", source="routerforge.json",
+                               hint=f"choose one of {', '.join(NORMALISERS)}, or upgrade routerforge")
+    return NORMALISERS[name]
+
+
+# -- step 1: per character --------------------------------------------------------------------------------
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_PLAIN = re.compile(r"[^\t\n\r\x20-\x7e]+")
+MAX_EXPANSION = 4  # longer NFKC forms (Arabic ligature U+FDFA: 18 characters) stay: no 18x amplification
+_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0")  # Hangul fillers: letters (Lo) that render as nothing
+
+
+def _map_char(c: str) -> str:
+    if "\ud800" <= c <= "\udfff":
+        return "\ufffd"
+    category = unicodedata.category(c)
+    if category == "Cc":
+        return c if c in "\t\n\r" else " " if c.isspace() else ""
+    if category == "Cf" or c in _INVISIBLE:
+        return ""
+    folded = unicodedata.normalize("NFKC", c)
+    return folded if len(folded) <= MAX_EXPANSION else c
+
+
+class _CharTable(dict):
+    """``str.translate`` table for step 1, filled on first sight of each character (in C for the rest)."""
+
+    LIMIT = 65_536  # an input holding every code point must not grow it without bound
+
+    def __missing__(self, code: int) -> str:
+        mapped = _map_char(chr(code))
+        if len(self) < self.LIMIT:
+            self[code] = mapped
+        return mapped
+
+
+_TABLE = _CharTable()
+
+
+def _per_char(text: str) -> tuple[str, list[int] | None]:
+    """Step 1 and its offset map; None when no character changed."""
+    chars = text.translate(_TABLE)
+    if chars == text:
+        return text, None
+    index: list[int] = []
+    pos = 0
+    for m in _NOT_PLAIN.finditer(text):  # printable ASCII maps to itself: only the rest is looked at
+        index.extend(range(pos, m.start()))
+        for i in range(m.start(), m.end()):
+            index.extend([i] * len(_TABLE[ord(text[i])]))
+        pos = m.end()
+    index.extend(range(pos, len(text)))
+    return chars, index
+
+
+# -- step 2: spaced-out letters ---------------------------------------------------------------------------
+
+_LETTER = r"(?<![^\W_])[^\W\d_](?![^\W_])"  # a letter with no letter or digit either side
+_SPACED = re.compile(  # a phrase: runs of letters, each run with one separator, runs apart by a wider gap
+    rf"{_LETTER}(?P<space> ){_LETTER}(?: {_LETTER})*(?:[ \t]{{2,}}{_LETTER}(?: {_LETTER})*)*"
+    rf"|{_LETTER}(?P<mark>[.\-_*]){_LETTER}(?:(?P=mark){_LETTER})*(?:[ \t]+{_LETTER}(?:(?P=mark){_LETTER})*)*")
+# the two inner letters of any run long enough to join: a cheap test that skips the search above in most text
+_SPACED_HINT = re.compile(r"[ .\-_*][^\W\d_][ .\-_*][^\W\d_][ .\-_*]")
+MIN_SPACED = 4
+
+
+def _joined(phrase: str, sep: str) -> list[tuple[int, int]] | None:
+    """The (start, end) of each run in ``phrase`` when it is to be joined, else None."""
+    runs = [(m.start(), m.end()) for m in re.finditer(rf"\S(?:{re.escape(sep)}\S)*", phrase)]
+    for start, end in runs:
+        letters = phrase[start:end:2].lower()
+        if len(letters) >= MIN_SPACED and any(ord(b) - ord(a) != 1 for a, b in pairwise(letters)):
+            return runs
+    return None
+
+
+def _join_spaced(chars: str, index: list[int] | None) -> tuple[str, list[int] | None]:
+    if not _SPACED_HINT.search(chars):
+        return chars, index
+    out: list[str] = []
+    kept: list[int] = []
+    pos = 0
+    for m in _SPACED.finditer(chars):
+        runs = _joined(m.group(), m.group("space") or m.group("mark"))
+        if runs is None:
+            continue
+        if index is None:
+            index = list(range(len(chars)))
+        out.append(chars[pos:m.start()])
+        kept.extend(index[pos:m.start()])
+        for k, (start, end) in enumerate(runs):
+            if k:  # the gap before this run becomes one space: its first character
+                out.append(" ")
+                kept.append(index[m.start() + runs[k - 1][1]])
+            for j in range(m.start() + start, m.start() + end, 2):
+                out.append(chars[j])
+                kept.append(index[j])
+        pos = m.end()
+    if not out:
+        return chars, index
+    out.append(chars[pos:])
+    kept.extend(index[pos:])
+    return "".join(out), kept
+
+
+# -- step 3: homoglyphs -----------------------------------------------------------------------------------
+
+HOMOGLYPHS = str.maketrans({
+    # Cyrillic
+    "а": "a", "е": "e", "һ": "h", "і": "i", "ј": "j", "ӏ": "l", "о": "o", "р": "p", "ԛ": "q",
+    "с": "c", "ѕ": "s", "ԁ": "d", "у": "y", "х": "x", "ԝ": "w",
+    "А": "A", "В": "B", "Е": "E", "Н": "H", "І": "I", "Ј": "J", "К": "K", "М": "M", "О": "O", "Р": "P",
+    "Ԛ": "Q", "С": "C", "Ѕ": "S", "Т": "T", "У": "Y", "Х": "X", "Ԝ": "W", "Ӏ": "I",
+    # Greek
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
+    "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "α": "a", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p",
+    "υ": "u",
+    # Armenian and Latin extensions
+    "օ": "o", "ս": "u", "ց": "g", "ı": "i", "ɑ": "a", "ɡ": "g", "ʏ": "y",
+})
+_LOOKALIKE_WORD = re.compile("(?<!\\w)\\w*[" + "".join(chr(c) for c in HOMOGLYPHS) + "]\\w*")
+_ASCII_LETTER = re.compile("[A-Za-z]")
+
+
+def _fold_homoglyphs(chars: str) -> str:
+    def fold(m: re.Match) -> str:
+        word = m.group()
+        return word.translate(HOMOGLYPHS) if _ASCII_LETTER.search(word) else word
+
+    if chars.isascii() or not _ASCII_LETTER.search(chars):
+        return chars
+    return _LOOKALIKE_WORD.sub(fold, chars)
+
 
 def normalise(text: str) -> Normalised:
-    return Normalised(text, text)
+    """``robust-v1``: the steps in the module docstring, one pass each, composing the offset map."""
+    if text.isascii() and not _NOT_PLAIN.search(text) and not _SPACED_HINT.search(text):
+        return Normalised(text, text)
+    chars, index = _join_spaced(*_per_char(text))
+    chars = _fold_homoglyphs(chars)
+    if chars == text:
+        return Normalised(text, text)
+    return Normalised(chars, text, index if index is not None else list(range(len(text))))  # only folded
+
+
+NORMALISERS: dict[str, Callable[[str], Normalised]] = {"identity": identity, CURRENT: normalise}

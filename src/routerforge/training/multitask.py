@@ -27,11 +27,13 @@ from ..modeling.heads import crf_decode, crf_nll
 from ..modeling.losses import classification_loss
 from ..modeling.multitask import MultitaskModel
 from ..runtime.engine import INFO_FILE
+from ..runtime.normalise import CURRENT as NORMALISATION
 from .hyperparams import Hyperparams, adaptive_hyperparams
 from .lora import LoraSettings
 from ..evaluation.calibration import calibrate_and_score
-from .trainer import (CHECKPOINTS, SCHEMA_VERSION, TrainResult, _compute_metrics_fn, _encode, _label_names,
-                      _prepare_checkpoints, _training_arguments, _versions, choose_loss, move_logs, training_record)
+from .trainer import (CHECKPOINTS, RESUMABLE_CHANGES, SCHEMA_VERSION, TrainResult, _compute_metrics_fn, _encode,
+                      _label_names, _prepare_checkpoints, _training_arguments, _versions, choose_loss, move_logs,
+                      rank_result, training_record)
 
 SCORE = "score"  # eval_score: the mean of the per-task validation metrics
 
@@ -39,12 +41,15 @@ SCORE = "score"  # eval_score: the mean of the per-task validation metrics
 class TaskBatchSampler(torch.utils.data.Sampler):
     """Batches of indices into the concatenated training rows, each batch from one task.
 
-    ``offsets[i]:offsets[i]+sizes[i]`` are task i's rows. Deterministic for a (seed, epoch) pair, so a resumed
-    run replays the same batches (the Trainer skips those it already trained on).
+    ``offsets[i]:offsets[i]+sizes[i]`` are task i's rows. Deterministic for a (seed, epoch) pair, so every DDP
+    rank draws the same sequence (accelerate gives rank r batches r, r+N, r+2N, ...) and a resumed run replays
+    the same batches (the Trainer skips those it already trained on). No ``batch_size`` attribute, on purpose:
+    without one accelerate shards whole batches of any length and pads the last round with whole early batches;
+    with one it drops short batches (a task smaller than a batch) and splices rows of two tasks into one batch.
     """
 
     def __init__(self, sizes: list[int], batch_size: int, temperature: float, seed: int):
-        self.sizes, self.batch_size, self.seed, self.epoch = sizes, batch_size, seed, 0
+        self.sizes, self.rows_per_batch, self.seed, self.epoch = sizes, batch_size, seed, 0
         self.drop_last = False  # read by accelerate when it shards batches across processes
         weights = np.asarray(sizes, dtype=float) ** temperature
         self.probs = weights / weights.sum()
@@ -62,10 +67,10 @@ class TaskBatchSampler(torch.utils.data.Sampler):
         orders = [rng.permutation(n) for n in self.sizes]
         cursors = [0] * len(self.sizes)
         for task in rng.choice(len(self.sizes), size=self.n_batches, p=self.probs):
-            if cursors[task] + self.batch_size > self.sizes[task]:  # this task ran out: reshuffle it
+            if cursors[task] + self.rows_per_batch > self.sizes[task]:  # this task ran out: reshuffle it
                 orders[task], cursors[task] = rng.permutation(self.sizes[task]), 0
-            rows = orders[task][cursors[task]:cursors[task] + self.batch_size]
-            cursors[task] += self.batch_size
+            rows = orders[task][cursors[task]:cursors[task] + self.rows_per_batch]
+            cursors[task] += self.rows_per_batch
             yield (self.offsets[task] + rows).tolist()
 
 
@@ -85,7 +90,16 @@ class TaskCollator:
 
 
 def _make_trainer_class():
-    from transformers import Trainer
+    from transformers import Trainer, TrainerCallback
+
+    class SamplerEpoch(TrainerCallback):
+        """Sets the sampler's epoch; accelerate's sharding and resume wrappers do not pass ``set_epoch`` on."""
+
+        def __init__(self, sampler: TaskBatchSampler):
+            self.sampler = sampler
+
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            self.sampler.set_epoch(int(state.epoch or 0))  # a resumed run starts mid-epoch: 1.5 -> epoch 1
 
     class MultitaskTrainer(Trainer):
         """The HF Trainer with task-sampled batches, per-task losses and a per-task validation."""
@@ -93,6 +107,7 @@ def _make_trainer_class():
         def __init__(self, *args, sampler: TaskBatchSampler, tasks: list[dict], val_sets: dict, **kwargs):
             super().__init__(*args, **kwargs)
             self.task_sampler, self.tasks, self.val_sets = sampler, tasks, val_sets
+            self.add_callback(SamplerEpoch(sampler))
 
         def get_train_dataloader(self):
             loader = torch.utils.data.DataLoader(self.train_dataset, batch_sampler=self.task_sampler,
@@ -216,12 +231,12 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
     net = MultitaskModel(encoder, heads)
 
     checkpoint_dir = output / CHECKPOINTS
-    last_checkpoint = _prepare_checkpoints(checkpoint_dir, resume, {
-        "fingerprints": {name: d.fingerprint for name, d in data.items()}, "backbone": model,
-        "hyperparams": hp.model_dump(exclude={"epochs", "max_steps", "patience"}), "temperature": temperature,
-        "loss_weights": weights, "lora": lora.model_dump() if lora else None, "crf": crf})
     use_gpu = torch.cuda.is_available()
     args = _training_arguments(hp, checkpoint_dir, SCORE, use_gpu)
+    last_checkpoint = _prepare_checkpoints(checkpoint_dir, resume, {
+        "fingerprints": {name: d.fingerprint for name, d in data.items()}, "backbone": model,
+        "hyperparams": hp.model_dump(exclude=RESUMABLE_CHANGES), "temperature": temperature,
+        "loss_weights": weights, "lora": lora.model_dump() if lora else None, "crf": crf}, args)
     args.remove_unused_columns = False
     callbacks = list(callbacks or [])
     if hp.patience > 0:
@@ -239,7 +254,7 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
     trainer.train(resume_from_checkpoint=last_checkpoint)
     train_seconds = time.perf_counter() - started
     if not trainer.is_world_process_zero():
-        return TrainResult(output, {}, train_seconds, {})
+        return rank_result(trainer, output, train_seconds)
 
     state = trainer.state
     info = {
@@ -255,9 +270,10 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
         "lora": lora.model_dump() if lora else None,
         "crf": crf,
         "max_length": hp.max_length,
+        "normalisation": NORMALISATION,
         "data": {name: {"manifest": d.manifest(), "report": d.report | {
             "rows_longer_than_training_window": t["long_rows"]}} for t, (name, d) in zip(tasks, data.items())},
-        "training": training_record(state, train_seconds, use_gpu),
+        "training": training_record(state, train_seconds, use_gpu, last_checkpoint),
         "calibration": {},
         "thresholds": {},
         "versions": _versions(),
@@ -275,4 +291,5 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
         info = calibrate_and_score(tmp, info, splits) if evaluate_after else info | {"metrics": {}}
         info["training"]["seconds_with_eval"] = round(time.perf_counter() - started, 1)
         write_json(tmp / INFO_FILE, info)
+    trainer.accelerator.wait_for_everyone()  # the other ranks wait in rank_result until the bundle is in place
     return TrainResult(output, info["metrics"], train_seconds, info)

@@ -16,6 +16,7 @@ import os
 import platform
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,11 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from ..data.spans import bio_label_names, bio_labels
+from ..data.schema import Span
 from ..data.splits import TaskData
 from ..errors import RouterforgeError
 from ..evaluation.calibration import calibrate_and_score
 from ..io import atomic_directory, refuse_to_replace, write_json
-from ..runtime.engine import INFO_FILE
+from ..runtime.engine import INFO_FILE, read_info
+from ..runtime.normalise import CURRENT as NORMALISATION, normalise
 from ..modeling.backbones import resolve_backbone
 from ..modeling.heads import CrfTokenClassifier, save_model
 from ..modeling.losses import classification_loss, inverse_frequency_weights, is_imbalanced
@@ -36,6 +39,8 @@ from .lora import LoraSettings, head_module_names, save_lora, wrap_with_lora
 
 SCHEMA_VERSION = 1
 CHECKPOINTS = "checkpoints"
+# Hyperparameters --resume may change: how long to train and how often to checkpoint, not what is trained.
+RESUMABLE_CHANGES = {"epochs", "max_steps", "patience", "save_steps"}
 
 
 @dataclass
@@ -61,17 +66,30 @@ def _label_names(data: TaskData) -> list[str]:
     return bio_label_names(data.labels) if data.task.kind == "token" else list(data.labels)
 
 
+def _normalised_spans(norm, spans: tuple[Span, ...]) -> list[Span]:
+    """Gold spans in normalised coordinates; a span whose characters were all removed (invisible) is dropped."""
+    moved = [(s.entity_type, norm.to_normalised_span(s.start, s.end)) for s in spans]
+    return [Span(entity, *where) for entity, where in moved if where is not None]
+
+
 def _encode(data: TaskData, split: str, tokenizer, label2id: dict, max_length: int):
-    """Tokenise one split (truncated to the training window) into a ``datasets.Dataset``; count long rows."""
+    """Normalise and tokenise one split (truncated to the training window) into a ``datasets.Dataset``; count
+    long rows. The runtime applies the same normalisation (``NORMALISATION`` in ``routerforge.json``)."""
     import datasets
 
     examples = data.split(split)
-    texts = [e.text for e in examples]
+    norms = [normalise(e.text) for e in examples]
+    texts = [n.text for n in norms]
     full_lengths = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]] if texts else []
     token_task = data.task.kind == "token"
     encoded = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=token_task)
     if token_task:
-        labels = [bio_labels(offsets, e.spans, label2id) for offsets, e in zip(encoded.pop("offset_mapping"), examples)]
+        spans = [_normalised_spans(n, e.spans) for n, e in zip(norms, examples)]
+        vanished = sum(len(e.spans) for e in examples) - sum(map(len, spans))
+        if vanished:
+            warnings.warn(f"{data.task.name} {split}: {vanished} gold span(s) held only invisible characters and "
+                          "vanished under normalisation; they are not trained on", stacklevel=2)
+        labels = [bio_labels(offsets, s, label2id) for offsets, s in zip(encoded.pop("offset_mapping"), spans)]
     else:
         labels = [label2id[e.label] for e in examples]
     columns = {k: encoded[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded}
@@ -91,10 +109,10 @@ def choose_loss(hp: Hyperparams, kind: str, train_set, num_labels: int, crf: boo
     return loss, inverse_frequency_weights(counts.tolist()) if loss in ("weighted", "focal") else None
 
 
-def training_record(state, seconds: float, use_gpu: bool) -> dict:
+def training_record(state, seconds: float, use_gpu: bool, resumed_from: str | None) -> dict:
     """What ``routerforge.json`` keeps of a Trainer run."""
     return {"seconds": round(seconds, 1), "global_steps": state.global_step, "epochs": round(state.epoch or 0, 3),
-            "best_metric": state.best_metric,
+            "resumed_from": Path(resumed_from).name if resumed_from else None, "best_metric": state.best_metric,
             "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
             "device": "cuda" if use_gpu else "cpu", "log_history": state.log_history}
 
@@ -146,6 +164,16 @@ def _make_trainer_class():
             super().__init__(*args, **kwargs)
             self.loss_kind, self.class_weights, self.focal_gamma = loss_kind, class_weights, focal_gamma
 
+        def _get_train_sampler(self, *args, **kwargs):
+            """The length-grouped sampler with its own seeded generator. Without one it draws from the global RNG,
+            which dropout moves differently on each DDP rank: from the second epoch on, the ranks' orders differ
+            and their shards overlap (some rows seen twice an epoch, others not at all)."""
+            import torch
+
+            sampler = super()._get_train_sampler(*args, **kwargs)
+            sampler.generator = torch.Generator().manual_seed(self.args.seed)
+            return sampler
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels = inputs["labels"]
             outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
@@ -160,42 +188,77 @@ def _make_trainer_class():
 
 
 def _training_arguments(hp: Hyperparams, checkpoint_dir: Path, metric: str, use_gpu: bool):
-    """Trainer settings: evaluate and checkpoint every epoch (or at --max-steps), keep the best by ``metric``."""
+    """Trainer settings: evaluate and checkpoint every epoch (or every ``save_steps``, or at --max-steps), keep the
+    best by ``metric``. Under torchrun / accelerate launch the same settings run DDP (gloo on CPU, NCCL on GPU)."""
     from transformers import TrainingArguments
 
-    strategy = "steps" if hp.max_steps else "epoch"
+    strategy = "steps" if hp.save_steps or hp.max_steps else "epoch"
+    every = hp.save_steps or hp.max_steps
     return TrainingArguments(
         output_dir=str(checkpoint_dir), per_device_train_batch_size=hp.batch_size,
         per_device_eval_batch_size=hp.eval_batch_size, learning_rate=hp.lr, weight_decay=hp.weight_decay,
         warmup_steps=hp.warmup, num_train_epochs=hp.epochs, max_steps=hp.max_steps or -1,
-        eval_strategy=strategy, save_strategy=strategy, eval_steps=hp.max_steps, save_steps=hp.max_steps,
+        eval_strategy=strategy, save_strategy=strategy, eval_steps=every, save_steps=every,
         load_best_model_at_end=True, metric_for_best_model=metric, greater_is_better=True, save_total_limit=2,
         train_sampling_strategy="group_by_length", seed=hp.seed, report_to=["tensorboard"], logging_steps=20,
-        disable_tqdm=True, use_cpu=not use_gpu, fp16=use_gpu, label_names=["labels"], dataloader_num_workers=0,
+        disable_tqdm=True, use_cpu=not use_gpu, fp16=use_gpu and hp.fp16 is not False, label_names=["labels"],
+        dataloader_num_workers=0, ddp_backend=_ddp_backend(use_gpu),
         optim="adamw_torch_fused",  # on CPU ~20x faster per step than the default foreach AdamW (docs/)
     )
 
 
-def _prepare_checkpoints(checkpoint_dir: Path, resume: bool, run: dict) -> str | None:
-    """The checkpoint to resume from (``--resume``), after checking it belongs to the same data and settings;
-    a fresh run first clears checkpoints an interrupted earlier run left behind (rank 0 only)."""
-    from transformers.trainer_utils import get_last_checkpoint
+def _ddp_backend(use_gpu: bool) -> str | None:
+    """gloo for a multi-process CPU run (accelerate would pick MPI where torch has it, which torchrun cannot
+    start); otherwise the default (NCCL on GPUs), and none at all for a single process."""
+    return "gloo" if not use_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
 
-    marker = checkpoint_dir / "run.json"
-    if resume:
-        last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
-        if last is None:
-            raise RouterforgeError("--resume: no checkpoint to resume from", source=str(checkpoint_dir),
-                                   hint="train without --resume first")
-        if not marker.is_file() or json.loads(marker.read_text()) != json.loads(json.dumps(run, default=str)):
-            raise RouterforgeError("--resume: the checkpoints come from different data or settings",
-                                   source=str(checkpoint_dir), hint="resume with the same command, or drop --resume")
-        return last
-    if int(os.environ.get("RANK", "0")) == 0:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        checkpoint_dir.mkdir(parents=True)
-        write_json(marker, run)
+
+def _prepare_checkpoints(checkpoint_dir: Path, resume: bool, run: dict, args) -> str | None:
+    """The checkpoint to resume from (``--resume``), after checking it belongs to the same data and settings;
+    a fresh run first clears checkpoints an interrupted earlier run left behind. Rank 0 goes first and alone
+    changes files; the other ranks wait for it (``args``: the run's TrainingArguments), then only read."""
+    with args.main_process_first(local=False, desc="checkpoints"):
+        marker = checkpoint_dir / "run.json"
+        if resume:
+            last = _last_complete_checkpoint(checkpoint_dir, remove_partial=args.should_save)
+            if last is None:
+                raise RouterforgeError("--resume: no checkpoint to resume from", source=str(checkpoint_dir),
+                                       hint="train without --resume first")
+            if not marker.is_file() or json.loads(marker.read_text()) != json.loads(json.dumps(run, default=str)):
+                raise RouterforgeError("--resume: the checkpoints come from different data or settings",
+                                       source=str(checkpoint_dir),
+                                       hint="resume with the same command, or drop --resume")
+            return last
+        if args.should_save:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+            checkpoint_dir.mkdir(parents=True)
+            write_json(marker, run)
+        return None
+
+
+def _last_complete_checkpoint(checkpoint_dir: Path, remove_partial: bool) -> str | None:
+    """The newest checkpoint whose ``trainer_state.json`` (the Trainer writes it last) parses. A kill during a
+    save leaves a newer checkpoint without one, which would not resume; ``remove_partial`` deletes those."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    steps = {int(p.name.rsplit("-", 1)[1]): p for p in checkpoint_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+             if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit()}
+    for _, path in sorted(steps.items(), reverse=True):
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+            return str(path)
+        except (OSError, ValueError):
+            if remove_partial:
+                shutil.rmtree(path, ignore_errors=True)
     return None
+
+
+def rank_result(trainer, output: Path, seconds: float) -> TrainResult:
+    """On a rank other than 0 (torchrun): wait until rank 0 has written and scored the model, then return what
+    it wrote, so every rank returns the same result and may load the model."""
+    trainer.accelerator.wait_for_everyone()
+    info = read_info(output)
+    return TrainResult(output, info["metrics"], seconds, info)
 
 
 def move_logs(checkpoint_dir: Path, model_dir: Path) -> None:
@@ -268,11 +331,11 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
         net = wrap_with_lora(net, lora, head_module_names(net))
 
     checkpoint_dir = output / CHECKPOINTS
-    last_checkpoint = _prepare_checkpoints(checkpoint_dir, resume, {
-        "fingerprint": data.fingerprint, "hyperparams": hp.model_dump(exclude={"epochs", "max_steps", "patience"}),
-        "backbone": model, "lora": lora.model_dump() if lora else None, "crf": crf})
     use_gpu = torch.cuda.is_available()
     args = _training_arguments(hp, checkpoint_dir, task.metric, use_gpu)
+    last_checkpoint = _prepare_checkpoints(checkpoint_dir, resume, {
+        "fingerprint": data.fingerprint, "hyperparams": hp.model_dump(exclude=RESUMABLE_CHANGES),
+        "backbone": model, "lora": lora.model_dump() if lora else None, "crf": crf}, args)
     collator = DataCollatorForTokenClassification(tokenizer) if kind == "token" else DataCollatorWithPadding(tokenizer)
     callbacks = list(callbacks or [])
     if hp.patience > 0:
@@ -290,8 +353,8 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; the rich bar reports instead
     trainer.train(resume_from_checkpoint=last_checkpoint)
     train_seconds = time.perf_counter() - started
-    if not trainer.is_world_process_zero():  # under torchrun only rank 0 writes the model
-        return TrainResult(output, {}, train_seconds, {})
+    if not trainer.is_world_process_zero():
+        return rank_result(trainer, output, train_seconds)
 
     state = trainer.state
     info = {
@@ -305,9 +368,10 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
         "lora": lora.model_dump() if lora else None,
         "crf": crf,
         "max_length": hp.max_length,
+        "normalisation": NORMALISATION,
         "data": {"manifest": data.manifest(), "report": data.report | {
             "rows_longer_than_training_window": {"train": long_train, "val": long_val, "window": hp.max_length}}},
-        "training": training_record(state, train_seconds, use_gpu),
+        "training": training_record(state, train_seconds, use_gpu, last_checkpoint),
         "calibration": {},
         "thresholds": {},
         "versions": _versions(),
@@ -326,4 +390,5 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
         metrics = info["metrics"]
         info["training"]["seconds_with_eval"] = round(time.perf_counter() - started, 1)
         write_json(tmp / INFO_FILE, info)
+    trainer.accelerator.wait_for_everyone()  # the other ranks wait in rank_result until the model is in place
     return TrainResult(output, metrics, train_seconds, info)

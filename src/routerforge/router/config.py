@@ -1,0 +1,352 @@
+"""The router's YAML schema: backends, category routes, PII / jailbreak / tool policies, server limits.
+
+DESIGN.md puts the router schema in ``routerforge/config.py`` next to the training schema; it lives here
+instead because ``routerforge.config`` imports the training modules, and serving must stay light (no torch,
+no transformers). Every field is documented in ``docs/router-config.md``.
+
+>>> config = load_router_config("configs/router.example.yaml")
+>>> config.backend_for("qwen3-8b").base_url
+'http://localhost:8000/v1'
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from ..data.intents import IntentRules, intent_for_function, load_rules
+from ..errors import RouterforgeError
+
+ReasoningStyle = Literal["qwen3", "openai", "none"]
+#: Roles a check may name (``developer`` is OpenAI's newer name for ``system``; ``function`` the legacy ``tool``).
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+#: The model name that asks the router to choose.
+AUTO = "auto"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _fail(path: str, message: str) -> None:
+    """Cross-field errors carry their own field path (pydantic gives model validators an empty location)."""
+    raise ValueError(f"field {path}: {message}")
+
+
+def auto_reasoning_style(model: str) -> ReasoningStyle:
+    """Style guessed from the name: ``qwen3*`` -> qwen3; ``o1``/``o3``/``o4*``/``gpt-5*`` -> openai; else none."""
+    name = model.lower().rsplit("/", 1)[-1]
+    if name.startswith("qwen3"):
+        return "qwen3"
+    if re.match(r"o\d(\b|-)|gpt-5", name):
+        return "openai"
+    return "none"
+
+
+class BackendConfig(_Strict):
+    """One OpenAI-compatible server (vLLM, SGLang, OpenAI, ...) and the models it serves."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$", description="unique name; fallbacks and logs refer to it")
+    base_url: str = Field(pattern=r"^https?://", description="API root, e.g. http://localhost:8000/v1")
+    api_key_env: str | None = Field(None, description="environment variable holding the API key (sent as Bearer); "
+                                                      "null: no Authorization header")
+    models: list[str] = Field(min_length=1, description="model names this backend serves, as sent in 'model'")
+    timeout_s: float = Field(60, gt=0, description="seconds to wait for the backend's response")
+    fallback: str | None = Field(None, description="backend tried next on connection errors and 5xx responses")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.match(value):
+            raise ValueError(f"{value!r} is not an environment variable name; give the NAME (e.g. OPENAI_API_KEY), "
+                             "never the key itself")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _not_auto(cls, value: list[str]) -> list[str]:
+        if AUTO in value:
+            raise ValueError(f"{AUTO!r} is reserved (it asks the router to choose); rename the model")
+        return value
+
+    def api_key(self) -> str | None:
+        """The key from ``api_key_env``, read at call time so rotating the variable needs no reload."""
+        if self.api_key_env is None:
+            return None
+        return os.environ.get(self.api_key_env) or None
+
+
+class CategoryRoute(_Strict):
+    """Where one category's requests go."""
+
+    model_scores: dict[str, float] = Field(min_length=1, description="model -> score; the highest score wins "
+                                                                     "(ties: the first listed)")
+    reasoning: bool = Field(False, description="turn the model's reasoning (thinking) on for this category")
+
+    @field_validator("model_scores")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        negative = [model for model, score in value.items() if score < 0]
+        if negative:
+            raise ValueError(f"scores must be >= 0 ({', '.join(negative)}); use 0 for a model to avoid")
+        return value
+
+    def best_model(self) -> str:
+        return max(self.model_scores, key=self.model_scores.__getitem__)
+
+
+class ReasoningConfig(_Strict):
+    """How a category's ``reasoning`` flag reaches each model."""
+
+    styles: dict[str, ReasoningStyle] = Field(default_factory=dict, description=(
+        "model -> qwen3 (chat_template_kwargs.enable_thinking) | openai (reasoning_effort) | none (nothing sent); "
+        "models not listed get a style from their name (qwen3* -> qwen3, o1/o3/o4/gpt-5 -> openai, else none)"))
+    effort_on: Literal["minimal", "low", "medium", "high"] = Field(
+        "high", description="openai style: reasoning_effort sent when the category's reasoning is on")
+    effort_off: Literal["minimal", "low", "medium", "high"] | None = Field(
+        "low", description="openai style: reasoning_effort sent when it is off (null: leave the model's default)")
+
+
+class PiiPolicy(_Strict):
+    """What to do with PII found in the checked messages."""
+
+    action: Literal["block", "redact", "allow"] = Field("redact", description=(
+        "block: refuse the request; redact: replace each span with <ENTITY_TYPE>; allow: forward as is"))
+    allowed_types: list[str] = Field(default_factory=list, description=(
+        "entity types always let through (case-insensitive), e.g. [GPE]; types unknown to the model are fine"))
+    threshold: float = Field(0.5, ge=0, le=1, description="spans scoring below this are ignored")
+
+
+class PiiConfig(_Strict):
+    default: PiiPolicy = Field(default_factory=PiiPolicy, description="policy for every model not in models")
+    models: dict[str, PiiPolicy] = Field(default_factory=dict, description=(
+        "model -> its own policy (e.g. stricter for an external API)"))
+
+
+class ChecksConfig(_Strict):
+    """Which messages each check reads (the category and intent always come from the last user message)."""
+
+    pii_roles: list[Role] = Field(["system", "developer", "user", "tool", "function"], description=(
+        "roles whose text is checked for PII and redacted"))
+    jailbreak_roles: list[Role] = Field(["user", "tool", "function"], description=(
+        "roles whose text is checked for jailbreaks (tool results carry indirect prompt injections)"))
+
+
+class JailbreakConfig(_Strict):
+    action: Literal["block", "allow"] = Field("block", description="block: refuse flagged requests; allow: only "
+                                                                   "record the reason")
+    threshold: float | None = Field(None, ge=0, le=1, description=(
+        "flag when p_jailbreak >= this; null: the bundle's calibrated threshold (Signals.jailbreak.flagged)"))
+
+
+class ToolsConfig(_Strict):
+    """Tool filtering: keep the tools whose intent matches the request's predicted intent."""
+
+    enabled: bool = Field(True, description="filter the request's tools; false: forward them untouched")
+    top_k: int = Field(3, ge=1, description="keep at most this many tools")
+    min_confidence: float = Field(0.0, ge=0, le=1, description="below this intent confidence all tools are kept")
+    map: dict[str, str] = Field(default_factory=dict, description=(
+        "tool (function) name -> intent; checked before the rule table"))
+    rules: str | None = Field(None, description=(
+        "intent rule table YAML (as for training; relative to this file); null: the built-in table. Use the "
+        "table the intent model was trained with"))
+    _rules: IntentRules | None = PrivateAttr(None)
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.rules is not None:
+            self._rules = load_rules(self.rules)  # a bad table raises a RouterforgeError naming its file
+
+    @field_validator("map")
+    @classmethod
+    def _non_empty(cls, value: dict[str, str]) -> dict[str, str]:
+        empty = [name for name, intent in value.items() if not intent]
+        if empty:
+            raise ValueError(f"tools {empty} map to an empty intent; give an intent label")
+        return value
+
+    def intent_of(self, name: str, description: str = "") -> str | None:
+        """The tool's intent: ``map`` first, then the same rule table that labelled the intent training data."""
+        return self.map.get(name) or intent_for_function(name, description, self._rules)
+
+
+class MissingSignalsConfig(_Strict):
+    """What the policy does when the bundle lacks a head (guard-only bundles) or a text has no signals."""
+
+    category: Literal["default_model"] = Field("default_model", description="route to default_model")
+    intent: Literal["keep_all_tools", "drop_all_tools"] = Field("keep_all_tools", description=(
+        "keep_all_tools: forward the tools unfiltered; drop_all_tools: remove them"))
+    pii: Literal["no_action", "block"] = Field("no_action", description="no_action: forward; block: refuse")
+    jailbreak: Literal["not_checked", "block"] = Field("not_checked", description=(
+        "not_checked: forward; block: refuse"))
+
+
+class ServerConfig(_Strict):
+    """Limits of the proxy and ExtProc servers."""
+
+    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0: every interface)")
+    port: int = Field(8080, ge=1, le=65535, description="port to listen on")
+    max_batch_size: int = Field(16, ge=1, description="texts classified in one encoder call")
+    max_wait_ms: float = Field(2.0, ge=0, description="how long a batch waits to fill before it runs")
+    queue_size: int = Field(256, ge=1, description="texts waiting for classification; beyond it requests get 429")
+    max_body_bytes: int = Field(1_000_000, ge=1, description="larger request bodies get 413")
+    auth_token_env: str | None = Field(None, description=(
+        "environment variable holding the token clients must send as 'Authorization: Bearer'; null: no auth"))
+    classify_timeout_s: float = Field(5.0, gt=0, description="classification slower than this counts as failed "
+                                                              "(fail_mode applies)")
+
+    @field_validator("auth_token_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.match(value):
+            raise ValueError(f"{value!r} is not an environment variable name; give the NAME, never the token")
+        return value
+
+
+class RouterConfig(_Strict):
+    """The whole router: which backends serve which models, and the policy that picks one per request."""
+
+    bundle: str | None = Field(None, description="serving bundle directory (relative to this file); the CLI's "
+                                                 "--bundle wins")
+    backends: list[BackendConfig] = Field(min_length=1, description="the OpenAI-compatible servers")
+    default_model: str = Field(description="used when the category is unknown, unsure or missing")
+    categories: dict[str, CategoryRoute] = Field(default_factory=dict, description="category label -> route")
+    category_threshold: float = Field(0.5, ge=0, le=1, description="below this category confidence the default "
+                                                                   "model is used")
+    reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig, description="reasoning style per model")
+    pii: PiiConfig = Field(default_factory=PiiConfig, description="PII policy: default and per model")
+    jailbreak: JailbreakConfig = Field(default_factory=JailbreakConfig, description="jailbreak policy")
+    checks: ChecksConfig = Field(default_factory=ChecksConfig, description="which roles each check reads")
+    tools: ToolsConfig = Field(default_factory=ToolsConfig, description="tool filtering by intent")
+    fail_mode: Literal["open", "closed"] = Field("open", description=(
+        "when classification fails: open routes without PII/jailbreak action; closed refuses the request"))
+    missing_signals: MissingSignalsConfig = Field(default_factory=MissingSignalsConfig,
+                                                  description="fallbacks when a head is missing")
+    server: ServerConfig = Field(default_factory=ServerConfig, description="server limits")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RouterConfig:
+        names = [backend.name for backend in self.backends]
+        by_name = dict(zip(names, self.backends))
+        for index, name in enumerate(names):
+            if names.index(name) != index:
+                _fail(f"backends[{index}].name", f"two backends are named {name!r}; give each a unique name")
+        for index, backend in enumerate(self.backends):
+            where = f"backends[{index}]"
+            if backend.fallback == backend.name:
+                _fail(f"{where}.fallback", "a backend cannot be its own fallback; name another backend or drop it")
+            if backend.fallback is not None and backend.fallback not in by_name:
+                _fail(f"{where}.fallback", f"no backend is named {backend.fallback!r}; choose one of {names}")
+        for index, backend in enumerate(self.backends):
+            chain = [backend.name]
+            while (step := by_name[chain[-1]].fallback) is not None:
+                if step in chain:
+                    _fail(f"backends[{index}].fallback", f"fallbacks loop ({' -> '.join([*chain, step])}); end the "
+                                                         "chain at a backend without fallback")
+                chain.append(step)
+        self._served("default_model", self.default_model)
+        for label, route in self.categories.items():
+            for model in route.model_scores:
+                self._served(f"categories.{label}.model_scores", model)
+        for model in self.pii.models:
+            self._served(f"pii.models.{model}", model)
+        for model in self.reasoning.styles:
+            self._served(f"reasoning.styles.{model}", model)
+        return self
+
+    def _served(self, path: str, model: str) -> None:
+        if self.backend_for(model) is None:
+            _fail(path, f"model {model!r} is not served by any backend; add it to a backend's models "
+                        f"(served: {', '.join(self.served_models())})")
+
+    def served_models(self) -> list[str]:
+        """Every model some backend serves, in config order (what ``GET /v1/models`` lists)."""
+        return list(dict.fromkeys(model for backend in self.backends for model in backend.models))
+
+    def backend_for(self, model: str) -> BackendConfig | None:
+        """The first backend listing ``model`` (replicas further down are reached as fallbacks)."""
+        return next((backend for backend in self.backends if model in backend.models), None)
+
+    def targets(self, model: str) -> list[tuple[BackendConfig, str]]:
+        """``(backend, model)`` pairs to try in order: the model's backend, then its fallback chain.
+
+        A fallback that does not serve ``model`` gets its first listed model instead; re-run
+        :func:`~routerforge.router.policy.decide` with ``target=`` for that model so its PII policy and
+        reasoning style apply. Empty when no backend serves ``model``.
+        """
+        backend = self.backend_for(model)
+        if backend is None:
+            return []
+        by_name = {b.name: b for b in self.backends}
+        pairs = [(backend, model)]
+        while backend.fallback is not None:
+            backend = by_name[backend.fallback]
+            pairs.append((backend, model if model in backend.models else backend.models[0]))
+        return pairs
+
+    def pii_policy(self, model: str) -> PiiPolicy:
+        return self.pii.models.get(model, self.pii.default)
+
+    def reasoning_style(self, model: str) -> ReasoningStyle:
+        return self.reasoning.styles.get(model) or auto_reasoning_style(model)
+
+    def check_heads(self, heads: set[str], category_labels: list[str] | None = None) -> list[str]:
+        """Warnings for a bundle with only ``heads`` (and these category labels): what falls back, and how."""
+        warnings = []
+        if "category" not in heads and self.categories:
+            warnings.append(f"no category head: every 'auto' request goes to default_model {self.default_model!r}")
+        for head in ("intent", "pii", "jailbreak"):
+            if head not in heads and (head != "intent" or self.tools.enabled):
+                warnings.append(f"no {head} head: missing_signals.{head}="
+                                f"{getattr(self.missing_signals, head)} applies to every request")
+        if "category" in heads and category_labels is not None:
+            unknown = sorted(set(self.categories) - set(category_labels))
+            if unknown:
+                warnings.append(f"categories {unknown} are not labels of the category head, so they never match "
+                                f"(labels: {', '.join(category_labels)})")
+        return warnings
+
+
+def _field_path(loc: tuple) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+
+
+def _resolve_paths(raw: dict, base: Path) -> None:
+    """Relative ``bundle`` and ``tools.rules`` paths mean: next to the config file."""
+    holders = [(raw, "bundle")]
+    if isinstance(raw.get("tools"), dict):
+        holders.append((raw["tools"], "rules"))
+    for holder, key in holders:
+        value = holder.get(key)
+        if isinstance(value, str):
+            holder[key] = str(base / Path(value).expanduser())  # an absolute path stays as it is
+
+
+def load_router_config(path: str | Path) -> RouterConfig:
+    """Read and validate a router YAML file; errors name the file, the field path and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise RouterforgeError("router config file not found", source=str(path),
+                               hint="see configs/router.example.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise RouterforgeError(f"invalid YAML: {getattr(err, 'problem', err)}", source=str(path),
+                               line=mark.line + 1 if mark else None) from None
+    if not isinstance(raw, dict):
+        raise RouterforgeError("a router config must be a YAML mapping", source=str(path))
+    _resolve_paths(raw, path.parent)
+    try:
+        return RouterConfig.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        if first["loc"]:
+            message = f"field {_field_path(first['loc'])}: {message}"
+        raise RouterforgeError(message, source=str(path),
+                               hint=f"{len(err.errors())} problem(s); fields in docs/router-config.md") from None

@@ -1,0 +1,266 @@
+"""Envoy external processing (ExtProc): Envoy streams each request's headers and buffered body to this gRPC
+server, which answers with the routing decision as header and body mutations, or with an immediate reply.
+
+>>> server, port = await start_extproc(service.decide, 50051)          # any async decide(body) -> Decision
+>>> await serve_extproc(RouterService.load(bundle, "router.yaml"), 50051) # what `routerforge extproc` runs
+
+Envoy's filter runs ``request_header_mode: SEND`` and ``request_body_mode: BUFFERED`` (docs/envoy.md):
+
+1. ``request_headers`` -> CONTINUE, after the bearer check when ``server.auth_token_env`` is set (else 401).
+   A client-sent routing header is removed, so clients cannot pick a backend. Requests other than
+   ``POST /v1/chat/completions`` get ``mode_override`` (body NONE) too: with ``allow_mode_override`` Envoy
+   then streams their bodies straight through.
+2. ``request_body`` (the whole body, one message) -> ``decide(body)``. Routed: a body mutation with the new
+   body; headers ``x-routerforge-*``, the routing header (the backend's name, which Envoy's routes match),
+   ``authorization`` (the backend's key; the client's is never forwarded) and ``content-length`` (in BUFFERED
+   + SEND Envoy rejects a new body whose length disagrees with it); and ``clear_route_cache`` so Envoy picks
+   the route again on the new header. Otherwise an ``immediate_response`` with the proxy's OpenAI-style errors:
+   400 bad body, 403 blocked, 404 unknown model, 413 too large, 429 queue full, 503 fail-closed or failed.
+
+Prompt text never reaches a log, not even through an exception's message.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import grpc
+from envoy.config.core.v3 import base_pb2
+from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
+from envoy.type.v3 import http_status_pb2
+
+from ..errors import RouterforgeError
+from ..runtime.batcher import QueueFull, TooManyTexts
+
+if TYPE_CHECKING:
+    from .policy import Decision
+    from .service import RouterService
+
+log = logging.getLogger(__name__)
+
+CHAT_PATH = "/v1/chat/completions"
+ROUTE_HEADER = "x-routerforge-backend"
+PORT = 50051
+MAX_BODY_BYTES = 1_000_000
+GRPC_HEADROOM = 64 * 1024  # the headers and framing around a maximal body in one gRPC message
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # anything else stays out of the logs
+
+Decide = Callable[[dict], Awaitable["Decision"]]
+
+# Messages Envoy sends only when its filter asks for more than routing needs: acknowledged, nothing changed.
+_UNTOUCHED = {"response_headers": pb.HeadersResponse, "response_body": pb.BodyResponse,
+              "request_trailers": pb.TrailersResponse, "response_trailers": pb.TrailersResponse}
+# mode_override for requests that are not routed: no body. Response headers stay skipped, said explicitly
+# because Envoy reads an override's unset (DEFAULT) header mode as SEND.
+_SKIP_BODY = processing_mode_pb2.ProcessingMode(request_body_mode=processing_mode_pb2.ProcessingMode.NONE,
+                                                response_header_mode=processing_mode_pb2.ProcessingMode.SKIP)
+
+
+class ApiError(Exception):
+    """An OpenAI-style error that Envoy sends itself: the request never reaches a backend."""
+
+    def __init__(self, status: int, message: str, type: str, code: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.code, self.headers = status, message, type, code, headers or {}
+
+    def response(self) -> pb.ProcessingResponse:
+        body = json.dumps({"error": {"message": self.message, "type": self.type, "code": self.code}})
+        headers = {"content-type": "application/json"} | self.headers
+        return pb.ProcessingResponse(immediate_response=pb.ImmediateResponse(
+            status=http_status_pb2.HttpStatus(code=self.status), headers=pb.HeaderMutation(set_headers=_set(headers)),
+            body=body.encode("utf-8"), details=f"routerforge_{self.code}"))
+
+
+@dataclass
+class _Stream:
+    """What one HTTP request's headers said, kept until its body arrives."""
+
+    request_id: str = "-"
+    routed: bool = False  # POST /v1/chat/completions: its body goes through decide
+
+
+class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
+    """``envoy.service.ext_proc.v3.ExternalProcessor`` over any async ``decide(body) -> Decision``.
+
+    ``backend_key(name)``: the API key sent to that backend (None: no Authorization header);
+    ``auth_token()``: the bearer token clients must send (None: no check). Both are read per request, so a
+    reload takes effect at once.
+    """
+
+    def __init__(self, decide: Decide, *, route_header: str = ROUTE_HEADER, max_body_bytes: int = MAX_BODY_BYTES,
+                 backend_key: Callable[[str], str | None] = lambda name: None,
+                 auth_token: Callable[[], str | None] = lambda: None):
+        self.decide, self.route_header, self.max_body_bytes = decide, route_header.lower(), max_body_bytes
+        self.backend_key, self.auth_token = backend_key, auth_token
+
+    async def Process(self, request_iterator, context):
+        stream = _Stream()
+        async for request in request_iterator:
+            kind = request.WhichOneof("request")
+            try:
+                if kind == "request_headers":
+                    yield self._on_headers(request.request_headers, stream)
+                elif kind == "request_body":
+                    yield await self._on_body(request.request_body.body, stream)
+                else:
+                    yield pb.ProcessingResponse(**{kind: _UNTOUCHED[kind]()})
+            except ApiError as err:
+                yield err.response()
+
+    def _on_headers(self, message: pb.HttpHeaders, stream: _Stream) -> pb.ProcessingResponse:
+        # Envoy >= 1.27 sends values in raw_value, older ones in value
+        headers = {h.key: h.raw_value.decode("latin-1") if h.raw_value else h.value for h in message.headers.headers}
+        given = headers.get("x-request-id", "")
+        stream.request_id = given if _REQUEST_ID.match(given) else "-"
+        token = self.auth_token()
+        if token is not None and not secrets.compare_digest(headers.get("authorization", "").encode(),
+                                                            f"Bearer {token}".encode()):
+            raise ApiError(401, "missing or invalid bearer token", "authentication_error", "invalid_api_key",
+                           {"www-authenticate": "Bearer"})
+        stream.routed = headers.get(":method") == "POST" and headers.get(":path", "").split("?")[0] == CHAT_PATH
+        if stream.routed and message.end_of_stream:
+            raise ApiError(400, "request body is missing; send a chat completions JSON body",
+                           "invalid_request_error", "invalid_json")
+        removed = [self.route_header] + (["authorization"] if token is not None else [])
+        response = pb.ProcessingResponse(request_headers=pb.HeadersResponse(response=pb.CommonResponse(
+            header_mutation=pb.HeaderMutation(remove_headers=removed), clear_route_cache=True)))
+        if not stream.routed:
+            response.mode_override.CopyFrom(_SKIP_BODY)
+        return response
+
+    async def _on_body(self, raw: bytes, stream: _Stream) -> pb.ProcessingResponse:
+        if not stream.routed:  # Envoy sent the body anyway (allow_mode_override: false)
+            return pb.ProcessingResponse(request_body=pb.BodyResponse())
+        decision = await self._decide(_parse(raw, self.max_body_bytes), stream.request_id)
+        if decision.backend is None:
+            raise ApiError(404, f"model {decision.model!r} is not served by this router", "invalid_request_error",
+                           "model_not_found", decision.headers())
+        if decision.action == "block":
+            if decision.block_reason == "classification_failed":  # fail-closed: the router's fault, retry
+                raise ApiError(503, "the router could not classify this request and fails closed; try again",
+                               "server_error", "classification_failed", decision.headers() | {"retry-after": "1"})
+            raise ApiError(403, f"request blocked by the router policy: {decision.block_reason}",
+                           "content_policy_violation", decision.block_reason, decision.headers())
+        body = json.dumps(decision.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        headers = decision.headers() | {self.route_header: decision.backend, "content-length": str(len(body))}
+        removed = []
+        if key := self.backend_key(decision.backend):
+            headers["authorization"] = f"Bearer {key}"
+        else:
+            removed.append("authorization")
+        return pb.ProcessingResponse(request_body=pb.BodyResponse(response=pb.CommonResponse(
+            header_mutation=pb.HeaderMutation(set_headers=_set(headers), remove_headers=removed),
+            body_mutation=pb.BodyMutation(body=body), clear_route_cache=True)))
+
+    async def _decide(self, body: dict, request_id: str) -> Decision:
+        try:
+            decision = await self.decide(body)
+        except TooManyTexts as err:
+            raise ApiError(400, str(err), "invalid_request_error", "too_many_texts") from None
+        except QueueFull:
+            raise ApiError(429, "the router is overloaded (classification queue full); retry shortly",
+                           "rate_limit_error", "queue_full", {"retry-after": "1"}) from None
+        except RouterforgeError as err:  # the policy's complaint about the body's shape; quotes no text
+            raise ApiError(400, str(err), "invalid_request_error", "invalid_request") from None
+        except Exception as err:  # noqa: BLE001 - keep serving; its message may quote the request: type only
+            log.error("request %s: decide failed (%s)", request_id, type(err).__name__)
+            raise ApiError(503, "the router failed on this request; try again", "server_error",
+                           "router_error", {"retry-after": "1"}) from None
+        log.info("request %s: model=%s backend=%s action=%s category=%s reasons=%r", request_id, decision.model,
+                 decision.backend, decision.action, decision.category, "; ".join(decision.reasons))
+        return decision
+
+
+def _parse(raw: bytes, limit: int) -> dict:
+    """The body as a JSON object, with the proxy's 413 and 400 answers."""
+    if len(raw) > limit:
+        raise ApiError(413, f"request body of {len(raw)} bytes exceeds the {limit}-byte limit",
+                       "invalid_request_error", "request_too_large")
+    try:
+        payload = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")  # a \ud800 escape parses to a lone surrogate
+    except UnicodeError:
+        raise ApiError(400, "request body is not valid UTF-8 (lone surrogates included)", "invalid_request_error",
+                       "invalid_encoding") from None
+    except (ValueError, RecursionError):
+        raise ApiError(400, "request body is not valid JSON", "invalid_request_error", "invalid_json") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "request body must be a JSON object", "invalid_request_error", "invalid_json")
+    return payload
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _set(headers: dict[str, str]) -> list[base_pb2.HeaderValueOption]:
+    """Header writes in ``raw_value``, the field Envoy reads since it started sending it."""
+    overwrite = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+    return [base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=k, raw_value=v.encode("utf-8")),
+                                       append_action=overwrite) for k, v in headers.items()]
+
+
+async def start_extproc(decide: Decide, port: int, *, host: str = "127.0.0.1", route_header: str = ROUTE_HEADER,
+                        max_body_bytes: int = MAX_BODY_BYTES, backend_key: Callable[[str], str | None] = lambda n: None,
+                        auth_token: Callable[[], str | None] = lambda: None) -> tuple[grpc.aio.Server, int]:
+    """Start the gRPC server (``port=0``: any free port); returns it and the bound port."""
+    limit = max_body_bytes + GRPC_HEADROOM
+    # so_reuseport off: a second server on a taken port fails instead of silently sharing it
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
+                                      ("grpc.max_send_message_length", limit), ("grpc.so_reuseport", 0)])
+    pb_grpc.add_ExternalProcessorServicer_to_server(ExtProcServicer(
+        decide, route_header=route_header, max_body_bytes=max_body_bytes, backend_key=backend_key,
+        auth_token=auth_token), server)
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        raise RouterforgeError(f"cannot listen on {host}:{port}", hint="is another server there? pick a free "
+                                                                       "--port") from None
+    await server.start()
+    return server, bound
+
+
+async def serve_extproc(service: RouterService, port: int = PORT, host: str | None = None, *,
+                        route_header: str = ROUTE_HEADER, grace_s: float = 5.0) -> None:
+    """Serve ``service`` until SIGINT/SIGTERM (open streams get ``grace_s``); SIGHUP reloads its bundle and
+    config off the event loop, and a failed reload keeps the previous ones serving."""
+
+    def backend_key(name: str) -> str | None:
+        backend = next((b for b in service.config.backends if b.name == name), None)
+        return backend.api_key() if backend is not None else None
+
+    async def reload() -> None:
+        try:
+            await asyncio.to_thread(service.reload)
+        except Exception as err:  # noqa: BLE001 - a bad file must not take the server down
+            why = str(err) if isinstance(err, RouterforgeError) else type(err).__name__
+            log.error("reload failed, still serving the previous bundle and config: %s", why)
+
+    host = host or service.config.server.host
+    async with service:
+        server, bound = await start_extproc(service.decide, port, host=host, route_header=route_header,
+                                            max_body_bytes=service.config.server.max_body_bytes,
+                                            backend_key=backend_key, auth_token=lambda: service.auth_token)
+        loop, stop = asyncio.get_running_loop(), asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        reloading: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
+
+        def on_sighup() -> None:
+            task = asyncio.ensure_future(reload())
+            reloading.add(task)
+            task.add_done_callback(reloading.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        log.info("ExtProc server on %s:%d", host, bound)  # after the handlers: a signal from now on is handled
+        await stop.wait()
+        await server.stop(grace_s)

@@ -1,0 +1,306 @@
+"""The routing policy: one chat request and its texts' Signals -> a Decision. Pure: no I/O, no model.
+
+The proxy and the ExtProc server both run it the same way::
+
+    texts = texts_to_check(request, config)                    # {(message, part): text}
+    signals = router.classify_batch(list(texts.values()))
+    decision = decide(dict(zip(texts, signals)), request, config)
+    decision.action, decision.body, decision.headers()
+
+Order of the rules (``docs/router-config.md`` has the details):
+
+1. ``failed=True`` (classification raised or timed out): ``fail_mode`` open routes with no PII/jailbreak
+   action and the tools untouched; closed blocks.
+2. Model: an explicit ``model`` passes through; ``"auto"`` (or none) is routed by the category of the LAST
+   user message (the request being answered; earlier turns and tool results do not steer it). Confident
+   enough and configured -> the route's highest-scoring model, else ``default_model``.
+3. Jailbreak: any text of a ``checks.jailbreak_roles`` message flagged -> ``jailbreak.action``.
+4. PII: the selected model's policy over every ``checks.pii_roles`` text -> block, redact or allow.
+5. Tools: keep those whose intent matches the last user message's predicted intent, at most ``top_k``.
+6. Reasoning: a category route's ``reasoning`` flag, sent in the model's style.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..data.intents import NO_FUNCTION
+from ..errors import RouterforgeError
+from ..runtime.signals import LabelSignal, PiiSpan, Signals
+from .config import AUTO, CategoryRoute, ReasoningConfig, ReasoningStyle, RouterConfig
+
+#: (message index, content-part index, or None when the message's content is a plain string)
+TextKey = tuple[int, int | None]
+
+_HEADER_LIMIT = 1024  # characters of the reasons header; proxies reject very long headers
+
+
+@dataclass
+class Decision:
+    """What to do with one request; ``body`` is what to forward (for a block: the request, untouched)."""
+
+    model: str
+    backend: str | None  # name of the backend serving ``model``; None when no backend serves it
+    reasoning: bool | None  # the category route's reasoning flag; None when the model was not chosen by category
+    action: Literal["route", "block", "redact"]
+    reasons: list[str] = field(default_factory=list)  # short, machine-readable; never contain the texts
+    category: str | None = None  # predicted category of the last user message (even when not used)
+    intent: str | None = None  # predicted intent of the last user message
+    tools: list[dict] | None = None  # tools kept; None when the request had no ``tools``
+    block_reason: str | None = None  # jailbreak | pii | classification_failed | jailbreak_unchecked | pii_unchecked
+    body: dict = field(default_factory=dict)
+
+    def headers(self) -> dict[str, str]:
+        """``x-routerforge-*`` response headers (ASCII, reasons cut to a safe length)."""
+        headers = {"x-routerforge-model": self.model, "x-routerforge-action": self.action,
+                   "x-routerforge-category": self.category or "none",
+                   "x-routerforge-reasons": "; ".join(self.reasons)[:_HEADER_LIMIT]}
+        if self.intent is not None:
+            headers["x-routerforge-intent"] = self.intent
+        if self.reasoning is not None:
+            headers["x-routerforge-reasoning"] = "on" if self.reasoning else "off"
+        if self.block_reason is not None:
+            headers["x-routerforge-block-reason"] = self.block_reason
+        return {name: "".join(c if " " <= c <= "~" else "?" for c in value) for name, value in headers.items()}
+
+
+def _messages(request: dict) -> list[dict]:
+    messages = request.get("messages") if isinstance(request, dict) else None
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise RouterforgeError("request.messages must be a list of message objects",
+                               hint="send an OpenAI chat completions body")
+    return messages
+
+
+def _texts(message: dict) -> Iterator[tuple[int | None, str]]:
+    """A message's texts: the content string, or each ``{"type": "text"}`` part (images, audio are skipped)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        yield None, content
+    elif isinstance(content, list):
+        for index, part in enumerate(content):
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                yield index, part["text"]
+
+
+def _last_user(messages: list[dict]) -> int | None:
+    return next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"), None)
+
+
+def texts_to_check(request: dict, config: RouterConfig) -> dict[TextKey, str]:
+    """Every non-blank text a check reads: PII roles, jailbreak roles, and the last user message."""
+    messages = _messages(request)
+    roles = {*config.checks.pii_roles, *config.checks.jailbreak_roles}
+    last = _last_user(messages)
+    return {(i, part): text for i, message in enumerate(messages) if i == last or message.get("role") in roles
+            for part, text in _texts(message) if text.strip()}
+
+
+def _most_confident(found: list[LabelSignal | None]) -> LabelSignal | None:
+    """One label for a message of several text parts: the part the head is surest about."""
+    present = [signal for signal in found if signal is not None]
+    return max(present, key=lambda signal: signal.confidence) if present else None
+
+
+def _route(requested: str | None, category: LabelSignal | None,
+           config: RouterConfig) -> tuple[str, CategoryRoute | None, str]:
+    """The model, the category route that chose it (if any), and the reason."""
+    if requested not in (None, "", AUTO):
+        return requested, None, f"model={requested} requested"
+    default = config.default_model
+    if category is None:
+        return default, None, f"category missing->{default}"
+    seen = f"category={category.label}({category.confidence:.2f})"
+    route = config.categories.get(category.label)
+    if route is None:
+        return default, None, f"{seen} no route->{default}"
+    if category.confidence < config.category_threshold:
+        return default, None, f"{seen}<{config.category_threshold:.2f}->{default}"
+    return route.best_model(), route, f"{seen}->{route.best_model()}"
+
+
+def _set_reasoning(body: dict, style: ReasoningStyle, on: bool, settings: ReasoningConfig) -> str:
+    """Write the reasoning switch the model understands into ``body``; return the reason."""
+    state = "on" if on else "off"
+    if style == "qwen3":
+        body["chat_template_kwargs"] = {**(body.get("chat_template_kwargs") or {}), "enable_thinking": on}
+        return f"reasoning={state}(qwen3)"
+    if style == "openai":
+        effort = settings.effort_on if on else settings.effort_off
+        if effort is None:
+            return f"reasoning={state}(openai default)"
+        body["reasoning_effort"] = effort
+        return f"reasoning={state}(openai {effort})"
+    return f"reasoning={state}(not sent)"
+
+
+def _redact(text: str, spans: list[PiiSpan]) -> str:
+    """Replace each span with ``<ENTITY_TYPE>``; overlapping spans merge (the first one's type names them)."""
+    merged: list[list] = []  # [start, end, entity_type]
+    for span in sorted(spans, key=lambda s: (s.start, -s.end)):
+        start, end = max(span.start, 0), min(span.end, len(text))
+        if start >= end:
+            continue
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end, span.entity_type])
+    for start, end, entity_type in reversed(merged):  # right to left: earlier offsets stay valid
+        text = f"{text[:start]}<{entity_type}>{text[end:]}"
+    return text
+
+
+def _tool_intent(tool: dict, config: RouterConfig) -> str | None:
+    function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        return None
+    return config.tools.intent_of(function["name"], function.get("description") or "")
+
+
+def _kept_tools(tools: list, request: dict, intent: LabelSignal | None, config: RouterConfig) -> tuple[list, str]:
+    """The tools to forward and the reason; see "Tool filtering" in docs/router-config.md."""
+    settings = config.tools
+    if not settings.enabled:
+        return tools, "tools not filtered"
+    if request.get("tool_choice", "auto") not in ("auto", "none"):
+        return tools, "tools kept: tool_choice"
+    if intent is None:
+        if config.missing_signals.intent == "keep_all_tools":
+            return tools, "intent missing: tools kept"
+        return [], "intent missing: tools dropped"
+    seen = f"intent={intent.label}({intent.confidence:.2f})"
+    if intent.confidence < settings.min_confidence:
+        return tools, f"{seen}<{settings.min_confidence:.2f}: tools kept"
+    if intent.label == NO_FUNCTION:
+        return [], f"{seen}: tools dropped"
+    intents = [_tool_intent(tool, config) for tool in tools]
+    matching = [i for i, found in enumerate(intents) if found == intent.label]
+    unknown = [i for i, found in enumerate(intents) if found is None]
+    chosen = set((matching + unknown)[:settings.top_k])
+    kept = [tool for i, tool in enumerate(tools) if i in chosen]
+    return kept, f"{seen}: tools kept {len(kept)}/{len(tools)}"
+
+
+def decide(signals: dict[TextKey, Signals], request: dict, config: RouterConfig, *, failed: bool = False,
+           target: str | None = None) -> Decision:
+    """The decision for ``request`` given the Signals of the texts :func:`texts_to_check` named.
+
+    ``failed``: classification raised (or timed out); ``fail_mode`` decides. ``target``: decide for this model
+    instead of the routed one (a fallback backend's model), keeping the category's reasoning flag; its PII
+    policy and reasoning style apply. A text with no entry in ``signals`` counts as a missing head.
+    """
+    messages = _messages(request)
+    texts = texts_to_check(request, config)
+    requested = request.get("model")
+    if requested is not None and not isinstance(requested, str):
+        raise RouterforgeError("request.model must be a string", hint=f"a served model name or {AUTO!r}")
+    category = intent = None
+    if not failed:
+        last = _last_user(messages)
+        user_signals = [found for key in texts if key[0] == last and (found := signals.get(key)) is not None]
+        category = _most_confident([found.category for found in user_signals])
+        intent = _most_confident([found.intent for found in user_signals])
+
+    model, route, why = _route(requested, category, config)
+    reasons = [why]
+    if target is not None and target != model:
+        model = target
+        reasons.append(f"fallback->{target}")
+    backend = config.backend_for(model)
+    backend_name = backend.name if backend is not None else None
+
+    def block(block_reason: str) -> Decision:
+        return Decision(model, backend_name, None, "block", reasons, category and category.label,
+                        intent and intent.label, block_reason=block_reason, body=copy.deepcopy(request))
+
+    if failed:
+        reasons += ["classification_failed", f"fail_mode={config.fail_mode}"]
+        if config.fail_mode == "closed":
+            return block("classification_failed")
+        body = copy.deepcopy(request)
+        body["model"] = model
+        tools = body.get("tools")
+        return Decision(model, backend_name, None, "route", reasons,
+                        tools=tools if isinstance(tools, list) else None, body=body)
+
+    reasons += [f"truncated messages[{key[0]}]" for key in texts if (found := signals.get(key)) and found.truncated]
+
+    def role_keys(roles: list[str]) -> list[TextKey]:
+        return [key for key in texts if messages[key[0]].get("role") in roles]
+
+    # jailbreak
+    settings = config.jailbreak
+    flagged, unchecked = False, False
+    for key in role_keys(config.checks.jailbreak_roles):
+        found = signals.get(key)
+        if found is None or found.jailbreak is None:
+            unchecked = True
+            continue
+        signal = found.jailbreak
+        if settings.threshold is None:
+            threshold, hit = signal.threshold, signal.flagged
+        else:
+            threshold, hit = settings.threshold, signal.p_jailbreak >= settings.threshold
+        if hit:
+            flagged = True
+            reasons.append(f"jailbreak p={signal.p_jailbreak:.2f}>={threshold:.2f} messages[{key[0]}]"
+                           + (" allowed" if settings.action == "allow" else ""))
+    if unchecked:
+        reasons.append(f"jailbreak signal missing: {config.missing_signals.jailbreak}")
+        if config.missing_signals.jailbreak == "block":
+            return block("jailbreak_unchecked")
+    if flagged and settings.action == "block":
+        return block("jailbreak")
+
+    # PII, under the selected model's policy
+    policy = config.pii_policy(model)
+    allowed = {entity_type.upper() for entity_type in policy.allowed_types}
+    found_spans: dict[TextKey, list[PiiSpan]] = {}
+    unchecked = False
+    for key in role_keys(config.checks.pii_roles):
+        found = signals.get(key)
+        if found is None or found.pii is None:
+            unchecked = True
+            continue
+        spans = [s for s in found.pii if s.score >= policy.threshold and s.entity_type.upper() not in allowed]
+        if spans:
+            found_spans[key] = spans
+    if unchecked:
+        reasons.append(f"pii signal missing: {config.missing_signals.pii}")
+        if config.missing_signals.pii == "block":
+            return block("pii_unchecked")
+    verb = {"block": "blocked", "redact": "redacted", "allow": "allowed"}[policy.action]
+    entity_types = dict.fromkeys(s.entity_type for spans in found_spans.values() for s in spans)
+    reasons += [f"pii {entity_type} {verb}" for entity_type in entity_types]
+    if found_spans and policy.action == "block":
+        return block("pii")
+
+    body = copy.deepcopy(request)
+    body["model"] = model
+    if policy.action == "redact":
+        for (i, part), spans in found_spans.items():
+            if part is None:
+                body["messages"][i]["content"] = _redact(texts[(i, part)], spans)
+            else:
+                body["messages"][i]["content"][part]["text"] = _redact(texts[(i, part)], spans)
+
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        tools, why = _kept_tools(tools, request, intent, config)
+        reasons.append(why)
+        if tools:
+            body["tools"] = tools
+        else:  # an empty tools list, or tool_choice / parallel_tool_calls without tools, is a 400 for most servers
+            for name in ("tools", "tool_choice", "parallel_tool_calls"):
+                body.pop(name, None)
+    else:
+        tools = None
+
+    reasoning = route.reasoning if route is not None else None
+    if reasoning is not None:
+        reasons.append(_set_reasoning(body, config.reasoning_style(model), reasoning, config.reasoning))
+    action = "redact" if found_spans and policy.action == "redact" else "route"
+    return Decision(model, backend_name, reasoning, action, reasons, category and category.label,
+                    intent and intent.label, tools, None, body)

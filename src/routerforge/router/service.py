@@ -1,0 +1,234 @@
+"""The routing service shared by the HTTP proxy and the ExtProc server: a Router behind a micro-batcher, the
+router config, Prometheus metrics, and hot reload.
+
+>>> service = RouterService.load("runs/local-data/bundle", "router.yaml")
+>>> async with service:                                    # starts the batcher on this event loop
+...     decision = await service.decide({"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+
+``reload()`` builds the new Router and config first, then swaps one reference: a request decides with the
+config it started with, and its texts are classified by whichever Router is current when its batch runs.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ..errors import RouterforgeError
+from ..runtime.batcher import MicroBatcher, QueueFull, TooManyTexts
+from ..runtime.signals import Signals
+from .config import RouterConfig, load_router_config
+from .policy import Decision, TextKey, decide, texts_to_check
+
+log = logging.getLogger(__name__)
+
+_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """Every series the service and the proxy export, in the service's own registry (tests build several)."""
+
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("routerforge_requests", "HTTP requests by endpoint and status",
+                                ["endpoint", "status"], registry=r)
+        self.request_seconds = Histogram("routerforge_request_seconds", "HTTP request latency by endpoint",
+                                         ["endpoint"], buckets=_SECONDS, registry=r)
+        self.decisions = Counter("routerforge_decisions", "routing decisions", ["category", "model", "action"],
+                                 registry=r)
+        self.blocks = Counter("routerforge_blocks", "blocked requests by reason", ["reason"], registry=r)
+        self.classify_seconds = Histogram("routerforge_classification_seconds", "classification latency per "
+                                          "request, queueing included", buckets=_SECONDS, registry=r)
+        self.batch_size = Histogram("routerforge_batch_size", "texts per encoder call",
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
+        self.upstream_seconds = Histogram("routerforge_upstream_seconds", "upstream latency (to the response "
+                                          "headers when streaming)", ["backend"], buckets=_SECONDS, registry=r)
+        self.upstream_errors = Counter("routerforge_upstream_errors", "failed upstream calls",
+                                       ["backend", "kind"], registry=r)
+        self.queue_depth = Gauge("routerforge_queue_depth", "texts waiting for classification", registry=r)
+        self.reloads = Counter("routerforge_reloads", "reloads by outcome", ["outcome"], registry=r)
+
+    def record(self, decision: Decision) -> None:
+        model = decision.model if decision.backend is not None else "unknown"  # bounded label values
+        self.decisions.labels(decision.category or "none", model, decision.action).inc()
+        if decision.block_reason is not None:
+            self.blocks.labels(decision.block_reason).inc()
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One consistent generation of what a reload replaces."""
+
+    router: object  # runtime.engine.Router, or anything with classify_batch(texts) and heads
+    config: RouterConfig
+    auth_token: str | None
+
+
+@dataclass
+class Checked:
+    """A request with its texts classified: decide once, and again for a fallback's model without
+    classifying twice."""
+
+    request: dict
+    config: RouterConfig
+    signals: dict[TextKey, Signals]
+    failed: bool
+
+    def decide(self, target: str | None = None) -> Decision:
+        return decide(self.signals, self.request, self.config, failed=self.failed, target=target)
+
+
+class RouterService:
+    def __init__(self, router, config: RouterConfig, *, bundle_path: str | Path | None = None,
+                 config_path: str | Path | None = None, backend: str | None = None, threads: int | None = None):
+        self.bundle_path = Path(bundle_path) if bundle_path is not None else None
+        self.config_path = Path(config_path) if config_path is not None else None
+        self.backend, self.threads = backend, threads
+        self._loaded = Loaded(router, config, _auth_token(config))
+        self._reload_lock = threading.Lock()
+        self.metrics = Metrics()
+        server = config.server
+        self.batcher = MicroBatcher(self._classify_batch, server.max_batch_size, server.max_wait_ms,
+                                    server.queue_size)
+        self.metrics.queue_depth.set_function(lambda: self.batcher.depth)
+        _warn_heads(router, config)
+
+    @classmethod
+    def load(cls, bundle: str | Path | None, config_path: str | Path, *, backend: str | None = None,
+             threads: int | None = None) -> "RouterService":
+        """Read the config, then the bundle (``bundle``, else the config's ``bundle``)."""
+        from ..runtime.engine import Router
+
+        config = load_router_config(config_path)
+        bundle = _bundle_path(bundle, config, config_path)
+        router = Router.load(bundle, backend, threads=threads)
+        return cls(router, config, bundle_path=bundle, config_path=config_path, backend=backend, threads=threads)
+
+    # -- what a generation holds ------------------------------------------------------------------------------
+
+    @property
+    def router(self):
+        return self._loaded.router
+
+    @property
+    def config(self) -> RouterConfig:
+        return self._loaded.config
+
+    @property
+    def auth_token(self) -> str | None:
+        return self._loaded.auth_token
+
+    @property
+    def ready(self) -> bool:
+        return self.batcher.running
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.batcher.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+
+    async def __aenter__(self) -> "RouterService":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    # -- classification and decisions --------------------------------------------------------------------------
+
+    def _classify_batch(self, texts: list[str]) -> list[Signals]:
+        self.metrics.batch_size.observe(len(texts))
+        return self.router.classify_batch(texts)
+
+    async def classify(self, texts: list[str]) -> list[Signals]:
+        """Signals through the batcher; QueueFull when it is full, TimeoutError past ``classify_timeout_s``."""
+        started = time.perf_counter()
+        async with asyncio.timeout(self.config.server.classify_timeout_s):
+            signals = await self.batcher.submit(texts)
+        self.metrics.classify_seconds.observe(time.perf_counter() - started)
+        return signals
+
+    async def check(self, request: dict) -> Checked:
+        """Classify the texts the policy reads; a failure (not an overload) becomes ``failed=True``."""
+        config = self.config
+        texts = texts_to_check(request, config)
+        try:
+            signals = dict(zip(texts, await self.classify(list(texts.values())))) if texts else {}
+        except (QueueFull, TooManyTexts):
+            raise
+        except Exception as err:  # noqa: BLE001 - any classifier failure is what fail_mode is for
+            log.warning("classification failed (%s); fail_mode=%s", type(err).__name__, config.fail_mode)
+            return Checked(request, config, {}, True)
+        return Checked(request, config, signals, False)
+
+    async def decide(self, request: dict) -> Decision:
+        """The routing decision for one chat completions body (what the ExtProc server calls)."""
+        decision = (await self.check(request)).decide()
+        self.metrics.record(decision)
+        return decision
+
+    # -- reload -------------------------------------------------------------------------------------------------
+
+    def reload(self, config_path: str | Path | None = None, bundle_path: str | Path | None = None) -> None:
+        """Re-read the config and the bundle (blocking: run it in a thread); on error nothing changes."""
+        from ..runtime.engine import Router
+
+        with self._reload_lock:
+            try:
+                config_path = Path(config_path) if config_path is not None else self.config_path
+                config = load_router_config(config_path) if config_path is not None else self.config
+                bundle = Path(bundle_path) if bundle_path is not None else self.bundle_path
+                if bundle is None:
+                    raise RouterforgeError("no bundle to reload", hint="pass bundle_path")
+                router = Router.load(bundle, self.backend, threads=self.threads)
+                loaded = Loaded(router, config, _auth_token(config))
+            except Exception:
+                self.metrics.reloads.labels("failed").inc()
+                raise
+            _warn_heads(router, config)
+            self._loaded = loaded  # the swap: one reference
+            self.config_path, self.bundle_path = config_path, bundle
+            server = config.server
+            self.batcher.max_batch_size, self.batcher.max_wait_ms = server.max_batch_size, server.max_wait_ms
+            self.batcher.queue_size = server.queue_size
+            self.metrics.reloads.labels("ok").inc()
+            log.info("reloaded: bundle=%s backend=%s config=%s", bundle, getattr(router, "backend_name", "-"),
+                     config_path)
+
+
+def _auth_token(config: RouterConfig) -> str | None:
+    """The bearer token clients must send; a configured but empty variable is an error, never open access."""
+    name = config.server.auth_token_env
+    if name is None:
+        return None
+    token = os.environ.get(name)
+    if not token:
+        raise RouterforgeError(f"server.auth_token_env names {name}, which is not set",
+                               hint=f"export {name}=<token>, or remove auth_token_env to serve without auth")
+    return token
+
+
+def _bundle_path(bundle, config: RouterConfig, config_path) -> Path:
+    if bundle is not None:
+        return Path(bundle)
+    if config.bundle is None:
+        raise RouterforgeError("no bundle: pass BUNDLE or set 'bundle' in the router config",
+                               source=str(config_path))
+    return Path(config.bundle)
+
+
+def _warn_heads(router, config: RouterConfig) -> None:
+    heads = getattr(router, "heads", {})
+    labels = heads.get("category", {}).get("label_names")
+    for warning in config.check_heads(set(heads), labels):
+        log.warning("%s", warning)

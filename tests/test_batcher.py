@@ -1,0 +1,175 @@
+"""MicroBatcher: concurrent submissions share one call, max_wait bounds the wait, a full queue refuses, and an
+exception reaches every waiter of its batch without stopping the worker."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from routerforge.runtime.batcher import MicroBatcher, QueueFull, TooManyTexts
+from routerforge.runtime.signals import LabelSignal, Signals
+
+
+class Recorder:
+    """``fn`` for the batcher: records each call's texts and thread; optionally slow or failing."""
+
+    def __init__(self, delay: float = 0.0, fail_on: str | None = None):
+        self.calls: list[list[str]] = []
+        self.threads: set[str] = set()
+        self.delay, self.fail_on = delay, fail_on
+
+    def __call__(self, texts: list[str]) -> list[Signals]:
+        self.calls.append(list(texts))
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.delay)
+        if self.fail_on in texts:
+            raise RuntimeError("boom")
+        return [Signals(category=LabelSignal(text, 1.0, {text: 1.0})) for text in texts]
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+async def until(condition) -> None:
+    while not condition():
+        await asyncio.sleep(0.005)
+
+
+def test_concurrent_submissions_share_one_call():
+    fn = Recorder()
+
+    async def main():
+        async with MicroBatcher(fn, max_batch_size=16, max_wait_ms=50, queue_size=64) as batcher:
+            return await asyncio.gather(*(batcher.submit([f"t{i}", f"u{i}"]) for i in range(5)))
+
+    results = run(main())
+    assert len(fn.calls) == 1 and len(fn.calls[0]) == 10
+    assert [[s.category.label for s in r] for r in results] == [[f"t{i}", f"u{i}"] for i in range(5)]
+    assert fn.threads and threading.main_thread().name not in fn.threads  # off the event loop's thread
+
+
+def test_batches_are_capped_at_max_batch_size():
+    fn = Recorder()
+
+    async def main():
+        async with MicroBatcher(fn, max_batch_size=4, max_wait_ms=20, queue_size=64) as batcher:
+            return await asyncio.gather(*(batcher.submit([str(i)]) for i in range(10)))
+
+    results = run(main())
+    assert [len(c) for c in fn.calls] == [4, 4, 2]
+    assert [r[0].category.label for r in results] == [str(i) for i in range(10)]
+
+
+def test_batch_size_one_means_no_batching():
+    fn = Recorder()
+
+    async def main():
+        async with MicroBatcher(fn, max_batch_size=1, max_wait_ms=500, queue_size=64) as batcher:
+            started = time.perf_counter()
+            await asyncio.gather(*(batcher.submit([str(i)]) for i in range(6)))
+            return time.perf_counter() - started
+
+    elapsed = run(main())
+    assert [len(c) for c in fn.calls] == [1] * 6
+    assert elapsed < 1.5  # a full batch never waits for max_wait (six waits: 3 s)
+
+
+def test_max_wait_is_respected():
+    fn = Recorder()
+
+    async def main():
+        async with MicroBatcher(fn, max_batch_size=16, max_wait_ms=100, queue_size=64) as batcher:
+            started = time.perf_counter()
+            await batcher.submit(["alone"])
+            return time.perf_counter() - started
+
+    elapsed = run(main())
+    assert 0.09 <= elapsed < 1.0  # waited for company about max_wait, then ran alone
+    assert fn.calls == [["alone"]]
+
+
+def test_late_arrivals_within_max_wait_join_the_batch():
+    fn = Recorder()
+
+    async def main():
+        async with MicroBatcher(fn, max_batch_size=16, max_wait_ms=300, queue_size=64) as batcher:
+            first = asyncio.create_task(batcher.submit(["first"]))
+            await asyncio.sleep(0.05)
+            await asyncio.gather(first, batcher.submit(["second"]))
+
+    run(main())
+    assert fn.calls == [["first", "second"]]
+
+
+def test_queue_full_and_too_many_texts():
+    fn = Recorder(delay=0.3)
+
+    async def main():
+        async with MicroBatcher(fn, max_batch_size=2, max_wait_ms=0, queue_size=3) as batcher:
+            with pytest.raises(TooManyTexts):
+                await batcher.submit(["a"] * 4)
+            busy = asyncio.create_task(batcher.submit(["a", "b"]))
+            await until(lambda: fn.calls)  # taken by the worker: the queue is free
+            waiting = asyncio.create_task(batcher.submit(["c", "d", "e"]))
+            await asyncio.sleep(0)
+            assert batcher.depth == 3
+            with pytest.raises(QueueFull):
+                await batcher.submit(["f"])
+            await asyncio.gather(busy, waiting)
+            assert batcher.depth == 0
+            return await batcher.submit(["g"])  # room again
+
+    assert run(main())[0].category.label == "g"
+
+
+def test_exception_reaches_every_waiter_and_the_batcher_recovers():
+    fn = Recorder(fail_on="bad")
+
+    async def main():
+        async with MicroBatcher(fn, max_batch_size=16, max_wait_ms=50, queue_size=64) as batcher:
+            outcomes = await asyncio.gather(batcher.submit(["ok"]), batcher.submit(["bad"]),
+                                            return_exceptions=True)
+            after = await batcher.submit(["fine"])
+            return outcomes, after
+
+    outcomes, after = run(main())
+    assert len(fn.calls) == 2 and fn.calls[0] == ["ok", "bad"]
+    assert all(isinstance(o, RuntimeError) and str(o) == "boom" for o in outcomes)
+    assert after[0].category.label == "fine"
+
+
+def test_cancelled_request_is_skipped():
+    fn = Recorder(delay=0.2)
+
+    async def main():
+        async with MicroBatcher(fn, max_batch_size=1, max_wait_ms=0, queue_size=8) as batcher:
+            first = asyncio.create_task(batcher.submit(["first"]))
+            await until(lambda: fn.calls)  # "first" is being classified
+            gone = asyncio.create_task(batcher.submit(["gone"]))
+            await asyncio.sleep(0)
+            gone.cancel()
+            await asyncio.gather(first, batcher.submit(["last"]))
+
+    run(main())
+    assert fn.calls == [["first"], ["last"]]
+
+
+def test_submit_needs_a_started_batcher_and_stop_fails_waiters():
+    fn = Recorder(delay=0.2)
+
+    async def main():
+        batcher = MicroBatcher(fn, max_batch_size=1, max_wait_ms=0, queue_size=8)
+        with pytest.raises(RuntimeError, match="not running"):
+            await batcher.submit(["x"])
+        await batcher.start()
+        pending = asyncio.create_task(batcher.submit(["a", "b"]))
+        await until(lambda: fn.calls)
+        await batcher.stop()
+        with pytest.raises(RuntimeError, match="stopped"):
+            await pending
+        assert not batcher.running
+
+    run(main())

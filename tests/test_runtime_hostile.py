@@ -1,0 +1,133 @@
+"""The runtime under hostile input with robust-v1 normalisation: any Unicode (controls, zero-width and bidi
+marks, lone surrogates, the empty string, 200,000 characters) gives Signals whose PII spans index the input,
+and obfuscated names are found and mapped back to the characters the user sent."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from routerforge.runtime.engine import Router
+from routerforge.runtime.normalise import identity, normalise
+from routerforge.runtime.signals import Signals
+
+PII = ["PERSON", "EMAIL_ADDRESS"]
+HOSTILE = list("\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff\u00ad"
+               "\x00\x01\x0b\x0c\x1f\x7f\x85\ud800\udbff\udc00\udfff\t\n\r  ._-*"
+               "аеорсхіΑΟΙο𝐈ﬁＡ⑽\ufdfa\u0301")
+texts = st.text(alphabet=st.one_of(st.characters(exclude_categories=()), st.sampled_from(HOSTILE),
+                                   st.sampled_from("john smith ")), max_size=120)
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_bert, tmp_path_factory):
+    """A pii + jailbreak MultitaskModel over the tiny encoder with random heads, recorded as robust-v1: the
+    random token head tags spans here and there, which is what the offset checks need."""
+    import torch
+    from transformers import AutoModel
+
+    from routerforge.data.spans import bio_label_names
+    from routerforge.modeling.multitask import MultitaskModel
+
+    out = tmp_path_factory.mktemp("hostile-bundle")
+    heads = {"pii": ("token", PII, bio_label_names(PII)),
+             "jailbreak": ("sequence", ["benign", "jailbreak"], ["benign", "jailbreak"])}
+    torch.manual_seed(1)
+    model = MultitaskModel(AutoModel.from_pretrained(tiny_bert),
+                           {n: {"kind": k, "num_labels": len(names)} for n, (k, _, names) in heads.items()})
+    model.save(out)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (tiny_bert / name).is_file():
+            shutil.copy(tiny_bert / name, out / name)
+    info = {"task": "multitask", "kind": "multitask", "normalisation": "robust-v1",
+            "heads": {n: {"kind": k, "labels": labels, "label_names": names, "crf": False}
+                      for n, (k, labels, names) in heads.items()}}
+    (out / "routerforge.json").write_text(json.dumps(info))
+    return out
+
+
+@pytest.fixture(scope="module")
+def router(bundle):
+    return Router.load(bundle, "torch", window=16, overlap=4)
+
+
+@pytest.fixture(scope="module")
+def legacy(bundle):
+    return Router.load(bundle, "torch", window=16, overlap=4, normalisation="identity")
+
+
+def _check_signals(text: str, signals: Signals):
+    assert isinstance(signals, Signals) and 0 <= signals.jailbreak.p_jailbreak <= 1
+    for span in signals.pii:
+        assert 0 <= span.start < span.end <= len(text), (span, len(text))
+        assert span.text == text[span.start:span.end]
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts)
+def test_any_text_gives_signals_with_spans_inside_the_input(router, text):
+    _check_signals(text, router.classify(text))
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts)
+def test_a_model_without_normalisation_survives_any_text_too(legacy, text):
+    """Models trained before normalisation get the identity, which must not crash on a lone surrogate."""
+    _check_signals(text, legacy.classify(text))
+
+
+def test_hostile_batch_and_empty_string(router):
+    batch = ["", "\u200b", "\ud800", "\x00" * 50, "\u202e" + "john smith" * 20, "j o h n  s m i t h " * 30]
+    signals = router.classify_batch(batch)
+    for text, s in zip(batch, signals):
+        _check_signals(text, s)
+    assert any(s.pii for s in signals)  # the random head does tag something, so spans were checked
+
+
+def test_200k_characters(router):
+    text = "".join(np.random.default_rng(0).choice(HOSTILE + list("john smith and friends "), 200_000))
+    signals = router.classify(text)
+    _check_signals(text, signals)
+    assert signals.truncated and signals.windows == router.max_windows  # the window cap is reported
+
+
+def test_normalisation_follows_the_model_and_can_be_overridden(bundle):
+    assert Router.load(bundle, "torch").normalise is normalise
+    assert Router.load(bundle, "torch", normalisation="identity").normalise is identity
+
+
+# -- a deterministic tagger: obfuscated names are found and mapped back to what the user sent ------------------
+
+
+class NameTagger:
+    """Tags the tokens of "john smith" as PERSON (B- then I-) and everything else O."""
+
+    def __init__(self, name_ids):
+        self.name_ids = list(name_ids)
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        is_name = np.isin(input_ids, self.name_ids) & (attention_mask == 1)
+        previous = np.zeros_like(is_name)
+        previous[:, 1:] = is_name[:, :-1]
+        logits = np.full(input_ids.shape + (3,), -4.0, dtype=np.float32)
+        np.put_along_axis(logits, np.where(is_name, np.where(previous, 2, 1), 0)[..., None], 6.0, axis=-1)
+        return {"pii": logits}
+
+
+@pytest.mark.parametrize("name", ["john smith", "j\u200bohn s\u00admith", "ｊｏｈｎ ｓｍｉｔｈ",
+                                  "j o h n  s m i t h", "\u202ejohn smith\u202c", "јоhn smith"])
+def test_obfuscated_name_found_at_its_original_offsets(tiny_bert, name):
+    from tokenizers import Tokenizer
+
+    ids = Tokenizer.from_file(str(tiny_bert / "tokenizer.json")).encode("john smith", add_special_tokens=False).ids
+    info = {"task": "pii", "kind": "token", "labels": ["PERSON"], "label_names": ["O", "B-PERSON", "I-PERSON"],
+            "normalisation": "robust-v1"}
+    router = Router(tiny_bert, info, NameTagger(ids), "fake", window=12, overlap=4)
+    text = f"please call {name} tomorrow"
+    spans = router.classify(text).pii
+    sent = name.strip("\u202e\u202c")  # the bidi marks around the name are not part of it
+    assert [(s.start, s.end, s.text) for s in spans] == [(text.index(sent), text.index(sent) + len(sent), sent)]
