@@ -31,7 +31,8 @@ from routerforge.evaluation.evaluate import head_splits
 from routerforge.io import write_json
 from routerforge.runtime.engine import Router
 
-ROLE_PLAY = re.compile(r"^\W*(you are|you're|act as|acting as|pretend|imagine|role-?play|let's play)\b", re.I)
+ROLE_PLAY = re.compile(r"^\W*(you are|you're|act as|acting as|pretend|imagine|role-?play|let's play)\b",
+                       re.IGNORECASE)
 
 
 def _count(flags: list[bool]) -> dict:

@@ -28,7 +28,7 @@ from routerforge.router.config import RouterConfig, ServerConfig
 from routerforge.router.extproc import start_extproc
 from routerforge.router.policy import Decision
 from routerforge.router.service import RouterService
-from routerforge.runtime.batcher import QueueFull
+from routerforge.runtime.batcher import QueueFull, TooManyTexts
 from routerforge.runtime.signals import JailbreakSignal, LabelSignal, PiiSpan, Signals
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,6 +157,19 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 30))
 
 
+def _talk(decide, *exchanges: tuple[pb.ProcessingRequest, ...], **options) -> list[list[pb.ProcessingResponse]]:
+    """Serve ``decide`` on a free port, run each exchange (one HTTP request's messages) in turn, then stop.
+    No exchange given: one routed chat request."""
+    async def main():
+        server, port = await _serve(decide, **options)
+        try:
+            return [await _exchange(port, *messages) for messages in exchanges or [(_headers(), _body(CHAT))]]
+        finally:
+            await server.stop(None)
+
+    return run(main())
+
+
 class FakeDecide:
     """``decide`` that records the bodies it saw and answers a fixed Decision (or raises)."""
 
@@ -172,15 +185,8 @@ class FakeDecide:
 
 def test_routed_request_gets_new_body_and_routing_headers():
     decide = FakeDecide(_decision())
-
-    async def main():
-        server, port = await _serve(decide, backend_key=lambda name: {"vllm": "sk-vllm"}.get(name))
-        try:
-            return await _exchange(port, _headers(**{"x-routerforge-backend": "openai"}), _body(CHAT))
-        finally:
-            await server.stop(None)
-
-    first, second = run(main())
+    [(first, second)] = _talk(decide, (_headers(**{"x-routerforge-backend": "openai"}), _body(CHAT)),
+                              backend_key=lambda name: {"vllm": "sk-vllm"}.get(name))
     assert first.HasField("request_headers") and not first.HasField("mode_override")
     common = first.request_headers.response
     assert common.status == pb.CommonResponse.CONTINUE and common.clear_route_cache
@@ -205,29 +211,15 @@ def test_routed_request_gets_new_body_and_routing_headers():
 
 
 def test_backend_without_key_gets_no_client_authorization():
-    async def main():
-        server, port = await _serve(FakeDecide(_decision(action="route")))
-        try:
-            return await _exchange(port, _headers(authorization="Bearer client"), _body(CHAT))
-        finally:
-            await server.stop(None)
-
-    _, answer = run(main())
+    [(_, answer)] = _talk(FakeDecide(_decision(action="route")), (_headers(authorization="Bearer client"), _body(CHAT)))
     mutation = answer.request_body.response.header_mutation
     assert "authorization" not in _set_headers(mutation) and list(mutation.remove_headers) == ["authorization"]
 
 
 def test_block_is_an_immediate_403_with_the_reason():
     decision = _decision(action="block", block_reason="jailbreak", body=CHAT, reasons=["jailbreak p=0.99>=0.50"])
-
-    async def main():
-        server, port = await _serve(FakeDecide(decision))
-        try:
-            return await _exchange(port, _headers(), _body(CHAT))
-        finally:
-            await server.stop(None)
-
-    status, body, headers = _error(run(main())[1])
+    [(_, answer)] = _talk(FakeDecide(decision))
+    status, body, headers = _error(answer)
     assert status == 403
     assert body["error"]["code"] == "jailbreak" and "jailbreak" in body["error"]["message"]
     assert body["error"]["type"] == "content_policy_violation"
@@ -239,21 +231,17 @@ def test_block_is_an_immediate_403_with_the_reason():
     (b'{"model": "auto", "messages": [', 400, "invalid_json"),
     (b'\xff\xfe{}', 400, "invalid_encoding"),
     (b'{"x": NaN}', 400, "invalid_json"),
-    (b'["not", "an", "object"]', 400, "invalid_json"),
+    (b'["not", "an", "object"]', 400, "invalid_request"),
+    (b'{"model": "auto", "messages": []}', 400, "invalid_request"),  # validated as the proxy validates it
+    (b'{"model": 7, "messages": [{"role": "user", "content": "hi"}]}', 400, "invalid_request"),
+    (b'{"model": "auto", "messages": [{"content": "hi"}]}', 400, "invalid_request"),
     (json.dumps({"model": "auto", "messages": [{"role": "user", "content": "x" * 2000}]}).encode(), 413,
      "request_too_large"),
 ])
 def test_bad_bodies_get_immediate_errors_without_calling_decide(payload, status, code):
     decide = FakeDecide(_decision())
-
-    async def main():
-        server, port = await _serve(decide, max_body_bytes=1000)
-        try:
-            return await _exchange(port, _headers(), _body(payload))
-        finally:
-            await server.stop(None)
-
-    got, body, _ = _error(run(main())[1])
+    [(_, answer)] = _talk(decide, (_headers(), _body(payload)), max_body_bytes=1000)
+    got, body, _ = _error(answer)
     assert (got, body["error"]["code"]) == (status, code)
     assert decide.seen == []
 
@@ -263,66 +251,62 @@ def test_decide_failures_map_to_proxy_statuses_and_the_server_keeps_answering():
         failing = FakeDecide(RuntimeError("Mail jane@example.com"))
         server, port = await _serve(failing)
         try:
-            crashed = await _exchange(port, _headers(), _body(CHAT))
-            failing.answer = QueueFull("full")
-            overloaded = await _exchange(port, _headers(), _body(CHAT))
-            failing.answer = _decision()
-            recovered = await _exchange(port, _headers(), _body(CHAT))
-            return crashed, overloaded, recovered
+            answers = [await _exchange(port, _headers(), _body(CHAT))]
+            for answer in (QueueFull("full"), TooManyTexts("too many"), _decision()):
+                failing.answer = answer
+                answers.append(await _exchange(port, _headers(), _body(CHAT)))
+            return answers
         finally:
             await server.stop(None)
 
-    crashed, overloaded, recovered = run(main())
-    status, body, headers = _error(crashed[1])
-    assert status == 503 and body["error"]["type"] == "server_error" and headers["retry-after"] == "1"
+    crashed, overloaded, too_many, recovered = run(main())
+    status, body, _ = _error(crashed[1])
+    assert (status, body["error"]["code"], body["error"]["type"]) == (500, "internal_error", "server_error")
     assert "jane" not in json.dumps(body)
-    assert _error(overloaded[1])[0] == 429
+    status, body, headers = _error(overloaded[1])  # a full queue: 429 with Retry-After, as the proxy answers
+    assert (status, body["error"]["code"], headers["retry-after"]) == (429, "queue_full", "1")
+    assert _error(too_many[1])[:2] == (400, {"error": {"message": "too many", "type": "invalid_request_error",
+                                                       "code": "too_many_texts"}})
     assert recovered[1].HasField("request_body")
 
 
-def test_decide_failure_never_logs_the_prompt(caplog):
-    async def main():
-        server, port = await _serve(FakeDecide(RuntimeError("Mail jane@example.com")))
-        try:
-            await _exchange(port, _headers(), _body(CHAT))
-        finally:
-            await server.stop(None)
+def test_any_failure_is_a_json_500_and_the_server_keeps_answering(caplog):
+    def broken_key(name):
+        raise KeyError("Mail jane@example.com")
 
+    request = (_headers(), _body(CHAT))
     with caplog.at_level("DEBUG", logger="routerforge"):
-        run(main())
+        exchanges = _talk(FakeDecide(_decision()), request, request, backend_key=broken_key)
+    for _, answer in exchanges:  # the second request shows the server still answering
+        status, body, headers = _error(answer)
+        assert (status, body["error"]["code"], headers["content-type"]) == (500, "internal_error", "application/json")
+    assert "unhandled KeyError" in caplog.text and "jane" not in caplog.text
+
+
+def test_decide_failure_never_logs_the_prompt(caplog):
+    with caplog.at_level("DEBUG", logger="routerforge"):
+        _talk(FakeDecide(RuntimeError("Mail jane@example.com")))
     assert "RuntimeError" in caplog.text and "jane" not in caplog.text
 
 
 @pytest.mark.parametrize(("decision", "status", "code"), [
-    (_decision(backend=None, model="gpt-9"), 404, "model_not_found"),
+    (_decision(backend=None, model="Mail jane@example.com", action="route",
+               reasons=["model=Mail jane@example.com requested"]), 404, "model_not_found"),
     (_decision(action="block", block_reason="classification_failed"), 503, "classification_failed"),
 ])
-def test_unknown_model_and_fail_closed(decision, status, code):
-    async def main():
-        server, port = await _serve(FakeDecide(decision))
-        try:
-            return await _exchange(port, _headers(), _body(CHAT))
-        finally:
-            await server.stop(None)
-
-    got, body, _ = _error(run(main())[1])
+def test_unknown_model_and_fail_closed(decision, status, code, caplog):
+    with caplog.at_level("DEBUG", logger="routerforge"):
+        [(_, answer)] = _talk(FakeDecide(decision))
+    got, body, _ = _error(answer)
     assert (got, body["error"]["code"]) == (status, code)
+    assert "jane" not in caplog.text  # an unknown model's name is the client's text: never logged
 
 
 def test_other_paths_pass_through_and_skip_the_body():
     decide = FakeDecide(_decision())
-
-    async def main():
-        server, port = await _serve(decide)
-        try:
-            models = await _exchange(port, _headers("/v1/models", "GET", end_of_stream=True))
-            # a filter without allow_mode_override still sends the body: it goes through untouched
-            embeddings = await _exchange(port, _headers("/v1/embeddings"), _body({"input": "hi"}))
-            return models, embeddings
-        finally:
-            await server.stop(None)
-
-    (models,), (headers, body) = run(main())
+    # a filter without allow_mode_override still sends the body: it goes through untouched
+    (models,), (headers, body) = _talk(decide, (_headers("/v1/models", "GET", end_of_stream=True),),
+                                       (_headers("/v1/embeddings"), _body({"input": "hi"})))
     for answer in (models, headers):
         assert answer.HasField("request_headers")
         assert answer.mode_override.request_body_mode == Mode.NONE
@@ -332,49 +316,31 @@ def test_other_paths_pass_through_and_skip_the_body():
 
 
 def test_chat_path_with_query_string_is_routed_and_a_bodiless_one_is_refused():
-    async def main():
-        server, port = await _serve(FakeDecide(_decision()))
-        try:
-            with_query = await _exchange(port, _headers("/v1/chat/completions?api-version=1"), _body(CHAT))
-            bodiless = await _exchange(port, _headers(end_of_stream=True))
-            return with_query, bodiless
-        finally:
-            await server.stop(None)
-
-    with_query, (bodiless,) = run(main())
+    with_query, (bodiless,) = _talk(FakeDecide(_decision()),
+                                    (_headers("/v1/chat/completions?api-version=1"), _body(CHAT)),
+                                    (_headers(end_of_stream=True),))
     assert with_query[1].HasField("request_body")
     assert _error(bodiless)[0] == 400
 
 
 def test_bearer_token_is_checked_and_not_forwarded():
-    async def main():
-        server, port = await _serve(FakeDecide(_decision()), auth_token=lambda: "s3cret")
-        try:
-            missing = await _exchange(port, _headers(), _body(CHAT))
-            wrong = await _exchange(port, _headers(authorization="Bearer nope"), _body(CHAT))
-            right = await _exchange(port, _headers(authorization="Bearer s3cret"), _body(CHAT))
-            return missing, wrong, right
-        finally:
-            await server.stop(None)
-
-    missing, wrong, right = run(main())
+    tokens = [{}, {"authorization": "Bearer nope"}, {"authorization": "Bearer s3cret"},
+              {"authorization": "bearer s3cret"}]
+    missing, wrong, right, lowercase = _talk(FakeDecide(_decision()),
+                                             *((_headers(**token), _body(CHAT)) for token in tokens),
+                                             auth_token=lambda: "s3cret")
     for answers in (missing, wrong):
         status, body, headers = _error(answers[0])
         assert status == 401 and body["error"]["code"] == "invalid_api_key" and headers["www-authenticate"] == "Bearer"
     assert "authorization" in right[0].request_headers.response.header_mutation.remove_headers
     assert right[1].HasField("request_body")
+    assert lowercase[1].HasField("request_body")  # the scheme is case-insensitive, as in the proxy
 
 
 def test_untouched_messages_are_acknowledged():
-    async def main():
-        server, port = await _serve(FakeDecide(_decision()))
-        try:
-            return await _exchange(port, pb.ProcessingRequest(response_headers=pb.HttpHeaders()),
-                                   pb.ProcessingRequest(request_trailers=pb.HttpTrailers()))
-        finally:
-            await server.stop(None)
-
-    response_headers, trailers = run(main())
+    untouched = (pb.ProcessingRequest(response_headers=pb.HttpHeaders()),
+                 pb.ProcessingRequest(request_trailers=pb.HttpTrailers()))
+    [(response_headers, trailers)] = _talk(FakeDecide(_decision()), untouched)
     assert response_headers.HasField("response_headers") and trailers.HasField("request_trailers")
 
 

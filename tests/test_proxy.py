@@ -162,6 +162,13 @@ def test_explicit_model_passes_through(proxy, upstreams):
     assert response.headers["x-routerforge-model"] == "small-model"
 
 
+def test_an_empty_model_is_routed_like_auto(proxy, upstreams):
+    client, _ = proxy
+    response = client.post(CHAT, json=chat("the integral of x^2", model=""))
+    assert response.status_code == 200 and response.headers["x-routerforge-model"] == "big-model"
+    assert upstreams["primary"].received[-1]["body"]["model"] == "big-model"
+
+
 def test_pii_is_redacted_in_every_message(proxy, upstreams):
     client, _ = proxy
     body = {"model": "auto", "messages": [
@@ -387,8 +394,80 @@ def test_bearer_auth(upstreams, tmp_path, monkeypatch):
         assert upstreams["primary"].received == []
         for path in ("/healthz", "/readyz", "/metrics"):
             assert client.get(path).status_code == 200
-        ok = client.post(CHAT, json=chat(), headers={"Authorization": "Bearer s3cret"})
-        assert ok.status_code == 200
+        for scheme in ("Bearer", "bearer"):  # the scheme is case-insensitive, as in the ExtProc server
+            ok = client.post(CHAT, json=chat(), headers={"Authorization": f"{scheme} s3cret"})
+            assert ok.status_code == 200
+
+
+def test_readyz_is_503_with_retry_after_until_the_batcher_runs(upstreams, tmp_path):
+    config = write_config(tmp_path, upstreams["primary_url"], upstreams["backup_url"])
+    service = RouterService(FakeRouter(), load_router_config(config))
+
+    async def probe():  # ASGITransport runs no lifespan: the batcher never starts
+        transport = httpx.ASGITransport(app=create_app(service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://router") as client:
+            return await client.get("/readyz")
+
+    response = asyncio.run(probe())
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert error_of(response)["code"] == "not_ready"
+
+
+def test_a_relay_closes_the_upstream_even_when_the_client_left_before_the_first_byte():
+    from starlette.requests import ClientDisconnect
+
+    from routerforge.router.proxy import _Relay
+
+    class Upstream(httpx.AsyncByteStream):
+        closed = False
+
+        async def __aiter__(self):
+            yield b"data: [DONE]\n\n"
+
+        async def aclose(self):
+            self.closed = True
+
+    async def client_gone(message):
+        raise OSError("client disconnected")  # what uvicorn's send raises once the client has left
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    stream = Upstream()
+    relay = _Relay(httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=stream), "req-1", {})
+    with pytest.raises(ClientDisconnect):
+        asyncio.run(relay({"type": "http", "asgi": {"spec_version": "2.4"}}, receive, client_gone))
+    assert stream.closed  # else the shared client's pooled connection stays taken for good
+
+
+def test_a_request_decides_under_the_config_it_was_validated_against(upstreams, tmp_path):
+    config = write_config(tmp_path, upstreams["primary_url"], upstreams["backup_url"])
+    service = RouterService(FakeRouter(), load_router_config(config))
+    reloaded = write_config(tmp_path, upstreams["primary_url"], upstreams["backup_url"], default_model="big-model")
+    newer = load_router_config(reloaded)
+
+    async def main():
+        async with service:
+            return await service.check(chat(), newer), await service.check(chat())
+
+    given, current = asyncio.run(main())
+    assert given.config is newer and given.decide().model == "big-model"
+    assert current.config is service.config and current.decide().model == "small-model"
+
+
+def test_a_failed_sighup_reload_is_logged_and_the_previous_generation_keeps_serving(upstreams, tmp_path, caplog):
+    config = write_config(tmp_path, upstreams["primary_url"], upstreams["backup_url"])
+    service = RouterService(FakeRouter(), load_router_config(config), config_path=config)  # no bundle to reload
+    before = service.config
+
+    async def main():
+        service.reload_on_signal()  # what SIGHUP calls, in both servers
+        await asyncio.gather(*(asyncio.all_tasks() - {asyncio.current_task()}))
+
+    with caplog.at_level(logging.INFO, logger="routerforge"):
+        asyncio.run(main())
+    assert "reload failed, still serving the previous bundle and config" in caplog.text
+    assert "no bundle to reload" in caplog.text and service.config is before
 
 
 def test_logs_hold_no_prompt_or_pii_text(upstreams, tmp_path, caplog):
@@ -403,7 +482,7 @@ def test_logs_hold_no_prompt_or_pii_text(upstreams, tmp_path, caplog):
         upstreams["primary"].status = 500
         client.post(CHAT, json=chat("John Smith again"))
 
-        async def broken(request: dict):
+        async def broken(request: dict, config):
             raise KeyError(request["messages"][0]["content"])  # a bug whose message quotes the prompt
 
         service.check = broken
@@ -455,6 +534,38 @@ def test_real_router_routes_classifies_and_reloads_without_dropping(upstreams, t
         failed = client.post("/admin/reload")
         assert failed.status_code == 500 and error_of(failed)["code"] == "reload_failed"
         assert_healthy(client)
+
+
+def test_a_reload_follows_the_configs_bundle_unless_a_bundle_was_given(upstreams, tiny_bundle, tmp_path):
+    import shutil
+
+    other = shutil.copytree(tiny_bundle, tmp_path / "other-bundle")
+    config = write_config(tmp_path, upstreams["primary_url"], upstreams["backup_url"], bundle=str(tiny_bundle))
+    from_config = RouterService.load(None, config, backend="torch")
+    given = RouterService.load(tiny_bundle, config, backend="torch")
+    write_config(tmp_path, upstreams["primary_url"], upstreams["backup_url"], bundle=str(other))
+    from_config.reload()
+    given.reload()
+    assert from_config.bundle_path == other  # a retrained bundle: edit 'bundle', then SIGHUP
+    assert given.bundle_path == Path(tiny_bundle)  # the BUNDLE argument wins, at start and on reload
+
+
+@pytest.mark.parametrize(("command", "shown"), [
+    ("serve", ["(default: the config's bundle)", "(default: the config's server.host)",
+               "(default: the config's server.port)", "(default: the fastest present)", "(default: all cores)"]),
+    ("extproc", ["(default: the config's bundle)", "(default: the config's server.host)", "[default: 50051]",
+                 "[default: x-routerforge-backend]", "(default: the fastest present)", "(default: all cores)"]),
+])
+def test_server_commands_show_their_defaults(command, shown):
+    from typer.testing import CliRunner
+
+    from routerforge.cli import app
+
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0
+    for default in shown:  # rich markup would eat a help string's "[...]"
+        assert default in text, default
 
 
 def test_serve_command_reports_bad_input_without_traceback(tmp_path, upstreams):

@@ -108,7 +108,8 @@ def train(
                                                      "task in --config, as its training.mode says")] = None,
     data: Data = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML config (DESIGN.md schema); flags override it")] = None,
-    mode: Annotated[Optional[str], typer.Option(help="per-task | multitask | both [the config's training.mode]")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="per-task | multitask | both "
+                                                     "(default: the config's training.mode)")] = None,
     data_dir: Annotated[Optional[str], typer.Option(help="relative --data / config paths resolve against it")] = None,
     model: Annotated[Optional[str], typer.Option(help="backbone: minilm, modernbert-base, bert-base, "
                                                       "roberta-base, mmbert-base, a local dir or a hub id")] = None,
@@ -122,32 +123,35 @@ def train(
     train_split: Annotated[Optional[str], typer.Option(help="split_field value for train")] = None,
     val_split: Annotated[Optional[str], typer.Option(help="split_field value for validation (default: carve)")] = None,
     test_split: Annotated[Optional[str], typer.Option(help="split_field value for test")] = None,
-    val: Annotated[Optional[float], typer.Option(help="validation fraction [0.1]")] = None,
-    test: Annotated[Optional[float], typer.Option(help="test fraction [0.1]")] = None,
-    near_duplicate_threshold: Annotated[Optional[float], typer.Option(help="TF-IDF cosine for near-copies [0.9]")] = None,
+    val: Annotated[Optional[float], typer.Option(help="validation fraction (default: 0.1)")] = None,
+    test: Annotated[Optional[float], typer.Option(help="test fraction (default: 0.1)")] = None,
+    near_duplicate_threshold: Annotated[Optional[float], typer.Option(help="TF-IDF cosine for near-copies "
+                                                                           "(default: 0.9)")] = None,
     rules: Annotated[Optional[str], typer.Option(help="intent rule table YAML")] = None,
     augment_synth: Annotated[Optional[int], typer.Option(help="add N synthetic rows to the training split only")] = None,
     augment: Annotated[bool, typer.Option("--augment", help="jailbreak: add an obfuscated copy of every training "
                                                             "row (both classes) to the training split only")] = False,
     lora: Annotated[bool, typer.Option("--lora", help="train a LoRA adapter instead of all weights")] = False,
-    lora_rank: Annotated[Optional[int], typer.Option(help="LoRA rank [8]")] = None,
-    lora_alpha: Annotated[Optional[float], typer.Option(help="LoRA alpha [2 x rank]")] = None,
-    lora_dropout: Annotated[Optional[float], typer.Option(help="LoRA dropout [0.1]")] = None,
-    lora_targets: Annotated[Optional[str], typer.Option(help="comma-separated module names [auto]")] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="epochs [adaptive]")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="batch size per device/process [adaptive]")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="learning rate [adaptive; 1e-4 with LoRA]")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="weight decay [adaptive]")] = None,
-    warmup: Annotated[Optional[float], typer.Option(help="warmup fraction [adaptive]")] = None,
-    patience: Annotated[Optional[int], typer.Option(help="early-stopping patience in validations [adaptive]")] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="training window in tokens [128]")] = None,
+    lora_rank: Annotated[Optional[int], typer.Option(help="LoRA rank (default: 8)")] = None,
+    lora_alpha: Annotated[Optional[float], typer.Option(help="LoRA alpha (default: 2 x rank)")] = None,
+    lora_dropout: Annotated[Optional[float], typer.Option(help="LoRA dropout (default: 0.1)")] = None,
+    lora_targets: Annotated[Optional[str], typer.Option(help="comma-separated module names (default: auto)")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="epochs (default: adaptive)")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="batch size per device/process (default: adaptive)")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="learning rate (default: adaptive; 1e-4 with LoRA)")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="weight decay (default: adaptive)")] = None,
+    warmup: Annotated[Optional[float], typer.Option(help="warmup fraction (default: adaptive)")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="early-stopping patience in validations "
+                                                         "(default: adaptive)")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="training window in tokens (default: 128)")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="stop after N optimiser steps")] = None,
-    save_steps: Annotated[Optional[int], typer.Option(help="validate and checkpoint every N steps [each epoch]")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="seed for splits and training [13]")] = None,
-    loss: Annotated[Optional[str], typer.Option(help="ce | weighted | focal [weighted if imbalanced]")] = None,
-    focal_gamma: Annotated[Optional[float], typer.Option(help="focal loss gamma [2]")] = None,
+    save_steps: Annotated[Optional[int], typer.Option(help="validate and checkpoint every N steps "
+                                                           "(default: each epoch)")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed for splits and training (default: 13)")] = None,
+    loss: Annotated[Optional[str], typer.Option(help="ce | weighted | focal (default: weighted if imbalanced)")] = None,
+    focal_gamma: Annotated[Optional[float], typer.Option(help="focal loss gamma (default: 2)")] = None,
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
-    eval_batch_size: Annotated[Optional[int], typer.Option(help="batch size for validation/test [32]")] = None,
+    eval_batch_size: Annotated[Optional[int], typer.Option(help="batch size for validation/test (default: 32)")] = None,
     crf: Annotated[bool, typer.Option("--crf", help="pii: a CRF over the token head (well-formed BIO spans)")] = False,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="accept non-safetensors backbones")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint in OUTPUT")] = False,
@@ -235,12 +239,13 @@ def _train_bundle(datasets, backbone, out, lora_settings, overrides, cfg, use_cr
 def eval_command(
     model_dir: Annotated[Path, typer.Argument(help="model directory written by 'routerforge train'")],
     data: Data = None,
-    output: Annotated[Optional[Path], typer.Option(help="report directory [reports/<model name>]")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="report directory (default: reports/<model name>)")] = None,
     split: Annotated[str, typer.Option(help="the model's own split to score when no --data is given")] = "test",
     text_field: TextField = None,
     label_field: LabelField = None,
     task: Annotated[Optional[str], typer.Option(help="which head of a multitask bundle")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch | torchscript [torch]")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch | torchscript "
+                                                        "(default: torch)")] = None,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="allow non-safetensors weights")] = False,
 ):
     """Score a model on its own test split (re-read and hash-checked from its manifest) or on --data files."""
@@ -259,10 +264,14 @@ def eval_command(
 def classify(
     model_dir: Annotated[Path, typer.Argument(help="model directory")],
     texts: Annotated[list[str], typer.Argument(help="text(s) to classify; '-' reads lines from stdin")],
-    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch | torchscript [fastest present]")] = None,
-    window: Annotated[Optional[int], typer.Option(help="window in tokens for long texts [the training window]")] = None,
-    overlap: Annotated[Optional[int], typer.Option(help="tokens shared by neighbouring windows [window / 4]")] = None,
-    max_windows: Annotated[Optional[int], typer.Option(help="windows read per text; beyond: truncated [64]")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch | torchscript "
+                                                        "(default: fastest present)")] = None,
+    window: Annotated[Optional[int], typer.Option(help="window in tokens for long texts "
+                                                       "(default: the training window)")] = None,
+    overlap: Annotated[Optional[int], typer.Option(help="tokens shared by neighbouring windows "
+                                                        "(default: window / 4)")] = None,
+    max_windows: Annotated[Optional[int], typer.Option(help="windows read per text; beyond: truncated "
+                                                            "(default: 64)")] = None,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle")] = False,
 ):
     """Classify text(s) with a model or bundle: every head's Signals as JSON on stdout."""
@@ -281,7 +290,8 @@ def classify(
 def export(
     model_dir: Annotated[Path, typer.Argument(help="model directory or multitask bundle")],
     format: Annotated[Optional[list[str]], typer.Option("--format", help="onnx | onnx-int8 | torchscript; repeatable")] = None,
-    max_rows: Annotated[Optional[int], typer.Option(help="validation rows per head for the parity check [all]")] = None,
+    max_rows: Annotated[Optional[int], typer.Option(help="validation rows per head for the parity check "
+                                                         "(default: all)")] = None,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle")] = False,
 ):
     """Export beside the weights (model.onnx, model.int8.onnx, model.torchscript.pt), parity-checked on the
@@ -406,7 +416,8 @@ def synth(
 @_friendly
 def pipeline(
     config: Annotated[Path, typer.Argument(help="YAML config (DESIGN.md schema)")],
-    data_dir: Annotated[Optional[str], typer.Option(help="relative data paths resolve against it [config's]")] = None,
+    data_dir: Annotated[Optional[str], typer.Option(help="relative data paths resolve against it "
+                                                         "(default: config's)")] = None,
     from_stage: Annotated[Optional[str], typer.Option("--from", help="re-run this stage and every later one, "
                                                                      "changed or not")] = None,
     only: Annotated[Optional[str], typer.Option(help="run just this stage (its inputs must exist)")] = None,
@@ -430,7 +441,8 @@ def serve(
     config: Annotated[Path, typer.Option(help="router YAML (backends, routes, policies, server limits)")] = ...,
     host: Annotated[Optional[str], typer.Option(help="address (default: the config's server.host)")] = None,
     port: Annotated[Optional[int], typer.Option(help="port (default: the config's server.port)")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch (default: the fastest)")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch "
+                                                        "(default: the fastest present)")] = None,
     threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime intra-op threads (default: all cores)")] = None,
 ):
     """Serve the OpenAI-compatible router proxy and classify API (SIGHUP or POST /admin/reload reloads the
@@ -443,14 +455,16 @@ def serve(
 @app.command()
 @_friendly
 def extproc(
-    bundle: Annotated[Optional[Path], typer.Argument(help="serving bundle [the config's 'bundle']")] = None,
+    bundle: Annotated[Optional[Path], typer.Argument(help="serving bundle (default: the config's bundle)")] = None,
     config: Annotated[Path, typer.Option(help="router YAML (backends, routes, policies, server limits)")] = ...,
-    host: Annotated[Optional[str], typer.Option(help="address to listen on [the config's server.host]")] = None,
+    host: Annotated[Optional[str], typer.Option(help="address to listen on "
+                                                     "(default: the config's server.host)")] = None,
     port: Annotated[int, typer.Option(help="gRPC port Envoy's routerforge_extproc cluster points at")] = 50051,
     route_header: Annotated[str, typer.Option(help="header naming the backend; Envoy's routes match it")]
     = "x-routerforge-backend",
-    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch [fastest present]")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime intra-op threads [all cores]")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch "
+                                                        "(default: the fastest present)")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime intra-op threads (default: all cores)")] = None,
 ):
     """Serve Envoy's external processing gRPC API (docs/envoy.md): Envoy asks, routerforge decides, Envoy
     forwards. SIGHUP reloads the bundle and config without dropping requests."""

@@ -217,16 +217,25 @@ def _function_defs(tools: Any) -> list[dict]:
         except json.JSONDecodeError as err:
             raise RouterforgeError(f"tool definitions are not valid JSON ({err.msg} at character {err.pos})",
                                    hint="tools_json must be a JSON list of function definitions") from None
-    defs = []
-    for tool in tools or []:
-        if isinstance(tool, dict):
-            defs.append(tool.get("function", tool) if tool.get("type") == "function" else tool)
-    return defs
+        except (ValueError, RecursionError) as err:  # an integer too long, nesting too deep
+            raise RouterforgeError(f"tool definitions are not readable JSON ({err})") from None
+    if not isinstance(tools or [], list):
+        raise RouterforgeError(f"tool definitions must be a list, not {type(tools).__name__}")
+    tools = [t.get("function", t) if t.get("type") == "function" else t for t in tools or [] if isinstance(t, dict)]
+    return [d for d in tools if isinstance(d, dict)]
 
 
 def _calls_with_descriptions(names: list[str], tools: Any) -> list[tuple[str, str]]:
-    described = {d.get("name"): d.get("description") or "" for d in _function_defs(tools)}
+    described = {d["name"]: d.get("description") if isinstance(d.get("description"), str) else ""
+                 for d in _function_defs(tools) if isinstance(d.get("name"), str)}
     return [(name, described.get(name, "")) for name in names]
+
+
+def _call_names(called: Any) -> list[str]:
+    """The called functions: a list of names (what the Glaive and BFCL rows hold)."""
+    if not isinstance(called, list) or not all(isinstance(name, str) for name in called):
+        raise RouterforgeError(f"the called functions must be a list of function names, not {repr(called)[:60]}")
+    return called
 
 
 Label = tuple[str | None, str | None]
@@ -238,7 +247,7 @@ def intent_from_glaive_row(row: dict, rules: IntentRules | None = None) -> Label
     No tools and no call -> no_function_needed. Tools offered but not called says nothing about what the user
     wanted (the model just chatted), so the row is dropped.
     """
-    called = list(row.get("called_functions") or [])
+    called = _call_names(row.get("called_functions") or [])
     if not called:
         offered = row.get("tools") or _function_defs(row.get("tools_json"))
         return (None, TOOLS_OFFERED_NO_CALL) if offered else (NO_FUNCTION, None)
@@ -255,12 +264,14 @@ def glaive_v2_row(row: dict) -> dict:
     objects, a ``chat`` transcript with ``<functioncall> {"name": ...}`` turns) in the shape
     :func:`intent_from_glaive_row` reads: first user message, offered definitions, called names in order."""
     chat, system = row.get("chat") or "", row.get("system") or ""
+    if not isinstance(chat, str) or not isinstance(system, str):
+        raise RouterforgeError("a glaive-function-calling-v2 row needs 'chat' and 'system' strings")
     first = chat.split("USER:", 1)[1] if "USER:" in chat else ""
     tools, decoder, start = [], json.JSONDecoder(), system.find("{")
     while start != -1:
         try:
             found, end = decoder.raw_decode(system, start)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON here (or too long an integer, too deep a nesting)
             found, end = None, start + 1
         if isinstance(found, dict) and "name" in found:
             tools.append(found)
@@ -280,5 +291,5 @@ def intent_from_bfcl_row(row: dict, rules: IntentRules | None = None) -> Label:
     called = row.get("ground_truth_functions")
     if not called:
         return None, RELEVANT_WITHOUT_GROUND_TRUTH
-    intent = intent_for_calls(_calls_with_descriptions(list(called), row.get("tools")), rules)
+    intent = intent_for_calls(_calls_with_descriptions(_call_names(called), row.get("tools")), rules)
     return (intent, None) if intent else (None, NO_RULE_MATCHES)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import re
@@ -36,6 +37,7 @@ from ..errors import RouterforgeError
 from ..tasks import Task
 from .schema import Example, Span
 
+CSV_FIELD_LIMIT = 1 << 30  # csv's default (128 KiB) refuses long documents, which the runtime windows
 TEXT_FIELDS = ("text", "question", "prompt", "full_text")
 LABEL_FIELDS = ("label", "category", "type", "intent")
 
@@ -118,36 +120,61 @@ def read_rows(spec: str) -> Iterator[tuple[int, object]]:
         raise RouterforgeError("data file not found", source=spec, hint="check the path or --data-dir")
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        with open(path, encoding="utf-8-sig") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield number, json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise RouterforgeError(f"malformed JSON: {err.msg}", source=spec, line=number) from None
+        with open(path, "rb") as handle:  # bytes: a bad byte is reported with its line number
+            for number, raw in enumerate(handle, 1):
+                line = _decode(raw, spec, number)
+                if line.strip():
+                    yield number, _parse_json(line, spec, number)
     elif suffix == ".json":
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise RouterforgeError(f"malformed JSON: {err.msg}", source=spec, line=err.lineno) from None
+        rows = _parse_json(_decode(path.read_bytes(), spec), spec)
         if not isinstance(rows, list):
             raise RouterforgeError("a .json data file must hold a list of rows", source=spec)
         yield from enumerate(rows, 1)
     elif suffix == ".csv":
-        with open(path, encoding="utf-8-sig", newline="") as handle:  # -sig: Excel writes a BOM
-            reader = csv.DictReader(handle)
+        csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+        reader = csv.DictReader(io.StringIO(_decode(path.read_bytes(), spec), newline=""))
+        try:
             for row in reader:
                 yield reader.line_num, row
+        except csv.Error as err:
+            raise RouterforgeError(f"malformed CSV: {err}", source=spec, line=reader.line_num) from None
     elif suffix == ".parquet":
         import pandas as pd
 
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid / ArrowIOError
+            raise RouterforgeError(f"not a readable Parquet file: {err}", source=spec) from None
         for number, row in enumerate(frame.to_dict(orient="records"), 1):
             yield number, {key: _native(value) for key, value in row.items()}
     else:
         raise RouterforgeError(f"unsupported file type {suffix!r}", source=spec,
                                hint="use .jsonl, .json, .csv, .parquet or hf:ORG/NAME[:split]")
+
+
+def _decode(raw: bytes, spec: str, line: int | None = None) -> str:
+    """UTF-8 text without its BOM (Excel and Notepad write one); invalid bytes name their line."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise RouterforgeError(f"not valid UTF-8 (byte {raw[err.start]:#04x})", source=spec,
+                               line=line or raw.count(b"\n", 0, err.start) + 1,
+                               hint="save the file as UTF-8") from None
+
+
+def _parse_json(text: str, spec: str, line: int | None = None):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RouterforgeError(f"malformed JSON: {err.msg}", source=spec, line=line or err.lineno) from None
+    except (ValueError, RecursionError) as err:  # an integer too long to convert, nesting too deep to parse
+        raise RouterforgeError(f"unreadable JSON: {err}", source=spec, line=line) from None
+
+
+def short(value, limit: int = 60) -> str:
+    """``repr`` of a user value, cut to ``limit`` characters: an error message must not quote a 1 MB field."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _native(value):
@@ -222,7 +249,8 @@ def load_examples(task: Task, specs: list[str], *, text_field: str | None = None
                 loaded.dropped[reason] += 1
                 continue
             if group_by:
-                example.group = _field(row, group_by, spec, number, required=True, kind=None)
+                group = _field(row, group_by, spec, number, required=True, kind=None)
+                example.group = group if isinstance(group, str) else json.dumps(group, sort_keys=True)  # hashable
             if split_field:
                 example.split = str(_field(row, split_field, spec, number, required=True, kind=None))
             loaded.examples.append(example)
@@ -236,8 +264,8 @@ def load_examples(task: Task, specs: list[str], *, text_field: str | None = None
 def _field(row: dict, name: str, spec: str, number: int, *, required: bool, kind: type | None = str):
     if name not in row or row[name] is None:
         if required:
-            raise RouterforgeError(f"missing field {name!r} (row has: {', '.join(map(str, row))})",
-                                   source=spec, line=number)
+            present = ", ".join(str(key)[:30] for key in list(row)[:10])
+            raise RouterforgeError(f"missing field {name!r} (row has: {present})", source=spec, line=number)
         return None
     value = row[name]
     if kind is not None and not isinstance(value, kind):
@@ -253,10 +281,21 @@ def _pick(row: dict, explicit: str | None, candidates: tuple[str, ...]) -> str:
 
 
 def _text(row: dict, field_name: str, spec: str, number: int) -> str:
-    text = _field(row, field_name, spec, number, required=True)
+    text = _unicode(_field(row, field_name, spec, number, required=True), f"field {field_name!r}", spec, number)
     if not text.strip():
         raise RouterforgeError(f"empty text in field {field_name!r}", source=spec, line=number)
     return text
+
+
+def _unicode(value: str, what: str, spec: str, number: int) -> str:
+    """``value`` if it is valid Unicode. JSON's ``\\ud800`` escapes decode to lone surrogates, which no tokenizer
+    (nor UTF-8) accepts: better refused here, naming the row, than a TypeError deep inside training."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise RouterforgeError(f"{what} holds a lone surrogate ({value[err.start]!r} at character {err.start}), "
+                               "which is not valid Unicode", source=spec, line=number) from None
+    return value
 
 
 def _to_example(task: Task, row: dict, spec: str, number: int, text_field, label_field, intent_rules):
@@ -266,7 +305,10 @@ def _to_example(task: Task, row: dict, spec: str, number: int, text_field, label
     if task.name == "intent" and not label_field and "chat" in row and "system" in row:
         from .intents import glaive_v2_row
 
-        row = glaive_v2_row(row)  # the hub's raw glaive-function-calling-v2 rows
+        try:
+            row = glaive_v2_row(row)  # the hub's raw glaive-function-calling-v2 rows
+        except RouterforgeError as err:
+            raise RouterforgeError(str(err), source=spec, line=number) from None
     if task.name == "intent" and not label_field and ("called_functions" in row or "ground_truth_functions" in row):
         from . import intents
 
@@ -282,8 +324,8 @@ def _to_example(task: Task, row: dict, spec: str, number: int, text_field, label
     text = _text(row, _pick(row, text_field, TEXT_FIELDS), spec, number)
     label = _field(row, _pick(row, label_field, LABEL_FIELDS), spec, number, required=True, kind=None)
     if isinstance(label, bool) or not isinstance(label, (str, int)):
-        raise RouterforgeError(f"label must be a string, got {label!r}", source=spec, line=number)
-    return Example(text, label=str(label), source=spec, row=number), None
+        raise RouterforgeError(f"label must be a string, got {short(label)}", source=spec, line=number)
+    return Example(text, label=_unicode(str(label), "the label", spec, number), source=spec, row=number), None
 
 
 def _pii_example(row: dict, spec: str, number: int, text_field: str | None) -> Example:
@@ -300,6 +342,7 @@ def _pii_example(row: dict, spec: str, number: int, text_field: str | None) -> E
         entity, start, end = (raw.get(k) for k in keys[:3])
         if not isinstance(entity, str) or not entity:
             raise RouterforgeError(f"{where}: missing {keys[0]!r}", source=spec, line=number)
+        _unicode(entity, f"{where}: {keys[0]!r}", spec, number)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
             raise RouterforgeError(f"{where}: {keys[1]!r} and {keys[2]!r} must be integers", source=spec, line=number)
         if not 0 <= start < end <= len(text):
@@ -307,7 +350,7 @@ def _pii_example(row: dict, spec: str, number: int, text_field: str | None) -> E
                                    source=spec, line=number)
         value = raw.get(keys[3])
         if value is not None and text[start:end] != value:
-            raise RouterforgeError(f"{where}: text[{start}:{end}] is {text[start:end]!r}, not {value!r}",
+            raise RouterforgeError(f"{where}: text[{start}:{end}] is {short(text[start:end])}, not {short(value)}",
                                    source=spec, line=number, hint="offsets must be Python character offsets")
         spans.append(Span(entity, start, end))
     spans.sort(key=lambda s: (s.start, s.end))

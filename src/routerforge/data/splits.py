@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import RouterforgeError
 from ..tasks import Task
 from .schema import Example
-from .sources import Loaded, SourceInfo
+from .sources import Loaded, SourceInfo, short
 
 SPLITS = ("train", "val", "test")
 
@@ -115,7 +115,8 @@ def resolve_labels(task: Task, examples: list[Example], labels: list[str] | None
     for example in examples:
         for label in label_of(example):
             if label not in allowed_set:
-                raise RouterforgeError(f"label {label!r} is not in the {task.name} label set {sorted(allowed_set)}",
+                raise RouterforgeError(f"label {short(label)} is not in the {task.name} label set "
+                                       f"{sorted(allowed_set)}",
                                        source=example.source, line=example.row,
                                        hint="fix the row, or pass --labels / --label-field for a custom label set")
     return tuple(allowed)
@@ -132,8 +133,9 @@ def _stratify_keys(examples: list[Example]) -> list[str] | None:
     return None
 
 
-def _random_split(examples: list[Example], fraction: float, seed: int, grouped: bool):
-    """Split off ``fraction`` of rows (or of groups), stratified by label where possible."""
+def _random_split(examples: list[Example], fraction: float, seed: int, grouped: bool, source: str):
+    """Split off ``fraction`` of rows (or of groups), stratified by label where possible; ``source`` names the
+    data files in errors."""
     from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
     if fraction <= 0 or len(examples) < 2:
@@ -142,7 +144,7 @@ def _random_split(examples: list[Example], fraction: float, seed: int, grouped: 
     if grouped:
         groups = [e.group if e.group is not None else f"__row{i}" for i, e in enumerate(examples)]
         if len(set(groups)) < 2:
-            raise RouterforgeError("--group-by leaves a single group: cannot split by groups")
+            raise RouterforgeError("--group-by leaves a single group: cannot split by groups", source=source)
         keep, out = next(GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed).split(index, groups=groups))
     else:
         strata = _stratify_keys(examples)
@@ -160,7 +162,10 @@ def near_duplicates(candidates: list[Example], reference: list[Example], thresho
     if not candidates or not reference or threshold > 1:
         return [False] * len(candidates)
     vectoriser = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
-    vectoriser.fit([normalise(e.text) for e in reference + candidates])
+    try:
+        vectoriser.fit([normalise(e.text) for e in reference + candidates])
+    except ValueError:  # "empty vocabulary": no text has a word of two or more characters, so nothing to compare
+        return [False] * len(candidates)
     ref = vectoriser.transform([normalise(e.text) for e in reference])
     cand = vectoriser.transform([normalise(e.text) for e in candidates])
     flags = []
@@ -187,6 +192,7 @@ def make_splits(task: Task, loaded: Loaded, *, labels: list[str] | None = None, 
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise RouterforgeError(f"split fractions val={val}, test={test} must be in [0, 1) and sum below 1",
                                source="splits")
+    files = ", ".join(s.path for s in loaded.sources)  # what errors about the data as a whole name
     examples, duplicates, conflicts = dedup(loaded.examples)
     label_set = resolve_labels(task, examples, labels, labels_from_data)
     unused: dict[str, int] = {}  # rows whose split value is none of train/val/test: left out, but counted
@@ -196,17 +202,18 @@ def make_splits(task: Task, loaded: Loaded, *, labels: list[str] | None = None, 
             by_split.setdefault(example.split, []).append(example)
         missing = [s for s in (train_split, test_split, val_split) if s and s not in by_split]
         if missing:
-            raise RouterforgeError(f"split column {split_field!r} has no rows for {missing}; it has {sorted(by_split)}",
+            raise RouterforgeError(f"split column {split_field!r} has no rows for {missing}; it has "
+                                   f"{short(sorted(by_split), 200)}", source=files,
                                    hint="set --train-split/--val-split/--test-split to values present in the data")
         unused = {name: len(rows) for name, rows in by_split.items() if name not in (train_split, val_split, test_split)}
         train_rows, test_rows = by_split[train_split], by_split[test_split]
         if val_split:
             val_rows = by_split[val_split]
         else:
-            train_rows, val_rows = _random_split(train_rows, val, seed, grouped)
+            train_rows, val_rows = _random_split(train_rows, val, seed, grouped, files)
     else:
-        rest, test_rows = _random_split(examples, test, seed, grouped)
-        train_rows, val_rows = _random_split(rest, val / (1 - test) if test < 1 else 0, seed, grouped)
+        rest, test_rows = _random_split(examples, test, seed, grouped, files)
+        train_rows, val_rows = _random_split(rest, val / (1 - test) if test < 1 else 0, seed, grouped, files)
     # test first (against train and val), then val against train including the test rows just moved there
     train_rows, test_rows, moved_test = _move_near_duplicates(train_rows + val_rows, test_rows,
                                                               near_duplicate_threshold, grouped)
@@ -215,7 +222,7 @@ def make_splits(task: Task, loaded: Loaded, *, labels: list[str] | None = None, 
     train_rows, val_rows, moved_val = _move_near_duplicates(train_rows, val_rows, near_duplicate_threshold, grouped)
     if not train_rows or not test_rows:
         raise RouterforgeError(f"split left train={len(train_rows)}, test={len(test_rows)} rows for {task.name}",
-                               hint="add data or change the split fractions")
+                               source=files, hint="add data or change the split fractions")
     data = TaskData(task, label_set, train_rows, val_rows, test_rows, loaded.sources, load_options or {})
     data.report = {
         "rows_read": sum(s.rows for s in loaded.sources),

@@ -211,7 +211,7 @@ class RouterConfig(_Strict):
     """The whole router: which backends serve which models, and the policy that picks one per request."""
 
     bundle: str | None = Field(None, description="serving bundle directory (relative to this file); the CLI's "
-                                                 "--bundle wins")
+                                                 "BUNDLE argument wins")
     backends: list[BackendConfig] = Field(min_length=1, description="the OpenAI-compatible servers")
     default_model: str = Field(description="used when the category is unknown, unsure or missing")
     categories: dict[str, CategoryRoute] = Field(default_factory=dict, description="category label -> route")

@@ -14,18 +14,18 @@ Envoy's filter runs ``request_header_mode: SEND`` and ``request_body_mode: BUFFE
    body; headers ``x-routerforge-*``, the routing header (the backend's name, which Envoy's routes match),
    ``authorization`` (the backend's key; the client's is never forwarded) and ``content-length`` (in BUFFERED
    + SEND Envoy rejects a new body whose length disagrees with it); and ``clear_route_cache`` so Envoy picks
-   the route again on the new header. Otherwise an ``immediate_response`` with the proxy's OpenAI-style errors:
-   400 bad body, 403 blocked, 404 unknown model, 413 too large, 429 queue full, 503 fail-closed or failed.
+   the route again on the new header. Otherwise an ``immediate_response`` with the proxy's OpenAI-style errors
+   (:mod:`.api`): 400 bad body, 403 blocked, 404 unknown model, 413 too large, 429 queue full, 500 internal
+   error, 503 fail-closed.
 
-Prompt text never reaches a log, not even through an exception's message.
+Any failure answers a JSON error and the stream stays usable; prompt text never reaches a log, not even through
+an exception's message.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import re
-import secrets
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -40,6 +40,8 @@ from envoy.type.v3 import http_status_pb2
 
 from ..errors import RouterforgeError
 from ..runtime.batcher import QueueFull, TooManyTexts
+from .api import (CHAT, CHAT_PATH, REQUEST_ID, ApiError, bearer_matches, blocked, internal_error, overloaded,
+                  parse_json, too_large, unauthorised, unknown_model, validated)
 
 if TYPE_CHECKING:
     from .policy import Decision
@@ -47,12 +49,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHAT_PATH = "/v1/chat/completions"
 ROUTE_HEADER = "x-routerforge-backend"
 PORT = 50051
 MAX_BODY_BYTES = 1_000_000
 GRPC_HEADROOM = 64 * 1024  # the headers and framing around a maximal body in one gRPC message
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # anything else stays out of the logs
 
 Decide = Callable[[dict], Awaitable["Decision"]]
 
@@ -65,19 +65,12 @@ _SKIP_BODY = processing_mode_pb2.ProcessingMode(request_body_mode=processing_mod
                                                 response_header_mode=processing_mode_pb2.ProcessingMode.SKIP)
 
 
-class ApiError(Exception):
-    """An OpenAI-style error that Envoy sends itself: the request never reaches a backend."""
-
-    def __init__(self, status: int, message: str, type: str, code: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.type, self.code, self.headers = status, message, type, code, headers or {}
-
-    def response(self) -> pb.ProcessingResponse:
-        body = json.dumps({"error": {"message": self.message, "type": self.type, "code": self.code}})
-        headers = {"content-type": "application/json"} | self.headers
-        return pb.ProcessingResponse(immediate_response=pb.ImmediateResponse(
-            status=http_status_pb2.HttpStatus(code=self.status), headers=pb.HeaderMutation(set_headers=_set(headers)),
-            body=body.encode("utf-8"), details=f"routerforge_{self.code}"))
+def _immediate(err: ApiError) -> pb.ProcessingResponse:
+    """The error as a reply Envoy sends itself: the request never reaches a backend."""
+    headers = {"content-type": "application/json"} | err.headers
+    return pb.ProcessingResponse(immediate_response=pb.ImmediateResponse(
+        status=http_status_pb2.HttpStatus(code=err.status), headers=pb.HeaderMutation(set_headers=_set(headers)),
+        body=json.dumps(err.body()).encode("utf-8"), details=f"routerforge_{err.code}"))
 
 
 @dataclass
@@ -108,24 +101,26 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
             kind = request.WhichOneof("request")
             try:
                 if kind == "request_headers":
-                    yield self._on_headers(request.request_headers, stream)
+                    answer = self._on_headers(request.request_headers, stream)
                 elif kind == "request_body":
-                    yield await self._on_body(request.request_body.body, stream)
+                    answer = await self._on_body(request.request_body.body, stream)
                 else:
-                    yield pb.ProcessingResponse(**{kind: _UNTOUCHED[kind]()})
+                    answer = pb.ProcessingResponse(**{kind: _UNTOUCHED[kind]()})
             except ApiError as err:
-                yield err.response()
+                answer = _immediate(err)
+            except Exception as err:  # noqa: BLE001 - a JSON 500, not a broken stream; its message may quote the body
+                log.error("request %s: unhandled %s", stream.request_id, type(err).__name__)
+                answer = _immediate(internal_error())
+            yield answer
 
     def _on_headers(self, message: pb.HttpHeaders, stream: _Stream) -> pb.ProcessingResponse:
         # Envoy >= 1.27 sends values in raw_value, older ones in value
         headers = {h.key: h.raw_value.decode("latin-1") if h.raw_value else h.value for h in message.headers.headers}
         given = headers.get("x-request-id", "")
-        stream.request_id = given if _REQUEST_ID.match(given) else "-"
+        stream.request_id = given if REQUEST_ID.match(given) else "-"
         token = self.auth_token()
-        if token is not None and not secrets.compare_digest(headers.get("authorization", "").encode(),
-                                                            f"Bearer {token}".encode()):
-            raise ApiError(401, "missing or invalid bearer token", "authentication_error", "invalid_api_key",
-                           {"www-authenticate": "Bearer"})
+        if token is not None and not bearer_matches(headers.get("authorization"), token):
+            raise unauthorised()
         stream.routed = headers.get(":method") == "POST" and headers.get(":path", "").split("?")[0] == CHAT_PATH
         if stream.routed and message.end_of_stream:
             raise ApiError(400, "request body is missing; send a chat completions JSON body",
@@ -140,16 +135,11 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
     async def _on_body(self, raw: bytes, stream: _Stream) -> pb.ProcessingResponse:
         if not stream.routed:  # Envoy sent the body anyway (allow_mode_override: false)
             return pb.ProcessingResponse(request_body=pb.BodyResponse())
-        decision = await self._decide(_parse(raw, self.max_body_bytes), stream.request_id)
-        if decision.backend is None:
-            raise ApiError(404, f"model {decision.model!r} is not served by this router", "invalid_request_error",
-                           "model_not_found", decision.headers())
-        if decision.action == "block":
-            if decision.block_reason == "classification_failed":  # fail-closed: the router's fault, retry
-                raise ApiError(503, "the router could not classify this request and fails closed; try again",
-                               "server_error", "classification_failed", decision.headers() | {"retry-after": "1"})
-            raise ApiError(403, f"request blocked by the router policy: {decision.block_reason}",
-                           "content_policy_violation", decision.block_reason, decision.headers())
+        if len(raw) > self.max_body_bytes:
+            raise too_large(self.max_body_bytes)
+        payload = parse_json(raw)
+        validated(CHAT, payload)
+        decision = await self._decide(payload, stream.request_id)
         body = json.dumps(decision.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         headers = decision.headers() | {self.route_header: decision.backend, "content-length": str(len(body))}
         removed = []
@@ -162,44 +152,19 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
             body_mutation=pb.BodyMutation(body=body), clear_route_cache=True)))
 
     async def _decide(self, body: dict, request_id: str) -> Decision:
+        """The routed decision, or the ApiError the proxy would answer (a block, an unknown model, overload)."""
         try:
             decision = await self.decide(body)
-        except TooManyTexts as err:
-            raise ApiError(400, str(err), "invalid_request_error", "too_many_texts") from None
-        except QueueFull:
-            raise ApiError(429, "the router is overloaded (classification queue full); retry shortly",
-                           "rate_limit_error", "queue_full", {"retry-after": "1"}) from None
-        except RouterforgeError as err:  # the policy's complaint about the body's shape; quotes no text
-            raise ApiError(400, str(err), "invalid_request_error", "invalid_request") from None
-        except Exception as err:  # noqa: BLE001 - keep serving; its message may quote the request: type only
-            log.error("request %s: decide failed (%s)", request_id, type(err).__name__)
-            raise ApiError(503, "the router failed on this request; try again", "server_error",
-                           "router_error", {"retry-after": "1"}) from None
+        except (QueueFull, TooManyTexts) as err:
+            raise overloaded(err) from None
+        if decision.backend is None:  # an explicit model no backend serves; the client's string stays out of logs
+            log.info("request %s: unknown model", request_id)
+            raise unknown_model(decision.model, decision.headers())
         log.info("request %s: model=%s backend=%s action=%s category=%s reasons=%r", request_id, decision.model,
                  decision.backend, decision.action, decision.category, "; ".join(decision.reasons))
+        if decision.action == "block":
+            raise blocked(decision)
         return decision
-
-
-def _parse(raw: bytes, limit: int) -> dict:
-    """The body as a JSON object, with the proxy's 413 and 400 answers."""
-    if len(raw) > limit:
-        raise ApiError(413, f"request body of {len(raw)} bytes exceeds the {limit}-byte limit",
-                       "invalid_request_error", "request_too_large")
-    try:
-        payload = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-        json.dumps(payload, ensure_ascii=False).encode("utf-8")  # a \ud800 escape parses to a lone surrogate
-    except UnicodeError:
-        raise ApiError(400, "request body is not valid UTF-8 (lone surrogates included)", "invalid_request_error",
-                       "invalid_encoding") from None
-    except (ValueError, RecursionError):
-        raise ApiError(400, "request body is not valid JSON", "invalid_request_error", "invalid_json") from None
-    if not isinstance(payload, dict):
-        raise ApiError(400, "request body must be a JSON object", "invalid_request_error", "invalid_json")
-    return payload
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _set(headers: dict[str, str]) -> list[base_pb2.HeaderValueOption]:
@@ -238,13 +203,6 @@ async def serve_extproc(service: RouterService, port: int = PORT, host: str | No
         backend = next((b for b in service.config.backends if b.name == name), None)
         return backend.api_key() if backend is not None else None
 
-    async def reload() -> None:
-        try:
-            await asyncio.to_thread(service.reload)
-        except Exception as err:  # noqa: BLE001 - a bad file must not take the server down
-            why = str(err) if isinstance(err, RouterforgeError) else type(err).__name__
-            log.error("reload failed, still serving the previous bundle and config: %s", why)
-
     host = host or service.config.server.host
     async with service:
         server, bound = await start_extproc(service.decide, port, host=host, route_header=route_header,
@@ -253,14 +211,7 @@ async def serve_extproc(service: RouterService, port: int = PORT, host: str | No
         loop, stop = asyncio.get_running_loop(), asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        reloading: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
-
-        def on_sighup() -> None:
-            task = asyncio.ensure_future(reload())
-            reloading.add(task)
-            task.add_done_callback(reloading.discard)
-
-        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        loop.add_signal_handler(signal.SIGHUP, service.reload_on_signal)
         log.info("ExtProc server on %s:%d", host, bound)  # after the handlers: a signal from now on is handled
         await stop.wait()
         await server.stop(grace_s)

@@ -104,10 +104,15 @@ def _most_confident(found: list[LabelSignal | None]) -> LabelSignal | None:
     return max(present, key=lambda signal: signal.confidence) if present else None
 
 
+def is_auto(model: str | None) -> bool:
+    """Whether the request asks the router to choose: ``"auto"``, or no model at all (missing or empty)."""
+    return model in (None, "", AUTO)
+
+
 def _route(requested: str | None, category: LabelSignal | None,
            config: RouterConfig) -> tuple[str, CategoryRoute | None, str]:
     """The model, the category route that chose it (if any), and the reason."""
-    if requested not in (None, "", AUTO):
+    if not is_auto(requested):
         return requested, None, f"model={requested} requested"
     default = config.default_model
     if category is None:

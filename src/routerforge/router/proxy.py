@@ -10,10 +10,11 @@ PII / jailbreak policy; ``stream: true`` is relayed chunk by chunk), ``GET /v1/m
 
 Choices worth knowing:
 
-- Errors are OpenAI-style ``{"error": {"message", "type", "code"}}``: 400 bad request, 401 bad token, 403
-  blocked (``code`` is the block reason), 404 unknown model or path, 413 body over ``server.max_body_bytes``,
-  429 queue full (``Retry-After``), 502 every backend failed, 503 fail-closed classification failure
-  (``Retry-After``), 504 backend timeout.
+- Errors are OpenAI-style ``{"error": {"message", "type", "code"}}`` (built in :mod:`.api`, as the ExtProc
+  server's are): 400 bad request, 401 bad token, 403 blocked (``code`` is the block reason), 404 unknown model
+  or path, 413 body over ``server.max_body_bytes``, 429 queue full (``Retry-After``), 500 internal error or
+  failed reload, 502 every backend failed, 503 fail-closed classification failure or not ready
+  (``Retry-After``), 504 backend timeout. docs/serving.md has the table.
 - Upstream: ``POST {base_url}/chat/completions`` with the backend's key as ``Authorization: Bearer`` (the
   client's Authorization header is never forwarded). On a connection error or a 5xx the backend's fallback
   chain is tried in order (:meth:`RouterConfig.targets`): a fallback that does not serve the model gets its
@@ -34,8 +35,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
-import secrets
 import signal
 import time
 import uuid
@@ -46,54 +45,28 @@ from typing import Literal
 import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import RouterforgeError
 from ..runtime.batcher import QueueFull, TooManyTexts
+from .api import (CHAT, CHAT_PATH, REQUEST_ID, RETRY, ApiError, bearer_matches, blocked, internal_error,
+                  overloaded, parse_json, too_large, unauthorised, unknown_model, validated)
 from .config import AUTO
-from .policy import Decision
+from .policy import Decision, is_auto
 from .service import Checked, RouterService
 
 log = logging.getLogger(__name__)
 
-CHAT_PATH = "/v1/chat/completions"
 # One shared upstream client; connections are pooled per backend. The limit is far above what one router
 # process sends, so the pool never becomes the bottleneck the load benchmark measures.
 UPSTREAM_LIMITS = httpx.Limits(max_connections=1024, max_keepalive_connections=256)
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-class ApiError(Exception):
-    """An OpenAI-style error response."""
-
-    def __init__(self, status: int, message: str, type: str, code: str | None = None,
-                 headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.type, self.code, self.headers = status, message, type, code, headers
-
-    def response(self) -> JSONResponse:
-        return JSONResponse({"error": {"message": self.message, "type": self.type, "code": self.code}},
-                            status_code=self.status, headers=self.headers)
-
-
-# -- request bodies (validated, then the original dict is what the policy reads and forwards) ----------------
-
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-    role: str
-    content: str | list[dict] | None = None
-
-
-class _ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-    model: str = AUTO
-    messages: list[_Message] = Field(min_length=1)
-    stream: bool = False
-    tools: list[dict] | None = None
+def _response(err: ApiError) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
 
 
 class _ClassifyRequest(BaseModel):
@@ -108,49 +81,20 @@ class _ClassifyRequest(BaseModel):
         return self
 
 
-_CHAT = TypeAdapter(_ChatRequest)
 _CLASSIFY = TypeAdapter(_ClassifyRequest)
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
 
 
 async def _read_json(request: Request, limit: int) -> object:
     """The body as JSON: 413 past ``limit`` (declared or actually sent), 400 for anything but UTF-8 JSON."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"request body of {declared} bytes exceeds the {limit}-byte limit",
-                       "invalid_request_error", "request_too_large")
+        raise too_large(limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise ApiError(413, f"request body exceeds the {limit}-byte limit", "invalid_request_error",
-                           "request_too_large")
-    try:
-        payload = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-        # a \ud800 escape parses into a lone surrogate, which no tokenizer (and no upstream) accepts
-        json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    except UnicodeError:
-        raise ApiError(400, "request body is not valid UTF-8 (lone surrogates included)",
-                       "invalid_request_error", "invalid_encoding") from None
-    except (ValueError, RecursionError) as err:
-        where = f" at line {err.lineno} column {err.colno}" if isinstance(err, json.JSONDecodeError) else ""
-        raise ApiError(400, f"request body is not valid JSON{where}", "invalid_request_error",
-                       "invalid_json") from None
-    return payload
-
-
-def _validated(adapter: TypeAdapter, payload: object) -> BaseModel:
-    try:
-        return adapter.validate_python(payload)
-    except ValidationError as err:
-        first = err.errors(include_url=False, include_input=False)[0]  # never echo the input (prompt text)
-        where = ".".join(str(part) for part in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        raise ApiError(400, f"{where}: {message}" if where else message, "invalid_request_error",
-                       "invalid_request") from None
+            raise too_large(limit)
+    return parse_json(bytes(body))
 
 
 # -- app -------------------------------------------------------------------------------------------------------
@@ -169,22 +113,17 @@ def create_app(service: RouterService) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, err: ApiError):
-        return err.response()
+        return _response(err)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException):
         kind = "not_found" if err.status_code == 404 else "invalid_request"
-        return ApiError(err.status_code, str(err.detail), "invalid_request_error", kind, err.headers).response()
+        return _response(ApiError(err.status_code, str(err.detail), "invalid_request_error", kind, err.headers))
 
-    bearer = HTTPBearer(auto_error=False)
-
-    def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    def authorised(request: Request) -> None:
         token = service.auth_token
-        if token is None:
-            return
-        if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), token.encode()):
-            raise ApiError(401, "missing or invalid bearer token", "authentication_error", "invalid_api_key",
-                           {"WWW-Authenticate": "Bearer"})
+        if token is not None and not bearer_matches(request.headers.get("authorization"), token):
+            raise unauthorised()
 
     guarded = [Depends(authorised)]
 
@@ -195,7 +134,7 @@ def create_app(service: RouterService) -> FastAPI:
     @app.get("/readyz")
     async def readyz():
         if not service.ready:
-            raise ApiError(503, "not ready", "server_error", "not_ready")
+            raise ApiError(503, "not ready", "server_error", "not_ready", dict(RETRY))
         router = service.router
         return {"status": "ready", "heads": sorted(router.heads), "backend": getattr(router, "backend_name", None)}
 
@@ -213,16 +152,16 @@ def create_app(service: RouterService) -> FastAPI:
 
     @app.post("/v1/classify", dependencies=guarded)
     async def classify(request: Request):
-        body = _validated(_CLASSIFY, await _read_json(request, service.config.server.max_body_bytes))
+        body = validated(_CLASSIFY, await _read_json(request, service.config.server.max_body_bytes))
         texts = [body.text] if body.text is not None else body.texts
         try:
             signals = await service.classify(texts)
         except (QueueFull, TooManyTexts) as err:
-            raise _overloaded(err) from None
+            raise overloaded(err) from None
         except Exception as err:  # noqa: BLE001
             log.warning("classification failed (%s)", type(err).__name__)
             raise ApiError(503, "classification failed; try again", "server_error", "classification_failed",
-                           {"Retry-After": "1"}) from None
+                           dict(RETRY)) from None
         if body.text is not None:
             return signals[0].to_dict()
         return {"results": [s.to_dict() for s in signals]}
@@ -231,55 +170,31 @@ def create_app(service: RouterService) -> FastAPI:
     async def chat_completions(request: Request):
         config = service.config
         payload = await _read_json(request, config.server.max_body_bytes)
-        chat = _validated(_CHAT, payload)
-        if chat.model != AUTO and config.backend_for(chat.model) is None:
-            raise ApiError(404, f"model {chat.model!r} is not served by this router (GET /v1/models lists them)",
-                           "invalid_request_error", "model_not_found")
+        chat = validated(CHAT, payload)
+        if not is_auto(chat.model) and config.backend_for(chat.model) is None:
+            raise unknown_model(chat.model)
         try:
-            checked = await service.check(payload)
+            checked = await service.check(payload, config)
         except (QueueFull, TooManyTexts) as err:
-            raise _overloaded(err) from None
+            raise overloaded(err) from None
         decision = checked.decide()
         service.metrics.record(decision)
         request.state.decision = decision
         if decision.action == "block":
-            raise _blocked(decision)
+            raise blocked(decision)
         return await _forward(request, service, checked, decision, chat.stream)
 
     @app.post("/admin/reload", dependencies=guarded)
     async def admin_reload():
-        await _reload(service)
+        try:
+            await service.reload_async()
+        except RouterforgeError as err:
+            raise ApiError(500, str(err), "server_error", "reload_failed") from None
         router = service.router
         return {"status": "reloaded", "bundle": str(service.bundle_path), "config": str(service.config_path),
                 "backend": getattr(router, "backend_name", None)}
 
     return app
-
-
-def _overloaded(err: Exception) -> ApiError:
-    if isinstance(err, TooManyTexts):
-        return ApiError(400, str(err), "invalid_request_error", "too_many_texts")
-    return ApiError(429, "the router is overloaded (classification queue full); retry shortly",
-                    "rate_limit_error", "queue_full", {"Retry-After": "1"})
-
-
-def _blocked(decision: Decision) -> ApiError:
-    headers = decision.headers()
-    if decision.block_reason == "classification_failed":  # fail-closed: the router's fault, worth a retry
-        return ApiError(503, "the router could not classify this request and fails closed; try again",
-                        "server_error", "classification_failed", headers | {"Retry-After": "1"})
-    return ApiError(403, f"request blocked by the router policy: {decision.block_reason}",
-                    "content_policy_violation", decision.block_reason, headers)
-
-
-async def _reload(service: RouterService) -> None:
-    """Reload off the event loop; on failure the previous bundle and config keep serving."""
-    try:
-        await asyncio.to_thread(service.reload)
-    except Exception as err:  # noqa: BLE001 - a bad file must not take the server down
-        why = str(err) if isinstance(err, RouterforgeError) else type(err).__name__
-        log.error("reload failed, still serving the previous bundle and config: %s", why)
-        raise ApiError(500, f"reload failed: {why}", "server_error", "reload_failed") from None
 
 
 # -- upstream --------------------------------------------------------------------------------------------------
@@ -297,7 +212,7 @@ async def _forward(request: Request, service: RouterService, checked: Checked, d
             continue
         headers = {"x-request-id": request_id}
         if key := backend.api_key():
-            headers["Authorization"] = f"Bearer {key}"
+            headers["authorization"] = f"Bearer {key}"
         upstream = client.build_request("POST", f"{backend.base_url.rstrip('/')}/chat/completions",
                                         json=attempt.body, headers=headers, timeout=backend.timeout_s)
         started = time.perf_counter()
@@ -326,26 +241,37 @@ async def _forward(request: Request, service: RouterService, checked: Checked, d
         metrics.upstream_seconds.labels(backend.name).observe(time.perf_counter() - started)
         request.state.decision = attempt
         headers = attempt.headers() | {"x-routerforge-backend": backend.name}
-        media_type = response.headers.get("content-type")
         if stream:
-            return StreamingResponse(_relay(response, request_id), status_code=response.status_code,
-                                     media_type=media_type, headers=headers)
-        return Response(response.content, status_code=response.status_code, media_type=media_type,
-                        headers=headers)
-    why = "; ".join(failures) or f"no backend serves {decision.model} since the last reload"
-    raise ApiError(502, f"no backend could answer: {why}", "server_error", "upstream_unavailable",
-                   decision.headers())
+            return _Relay(response, request_id, headers)
+        return Response(response.content, status_code=response.status_code,
+                        media_type=response.headers.get("content-type"), headers=headers)
+    raise ApiError(502, f"no backend could answer: {'; '.join(failures)}", "server_error",
+                   "upstream_unavailable", decision.headers())
 
 
-async def _relay(response: httpx.Response, request_id: str):
-    """Upstream bytes as they arrive (SSE stays unbuffered); the upstream response is closed however it ends."""
-    try:
-        async for chunk in response.aiter_bytes():
-            yield chunk
-    except httpx.HTTPError as err:  # headers are sent: all we can do is end the stream
-        log.warning("request %s: upstream stream broke (%s)", request_id, type(err).__name__)
-    finally:
-        await response.aclose()
+class _Relay(StreamingResponse):
+    """The upstream stream, relayed as its bytes arrive (SSE stays unbuffered). The upstream response is closed
+    however the relay ends, even when it never starts (the client left before the first byte): an unclosed
+    response would hold one of the shared client's pooled connections for good."""
+
+    def __init__(self, upstream: httpx.Response, request_id: str, headers: dict[str, str]):
+        super().__init__(self._chunks(upstream, request_id), status_code=upstream.status_code,
+                         media_type=upstream.headers.get("content-type"), headers=headers)
+        self.upstream = upstream
+
+    @staticmethod
+    async def _chunks(upstream: httpx.Response, request_id: str):
+        try:
+            async for chunk in upstream.aiter_bytes():
+                yield chunk
+        except httpx.HTTPError as err:  # headers are sent: all we can do is end the stream
+            log.warning("request %s: upstream stream broke (%s)", request_id, type(err).__name__)
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.upstream.aclose()
 
 
 # -- request context: id, metrics, one log line ------------------------------------------------------------------
@@ -362,7 +288,7 @@ class _RequestContext:
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status: int | None = None
 
@@ -378,8 +304,7 @@ class _RequestContext:
         except Exception as err:  # noqa: BLE001 - its message may quote the request: log the type only
             log.error("request %s: unhandled %s", request_id, type(err).__name__)
             if status is None:
-                await ApiError(500, "internal error", "server_error", "internal_error").response()(
-                    scope, receive, send_with_id)
+                await _response(internal_error())(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", "other")
@@ -413,15 +338,8 @@ def serve(bundle: str | Path | None, config_path: str | Path, host: str | None =
                                            port=port or service.config.server.port, log_config=logging_config,
                                            log_level=log_level, access_log=False))
 
-    async def reload_on_sighup() -> None:
-        try:
-            await _reload(service)
-        except ApiError:
-            pass  # _reload logged why; the previous generation keeps serving
-
     async def main() -> None:
-        asyncio.get_running_loop().add_signal_handler(
-            signal.SIGHUP, lambda: asyncio.ensure_future(reload_on_sighup()))
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.reload_on_signal)
         await server.serve()
 
     asyncio.run(main())

@@ -11,6 +11,7 @@ config it started with, and its texts are classified by whichever Router is curr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -87,12 +88,16 @@ class Checked:
 
 class RouterService:
     def __init__(self, router, config: RouterConfig, *, bundle_path: str | Path | None = None,
-                 config_path: str | Path | None = None, backend: str | None = None, threads: int | None = None):
+                 config_path: str | Path | None = None, backend: str | None = None, threads: int | None = None,
+                 bundle_from_config: bool = False):
         self.bundle_path = Path(bundle_path) if bundle_path is not None else None
+        # True when the bundle is the config's (no BUNDLE argument): a reload then follows the config's 'bundle'
+        self.bundle_from_config = bundle_from_config
         self.config_path = Path(config_path) if config_path is not None else None
         self.backend, self.threads = backend, threads
         self._loaded = Loaded(router, config, _auth_token(config))
         self._reload_lock = threading.Lock()
+        self._reloading: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
         self.metrics = Metrics()
         server = config.server
         self.batcher = MicroBatcher(self._classify_batch, server.max_batch_size, server.max_wait_ms,
@@ -107,9 +112,10 @@ class RouterService:
         from ..runtime.engine import Router
 
         config = load_router_config(config_path)
-        bundle = _bundle_path(bundle, config, config_path)
-        router = Router.load(bundle, backend, threads=threads)
-        return cls(router, config, bundle_path=bundle, config_path=config_path, backend=backend, threads=threads)
+        path = _bundle_path(bundle, config, config_path)
+        router = Router.load(path, backend, threads=threads)
+        return cls(router, config, bundle_path=path, config_path=config_path, backend=backend, threads=threads,
+                   bundle_from_config=bundle is None)
 
     # -- what a generation holds ------------------------------------------------------------------------------
 
@@ -158,9 +164,13 @@ class RouterService:
         self.metrics.classify_seconds.observe(time.perf_counter() - started)
         return signals
 
-    async def check(self, request: dict) -> Checked:
-        """Classify the texts the policy reads; a failure (not an overload) becomes ``failed=True``."""
-        config = self.config
+    async def check(self, request: dict, config: RouterConfig | None = None) -> Checked:
+        """Classify the texts the policy reads; a failure (not an overload) becomes ``failed=True``.
+
+        ``config``: the generation the caller already validated the request against (default: the current one),
+        so a reload in between cannot make the request decide under another config.
+        """
+        config = config or self.config
         texts = texts_to_check(request, config)
         try:
             signals = dict(zip(texts, await self.classify(list(texts.values())))) if texts else {}
@@ -180,7 +190,11 @@ class RouterService:
     # -- reload -------------------------------------------------------------------------------------------------
 
     def reload(self, config_path: str | Path | None = None, bundle_path: str | Path | None = None) -> None:
-        """Re-read the config and the bundle (blocking: run it in a thread); on error nothing changes."""
+        """Re-read the config and the bundle (blocking: run it in a thread); on error nothing changes.
+
+        The bundle: ``bundle_path``, else the one served now, unless it came from the config's ``bundle`` (no
+        BUNDLE argument at start), in which case the re-read config's ``bundle`` names it.
+        """
         from ..runtime.engine import Router
 
         with self._reload_lock:
@@ -188,6 +202,8 @@ class RouterService:
                 config_path = Path(config_path) if config_path is not None else self.config_path
                 config = load_router_config(config_path) if config_path is not None else self.config
                 bundle = Path(bundle_path) if bundle_path is not None else self.bundle_path
+                if bundle_path is None and self.bundle_from_config and config.bundle is not None:
+                    bundle = Path(config.bundle)
                 if bundle is None:
                     raise RouterforgeError("no bundle to reload", hint="pass bundle_path")
                 router = Router.load(bundle, self.backend, threads=self.threads)
@@ -204,6 +220,28 @@ class RouterService:
             self.metrics.reloads.labels("ok").inc()
             log.info("reloaded: bundle=%s backend=%s config=%s", bundle, getattr(router, "backend_name", "-"),
                      config_path)
+
+
+    async def reload_async(self) -> None:
+        """:meth:`reload` off the event loop. A failure is logged (the file's complaint, or the exception's type:
+        its message might quote anything) and raised as a RouterforgeError; the previous generation keeps
+        serving."""
+        try:
+            await asyncio.to_thread(self.reload)
+        except Exception as err:  # noqa: BLE001 - a bad file must not take the server down
+            why = str(err) if isinstance(err, RouterforgeError) else type(err).__name__
+            log.error("reload failed, still serving the previous bundle and config: %s", why)
+            raise RouterforgeError(f"reload failed: {why}") from None
+
+    def reload_on_signal(self) -> None:
+        """SIGHUP handler for a running event loop: reload in a task; a failure is logged by :meth:`reload_async`."""
+        task = asyncio.get_running_loop().create_task(self._reload_logged())
+        self._reloading.add(task)
+        task.add_done_callback(self._reloading.discard)
+
+    async def _reload_logged(self) -> None:
+        with contextlib.suppress(RouterforgeError):
+            await self.reload_async()
 
 
 def _auth_token(config: RouterConfig) -> str | None:

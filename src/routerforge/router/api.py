@@ -1,0 +1,134 @@
+"""What the proxy and the ExtProc server answer alike, so one request gets the same status from either:
+OpenAI-style errors, the body's parsing and validation, the bearer check and request ids.
+
+>>> payload = parse_json(raw)                    # ApiError 400 for anything but a UTF-8 JSON value
+>>> chat = validated(CHAT, payload)              # ApiError 400 naming the field, never quoting the input
+>>> raise blocked(decision)                      # 403, or 503 for a fail-closed classification failure
+
+Each server turns an :class:`ApiError` into its own reply: a JSON response (proxy) or an Envoy
+``immediate_response`` (ExtProc). Header names are lowercase, as Envoy's header mutations want them.
+"""
+from __future__ import annotations
+
+import json
+import re
+import secrets
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from ..runtime.batcher import QueueFull, TooManyTexts
+from .config import AUTO
+from .policy import Decision
+
+CHAT_PATH = "/v1/chat/completions"
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # a client's x-request-id; anything else stays out of logs
+RETRY = {"retry-after": "1"}
+
+
+class ApiError(Exception):
+    """An OpenAI-style error: ``{"error": {"message", "type", "code"}}`` with an HTTP status and headers."""
+
+    def __init__(self, status: int, message: str, type: str, code: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.code, self.headers = status, message, type, code, headers or {}
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "code": self.code}}
+
+
+# -- request bodies (validated; the original dict is what the policy reads and forwards) ------------------------
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    role: str
+    content: str | list[dict] | None = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    model: str = AUTO
+    messages: list[Message] = Field(min_length=1)
+    stream: bool = False
+    tools: list[dict] | None = None
+
+
+CHAT = TypeAdapter(ChatRequest)
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, f"request body exceeds the {limit}-byte limit", "invalid_request_error",
+                    "request_too_large")
+
+
+def parse_json(raw: bytes) -> object:
+    """The body as JSON: 400 for invalid UTF-8 (lone surrogates included), invalid JSON, NaN/Infinity."""
+    try:
+        payload = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        # a \ud800 escape parses into a lone surrogate, which no tokenizer (and no upstream) accepts
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeError:
+        raise ApiError(400, "request body is not valid UTF-8 (lone surrogates included)",
+                       "invalid_request_error", "invalid_encoding") from None
+    except (ValueError, RecursionError) as err:
+        where = f" at line {err.lineno} column {err.colno}" if isinstance(err, json.JSONDecodeError) else ""
+        raise ApiError(400, f"request body is not valid JSON{where}", "invalid_request_error",
+                       "invalid_json") from None
+    return payload
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def validated(adapter: TypeAdapter, payload: object) -> BaseModel:
+    """``payload`` as the adapter's model; 400 naming the first bad field (never echoing the input: prompt text)."""
+    if not isinstance(payload, dict):
+        raise ApiError(400, "request body must be a JSON object", "invalid_request_error", "invalid_request")
+    try:
+        return adapter.validate_python(payload)
+    except ValidationError as err:
+        first = err.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise ApiError(400, f"{where}: {message}" if where else message, "invalid_request_error",
+                       "invalid_request") from None
+
+
+# -- answers ---------------------------------------------------------------------------------------------------
+
+def bearer_matches(authorization: str | None, token: str) -> bool:
+    """``Authorization: Bearer <token>`` (scheme in any case), compared in constant time."""
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), token.encode())
+
+
+def unauthorised() -> ApiError:
+    return ApiError(401, "missing or invalid bearer token", "authentication_error", "invalid_api_key",
+                    {"www-authenticate": "Bearer"})
+
+
+def unknown_model(model: str, headers: dict[str, str] | None = None) -> ApiError:
+    return ApiError(404, f"model {model!r} is not served by this router", "invalid_request_error",
+                    "model_not_found", headers)
+
+
+def overloaded(err: QueueFull | TooManyTexts) -> ApiError:
+    """A full queue is worth a retry (429); a request larger than the whole queue never is (400)."""
+    if isinstance(err, TooManyTexts):
+        return ApiError(400, str(err), "invalid_request_error", "too_many_texts")
+    return ApiError(429, "the router is overloaded (classification queue full); retry shortly",
+                    "rate_limit_error", "queue_full", dict(RETRY))
+
+
+def blocked(decision: Decision) -> ApiError:
+    """403 with the block reason as ``code``; a fail-closed classification failure is the router's fault: 503."""
+    headers = decision.headers()
+    if decision.block_reason == "classification_failed":
+        return ApiError(503, "the router could not classify this request and fails closed; try again",
+                        "server_error", "classification_failed", headers | RETRY)
+    return ApiError(403, f"request blocked by the router policy: {decision.block_reason}",
+                    "content_policy_violation", decision.block_reason, headers)
+
+
+def internal_error() -> ApiError:
+    return ApiError(500, "internal error", "server_error", "internal_error")
