@@ -77,7 +77,8 @@ def _worker(workdir: Path) -> None:
                         ("multitask", lambda out: rf.train_multitask(
                             {"jailbreak": jailbreak, "pii": pii}, model=str(workdir / "backbone"), output=out,
                             hyperparams=HYPER, progress=False))):
-        batches.clear(), encoded.clear(), writes.clear()
+        for recorded in (batches, encoded, writes):
+            recorded.clear()
         out = workdir / name
         result = train(out)
         signals = rf.Router.load(out).classify(TEXT)  # every rank: the model is complete once train() returns
@@ -87,10 +88,29 @@ def _worker(workdir: Path) -> None:
     (workdir / f"rank{rank}.json").write_text(json.dumps(runs))
 
 
-def _epochs(batches: list, rows: set, steps_per_epoch: int) -> list[list]:
+def _epochs(batches: list, rows, steps_per_epoch: int) -> list[list]:
     """A rank's training batches (evaluation batches dropped), as one list per epoch."""
     train = [b for b in batches if all(tuple(ids) in rows for ids in b)]
     return [train[i:i + steps_per_epoch] for i in range(0, len(train), steps_per_epoch)]
+
+
+@pytest.mark.parametrize(("fsdp", "zero_stage", "refused"),
+                         [(False, None, False), (False, 2, False), (True, None, True), (False, 3, True)])
+def test_sharded_weights_are_refused_before_training(fsdp, zero_stage, refused):
+    """Rank 0 writes the model from its own weights: FSDP and ZeRO-3, which shard them, are refused up front."""
+    from types import SimpleNamespace
+
+    from routerforge.errors import RouterforgeError
+    from routerforge.training.trainer import refuse_sharded_weights
+
+    plugin = SimpleNamespace(zero_stage=zero_stage) if zero_stage else None
+    trainer = SimpleNamespace(is_fsdp_enabled=fsdp, accelerator=SimpleNamespace(state=SimpleNamespace(
+        deepspeed_plugin=plugin)))
+    if refused:
+        with pytest.raises(RouterforgeError, match="shard the weights"):
+            refuse_sharded_weights(trainer)
+    else:
+        refuse_sharded_weights(trainer)
 
 
 @pytest.mark.parametrize("sizes", [[40, 3, 17], [8, 8, 8, 8, 5]])

@@ -150,7 +150,8 @@ def _write(fmt: str, task: str, hostile: list, kinds: list[str], seed: int, dire
     rng.shuffle(rows_)
     path = directory / f"hostile.{fmt}"
     if fmt == "jsonl":
-        data = "".join(json.dumps(r, ensure_ascii=rng.random() < 0.5) + "\n" for r in rows_).encode("utf-8", "surrogatepass")
+        lines = "".join(json.dumps(r, ensure_ascii=rng.random() < 0.5) + "\n" for r in rows_)
+        data = lines.encode("utf-8", "surrogatepass")  # a lone surrogate becomes invalid UTF-8
     elif fmt == "json":
         data = json.dumps(rows_ if not rows_ or rng.random() < 0.9 else rows_[0]).encode("utf-8", "surrogatepass")
     else:

@@ -333,3 +333,41 @@ def test_shipped_configs_load(name):
     if name == "quickstart":
         assert cfg.training.mode == "multitask" and cfg.backbone == "minilm"
         assert all(spec.startswith("synth:") for t in cfg.tasks.values() for spec in t.data)
+
+
+def test_synthetic_pii_rows_do_not_depend_on_the_clock(monkeypatch):
+    """A manifest re-creates synth:N rows by seed, so the generator must not draw dates up to 'now'."""
+    import datetime as dt
+
+    import faker.providers.date_time as faker_dates
+
+    from routerforge.data.synth import generate
+
+    today = [e.text for e in generate("pii", 300, seed=4)]
+
+    class Later(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime(2031, 5, 6, 7, 8, tzinfo=tz)
+
+    monkeypatch.setattr(faker_dates, "datetime", Later)
+    assert [e.text for e in generate("pii", 300, seed=4)] == today
+
+
+def test_train_config_shares_the_pipeline_training(tiny_bert, tmp_path, monkeypatch):
+    """`routerforge train --config` trains through the same functions as the pipeline, per-task LoRA included."""
+    config = write_config(tmp_path, tiny_bert, mode="per-task")
+    config.write_text(config.read_text().replace("jailbreak: {data: ['synth:60']}",
+                                                 "jailbreak: {data: ['synth:60'], lora: {rank: 2}}")
+                      .replace("training: {", "training: {lora: {rank: 4}, "))
+    monkeypatch.chdir(tmp_path)
+    cli = runner.invoke(app, ["train", "--config", str(config)])
+    assert cli.exit_code == 0, cli.output
+    lora = {t: json.loads((tmp_path / "runs" / "tiny" / "models" / t / "routerforge.json").read_text())["lora"]
+            for t in TASKS}
+    assert (lora["jailbreak"]["rank"], lora["jailbreak"]["alpha"]) == (2, 4) and lora["intent"]["rank"] == 4
+    cli = runner.invoke(app, ["train", "--config", str(config), "--task", "intent", "--lora-rank", "3",
+                              "--output", str(tmp_path / "m")])
+    assert cli.exit_code == 0, cli.output
+    info = json.loads((tmp_path / "m" / "routerforge.json").read_text())
+    assert (info["lora"]["rank"], info["lora"]["alpha"]) == (3, 6)  # the flag wins; alpha follows the new rank

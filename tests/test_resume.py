@@ -68,7 +68,8 @@ def _wait_for(condition, process: subprocess.Popen, timeout: float = 300) -> Non
 
 
 def _complete_checkpoints(out: Path) -> list[int]:
-    return sorted(int(p.parent.name.split("-")[1]) for p in (out / "checkpoints").glob("checkpoint-*/trainer_state.json"))
+    states = (out / "checkpoints").glob("checkpoint-*/trainer_state.json")
+    return sorted(int(p.parent.name.split("-")[1]) for p in states)
 
 
 def _kill(process: subprocess.Popen) -> None:

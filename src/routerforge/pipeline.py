@@ -107,8 +107,8 @@ def _source_fingerprints(specs: list[str], rules: str | None) -> list:
             out.append([str(path), file_sha256(path)])
         else:  # hf: (the hub set by name) and synth: (the generator, covered by the version)
             out.append([spec])
-    if rules:
-        out.append(["rules", file_sha256(Path(rules))])
+    if rules:  # a missing table is reported by the loader, which names it
+        out.append(["rules", file_sha256(Path(rules)) if Path(rules).is_file() else None])
     return out
 
 

@@ -7,8 +7,9 @@ into a cache, then read and hashed like a local file), and ``synth:N[:SEED]``: N
 
 - sequence tasks: ``text_field``/``label_field`` (defaults: the first of text/question/prompt and
   label/category/type/intent present in the row);
-- ``pii``: ``text`` + ``spans[{entity_type, start, end[, value]}]`` (this project's JSONL) or presidio-research's
-  original ``full_text`` + ``spans[{entity_type, entity_value, start_position, end_position}]``;
+- ``pii``: ``text`` + ``spans[{entity_type, start, end[, value]}]`` (this project's JSONL; a CSV's ``spans`` column
+  holds the list as JSON) or presidio-research's original ``full_text`` +
+  ``spans[{entity_type, entity_value, start_position, end_position}]``;
 - ``intent``: Glaive tool-call rows (this project's JSONL, or the hub's raw ``system`` + ``chat`` rows of
   ``glaiveai/glaive-function-calling-v2``) and BFCL query rows get their label from the rule table in
   :mod:`routerforge.data.intents`; other rows are read like any sequence task.
@@ -250,7 +251,8 @@ def load_examples(task: Task, specs: list[str], *, text_field: str | None = None
                 continue
             if group_by:
                 group = _field(row, group_by, spec, number, required=True, kind=None)
-                example.group = group if isinstance(group, str) else json.dumps(group, sort_keys=True)  # hashable
+                # a list or object is a group id too, once hashable (splits put group ids in sets)
+                example.group = json.dumps(group, sort_keys=True) if isinstance(group, (list, dict)) else group
             if split_field:
                 example.split = str(_field(row, split_field, spec, number, required=True, kind=None))
             loaded.examples.append(example)
@@ -331,7 +333,15 @@ def _to_example(task: Task, row: dict, spec: str, number: int, text_field, label
 def _pii_example(row: dict, spec: str, number: int, text_field: str | None) -> Example:
     original = "full_text" in row and text_field is None
     text = _text(row, "full_text" if original else (text_field or "text"), spec, number)
-    raw_spans = _field(row, "spans", spec, number, required=True, kind=list)
+    raw_spans = _field(row, "spans", spec, number, required=True, kind=None)
+    if isinstance(raw_spans, str):  # a CSV cell holds the list as JSON
+        try:
+            raw_spans = json.loads(raw_spans)
+        except (ValueError, RecursionError):
+            pass
+    if not isinstance(raw_spans, list):
+        raise RouterforgeError(f"field 'spans' must be list (in a CSV: the list as JSON), got "
+                               f"{type(raw_spans).__name__}", source=spec, line=number)
     keys = ("entity_type", "start_position", "end_position", "entity_value") if original else \
         ("entity_type", "start", "end", "value")
     spans = []

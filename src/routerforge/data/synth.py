@@ -22,6 +22,7 @@ import os
 import random
 import re
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -538,20 +539,15 @@ _NRP = _v("American; Canadian; Mexican; German; French; Brazilian; Nigerian; Ind
 
 
 def _date_time(fake, rng: random.Random) -> str:
+    # fixed bounds: Faker's date()/time()/year() draw up to *now*, so the same seed gave other rows the next
+    # minute, and a split manifest could not re-create its PII rows
+    when = fake.date_time_between(start_date=datetime(1970, 1, 1), end_date=datetime(2030, 12, 31))
     kind = rng.randrange(7)
-    if kind == 0:
-        return fake.date(pattern="%B %d, %Y")
-    if kind == 1:
-        return fake.date(pattern="%m/%d/%Y")
-    if kind == 2:
-        return fake.date(pattern="%Y-%m-%d")
     if kind == 3:
-        return f"{fake.day_of_week()} at {fake.time(pattern='%I:%M %p')}"
-    if kind == 4:
-        return f"{fake.month_name()} {fake.year()}"
-    if kind == 5:
-        return fake.date(pattern="%d %B %Y")
-    return fake.year()
+        return f"{when:%A} at {when:%I:%M %p}"
+    if kind == 6:
+        return str(when.year)
+    return f"{when:{('%B %d, %Y', '%m/%d/%Y', '%Y-%m-%d', '', '%B %Y', '%d %B %Y')[kind]}}"
 
 
 def _card(fake, rng: random.Random) -> str:

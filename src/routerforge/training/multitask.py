@@ -33,7 +33,7 @@ from .lora import LoraSettings
 from ..evaluation.calibration import calibrate_and_score
 from .trainer import (CHECKPOINTS, RESUMABLE_CHANGES, SCHEMA_VERSION, TrainResult, _compute_metrics_fn, _encode,
                       _label_names, _prepare_checkpoints, _training_arguments, _versions, choose_loss, move_logs,
-                      rank_result, training_record)
+                      rank_result, refuse_sharded_weights, training_record)
 
 SCORE = "score"  # eval_score: the mean of the per-task validation metrics
 
@@ -251,6 +251,7 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
         data_collator=TaskCollator(tokenizer, [t["kind"] for t in tasks]), processing_class=tokenizer,
         callbacks=callbacks, sampler=sampler, tasks=tasks, val_sets=val_sets)
     trainer.remove_callback(PrinterCallback)
+    refuse_sharded_weights(trainer)
     trainer.train(resume_from_checkpoint=last_checkpoint)
     train_seconds = time.perf_counter() - started
     if not trainer.is_world_process_zero():

@@ -253,6 +253,16 @@ def _last_complete_checkpoint(checkpoint_dir: Path, remove_partial: bool) -> str
     return None
 
 
+def refuse_sharded_weights(trainer) -> None:
+    """Rank 0 writes the model from its own copy of the weights, so every rank must hold them whole: DDP and
+    DeepSpeed ZeRO-1/2 do; FSDP and ZeRO-3 shard them. Refused before training rather than found after it."""
+    deepspeed = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+    if trainer.is_fsdp_enabled or (deepspeed is not None and deepspeed.zero_stage == 3):
+        raise RouterforgeError("FSDP and DeepSpeed ZeRO-3 shard the weights across processes, and routerforge "
+                               "writes the model from rank 0's copy", hint="launch DDP (torchrun, accelerate launch "
+                               "--multi_gpu) or DeepSpeed ZeRO stage 1 or 2; see docs/distributed.md")
+
+
 def rank_result(trainer, output: Path, seconds: float) -> TrainResult:
     """On a rank other than 0 (torchrun): wait until rank 0 has written and scored the model, then return what
     it wrote, so every rank returns the same result and may load the model."""
@@ -351,6 +361,7 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
         loss_kind=loss_kind, class_weights=weights, focal_gamma=hp.focal_gamma,
     )
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; the rich bar reports instead
+    refuse_sharded_weights(trainer)
     trainer.train(resume_from_checkpoint=last_checkpoint)
     train_seconds = time.perf_counter() - started
     if not trainer.is_world_process_zero():
