@@ -5,7 +5,7 @@ RF := $(VENV)/bin/routerforge
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test test-fast bench-quality bench-latency clean
+.PHONY: demo test test-fast bench-quality bench-latency bench-load bench-robustness clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 # heads -> calibrate -> evaluate -> int8 ONNX export (parity-checked) -> report, then classify with the bundle.
 demo: $(VENV)/.installed
 	$(RF) pipeline configs/quickstart.yaml
-	$(RF) classify runs/quickstart/bundle "Call John Smith at 555-123-4567 about the derivative of x squared"
+	$(RF) classify runs/quickstart/bundle "Remind me to call John Smith at 555-123-4567 tomorrow about the integral of x squared"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
@@ -35,6 +35,14 @@ bench-quality: $(VENV)/.installed
 bench-latency: $(VENV)/.installed
 	$(PY) benchmarks/latency.py --per-task category=models/category pii=models/pii-e10 jailbreak=models/jailbreak \
 		intent=models/intent-e8 --bundle runs/local-data/bundle --output benchmarks/results/latency.json
+
+# Router under load (proxy + micro-batching, ONNX int8 bundle, fake upstream); benchmarks/load.py docstring
+bench-load: $(VENV)/.installed
+	PATH=$(VENV)/bin:$$PATH bash benchmarks/load.sh
+
+# Jailbreak detection under obfuscation (spaced letters, leetspeak, homoglyphs, buried attacks, ...)
+bench-robustness: $(VENV)/.installed
+	$(PY) benchmarks/robustness.py models/jailbreak runs/local-data/bundle --output benchmarks/results/robustness.json
 
 clean:
 	rm -rf $(VENV) runs reports models .pytest_cache

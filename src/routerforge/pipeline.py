@@ -456,12 +456,13 @@ def summary_tables(run_dir: str | Path) -> list[Table]:
         results.add_row(model, task, str(metrics["evaluated_on"]["rows"]),
                         "\n".join(f"{k} {v}" for k, v in headline_with_ci(metrics).items()),
                         "-" if ece is None else f"{ece:.3f}", exports)
-    timing = Table(title="stages")
-    for column in ("stage", "status", "seconds", "ran", "skipped (unchanged)"):
+    timing = Table(title="stages: wall time of this run, and of the work behind the current outputs")
+    for column in ("stage", "status", "this run (s)", "outputs took (s)", "ran", "skipped (unchanged)"):
         timing.add_column(column)
     for stage in STAGES:
         record = state["stages"].get(stage)
         if record:
-            timing.add_row(stage, record.get("status", "-"), f"{record.get('seconds', 0):.1f}",
+            work = sum(item.get("seconds", 0) for item in record.get("items", {}).values())
+            timing.add_row(stage, record.get("status", "-"), f"{record.get('seconds', 0):.1f}", f"{work:.1f}",
                            ", ".join(record.get("ran", [])) or "-", ", ".join(record.get("skipped", [])) or "-")
     return [results, timing]
