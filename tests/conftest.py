@@ -60,8 +60,10 @@ def make_tiny_backbone(directory: Path, arch: str = "bert") -> Path:
     return directory
 
 
-def make_tiny_bundle(out: Path, backbone: Path) -> Path:
-    """A four-head MultitaskModel over ``backbone`` with random heads, saved as a serving bundle (no training)."""
+def make_tiny_bundle(out: Path, backbone: Path, heads: dict | None = None, *, seed: int = 0,
+                     info: dict | None = None) -> Path:
+    """A MultitaskModel over ``backbone`` with random heads (default: the four router heads), saved as a serving
+    bundle (no training). ``heads``: ``{name: (kind, labels, label_names)}``; ``info``: extra routerforge.json keys."""
     import json
     import shutil
 
@@ -73,18 +75,18 @@ def make_tiny_bundle(out: Path, backbone: Path) -> Path:
     from routerforge.tasks import INTENT_LABELS, JAILBREAK_LABELS, MMLU_PRO_CATEGORIES
 
     pii = ["PERSON", "EMAIL_ADDRESS"]
-    heads = {"category": ("sequence", list(MMLU_PRO_CATEGORIES), list(MMLU_PRO_CATEGORIES)),
+    heads = heads or {"category": ("sequence", list(MMLU_PRO_CATEGORIES), list(MMLU_PRO_CATEGORIES)),
              "pii": ("token", pii, bio_label_names(pii)),
              "jailbreak": ("sequence", list(JAILBREAK_LABELS), list(JAILBREAK_LABELS)),
              "intent": ("sequence", list(INTENT_LABELS), list(INTENT_LABELS))}
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = MultitaskModel(AutoModel.from_pretrained(backbone),
                            {n: {"kind": k, "num_labels": len(names)} for n, (k, _, names) in heads.items()})
     model.save(out)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         if (backbone / name).is_file():
             shutil.copy(backbone / name, out / name)
-    info = {"task": "multitask", "kind": "multitask",
+    info = {"task": "multitask", "kind": "multitask", **(info or {}),
             "heads": {n: {"kind": k, "labels": labels, "label_names": names, "crf": False}
                       for n, (k, labels, names) in heads.items()}}
     (out / "routerforge.json").write_text(json.dumps(info))
@@ -105,3 +107,14 @@ def tiny_bert(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_modernbert(tmp_path_factory) -> Path:
     return make_tiny_backbone(tmp_path_factory.mktemp("tiny-modernbert"), "modernbert")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models on a shared CPU: one torch thread is several times faster than contended ones."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -33,16 +33,7 @@ def _fewer_resamples(patch):
     patch.setattr(evaluate, "evaluate_examples", lambda *args, **kwargs: original(*args, **({"n_boot": 50} | kwargs)))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A tiny model gains nothing from intra-op threads, and on a busy machine they spin-wait for each other."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(autouse=True)
 def fewer_resamples(monkeypatch):

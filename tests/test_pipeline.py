@@ -43,16 +43,7 @@ def fast_metrics(patch) -> None:
         patch.setattr(evaluate_module, name, lambda *a, _f=original, **k: _f(*a, **k | {"n_boot": 50}))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared CPU: one torch thread is several times faster than contended ones."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(autouse=True)
 def quick(monkeypatch):

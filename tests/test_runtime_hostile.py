@@ -3,14 +3,12 @@ marks, lone surrogates, the empty string, 200,000 characters) gives Signals whos
 and obfuscated names are found and mapped back to the characters the user sent."""
 from __future__ import annotations
 
-import json
-import shutil
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import make_tiny_bundle
 from routerforge.runtime.engine import Router
 from routerforge.runtime.normalise import identity, normalise
 from routerforge.runtime.signals import Signals
@@ -27,27 +25,12 @@ texts = st.text(alphabet=st.one_of(st.characters(exclude_categories=()), st.samp
 def bundle(tiny_bert, tmp_path_factory):
     """A pii + jailbreak MultitaskModel over the tiny encoder with random heads, recorded as robust-v1: the
     random token head tags spans here and there, which is what the offset checks need."""
-    import torch
-    from transformers import AutoModel
-
     from routerforge.data.spans import bio_label_names
-    from routerforge.modeling.multitask import MultitaskModel
 
-    out = tmp_path_factory.mktemp("hostile-bundle")
     heads = {"pii": ("token", PII, bio_label_names(PII)),
              "jailbreak": ("sequence", ["benign", "jailbreak"], ["benign", "jailbreak"])}
-    torch.manual_seed(1)
-    model = MultitaskModel(AutoModel.from_pretrained(tiny_bert),
-                           {n: {"kind": k, "num_labels": len(names)} for n, (k, _, names) in heads.items()})
-    model.save(out)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (tiny_bert / name).is_file():
-            shutil.copy(tiny_bert / name, out / name)
-    info = {"task": "multitask", "kind": "multitask", "normalisation": "robust-v1",
-            "heads": {n: {"kind": k, "labels": labels, "label_names": names, "crf": False}
-                      for n, (k, labels, names) in heads.items()}}
-    (out / "routerforge.json").write_text(json.dumps(info))
-    return out
+    return make_tiny_bundle(tmp_path_factory.mktemp("hostile-bundle"), tiny_bert, heads, seed=1,
+                            info={"normalisation": "robust-v1"})
 
 
 @pytest.fixture(scope="module")

@@ -103,9 +103,9 @@ def headline(metrics: dict) -> dict[str, float]:
     return out
 
 
-def _latency(router, examples: list[Example]) -> dict:
-    texts = [e.text for e in examples[:LATENCY_ROWS]]
-    for text in texts[:5]:  # warm-up
+def request_latency(router, texts: list[str], warmup: int = 5) -> dict:
+    """p50/p99 of one ``classify`` call per text (batch 1), after ``warmup`` untimed calls."""
+    for text in texts[:warmup]:
         router.classify(text)
     seconds = []
     for text in texts:
@@ -193,7 +193,8 @@ def evaluate(model_dir: str | Path, data: str | list[str] | list[Example] | None
         raise RouterforgeError(f"no rows to evaluate ({evaluated_on})")
     signals = router.classify_batch([e.text for e in examples])
     metrics = evaluate_examples(router, task, examples, n_boot=n_boot, signals=signals)
-    metrics["latency"] = _latency(router, examples) | {"backend": router.backend_name}
+    texts = [e.text for e in examples[:LATENCY_ROWS]]
+    metrics["latency"] = request_latency(router, texts) | {"backend": router.backend_name}
     metrics["evaluated_on"] = evaluated_on | {"rows": len(examples), "model": str(model_dir), "task": task,
                                               "temperature": router.temperature[task]}
     name = Path(model_dir).name + (f"-{task}" if len(heads) > 1 else "")

@@ -39,7 +39,7 @@ from matplotlib.figure import Figure
 
 from ..io import atomic_directory
 from .calibration import expected_calibration_error, reliability_bins
-from .evaluate import PREDICTIONS_FILE
+from .evaluate import PREDICTIONS_FILE, request_latency
 from .model_card import data_sources, headline_metrics, licence_of
 from .report import figure_png, plot_confusion_matrix, plot_roc_pr
 
@@ -399,8 +399,6 @@ def measure_latency(models: list[ModelRun], *, budget_s: float = LATENCY_BUDGET_
     """p50/p99 of ``Router.classify`` (batch 1) on ``n`` short synthetic prompts, per model, with the backend
     it is served with (the fastest export present). Models past the time budget are "skipped"."""
     from ..runtime.engine import Router
-    from .metrics import latency_summary
-
     prompts, out, started = _latency_prompts(n), {}, time.perf_counter()
     for model in models:
         if model.info is None:
@@ -410,15 +408,8 @@ def measure_latency(models: list[ModelRun], *, budget_s: float = LATENCY_BUDGET_
             continue
         try:
             router = Router.load(model.path)
-            for text in prompts[:LATENCY_WARMUP]:
-                router.classify(text)
-            seconds = []
-            for text in prompts:
-                t0 = time.perf_counter()
-                router.classify(text)
-                seconds.append(time.perf_counter() - t0)
-            out[model.key] = latency_summary(seconds) | {"backend": router.backend_name, "prompts": "short synthetic",
-                                                         "batch_size": 1, "measured_by": "report"}
+            out[model.key] = request_latency(router, prompts, LATENCY_WARMUP) | {
+                "backend": router.backend_name, "prompts": "short synthetic", "measured_by": "report"}
         except Exception as err:  # noqa: BLE001 - a report shows what failed instead of failing
             out[model.key] = {"error": f"{type(err).__name__}: {err}"}
     return out

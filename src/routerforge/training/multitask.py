@@ -32,8 +32,8 @@ from .hyperparams import Hyperparams, adaptive_hyperparams
 from .lora import LoraSettings
 from ..evaluation.calibration import calibrate_and_score
 from .trainer import (CHECKPOINTS, RESUMABLE_CHANGES, SCHEMA_VERSION, TrainResult, _compute_metrics_fn, _encode,
-                      _label_names, _prepare_checkpoints, _training_arguments, _versions, choose_loss, move_logs,
-                      rank_result, refuse_sharded_weights, training_record)
+                      _label_names, _prepare_checkpoints, _training_arguments, _versions, choose_loss, fit,
+                      move_logs, rank_result, training_record)
 
 SCORE = "score"  # eval_score: the mean of the per-task validation metrics
 
@@ -171,7 +171,6 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
     every task is scored on validation and test through the runtime.
     """
     from transformers import AutoModel, AutoTokenizer, EarlyStoppingCallback
-    from transformers.trainer_callback import PrinterCallback
 
     started = time.perf_counter()
     if not data:
@@ -250,10 +249,7 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
         model=net, args=args, train_dataset=train_rows, eval_dataset=val_sets[tasks[0]["name"]],
         data_collator=TaskCollator(tokenizer, [t["kind"] for t in tasks]), processing_class=tokenizer,
         callbacks=callbacks, sampler=sampler, tasks=tasks, val_sets=val_sets)
-    trainer.remove_callback(PrinterCallback)
-    refuse_sharded_weights(trainer)
-    trainer.train(resume_from_checkpoint=last_checkpoint)
-    train_seconds = time.perf_counter() - started
+    train_seconds = fit(trainer, last_checkpoint, started)
     if not trainer.is_world_process_zero():
         return rank_result(trainer, output, train_seconds)
 

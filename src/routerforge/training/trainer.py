@@ -263,6 +263,17 @@ def refuse_sharded_weights(trainer) -> None:
                                "--multi_gpu) or DeepSpeed ZeRO stage 1 or 2; see docs/distributed.md")
 
 
+def fit(trainer, last_checkpoint: str | None, started: float) -> float:
+    """Run a set-up Trainer (both trainers): rich bar instead of raw log dicts, no sharded weights, resume from
+    ``last_checkpoint``; returns the seconds since ``started``."""
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    refuse_sharded_weights(trainer)
+    trainer.train(resume_from_checkpoint=last_checkpoint)
+    return time.perf_counter() - started
+
+
 def rank_result(trainer, output: Path, seconds: float) -> TrainResult:
     """On a rank other than 0 (torchrun): wait until rank 0 has written and scored the model, then return what
     it wrote, so every rank returns the same result and may load the model."""
@@ -290,8 +301,7 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
     """
     import torch
     from transformers import (AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer,
-                              DataCollatorForTokenClassification, DataCollatorWithPadding, EarlyStoppingCallback,
-                              PrinterCallback)
+                              DataCollatorForTokenClassification, DataCollatorWithPadding, EarlyStoppingCallback)
     started = time.perf_counter()
     output = Path(output)
     refuse_to_replace(output, markers=(INFO_FILE,), allowed=(CHECKPOINTS,))
@@ -360,10 +370,7 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
         preprocess_logits_for_metrics=_predictions_fn(net), callbacks=callbacks,
         loss_kind=loss_kind, class_weights=weights, focal_gamma=hp.focal_gamma,
     )
-    trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; the rich bar reports instead
-    refuse_sharded_weights(trainer)
-    trainer.train(resume_from_checkpoint=last_checkpoint)
-    train_seconds = time.perf_counter() - started
+    train_seconds = fit(trainer, last_checkpoint, started)
     if not trainer.is_world_process_zero():
         return rank_result(trainer, output, train_seconds)
 
