@@ -1,6 +1,6 @@
 """Jailbreak detection under obfuscation: detection rate and false positives on disguised test prompts.
 
-    python benchmarks/robustness.py MODEL_DIR [MODEL_DIR...] [--normalisation model|identity|robust-v1]
+    python benchmarks/robustness.py MODEL_DIR [MODEL_DIR...] [--normalisation model|identity|robust-v1|robust-v2]
                                     [--output benchmarks/results/robustness.json] [--seed 0]
 
 Each model's jailbreak TEST split is re-read from its own manifest (hash-checked, as ``routerforge eval`` does;
@@ -30,6 +30,7 @@ from routerforge.data.augment import BENCHMARK_VARIANTS, variants
 from routerforge.evaluation.evaluate import head_splits
 from routerforge.io import write_json
 from routerforge.runtime.engine import Router
+from routerforge.runtime.normalise import NORMALISERS
 
 ROLE_PLAY = re.compile(r"^\W*(you are|you're|act as|acting as|pretend|imagine|role-?play|let's play)\b",
                        re.IGNORECASE)
@@ -98,7 +99,7 @@ def table(result: dict) -> Table:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="per-task jailbreak models or multitask bundles")
-    parser.add_argument("--normalisation", default="model", choices=("model", "identity", "robust-v1"))
+    parser.add_argument("--normalisation", default="model", choices=("model", *NORMALISERS))
     parser.add_argument("--output", default="benchmarks/results/robustness.json")
     parser.add_argument("--seed", type=int, default=0, help="seed of the disguises (training uses its own)")
     args = parser.parse_args()

@@ -1,4 +1,4 @@
-"""The runtime under hostile input with robust-v1 normalisation: any Unicode (controls, zero-width and bidi
+"""The runtime under hostile input with the current (robust) normalisation: any Unicode (controls, zero-width and bidi
 marks, lone surrogates, the empty string, 200,000 characters) gives Signals whose PII spans index the input,
 and obfuscated names are found and mapped back to the characters the user sent."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from conftest import make_tiny_bundle
 from routerforge.runtime.engine import Router
-from routerforge.runtime.normalise import identity, normalise
+from routerforge.runtime.normalise import CURRENT, identity, normalise
 from routerforge.runtime.signals import Signals
 
 PII = ["PERSON", "EMAIL_ADDRESS"]
@@ -23,14 +23,14 @@ texts = st.text(alphabet=st.one_of(st.characters(exclude_categories=()), st.samp
 
 @pytest.fixture(scope="module")
 def bundle(tiny_bert, tmp_path_factory):
-    """A pii + jailbreak MultitaskModel over the tiny encoder with random heads, recorded as robust-v1: the
+    """A pii + jailbreak MultitaskModel over the tiny encoder with random heads, recorded with the current normalisation: the
     random token head tags spans here and there, which is what the offset checks need."""
     from routerforge.data.spans import bio_label_names
 
     heads = {"pii": ("token", PII, bio_label_names(PII)),
              "jailbreak": ("sequence", ["benign", "jailbreak"], ["benign", "jailbreak"])}
     return make_tiny_bundle(tmp_path_factory.mktemp("hostile-bundle"), tiny_bert, heads, seed=1,
-                            info={"normalisation": "robust-v1"})
+                            info={"normalisation": CURRENT})
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_obfuscated_name_found_at_its_original_offsets(tiny_bert, name):
 
     ids = Tokenizer.from_file(str(tiny_bert / "tokenizer.json")).encode("john smith", add_special_tokens=False).ids
     info = {"task": "pii", "kind": "token", "labels": ["PERSON"], "label_names": ["O", "B-PERSON", "I-PERSON"],
-            "normalisation": "robust-v1"}
+            "normalisation": CURRENT}
     router = Router(tiny_bert, info, NameTagger(ids), "fake", window=12, overlap=4)
     text = f"please call {name} tomorrow"
     spans = router.classify(text).pii

@@ -134,7 +134,7 @@ class Router:
              threads: int | None = None, info: dict | None = None, normalisation: str | None = None) -> "Router":
         """``backend``: onnx-int8 | onnx | torch | torchscript; default: the fastest export present, else torch.
         ``info`` replaces ``routerforge.json`` (training scores a model before that file is written).
-        ``normalisation`` ("identity", "robust-v1") replaces the one the model was trained with (ablations)."""
+        ``normalisation`` ("identity", "robust-v1", "robust-v2") replaces the one the model was trained with (ablations)."""
         path = Path(path)
         info = info if info is not None else read_info(path)
         if backend is None:

@@ -1,10 +1,11 @@
 """Text normalisation before tokenisation, with a map from every normalised character back to the original.
 
 One step, the same at training and inference (DESIGN.md), versioned: a model records the normaliser it was
-trained with in ``routerforge.json`` (``"normalisation": "robust-v1"``) and :func:`normaliser_for` gives the
+trained with in ``routerforge.json`` (``"normalisation": "robust-v2"``) and :func:`normaliser_for` gives the
 runtime that same one; a model without the key was trained on raw text and gets :func:`identity`.
 
-``robust-v1`` (:func:`normalise`) undoes cheap obfuscation, in this order:
+``robust-v2`` (:func:`normalise`, what training writes now) undoes cheap obfuscation, in this order
+(``robust-v1``, :func:`normalise_v1`, is steps 1-3 only, kept for the models trained with it):
 
 1. per character: a lone surrogate becomes U+FFFD (no tokenizer can encode it); invisible characters are
    dropped (every format character, category Cf: zero-width spaces and joiners, bidi controls, U+FEFF, the
@@ -26,9 +27,16 @@ runtime that same one; a model without the key was trained on raw text and gets 
    Cyrillic а -> "paypal"), so genuine Russian or Greek text is untouched. Limit: a word made of lookalikes
    only ("ехес") stays.
 
-Case is kept (an uncased tokenizer lowercases); digits and leetspeak are not folded (phone numbers and other
-PII must survive; training augmentation covers leetspeak). Clean ASCII text takes a fast path (``index``
-None). PII spans found in the normalised text are mapped back with :meth:`Normalised.to_original`.
+4. leetspeak folded: in a word of ASCII letters and digits (:data:`LEET`) with at least two letters, where
+   every digit is one of 0 1 3 4 5 7 and the digits are not just a number before or after the letters,
+   each digit becomes the letter it stands for ("1gn0r3 4ll rul3s" -> "ignore 4ll rules", "7H3" -> "THE";
+   upper case when the word's letters all are). One character for one, so offsets do not move. What stays:
+   numbers ("555-0134", "1984"), a number then letters ("5km", "4ll", "1st"), letters then a number
+   ("Win10", "user01", "mp3"), any word with a 2, 6, 8 or 9 ("A1B2", "x86"). Limit: an ID such as "SW1A"
+   becomes "SWIA"; its span is unchanged, and the PII head is trained on the same folded text.
+
+Case is kept otherwise (an uncased tokenizer lowercases). Clean text takes a fast path (``index`` None).
+PII spans found in the normalised text are mapped back with :meth:`Normalised.to_original`.
 """
 from __future__ import annotations
 
@@ -41,7 +49,7 @@ from itertools import pairwise
 
 from ..errors import RouterforgeError
 
-CURRENT = "robust-v1"  # what training writes into routerforge.json
+CURRENT = "robust-v2"  # what training writes into routerforge.json
 
 
 @dataclass(frozen=True)
@@ -210,15 +218,54 @@ def _fold_homoglyphs(chars: str) -> str:
     return _LOOKALIKE_WORD.sub(fold, chars)
 
 
-def normalise(text: str) -> Normalised:
-    """``robust-v1``: the steps in the module docstring, one pass each, composing the offset map."""
-    if text.isascii() and not _NOT_PLAIN.search(text) and not _SPACED_HINT.search(text):
+# -- step 4: leetspeak -------------------------------------------------------------------------------------
+
+LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t"}
+_UNLEET = str.maketrans(LEET)
+_UNLEET_UPPER = str.maketrans({d: c.upper() for d, c in LEET.items()})
+_LEET_HINT = re.compile("[A-Za-z][013457]|[013457][A-Za-z]")  # linear: most text has no such pair
+_ALNUM_WORD = re.compile("[A-Za-z0-9]+")
+_NUMBER_AND_LETTERS = re.compile("[0-9]+[A-Za-z]+|[A-Za-z]+[0-9]+")
+
+
+def _unleet_word(m: re.Match) -> str:
+    word = m.group()
+    letters = [c for c in word if c.isalpha()]
+    digits = [c for c in word if c.isdigit()]
+    if (len(letters) < 2 or not digits or any(d not in LEET for d in digits)
+            or _NUMBER_AND_LETTERS.fullmatch(word)):
+        return word
+    return word.translate(_UNLEET_UPPER if all(c.isupper() for c in letters) else _UNLEET)
+
+
+def _fold_leet(chars: str) -> str:
+    if not _LEET_HINT.search(chars):
+        return chars
+    return _ALNUM_WORD.sub(_unleet_word, chars)
+
+
+def _robust(text: str, *, leet: bool) -> Normalised:
+    if text.isascii() and not _NOT_PLAIN.search(text) and not _SPACED_HINT.search(text) and not (
+            leet and _LEET_HINT.search(text)):
         return Normalised(text, text)
     chars, index = _join_spaced(*_per_char(text))
     chars = _fold_homoglyphs(chars)
+    if leet:
+        chars = _fold_leet(chars)
     if chars == text:
         return Normalised(text, text)
     return Normalised(chars, text, index if index is not None else list(range(len(text))))  # only folded
 
 
-NORMALISERS: dict[str, Callable[[str], Normalised]] = {"identity": identity, CURRENT: normalise}
+def normalise(text: str) -> Normalised:
+    """``robust-v2``: steps 1-4 of the module docstring, one pass each, composing the offset map."""
+    return _robust(text, leet=True)
+
+
+def normalise_v1(text: str) -> Normalised:
+    """``robust-v1``: steps 1-3 (no leetspeak folding), for models trained with it."""
+    return _robust(text, leet=False)
+
+
+NORMALISERS: dict[str, Callable[[str], Normalised]] = {
+    "identity": identity, "robust-v1": normalise_v1, CURRENT: normalise}
