@@ -19,16 +19,16 @@ stages and the serving latency; per-task sections, training curves, exports, the
 versions follow. ``index.html`` embeds every plot as a ``data:`` URI and links nothing outside itself;
 ``report.md`` has the same tables, with its plots as PNG files in ``img/``. The directory is written beside
 its final place and renamed, so a reader never sees half a report.
+
+The document model and its two renderers are in :mod:`.document`; reading the run directory is in
+:mod:`.run_contents`; this module measures latency, draws the run's own plots and lays out the sections.
 """
 from __future__ import annotations
 
-import base64
 import html
 import json
 import platform
-import re
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,351 +39,27 @@ from matplotlib.figure import Figure
 
 from ..io import atomic_directory
 from .calibration import expected_calibration_error, reliability_bins
-from .evaluate import PREDICTIONS_FILE, request_latency
+from .document import Doc, fmt, not_run, render_html, render_markdown, slug, value_ci
+from .evaluate import request_latency
 from .model_card import data_sources, headline_metrics, licence_of
 from .report import figure_png, plot_confusion_matrix, plot_roc_pr
+from .run_contents import (
+    PIPELINE_FILE,
+    Evaluation,
+    ModelRun,
+    data_report,
+    discover_models,
+    find_evaluation,
+    heads,
+    pipeline_stages,
+    read_json,
+    recorded_metrics,
+)
 
 REPORT_DIR = "report"
 LATENCY_FILE = "latency.json"
-PIPELINE_FILE = "pipeline.json"
 LATENCY_PROMPTS, LATENCY_BUDGET_S, LATENCY_WARMUP = 30, 20.0, 3
 N_BINS = 15
-
-
-# ----------------------------------------------------------------------------------------- document model
-class NotRun(str):
-    """A cell or paragraph for a piece of the run that is missing (stage not run, file absent)."""
-
-
-def not_run(reason: str | None = None) -> NotRun:
-    return NotRun("not run" + (f" ({reason})" if reason else ""))
-
-
-@dataclass
-class Doc:
-    """Blocks rendered twice: to self-contained HTML and to Markdown (same headings, tables and text)."""
-
-    blocks: list[tuple] = field(default_factory=list)
-    images: dict[str, bytes] = field(default_factory=dict)
-
-    def heading(self, level: int, text: str, anchor: str | None = None) -> None:
-        self.blocks.append(("h", level, text, anchor))
-
-    def para(self, text: str) -> None:
-        self.blocks.append(("p", text))
-
-    def table(self, header: list[str], rows: list[list[Any]], css: str = "") -> None:
-        self.blocks.append(("table", header, rows, css))
-
-    def image(self, name: str, png: bytes | None, caption: str, missing: str | None = None) -> None:
-        """A figure; without ``png`` a "not run" line saying why (``missing``)."""
-        if png is None:
-            self.blocks.append(("p", not_run(missing)))
-            return
-        name = _slug(name) + ".png"
-        self.images[name] = png
-        self.blocks.append(("img", name, caption))
-
-    def pre(self, text: str, lang: str = "") -> None:
-        self.blocks.append(("pre", text, lang))
-
-    def raw_html(self, markup: str, markdown: str) -> None:
-        self.blocks.append(("raw", markup, markdown))
-
-    def grid(self, start: bool) -> None:
-        """Lay the blocks between ``grid(True)`` and ``grid(False)`` side by side in HTML."""
-        self.blocks.append(("raw", '<div class="grid">' if start else "</div>", None))
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
-
-
-def _fmt(x: Any) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        if not np.isfinite(x):
-            return "-"
-        if x.is_integer() and 1 < abs(x) < 1e6:  # counts, epochs; 0.0 and 1.0 stay metric-shaped
-            return str(int(x))
-        if abs(x) >= 1000:
-            return f"{x:.1f}"
-        if 0 < abs(x) < 0.01:
-            return f"{x:.3g}"
-        return f"{x:.3f}"
-    if isinstance(x, dict):
-        return ", ".join(f"{k}: {_fmt(v)}" for k, v in x.items()) or "-"
-    if isinstance(x, (list, tuple)):
-        return ", ".join(_fmt(v) for v in x) or "-"
-    return str(x)
-
-
-def _value_ci(m: dict | None) -> str:
-    if not m or m.get("value") is None:
-        return "-"
-    ci = m.get("ci95")
-    return f"{_fmt(m['value'])} [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else _fmt(m["value"])
-
-
-CSS = """
-body{font:14px/1.45 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#1d2330;margin:0;
-background:#f6f7f9}
-main{max-width:1220px;margin:0 auto;padding:18px 28px 60px}
-header{background:#1f2a44;color:#fff;padding:16px 28px}
-header h1{margin:0;font-size:22px}
-header .meta{opacity:.85;margin-top:4px;font-size:13px}
-h2{font-size:19px;border-bottom:2px solid #d8dce4;padding-bottom:3px;margin-top:30px}
-h3{font-size:16px;margin:22px 0 8px}
-h4{font-size:14px;margin:16px 0 6px;color:#37415a}
-table{border-collapse:collapse;margin:6px 0 12px;background:#fff;font-size:13px}
-th,td{border:1px solid #d8dce4;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#eef1f6;font-weight:600}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr:nth-child(even) td{background:#fafbfc}
-.na{color:#8a6d00;font-style:italic}
-nav{font-size:13px;margin:10px 0 0}
-nav a{margin-right:12px;color:#2458b3;text-decoration:none}
-img{max-width:100%;border:1px solid #e1e4ea;background:#fff;margin:4px 0}
-figure{margin:6px 0 14px}
-figcaption{font-size:12px;color:#5a6275}
-pre{background:#fff;border:1px solid #d8dce4;padding:10px;overflow-x:auto;font-size:12px}
-p{margin:6px 0 10px}
-.grid{display:flex;flex-wrap:wrap;gap:0 24px;align-items:flex-start}
-figure img{max-width:min(100%,1000px)}
-.grid figure img{max-height:400px}
-"""
-
-
-def _is_number_cell(text: str) -> bool:
-    return bool(re.fullmatch(r"-?[\d.,]+( ?(ms|MB|s))?( \[[-\d., ]+\])?", text))
-
-
-def render_html(doc: Doc, title: str, subtitle: str) -> str:
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
-           f"<header><h1>{html.escape(title)}</h1><div class=\"meta\">{html.escape(subtitle)}</div></header><main>"]
-    for block in doc.blocks:
-        kind = block[0]
-        if kind == "h":
-            _, level, text, anchor = block
-            ident = f' id="{html.escape(anchor)}"' if anchor else ""
-            out.append(f"<h{level}{ident}>{html.escape(text)}</h{level}>")
-        elif kind == "p":
-            text = block[1]
-            css = ' class="na"' if isinstance(text, NotRun) else ""
-            out.append(f"<p{css}>{_inline_html(text)}</p>")
-        elif kind == "table":
-            _, header, rows, css = block
-            out.append(f'<table class="{css}"><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in header)
-                       + "</tr></thead><tbody>")
-            for row in rows:
-                cells = []
-                for cell in row:
-                    text = _fmt(cell)
-                    cls = "na" if isinstance(cell, NotRun) else ("num" if _is_number_cell(text) else "")
-                    cells.append(f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>")
-                out.append("<tr>" + "".join(cells) + "</tr>")
-            out.append("</tbody></table>")
-        elif kind == "img":
-            _, name, caption = block
-            data = base64.b64encode(doc.images[name]).decode("ascii")
-            out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
-                       f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-        elif kind == "pre":
-            out.append(f"<pre>{html.escape(block[1])}</pre>")
-        elif kind == "raw":
-            out.append(block[1])
-    out.append("</main></body></html>")
-    return "\n".join(out) + "\n"
-
-
-def _inline_html(text: str) -> str:
-    """Escape, then the two Markdown inline forms the report uses: **bold** and `code`."""
-    text = html.escape(text)
-    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
-
-
-def render_markdown(doc: Doc, title: str, subtitle: str, image_dir: str = "img") -> str:
-    out = [f"# {title}", "", subtitle, ""]
-    for block in doc.blocks:
-        kind = block[0]
-        if kind == "h":
-            out += ["#" * block[1] + " " + block[2], ""]
-        elif kind == "p":
-            out += [f"*{block[1]}*" if isinstance(block[1], NotRun) else block[1], ""]
-        elif kind == "table":
-            _, header, rows, _ = block
-            out.append("| " + " | ".join(header) + " |")
-            out.append("|" + "---|" * len(header))
-            out += ["| " + " | ".join(_fmt(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |"
-                    for row in rows]
-            out.append("")
-        elif kind == "img":
-            out += [f"![{block[2]}]({image_dir}/{block[1]})", ""]
-        elif kind == "pre":
-            out += [f"```{block[2]}", block[1].rstrip(), "```", ""]
-        elif kind == "raw" and block[2] is not None:
-            out += [block[2], ""]
-    return "\n".join(out)
-
-
-# ------------------------------------------------------------------------------------------ run contents
-@dataclass
-class ModelRun:
-    """A model the run made (or should have made): a per-task model or the multitask bundle."""
-
-    key: str                      # "bundle" or "models/<task>": its place in the run directory
-    path: Path
-    info: dict | None             # None: expected by the config, not there
-    tasks: list[str]
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def is_bundle(self) -> bool:
-        return bool(self.info) and "heads" in self.info
-
-
-@dataclass
-class Evaluation:
-    metrics: dict                 # {"classification"?, "detection"?, "spans"?, "latency"?, "evaluated_on"?}
-    source: str                   # where the numbers come from
-    predictions: list[dict] | None = None
-    directory: Path | None = None
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def _heads(info: dict) -> dict:
-    from ..runtime.engine import heads_of
-
-    return heads_of(info)
-
-
-def discover_models(run_dir: Path, config) -> list[ModelRun]:
-    """Per-task models (``models/*``) and the bundle, plus those the config's training mode expects but the run
-    directory lacks (shown as "not run")."""
-    tasks = list(config.tasks) if config is not None else []
-    mode = config.training.mode if config is not None else None
-    found: dict[str, ModelRun] = {}
-    models_dir = run_dir / "models"
-    if models_dir.is_dir():
-        for child in sorted(models_dir.iterdir()):
-            info = _read_json(child / "routerforge.json") if child.is_dir() else None
-            if isinstance(info, dict):
-                found[f"models/{child.name}"] = ModelRun(f"models/{child.name}", child, info, list(_heads(info)))
-    if mode in ("per-task", "both"):
-        for task in tasks:
-            if not any(task in m.tasks for m in found.values()):
-                found[f"models/{task}"] = ModelRun(f"models/{task}", models_dir / task, None, [task])
-    bundle_info = _read_json(run_dir / "bundle" / "routerforge.json")
-    if isinstance(bundle_info, dict):
-        found["bundle"] = ModelRun("bundle", run_dir / "bundle", bundle_info, list(_heads(bundle_info)))
-    elif mode in ("multitask", "both"):
-        found["bundle"] = ModelRun("bundle", run_dir / "bundle", None, tasks)
-    order = {t: i for i, t in enumerate(tasks)}
-    return sorted(found.values(), key=lambda m: (m.key == "bundle", min((order.get(t, 99) for t in m.tasks),
-                                                                       default=99), m.key))
-
-
-def _task_data(info: dict, task: str) -> dict:
-    return (info.get("data") or {}).get(task) or {} if "heads" in info else info.get("data") or {}
-
-
-def _recorded_metrics(info: dict, task: str) -> dict:
-    metrics = info.get("metrics") or {}
-    return (metrics.get(task) or {}) if "heads" in info else metrics
-
-
-def _read_predictions(path: Path) -> list[dict] | None:
-    if not path.is_file():
-        return None
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
-    return rows
-
-
-def find_evaluation(run_dir: Path, model: ModelRun, task: str) -> Evaluation | None:
-    """``eval/<model>/<task>/`` (``<model>``: ``bundle`` or the model's directory name, also tried as
-    ``models-<name>``), else any ``eval/**/metrics.json`` whose ``evaluated_on`` names this model and head;
-    without one, the test metrics recorded in ``routerforge.json`` at training time."""
-    base = run_dir / "eval"
-    candidates = [base / model.name / task, base / model.key.replace("/", "-") / task, base / model.key / task]
-    if len(model.tasks) == 1:
-        candidates.append(base / model.name)
-    directory = next((c for c in candidates if (c / "metrics.json").is_file()), None)
-    if directory is None and base.is_dir():
-        target = model.path.resolve()
-        for metrics_file in sorted(base.rglob("metrics.json")):
-            on = (_read_json(metrics_file) or {}).get("evaluated_on") or {}
-            try:
-                same = Path(on.get("model", "")).resolve() == target and on.get("task") == task
-            except OSError:
-                same = False
-            if same:
-                directory = metrics_file.parent
-                break
-    if directory is not None:
-        metrics = _read_json(directory / "metrics.json") or {}
-        where = (metrics.get("evaluated_on") or {}).get("split") or "given data"
-        return Evaluation(metrics, f"eval stage ({where} split): {directory.relative_to(run_dir)}",
-                          _read_predictions(directory / PREDICTIONS_FILE), directory)
-    recorded = _recorded_metrics(model.info or {}, task).get("test")
-    if recorded and "error" not in recorded:
-        return Evaluation(recorded, "test split, scored at training time (routerforge.json); eval stage not run")
-    return None
-
-
-def _data_report(run_dir: Path, models: list[ModelRun], task: str) -> tuple[dict, dict]:
-    """``(report, manifest)`` for a task: ``data/<task>.json`` if the pipeline wrote it, else a model's record."""
-    doc = _read_json(run_dir / "data" / f"{task}.json")
-    if isinstance(doc, dict) and ("report" in doc or "manifest" in doc):
-        return doc.get("report") or {}, doc.get("manifest") or {}
-    if isinstance(doc, dict) and "rows_per_split" in doc:
-        return doc, {}
-    for model in models:
-        if model.info and task in model.tasks:
-            data = _task_data(model.info, task)
-            return data.get("report") or {}, data.get("manifest") or {}
-    return {}, {}
-
-
-def _pipeline_stages(run_dir: Path) -> list[dict] | None:
-    doc = _read_json(run_dir / PIPELINE_FILE)
-    if doc is None:
-        return None
-    stages = doc.get("stages", doc) if isinstance(doc, dict) else doc
-    if isinstance(stages, dict):
-        order = list(doc.get("stage_order") or []) if isinstance(doc, dict) else []
-        names = order + [name for name in stages if name not in order]
-        rows = []
-        for name in names:
-            value = stages.get(name)
-            if isinstance(value, dict):
-                rows.append({"stage": name} | value)
-            elif isinstance(value, str):
-                rows.append({"stage": name, "status": value})
-            elif name in order:
-                rows.append({"stage": name, "status": not_run()})
-        return rows
-    if isinstance(stages, list):
-        return [s for s in stages if isinstance(s, dict)]
-    return None
 
 
 # ------------------------------------------------------------------------------------------------ latency
@@ -445,7 +121,8 @@ def plot_reliability(p_before: np.ndarray, p_after: np.ndarray, y: np.ndarray, t
                      n_bins: int = N_BINS) -> bytes:
     """Two reliability diagrams (top-label accuracy vs confidence per bin, bar width = bin): T=1 and T."""
     fig, axes = _figure(10.5, 4.4, 2)
-    for ax, probs, title in ((axes[0], p_before, "before (T = 1)"), (axes[1], p_after, f"after (T = {temperature:.3f})")):
+    panels = ((axes[0], p_before, "before (T = 1)"), (axes[1], p_after, f"after (T = {temperature:.3f})"))
+    for ax, probs, title in panels:
         bins = reliability_bins(probs, y, n_bins)
         ece = expected_calibration_error(probs, y, n_bins)
         width = 1.0 / n_bins
@@ -550,6 +227,18 @@ def _items_cell(stage: dict) -> str:
     return ", ".join(parts + failed[:1]) or (f"{len(items)}" if items else "-")
 
 
+def _stage_row(stage: dict) -> list[Any]:
+    """A "Pipeline stages" row. The report stage is still running while it writes this very report: its row says
+    "this report", with no time and no item counts yet."""
+    name, status = stage.get("stage") or stage.get("name"), stage.get("status")
+    input_hash = (stage.get("input_hash") or stage.get("hash") or "-")[:12]
+    if name == "report" and status == "running":
+        return [name, "this report", "", "", input_hash]
+    seconds = stage.get("seconds")
+    return [name, status, f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else seconds, _items_cell(stage),
+            input_hash]
+
+
 def _latency_cell(rows: list[dict]) -> Any:
     ok = [r for r in rows if r.get("p50_ms") is not None]
     if not ok:
@@ -560,7 +249,8 @@ def _latency_cell(rows: list[dict]) -> Any:
     return text if best.get("backend") == "onnx-int8" else f"{text} ({best.get('backend')}; no int8 export)"
 
 
-def _summary(doc: Doc, models: list[ModelRun], evaluations: dict, latency: dict, stages, tasks: list[str]) -> list[dict]:
+def _summary(doc: Doc, models: list[ModelRun], evaluations: dict, latency: dict, stages,
+             tasks: list[str]) -> list[dict]:
     doc.heading(2, "Summary", "summary")
     rows, records = [], []
     for task in tasks:
@@ -578,11 +268,11 @@ def _summary(doc: Doc, models: list[ModelRun], evaluations: dict, latency: dict,
             ece = (calibration.get("test") or calibration.get("val") or {}).get("ece_after")
             threshold = (model.info.get("thresholds") or {}).get("jailbreak") if task == "jailbreak" else None
             at = _threshold_on_test(model, evaluation) if task == "jailbreak" else None
-            rows.append([model.key, task, f"{name}: {_value_ci(m)}" if m else not_run("no evaluation"),
+            rows.append([model.key, task, f"{name}: {value_ci(m)}" if m else not_run("no evaluation"),
                          _test_rows(metrics) if metrics else "-",
                          ece if ece is not None else (not_run() if task not in calibration else "-"),
                          ("-" if task != "jailbreak" else threshold if threshold is not None else not_run()),
-                         (f"{_fmt(at.get('recall'))} / {_fmt(at.get('fpr'))}" if at else
+                         (f"{fmt(at.get('recall'))} / {fmt(at.get('fpr'))}" if at else
                           ("-" if task != "jailbreak" else not_run())),
                          _latency_cell(_latency_rows(latency, model.key)),
                          "eval stage" if evaluation and evaluation.directory else
@@ -597,9 +287,7 @@ def _summary(doc: Doc, models: list[ModelRun], evaluations: dict, latency: dict,
                   rows, "headline")
     else:
         doc.para(not_run("no models in this run"))
-    stage_rows = [[s.get("stage") or s.get("name"), s.get("status"),
-                   f"{s['seconds']:.1f} s" if isinstance(s.get("seconds"), (int, float)) else s.get("seconds"),
-                   _items_cell(s), (s.get("input_hash") or s.get("hash") or "-")[:12]] for s in stages or []]
+    stage_rows = [_stage_row(s) for s in stages or []]
     doc.heading(3, "Pipeline stages", "stages")
     if stage_rows:
         doc.table(["stage", "status", "time", "items", "input hash"], stage_rows)
@@ -629,7 +317,7 @@ def _data_glance(doc: Doc, run_dir: Path, models: list[ModelRun], tasks: list[st
     doc.heading(3, "Data at a glance", "data-glance")
     rows = []
     for task in tasks:
-        report, manifest = _data_report(run_dir, models, task)
+        report, manifest = data_report(run_dir, models, task)
         if not report and not manifest:
             rows.append([task, not_run("no data report"), "-", "-", "-", "-", "-"])
             continue
@@ -648,7 +336,7 @@ def _data_glance(doc: Doc, run_dir: Path, models: list[ModelRun], tasks: list[st
 
 
 def _data_section(doc: Doc, task: str, report: dict, manifest: dict) -> None:
-    doc.heading(3, f"{task}: data", f"data-{_slug(task)}")
+    doc.heading(3, f"{task}: data", f"data-{slug(task)}")
     if not report and not manifest:
         doc.para(not_run("no data report"))
         return
@@ -662,8 +350,9 @@ def _data_section(doc: Doc, task: str, report: dict, manifest: dict) -> None:
                 ["rows dropped by the loader", report.get("rows_dropped_by_loader") or 0],
                 ["exact duplicates removed", report.get("duplicates_removed")],
                 ["rows with conflicting labels dropped", report.get("conflicting_label_rows_dropped")],
-                ["near-duplicates moved to train", f"val: {moved.get('val', 0)}, test: {moved.get('test', 0)} "
-                                                   f"(TF-IDF cosine >= {moved.get('threshold', '-')})" if moved else "-"],
+                ["near-duplicates moved to train",
+                 f"val: {moved.get('val', 0)}, test: {moved.get('test', 0)} "
+                 f"(TF-IDF cosine >= {moved.get('threshold', '-')})" if moved else "-"],
                 ["rows longer than the training window (truncated for training)",
                  f"train: {long_rows.get('train', 0)}, val: {long_rows.get('val', 0)} "
                  f"(window {long_rows.get('window', '-')} tokens)" if long_rows else "-"]]
@@ -705,8 +394,8 @@ def _metric_table(evaluation: Evaluation, val: dict) -> list[list[Any]]:
                         "weighted F1": val_c.get("weighted_f1")}
     for name, m in headline_metrics(test) + [(n, m) for n, m in extra if m]:
         ci = m.get("ci95")
-        rows.append([name, m.get("value"), f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-",
-                     _value_ci(val_metrics.get(name)) if val_metrics.get(name) else "-"])
+        rows.append([name, m.get("value"), f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "-",
+                     value_ci(val_metrics.get(name)) if val_metrics.get(name) else "-"])
     if "classification" in test:
         for key in ("ece", "nll"):
             if test["classification"].get(key) is not None:
@@ -727,7 +416,8 @@ def _per_class(doc: Doc, metrics: dict) -> None:
         below = s.get("types_below_min_support") or []
         if below:
             doc.para(f"Too few gold spans to score (fewer than {s.get('min_support')}): "
-                     + ", ".join(f"{r['entity_type']} ({r['support']} gold, {r['predicted']} predicted)" for r in below))
+                     + ", ".join(f"{r['entity_type']} ({r['support']} gold, {r['predicted']} predicted)"
+                                 for r in below))
 
 
 def _probability_matrix(predictions: list[dict], names: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -740,18 +430,18 @@ def _probability_matrix(predictions: list[dict], names: list[str]) -> tuple[np.n
 
 
 def _head_section(doc: Doc, run_dir: Path, model: ModelRun, task: str, evaluation: Evaluation | None) -> None:
-    anchor = f"{_slug(task)}-{_slug(model.key)}"
+    anchor = f"{slug(task)}-{slug(model.key)}"
     doc.heading(3, f"{task}: {model.key}", anchor)
     if model.info is None:
         doc.para(not_run(f"no model at {model.key}"))
         return
-    head = _heads(model.info)[task]
+    head = heads(model.info)[task]
     calibration = (model.info.get("calibration") or {}).get(task) or {}
     if evaluation is None:
         doc.para(not_run("no evaluation: neither an eval stage output nor metrics in routerforge.json"))
     else:
         doc.para(f"Numbers from: {evaluation.source}.")
-        val = _recorded_metrics(model.info, task).get("val") or {}
+        val = recorded_metrics(model.info, task).get("val") or {}
         rows = _metric_table(evaluation, val)
         doc.grid(True)
         if rows:
@@ -796,7 +486,8 @@ def _head_section(doc: Doc, run_dir: Path, model: ModelRun, task: str, evaluatio
                    "NLL before", "NLL after"],
                   [[split, d.get("n"), d.get("ece_before"), d.get("ece_after"), d.get("nll_before"), d.get("nll_after")]
                    for split in ("val", "test") for d in [calibration.get(split)] if d])
-        doc.para(f"Temperature T = {_fmt(calibration.get('temperature'))}, fitted on {calibration.get('fitted_on', 'val')} "
+        doc.para(f"Temperature T = {fmt(calibration.get('temperature'))}, "
+                 f"fitted on {calibration.get('fitted_on', 'val')} "
                  f"(unit: {calibration.get('unit', 'text')}).")
     if head["kind"] == "token":
         doc.para("Reliability diagram: not drawn for span heads (calibration is per token; see the table).")
@@ -820,7 +511,7 @@ def _head_section(doc: Doc, run_dir: Path, model: ModelRun, task: str, evaluatio
             doc.para(not_run("no threshold chosen; the runtime default 0.5 applies"))
         else:
             doc.para(f"Flag when P(jailbreak) >= **{threshold:.4f}**, chosen on validation for a target FPR of "
-                     f"{_fmt(chosen.get('target_fpr'))}" + ("" if chosen.get("resolvable", True) else
+                     f"{fmt(chosen.get('target_fpr'))}" + ("" if chosen.get("resolvable", True) else
                                                             " (too few benign validation rows to resolve it: the "
                                                             "threshold admits no validation false positive)") + ".")
             doc.table(["split", "TPR (recall)", "FPR", "TP", "FP", "FN", "TN"],
@@ -829,7 +520,7 @@ def _head_section(doc: Doc, run_dir: Path, model: ModelRun, task: str, evaluatio
 
 
 def _training_section(doc: Doc, model: ModelRun) -> None:
-    doc.heading(3, f"Training: {model.key}", f"training-{_slug(model.key)}")
+    doc.heading(3, f"Training: {model.key}", f"training-{slug(model.key)}")
     if model.info is None:
         doc.para(not_run(f"no model at {model.key}"))
         return
@@ -858,9 +549,9 @@ def _exports_section(doc: Doc, models: list[ModelRun]) -> None:
         exports = model.info.get("exports") or {}
         if not exports:
             rows.append([model.key, not_run(), "-", "-", "-", "-"])
-        for fmt, e in exports.items():
+        for export, e in exports.items():
             parity = e.get("parity") or {}
-            rows.append([model.key, fmt, e.get("file"), e.get("size_mb"),
+            rows.append([model.key, export, e.get("file"), e.get("size_mb"),
                          ("passed" if parity.get("passed") else "FAILED" if parity else "-")
                          + (f": {parity['criteria']}" if parity.get("criteria") else ""), e.get("recipe", "-")])
     if rows:
@@ -889,7 +580,7 @@ def build_report(run_dir: Path, config, latency: dict | None = None) -> tuple[Do
     tasks = list(config.tasks) if config is not None else []
     tasks += [t for m in models for t in m.tasks if t not in tasks]
     if latency is None:
-        precomputed = _read_json(run_dir / LATENCY_FILE)
+        precomputed = read_json(run_dir / LATENCY_FILE)
         latency = precomputed if isinstance(precomputed, dict) else measure_latency(models)
     evaluations = {(m.key, t): find_evaluation(run_dir, m, t) for m in models if m.info for t in m.tasks}
 
@@ -904,16 +595,16 @@ def build_report(run_dir: Path, config, latency: dict | None = None) -> tuple[Do
                 + f" · mode {mode} · heads {', '.join(tasks) or '-'}"
                 + (f" · seed {config.seed}" if config is not None else ""))
     doc = Doc()
-    links = [("summary", "Summary"), ("data-glance", "Data")] + [(f"task-{_slug(t)}", t) for t in tasks] + [
+    links = [("summary", "Summary"), ("data-glance", "Data")] + [(f"task-{slug(t)}", t) for t in tasks] + [
         ("training", "Training"), ("exports", "Exports"), ("config", "Config"), ("versions", "Versions")]
     doc.raw_html('<nav>' + "".join(f'<a href="#{a}">{html.escape(text)}</a>' for a, text in links) + "</nav>",
                  " · ".join(f"[{text}](#{a})" for a, text in links))
-    records = _summary(doc, models, evaluations, latency, _pipeline_stages(run_dir), tasks)
+    records = _summary(doc, models, evaluations, latency, pipeline_stages(run_dir), tasks)
     _data_glance(doc, run_dir, models, tasks)
 
     for task in tasks:
-        doc.heading(2, f"Task: {task}", f"task-{_slug(task)}")
-        _data_section(doc, task, *_data_report(run_dir, models, task))
+        doc.heading(2, f"Task: {task}", f"task-{slug(task)}")
+        _data_section(doc, task, *data_report(run_dir, models, task))
         for model in models:
             if task in model.tasks:
                 _head_section(doc, run_dir, model, task, evaluations.get((model.key, task)))
@@ -924,7 +615,7 @@ def build_report(run_dir: Path, config, latency: dict | None = None) -> tuple[Do
         _training_section(doc, model)
     _exports_section(doc, models)
     doc.heading(2, "Config", "config")
-    state = _read_json(run_dir / PIPELINE_FILE)
+    state = read_json(run_dir / PIPELINE_FILE)
     written = Path(state["config"]) if isinstance(state, dict) and state.get("config") else None
     if written is not None and written.is_file():
         doc.para(f"As written: `{written}`")
