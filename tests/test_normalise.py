@@ -1,6 +1,6 @@
-"""robust-v2 normalisation (robust-v1 + leetspeak): each rule with exact outputs and offset maps, the identity fast path, what must stay
-untouched (Russian, Greek, answer options), versioning, offset-map properties over hostile Unicode, and the
-training path (gold PII spans follow the text into normalised coordinates)."""
+"""robust-v2 normalisation (robust-v1 + leetspeak): each rule with exact outputs and offset maps, the identity
+fast path, what must stay untouched (Russian, Greek, answer options), versioning, offset-map properties over
+hostile Unicode, and the training path (gold PII spans follow the text into normalised coordinates)."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,5 +1,5 @@
-"""The runtime under hostile input with the current (robust) normalisation: any Unicode (controls, zero-width and bidi
-marks, lone surrogates, the empty string, 200,000 characters) gives Signals whose PII spans index the input,
+"""The runtime under hostile input with the current (robust) normalisation: any Unicode (controls, zero-width
+and bidi marks, lone surrogates, the empty string, 200,000 characters) gives Signals whose PII spans index the input,
 and obfuscated names are found and mapped back to the characters the user sent."""
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ texts = st.text(alphabet=st.one_of(st.characters(exclude_categories=()), st.samp
 
 @pytest.fixture(scope="module")
 def bundle(tiny_bert, tmp_path_factory):
-    """A pii + jailbreak MultitaskModel over the tiny encoder with random heads, recorded with the current normalisation: the
-    random token head tags spans here and there, which is what the offset checks need."""
+    """A pii + jailbreak MultitaskModel over the tiny encoder with random heads, recorded with the current
+    normalisation: the random token head tags spans here and there, which is what the offset checks need."""
     from routerforge.data.spans import bio_label_names
 
     heads = {"pii": ("token", PII, bio_label_names(PII)),

@@ -80,11 +80,14 @@ def discover_models(run_dir: Path, config) -> list[ModelRun]:
                                                                        default=99), m.key))
 
 
-def _task_data(info: dict, task: str) -> dict:
-    return (info.get("data") or {}).get(task) or {} if "heads" in info else info.get("data") or {}
+def task_data(info: dict, task: str) -> dict:
+    """The data record of one head: a bundle keeps one per task, a per-task model just its own."""
+    data = info.get("data") or {}
+    return (data.get(task) or {}) if "heads" in info else data
 
 
 def recorded_metrics(info: dict, task: str) -> dict:
+    """The test metrics training recorded for one head (bundle: per task; per-task model: its own)."""
     metrics = info.get("metrics") or {}
     return (metrics.get(task) or {}) if "heads" in info else metrics
 
@@ -139,7 +142,7 @@ def data_report(run_dir: Path, models: list[ModelRun], task: str) -> tuple[dict,
         return doc, {}
     for model in models:
         if model.info and task in model.tasks:
-            data = _task_data(model.info, task)
+            data = task_data(model.info, task)
             return data.get("report") or {}, data.get("manifest") or {}
     return {}, {}
 
