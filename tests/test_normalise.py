@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -118,14 +117,11 @@ def test_versioning():
         normaliser_for({"normalisation": "robust-v9"})
 
 
-def test_clean_ascii_costs_almost_nothing():
+def test_clean_ascii_takes_the_fast_path():
+    """Clean ASCII (most traffic) is returned as is, with no offset map built (cost: benchmarks, not here)."""
     text = ("The quick brown fox jumps over the lazy dog; call 555-0100. " * 20)[:1000]
-    runs = 2000
-    started = time.perf_counter()
-    for _ in range(runs):
-        normalise(text)
-    per_call = (time.perf_counter() - started) / runs
-    assert per_call < 1e-3, per_call  # measured ~20 us on a shared CPU
+    n = normalise(text)
+    assert n.text is text and n.index is None
 
 
 # -- properties -----------------------------------------------------------------------------------------------
