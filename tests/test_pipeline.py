@@ -137,6 +137,43 @@ def test_second_run_skips_everything(finished_run, tmp_path, monkeypatch):
     assert all(not r["ran"] for r in state(run_dir)["stages"].values())
 
 
+def test_refused_int8_export_is_recorded_and_the_run_goes_on(finished_run, tmp_path, monkeypatch):
+    """An int8 model that fails parity is refused (fp32 serves it), recorded, and not fatal to the run; the
+    exporter writes the refusal into routerforge.json and leaves the model files alone."""
+    import routerforge.exporters as exporters
+    from routerforge.exporters.parity import ParityError
+
+    original, run_dir = copy_run(finished_run, tmp_path)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(original.read_text().replace("formats: [onnx]", "formats: [onnx, onnx-int8]"))
+    failing = {"passed": False, "criteria": "label agreement >= 99%",
+               "heads": {"intent": {"passed": False, "label_agreement": 0.9, "rows": 10}}}
+    files = sorted(p.name for p in (run_dir / "models" / "intent").iterdir())
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(ParityError):
+        patch.setattr("routerforge.exporters.check_parity", lambda *a, **k: failing)
+        exporters.export(run_dir / "models" / "intent", "onnx-int8")
+    assert sorted(p.name for p in (run_dir / "models" / "intent").iterdir()) == files
+    info = json.loads((run_dir / "models" / "intent" / "routerforge.json").read_text())
+    assert info["exports"]["onnx-int8"]["refused"] == "parity" and info["exports"]["onnx-int8"]["file"] is None
+
+    real = exporters.export
+
+    def refuse_int8(model_dir, fmt, **kwargs):
+        if fmt != "onnx-int8":
+            return real(model_dir, fmt, **kwargs)
+        raise ParityError("onnx-int8 export failed its parity check", {"parity": failing})
+
+    monkeypatch.setattr("routerforge.exporters.export", refuse_int8)
+    cli = run(config, tmp_path / "runs", "--from", "export")
+    assert cli.exit_code == 0, cli.output
+    output = " ".join(cli.output.split())  # the console wraps long lines
+    assert output.count("onnx-int8 refused") == 3 and "intent: label agreement 90.0%" in output
+    items = state(run_dir)["stages"]["export"]["items"]
+    assert all(item["formats"]["onnx-int8"]["refused"] == "parity" and item["formats"]["onnx"]["parity"]
+               for item in items.values())
+    assert all((run_dir / p / "model.onnx").is_file() for p in ("bundle", "models/intent", "models/jailbreak"))
+
+
 def test_changed_data_reruns_only_what_depends_on_it(finished_run, tiny_bert, tmp_path):
     _, run_dir = copy_run(finished_run, tmp_path)
     config = write_config(tmp_path, tiny_bert)

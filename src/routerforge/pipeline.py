@@ -30,12 +30,12 @@ from rich.table import Table
 from . import __version__
 from .config import MultitaskConfig, ProjectConfig, load_config
 from .errors import RouterforgeError
+from .evaluation.model_card import CARD_FILE
 from .io import write_json
 
 STAGES = ("data", "train", "calibrate", "eval", "export", "report")
 STATE_FILE = "pipeline.json"
 INFO_FILE = "routerforge.json"  # runtime.engine.INFO_FILE, without importing the runtime (numpy, tokenizers)
-EXPORT_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torchscript": "model.torchscript.pt"}
 
 
 # -- training from a config: shared with `routerforge train --config` ------------------------------------------------
@@ -90,6 +90,17 @@ def _hash(value) -> str:
 
 def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _parity_summary(record: dict) -> str:
+    """One line per failing head: label agreement and the task metric against the PyTorch interval."""
+    parts = []
+    for head, r in record["parity"]["heads"].items():
+        if not r["passed"]:
+            metric = (f", {r['metric']} {r['exported']:.3f} vs torch {r['torch']:.3f} "
+                      f"[{r['torch_ci95'][0]:.3f}, {r['torch_ci95'][1]:.3f}]" if "metric" in r else "")
+            parts.append(f"{head}: label agreement {r['label_agreement']:.1%}{metric}")
+    return "; ".join(parts)
 
 
 def _source_fingerprints(specs: list[str], rules: str | None) -> list:
@@ -364,22 +375,31 @@ class Pipeline:
         formats = list(self.cfg.export.formats)
         for name, directory, _ in self.models():
             inputs = {"model": self._recorded("calibrate", name)["output_hash"], "formats": formats}
-            # the last format's file is written last: its presence means every format is there
-            output = directory / EXPORT_FILES[formats[-1]] if formats else directory / INFO_FILE
-            items.append(Item(name, inputs, directory, output,
+            # the model card is written after every format: its presence means the item finished
+            items.append(Item(name, inputs, directory, directory / CARD_FILE,
                               lambda _previous, directory=directory: self._export(directory, formats)))
         return items
 
     def _export(self, directory: Path, formats: list[str]) -> dict:
-        """Every configured format, parity-checked, then the model card beside them."""
+        """Every configured format, parity-checked, then the model card beside them. An int8 model that fails
+        parity is refused, not fatal: quantisation is an approximation that may not hold for every model (the
+        fp32 exports serve it; the record and the report say so). Any other failure stops the run."""
         from .evaluation.model_card import write_model_card
-        from .exporters import export
+        from .exporters import ParityError, export
 
-        records = {fmt: export(directory, fmt, allow_pickle=self.allow_pickle) for fmt in formats}
+        records = {}
+        for fmt in formats:
+            try:
+                r = export(directory, fmt, allow_pickle=self.allow_pickle)
+                records[fmt] = {"file": r["file"], "size_mb": r["size_mb"], "parity": r["parity"]["passed"]}
+            except ParityError as e:
+                if fmt != "onnx-int8":
+                    raise
+                self.console.print(f"  [yellow]{directory.name}: {fmt} refused[/] (failed parity; fp32 serves): "
+                                   f"{_parity_summary(e.parity)}", highlight=False)
+                records[fmt] = {"refused": "parity", "parity": e.parity["parity"]["heads"]}
         card = write_model_card(directory, self.cfg)
-        return {"output_hash": _file_hash(directory / INFO_FILE), "model_card": str(card),
-                "formats": {fmt: {"file": r["file"], "size_mb": r["size_mb"], "parity": r["parity"]["passed"]}
-                            for fmt, r in records.items()}}
+        return {"output_hash": _file_hash(directory / INFO_FILE), "model_card": str(card), "formats": records}
 
     # -- report --------------------------------------------------------------------------------------------------------
 
@@ -452,7 +472,8 @@ def summary_tables(run_dir: str | Path) -> list[Table]:
         model_dir = run_dir / "bundle" if model == "bundle" else run_dir / "models" / model
         info = json.loads((model_dir / INFO_FILE).read_text()) if (model_dir / INFO_FILE).is_file() else {}
         ece = info.get("calibration", {}).get(task, {}).get("test", {}).get("ece_after")
-        exports = ", ".join(f"{fmt} ({r['size_mb']} MB)" for fmt, r in info.get("exports", {}).items()) or "-"
+        exports = ", ".join(f"{fmt} (refused: {r['refused']})" if r.get("refused") else f"{fmt} ({r['size_mb']} MB)"
+                            for fmt, r in info.get("exports", {}).items()) or "-"
         results.add_row(model, task, str(metrics["evaluated_on"]["rows"]),
                         "\n".join(f"{k} {v}" for k, v in headline_with_ci(metrics).items()),
                         "-" if ece is None else f"{ece:.3f}", exports)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import RouterforgeError
 from ..io import write_json
+from .parity import ParityError, check_parity
 
 FORMATS = ("onnx", "onnx-int8", "torchscript")
 FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torchscript": "model.torchscript.pt"}
@@ -31,7 +32,6 @@ def export(model_dir: str | Path, format: str = "onnx", *, allow_pickle: bool = 
     from ..runtime.backends import OnnxBackend, TorchScriptBackend, load_torch_module
     from ..runtime.engine import Router, read_info
     from .onnx import export_onnx, optimise
-    from .parity import check_parity
     from .quantize import RECIPES, quantize_int8
     from .torchscript import export_torchscript
 
@@ -73,10 +73,12 @@ def export(model_dir: str | Path, format: str = "onnx", *, allow_pickle: bool = 
                    "seconds": round(time.perf_counter() - started, 1)}
         if recipe is not None:
             record |= {"recipe": recipe, "recipes_that_failed_parity": failed}
-        if not parity["passed"]:
-            raise RouterforgeError(f"{format} export failed its parity check: "
-                                   f"{json.dumps(parity['heads'], default=str)}",
-                                   source=str(path), hint=parity["criteria"])
+        if not parity["passed"]:  # no model file changes; the refusal is recorded, so cards and reports say so
+            record |= {"file": None, "size_mb": None, "refused": "parity"}
+            info.setdefault("exports", {})[format] = record
+            write_json(path / "routerforge.json", info)
+            raise ParityError(f"{format} export failed its parity check: {json.dumps(parity['heads'], default=str)}",
+                              record, source=str(path), hint=parity["criteria"])
         os.replace(candidate_file, path / FILES[format])
     info.setdefault("exports", {})[format] = record
     write_json(path / "routerforge.json", info)

@@ -9,8 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import RouterforgeError
+
 FP32_MAX_DIFF = 1e-3
 INT8_MIN_AGREEMENT = 0.99
+
+
+class ParityError(RouterforgeError):
+    """An export that does not answer like the PyTorch model; ``parity`` holds the per-head numbers."""
+
+    def __init__(self, message: str, parity: dict, **where):
+        super().__init__(message, **where)
+        self.parity = parity
 
 
 def _metric(metrics: dict) -> tuple[str, float, list[float]]:
