@@ -114,7 +114,7 @@ def test_augmented_rows_derive_from_train_only_keep_labels_and_are_deterministic
         assert _reveal(source.text) in revealed  # the source row, disguised and maybe padded with train text
         assert MARKERS["val"] not in revealed and MARKERS["test"] not in revealed
         assert not any(_reveal(h.text) in revealed for h in held_out)
-    assert {n for e in extra for n in e.meta["transforms"]} == set(TRANSFORMS)
+    assert {n for e in extra for n in e.meta["transforms"]} == set(TRANSFORMS) - {"buried"}
     with pytest.raises(RouterforgeError, match="benign"):
         augment_jailbreak([e for e in train if e.label == "jailbreak"], seed=0)
 

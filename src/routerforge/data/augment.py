@@ -116,10 +116,13 @@ BENCHMARK_VARIANTS: dict[str, tuple[str, ...]] = {
     "upper": ("upper",), "leet": ("leet",), "zero_width": ("zero_width",), "homoglyph": ("homoglyph",),
     "upper+leet": ("upper", "leet"),
 }
-# what training draws from, one choice per copy of a row: every single transform and some combinations
-TRAINING_TRANSFORMS: tuple[tuple[str, ...], ...] = tuple((name,) for name in TRANSFORMS) + (
+# what training draws from, one choice per copy of a row: every single transform but ``buried``, and some
+# combinations. Not ``buried``: with it, the model learnt that a second persona-like prompt after a paragraph
+# break is an attack, and flagged two harmless role-play prompts joined by "\n\n" (P 0.96; each alone 0.02).
+# A buried attack is left to the runtime's windows, each scored on its own (benchmarks/README.md).
+TRAINING_TRANSFORMS: tuple[tuple[str, ...], ...] = tuple((name,) for name in TRANSFORMS if name != "buried") + (
     ("upper", "leet"), ("leet", "zero_width"), ("homoglyph", "zero_width"), ("homoglyph", "benign_suffix"),
-    ("leet", "buried"), ("spaced", "benign_suffix"), ("upper", "homoglyph"),
+    ("spaced", "benign_suffix"), ("upper", "homoglyph"),
 )
 
 
