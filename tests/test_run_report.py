@@ -137,8 +137,10 @@ def full_run(tmp_path) -> tuple[Path, ProjectConfig]:
     _write(run / "bundle" / "routerforge.json", _bundle_info())
     _write(run / "data" / "category.json", _data("category", CATEGORY, ["/d/mmlu_pro/questions.jsonl"]))
     _write(run / "pipeline.json", {"stage_order": ["data", "train", "calibrate", "eval", "export", "report"],
-                                   "stages": {"data": {"status": "done", "seconds": 1.5, "input_hash": "abc123",
-                                                       "ran": ["category"], "skipped": ["jailbreak"], "items": {}},
+                                   "stages": {"data": {"status": "done", "seconds": 1.1, "input_hash": "abc123",
+                                                       "ran": ["category"], "skipped": ["jailbreak"],
+                                                       "items": {"category": {"seconds": 1.0},  # ran now
+                                                                 "jailbreak": {"seconds": 0.5}}},  # earlier
                                               "train": {"status": "done", "seconds": 40.0, "ran": [], "items": {}}}})
     config = _config("both", {"category": ["mmlu_pro/questions.jsonl"], "jailbreak": ["jailbreak/train.jsonl"],
                               "pii": ["presidio_pii/synth_dataset_v2.jsonl"]})
@@ -208,7 +210,7 @@ def test_run_report_has_every_section(full_run):
     assert "exact duplicates removed" in markdown and "near-duplicates moved to train" in markdown
     assert "truncated for training" in markdown and "MIT (dataset card" in markdown
     assert "| models/jailbreak | onnx-int8 | model.int8.onnx |" in markdown
-    assert "| data | done | 1.5 s | 1 ran, 1 unchanged | abc123 |" in markdown
+    assert "| data | done | 1.5 s | 1 ran, 1 unchanged | abc123 |" in markdown  # the work behind the outputs
     assert "| export | not run |" in markdown
     assert "near_duplicate_threshold: 0.9" in text and "transformers" in markdown and "5.23.0" in markdown
     # Markdown: the same tables, plots as files next to it

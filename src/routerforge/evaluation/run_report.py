@@ -228,13 +228,15 @@ def _items_cell(stage: dict) -> str:
 
 
 def _stage_row(stage: dict) -> list[Any]:
-    """A "Pipeline stages" row. The report stage is still running while it writes this very report: its row says
-    "this report", with no time and no item counts yet."""
+    """A "Pipeline stages" row: the wall time of the work behind the current outputs (items skipped this time
+    keep the seconds they took when they ran). The report stage is still running while it writes this very
+    report: its row says "this report", with no time and no item counts yet."""
     name, status = stage.get("stage") or stage.get("name"), stage.get("status")
     input_hash = (stage.get("input_hash") or stage.get("hash") or "-")[:12]
     if name == "report" and status == "running":
         return [name, "this report", "", "", input_hash]
-    seconds = stage.get("seconds")
+    items = [i for i in (stage.get("items") or {}).values() if isinstance(i, dict)]
+    seconds = sum(i.get("seconds") or 0 for i in items) if items else stage.get("seconds")
     return [name, status, f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else seconds, _items_cell(stage),
             input_hash]
 
@@ -290,7 +292,7 @@ def _summary(doc: Doc, models: list[ModelRun], evaluations: dict, latency: dict,
     stage_rows = [_stage_row(s) for s in stages or []]
     doc.heading(3, "Pipeline stages", "stages")
     if stage_rows:
-        doc.table(["stage", "status", "time", "items", "input hash"], stage_rows)
+        doc.table(["stage", "status", "outputs took", "items", "input hash"], stage_rows)
     else:
         doc.para(not_run(f"no {PIPELINE_FILE}"))
     doc.heading(3, "Serving latency (batch 1, end to end classify)", "latency")
