@@ -46,16 +46,28 @@ def test_export_passes_parity_and_is_recorded(jailbreak_model, fmt):
     assert signals.windows > 1 and not signals.truncated and 0 <= signals.jailbreak.p_jailbreak <= 1
 
 
-def test_failing_parity_fails_the_export_and_changes_nothing(jailbreak_model, monkeypatch):
+def test_failing_parity_fails_the_export_and_only_records_the_refusal(jailbreak_model, monkeypatch):
     from routerforge.exporters import parity
 
     before = (jailbreak_model / "routerforge.json").read_text()
-    files = {p.name for p in jailbreak_model.iterdir()}
+    files = {p.name: p.stat().st_mtime_ns for p in jailbreak_model.iterdir() if p.is_file()}
     monkeypatch.setattr(parity, "FP32_MAX_DIFF", -1.0)  # nothing can pass
+    fmt = "torchscript" if "model.torchscript.pt" not in files else "onnx"
     with pytest.raises(RouterforgeError, match="parity"):
-        rf.export(jailbreak_model, format="torchscript" if "model.torchscript.pt" not in files else "onnx")
-    assert (jailbreak_model / "routerforge.json").read_text() == before
-    assert {p.name for p in jailbreak_model.iterdir()} == files
+        rf.export(jailbreak_model, format=fmt)
+    after = json.loads((jailbreak_model / "routerforge.json").read_text())
+    refusal = after["exports"].pop(fmt)
+    assert refusal["refused"] == "parity" and refusal["file"] is None and not refusal["parity"]["passed"]
+    expected = json.loads(before)
+    if not expected.get("exports"):
+        expected["exports"] = {}
+    expected["exports"].pop(fmt, None)
+    assert after == expected  # nothing else in routerforge.json changed
+    files.pop("routerforge.json")
+    now = {p.name: p.stat().st_mtime_ns for p in jailbreak_model.iterdir() if p.is_file()}
+    now.pop("routerforge.json")
+    assert now == files  # no model file written or touched
+    (jailbreak_model / "routerforge.json").write_text(before)  # the fixture is shared with the tests below
 
 
 def test_serving_an_onnx_model_never_imports_torch(jailbreak_model):

@@ -280,14 +280,20 @@ def test_per_task_lora_and_config_options(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(f"data_dir: {tmp_path}\nseed: 5\ntasks:\n"
                     "  pii: {data: [p.jsonl, 'https://example.org/x.json', 'synth:10'], lora: {rank: 32}}\n"
-                    "  intent: {data: ['hf:org/set']}\n"
+                    "  intent: {data: ['hf:org/set'], overrides: {epochs: 8, lr: 5.0e-5}}\n"
                     "training: {lora: {rank: 8}, max_length: 64, overrides: {fp16: auto, max_length: 32}}\n")
     cfg = load_config(path)
     assert cfg.lora_for("pii").rank == 32 and cfg.lora_for("pii").alpha == 64 and cfg.lora_for("intent").rank == 8
     options = cfg.load_options("pii")
     assert options["data"] == [str(tmp_path / "p.jsonl"), "https://example.org/x.json", "synth:10"]
-    assert "lora" not in options and "crf" not in options and options["seed"] == 5
-    assert cfg.hyperparam_overrides() == {"max_length": 32, "seed": 5, "fp16": "auto"}
+    assert "lora" not in options and "crf" not in options and "overrides" not in options and options["seed"] == 5
+    assert cfg.hyperparam_overrides() == cfg.hyperparam_overrides("pii") == {"max_length": 32, "seed": 5,
+                                                                            "fp16": "auto"}
+    assert cfg.hyperparam_overrides("intent") == {"max_length": 32, "seed": 5, "fp16": "auto", "epochs": 8,
+                                                  "lr": 5e-5}  # its own model only; the bundle keeps the others
+    path.write_text(path.read_text().replace("epochs: 8", "epoch: 8"))
+    with pytest.raises(RouterforgeError, match=r"tasks.intent.overrides.*unknown hyperparameters \['epoch'\]"):
+        load_config(path)
     assert cfg.calibration.target_fpr == 0.01
 
 

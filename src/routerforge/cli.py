@@ -165,12 +165,15 @@ def train(
         err_console.quiet = out_console.quiet = True
 
     cfg = load_config(config) if config else None
-    overrides = cfg.hyperparam_overrides() if cfg else {}
     flags = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup,
                  patience=patience, max_length=max_length, max_steps=max_steps, save_steps=save_steps, seed=seed,
                  loss=loss, focal_gamma=focal_gamma, gradient_checkpointing=gradient_checkpointing or None,
                  eval_batch_size=eval_batch_size)
-    overrides |= {k: v for k, v in flags.items() if v is not None}
+    flags = {k: v for k, v in flags.items() if v is not None}
+
+    def overrides(name: str | None = None) -> dict:  # the config's (the task's own for a per-task model), flags win
+        return (cfg.hyperparam_overrides(name) if cfg else {}) | flags
+
     lora_flags = dict(rank=lora_rank, alpha=lora_alpha, dropout=lora_dropout, targets=_targets(lora_targets))
     bundle_lora = _lora_settings(cfg.training.lora if cfg else None, lora, lora_flags)
     backbone = model or (cfg.backbone if cfg else "minilm")
@@ -188,11 +191,11 @@ def train(
             _print_data_report(datasets[name])
         for name in cfg.tasks if mode in ("per-task", "both") else ():
             _train_one(datasets[name], backbone, Path("runs") / cfg.name / "models" / name,
-                       _lora_settings(cfg.lora_for(name), lora, lora_flags), overrides, crf or cfg.tasks[name].crf,
-                       resume, allow_pickle)
+                       _lora_settings(cfg.lora_for(name), lora, lora_flags), overrides(name),
+                       crf or cfg.tasks[name].crf, resume, allow_pickle)
         if mode in ("multitask", "both"):
             _train_bundle(datasets, backbone, output or Path("runs") / cfg.name / "bundle", bundle_lora,
-                          overrides, cfg, crf or any(t.crf for t in cfg.tasks.values()), resume, allow_pickle)
+                          overrides(), cfg, crf or any(t.crf for t in cfg.tasks.values()), resume, allow_pickle)
         return
     task_data = _task_data(task, data, data_dir, cfg, text_field, label_field, labels, group_by, split_field,
                            train_split, val_split, test_split, val, test, near_duplicate_threshold, seed, rules,
@@ -200,7 +203,7 @@ def train(
     _print_data_report(task_data)
     out = output or (Path("runs") / cfg.name / "models" / task if cfg else Path("models") / task)
     _train_one(task_data, backbone, out, _lora_settings(cfg.lora_for(task) if cfg else None, lora, lora_flags),
-               overrides, crf or bool(cfg and cfg.tasks[task].crf), resume, allow_pickle)
+               overrides(task if cfg else None), crf or bool(cfg and cfg.tasks[task].crf), resume, allow_pickle)
 
 
 def _train_one(task_data, backbone, out, lora_settings, overrides, use_crf, resume, allow_pickle) -> None:

@@ -22,6 +22,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _known_hyperparams(value: dict) -> dict:
+    unknown = sorted(set(value) - set(Hyperparams.model_fields))
+    if unknown:
+        raise ValueError(f"unknown hyperparameters {unknown}; known: {sorted(Hyperparams.model_fields)}")
+    return value
+
+
 class TaskConfig(_Strict):
     """How to read one task's data (``tasks.<name>`` in the YAML)."""
 
@@ -42,10 +49,17 @@ class TaskConfig(_Strict):
     crf: bool = Field(False, description="pii only: a CRF over the token head")
     lora: LoraSettings | None = Field(None, description="LoRA settings for this task's own model (overrides "
                                                         "training.lora; the multitask bundle uses training.lora)")
+    overrides: dict = Field(default_factory=dict, description="hyperparameters for this task's own model, over "
+                                                              "training.overrides (the bundle uses those)")
     augment_synth: int = Field(0, ge=0, description="add N synthetic rows (routerforge.data.synth) to train only")
     augment: bool = Field(False, description="jailbreak only: add an obfuscated copy (spaced, leet, zero-width, "
                           "homoglyphs, padding; routerforge.data.augment) of every training row, both classes, "
                           "labels kept, to train only")
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides_are_hyperparams(cls, value: dict) -> dict:
+        return _known_hyperparams(value)
 
     @field_validator("data", mode="before")
     @classmethod
@@ -67,7 +81,7 @@ class TaskConfig(_Strict):
 
     def load_options(self) -> dict:
         """The keyword arguments of :func:`routerforge.data.load` (everything but the model options)."""
-        return self.model_dump(exclude={"crf", "lora"})
+        return self.model_dump(exclude={"crf", "lora", "overrides"})
 
 
 class SplitsConfig(_Strict):
@@ -87,11 +101,8 @@ class TrainingConfig(_Strict):
 
     @field_validator("overrides")
     @classmethod
-    def _known_hyperparams(cls, value: dict) -> dict:
-        unknown = sorted(set(value) - set(Hyperparams.model_fields))
-        if unknown:
-            raise ValueError(f"unknown hyperparameters {unknown}; known: {sorted(Hyperparams.model_fields)}")
-        return value
+    def _overrides_are_hyperparams(cls, value: dict) -> dict:
+        return _known_hyperparams(value)
 
 
 class MultitaskConfig(_Strict):
@@ -144,9 +155,11 @@ class ProjectConfig(_Strict):
         return (self.tasks[task].load_options() | {"data": self.data_paths(task, data_dir)}
                 | self.splits.model_dump() | {"seed": self.seed})
 
-    def hyperparam_overrides(self) -> dict:
-        """``training.overrides`` plus the training window and the seed the config sets."""
-        return {"max_length": self.training.max_length, "seed": self.seed} | dict(self.training.overrides)
+    def hyperparam_overrides(self, task: str | None = None) -> dict:
+        """``training.overrides`` plus the training window and the seed the config sets; with ``task``, that
+        task's own ``overrides`` on top (its per-task model)."""
+        own = dict(self.tasks[task].overrides) if task else {}
+        return {"max_length": self.training.max_length, "seed": self.seed} | dict(self.training.overrides) | own
 
     def lora_for(self, task: str) -> LoraSettings | None:
         """The task's own LoRA settings, else ``training.lora`` (None: full fine-tuning)."""

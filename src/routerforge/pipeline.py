@@ -299,6 +299,8 @@ class Pipeline:
                                "crf": any(cfg.tasks[t].crf for t in tasks)}
             if bundle:
                 inputs["multitask"] = cfg.multitask
+            elif cfg.tasks[name].overrides:  # only when set: models trained without them keep their hash
+                inputs["task_overrides"] = cfg.tasks[name].overrides
             items.append(Item(name, inputs, directory, directory / INFO_FILE,
                               lambda previous, name=name, directory=directory, tasks=tasks:
                               self._train(name, directory, tasks, previous)))
@@ -312,7 +314,7 @@ class Pipeline:
         if resume:
             self.console.print(f"  resuming {name} from {checkpoints}", highlight=False)
         cfg, common = self.cfg, dict(resume=resume, allow_pickle=self.allow_pickle, console=self.console,
-                                     overrides=self.cfg.hyperparam_overrides())
+                                     overrides=self.cfg.hyperparam_overrides(None if name == "bundle" else name))
         if name == "bundle":
             result = train_bundle({t: self._task_data(t) for t in tasks}, cfg.backbone, directory,
                                   multitask=cfg.multitask, lora=cfg.training.lora,
