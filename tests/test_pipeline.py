@@ -113,6 +113,7 @@ def test_end_to_end_writes_every_stage(finished_run):
     bundle = json.loads((run_dir / "bundle" / "routerforge.json").read_text())
     assert bundle["exports"]["onnx"]["parity"]["passed"] and (run_dir / "bundle" / "model.onnx").is_file()
     assert (run_dir / "bundle" / "README.md").is_file() and (run_dir / "models" / "intent" / "README.md").is_file()
+    assert "synthetic template data only (jailbreak, intent)" in (run_dir / "bundle" / "README.md").read_text()
     assert (run_dir / "report" / "index.html").is_file()  # the real run report, with every model
     assert all(key in (run_dir / "report" / "report.md").read_text() for key in ("bundle", "models/intent"))
     assert "ROC AUC" in output and "macro F1" in output and "stages" in output  # the summary tables

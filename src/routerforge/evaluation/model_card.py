@@ -154,8 +154,18 @@ def _rows_of(result: dict) -> int | None:
 
 
 # ------------------------------------------------------------------------------------------------ card
+def _synthetic_only(info: dict, task: str) -> bool:
+    sources = (task_data(info, task).get("manifest") or {}).get("sources") or []
+    return bool(sources) and all(str(e.get("path", "")).startswith("synth:") for e in sources)
+
+
 def _limits(info: dict, heads: dict) -> list[str]:
-    limits = [
+    synthetic = [task for task in heads if _synthetic_only(info, task)]
+    limits = [f"Trained on routerforge's synthetic template data only ({', '.join(synthetic)}): it shows the "
+              "pipeline working, it is not a model for real traffic. Prompts unlike the templates get unreliable "
+              "signals (for example a plain request flagged as a jailbreak, or stray low-score PII spans)."
+              ] if synthetic else []
+    limits += [
         "English only: every training set is English; other languages get unreliable signals.",
         ("Probabilities are calibrated (temperature scaling) and the jailbreak threshold chosen on the *validation* "
         "split: both depend on that data's distribution. Traffic unlike it (other domains, other attack styles, "
@@ -179,7 +189,7 @@ def _limits(info: dict, heads: dict) -> list[str]:
             limits.append(f"Jailbreak threshold: only {negatives} benign validation rows, too few to resolve the "
                           f"target FPR {threshold.get('target_fpr', 0):g}; the threshold admits no false positive on "
                           "validation, and the real FPR is uncertain.")
-    if "category" in heads:
+    if "category" in heads and "category" not in synthetic:
         limits.append("Category: labels come from MMLU-Pro academic exam questions; everyday requests outside "
                       "those subjects tend to land in `other` or a near subject.")
     if "intent" in heads:
