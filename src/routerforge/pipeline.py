@@ -30,12 +30,12 @@ from rich.table import Table
 from . import __version__
 from .config import MultitaskConfig, ProjectConfig, load_config
 from .errors import RouterforgeError
-from .evaluation.model_card import CARD_FILE
 from .io import write_json
 
 STAGES = ("data", "train", "calibrate", "eval", "export", "report")
 STATE_FILE = "pipeline.json"
 INFO_FILE = "routerforge.json"  # runtime.engine.INFO_FILE, without importing the runtime (numpy, tokenizers)
+CARD_FILE = "README.md"  # evaluation.model_card.CARD_FILE, for the same reason
 
 
 # -- training from a config: shared with `routerforge train --config` ------------------------------------------------

@@ -29,11 +29,12 @@ runtime that same one; a model without the key was trained on raw text and gets 
 
 4. leetspeak folded: in a word of ASCII letters and digits (:data:`LEET`) with at least two letters, where
    every digit is one of 0 1 3 4 5 7 and the digits are not just a number before or after the letters,
-   each digit becomes the letter it stands for ("1gn0r3 4ll rul3s" -> "ignore 4ll rules", "7H3" -> "THE";
+   each digit becomes the letter it stands for ("1gn0r3 4ll rul3s" -> "ignore 4ll rules", "7H1S" -> "THIS";
    upper case when the word's letters all are). One character for one, so offsets do not move. What stays:
    numbers ("555-0134", "1984"), a number then letters ("5km", "4ll", "1st"), letters then a number
-   ("Win10", "user01", "mp3"), any word with a 2, 6, 8 or 9 ("A1B2", "x86"). Limit: an ID such as "SW1A"
-   becomes "SWIA"; its span is unchanged, and the PII head is trained on the same folded text.
+   ("Win10", "user01", "mp3"), one-letter words ("7H3"), any word with a 2, 6, 8 or 9 ("A1B2", "x86").
+   Limit: an ID such as "SW1A" becomes "SWIA"; its span is unchanged, and the PII head is trained on the
+   same folded text.
 
 Case is kept otherwise (an uncased tokenizer lowercases). Clean text takes a fast path (``index`` None).
 PII spans found in the normalised text are mapped back with :meth:`Normalised.to_original`.
