@@ -42,12 +42,7 @@ def _count(flags: list[bool]) -> dict:
 
 
 def _load(model: str, normalisation: str) -> Router:
-    if normalisation == "model":
-        return Router.load(model)
-    try:
-        return Router.load(model, normalisation=normalisation)
-    except TypeError:
-        raise SystemExit("this routerforge's Router.load has no normalisation override yet") from None
+    return Router.load(model, normalisation=None if normalisation == "model" else normalisation)
 
 
 def measure(model: str, normalisation: str, seed: int) -> dict:

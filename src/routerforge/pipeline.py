@@ -89,7 +89,9 @@ def _hash(value) -> str:
 
 
 def _file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    from .data.sources import file_sha256
+
+    return file_sha256(path)[:16]
 
 
 def _parity_summary(record: dict) -> str:
@@ -415,12 +417,12 @@ class Pipeline:
         return [Item("report", inputs, path, path, lambda _previous: self._report())]
 
     def _report(self) -> dict:
-        """The run report (every model and head, from pipeline.json and eval/) and each model's card."""
-        from .evaluation.model_card import write_model_card
+        """The run report (every model and head, from pipeline.json and eval/); the model cards beside it are
+        the export stage's (written from the same routerforge.json)."""
         from .evaluation.run_report import write_run_report
 
         path = Path(write_run_report(self.run_dir, self.cfg))
-        cards = [Path(write_model_card(directory, self.cfg)) for _, directory, _ in self.models()]
+        cards = [directory / CARD_FILE for _, directory, _ in self.models()]
         return {"output_hash": _hash([_tree_hash(p) for p in (path, *cards)]), "report": str(path),
                 "model_cards": [str(card) for card in cards]}
 

@@ -20,6 +20,7 @@ from .schema import Example
 
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
+_LEET_BOTH_CASES = LEET | {k.upper(): v for k, v in LEET.items()}
 # Cyrillic and Greek letters that render like these Latin ones
 HOMOGLYPHS = {
     "a": "\u0430", "c": "\u0441", "e": "\u0435", "i": "\u0456", "j": "\u0458", "o": "\u043e\u03bf", "p": "\u0440",
@@ -57,7 +58,7 @@ def _substitute(text: str, rng: random.Random, table: dict[str, str], rate: floa
 
 def leet(text: str, rng: random.Random, *, rate: float = 0.5, **ctx) -> str:
     """a->4, e->3, i->1, o->0, s->5, t->7 (either case) for a random part of the letters."""
-    return _substitute(text, rng, LEET | {k.upper(): v for k, v in LEET.items()}, rate)
+    return _substitute(text, rng, _LEET_BOTH_CASES, rate)
 
 
 def homoglyph(text: str, rng: random.Random, *, rate: float = 0.3, **ctx) -> str:
@@ -156,11 +157,11 @@ def augment_jailbreak(train: list[Example], seed: int, *, copies: int = 1,
     if not filler:
         raise RouterforgeError("jailbreak augmentation needs benign training rows to pad with",
                                hint="add benign rows, or drop --augment")
-    out = []
+    out, transforms = [], list(transforms)
     for copy in range(copies):
         for example in train:
             rng = random.Random(f"{seed}:{copy}:{example.key}")
-            chain = rng.choice(list(transforms))
+            chain = rng.choice(transforms)
             text = apply(chain, example.text, rng, filler=filler, filler_chars=filler_chars)
             if text == example.text:
                 continue

@@ -21,6 +21,7 @@ from .config import AUTO
 from .policy import Decision
 
 CHAT_PATH = "/v1/chat/completions"
+ROUTE_HEADER = "x-routerforge-backend"  # names the backend that answered; Envoy's routes match it
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # a client's x-request-id; anything else stays out of logs
 RETRY = {"retry-after": "1"}
 
@@ -64,8 +65,10 @@ def parse_json(raw: bytes) -> object:
     """The body as JSON: 400 for invalid UTF-8 (lone surrogates included), invalid JSON, NaN/Infinity."""
     try:
         payload = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-        # a \ud800 escape parses into a lone surrogate, which no tokenizer (and no upstream) accepts
-        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        # a \ud800 escape parses into a lone surrogate, which no tokenizer (and no upstream) accepts; only a
+        # body holding such an escape needs the (whole-body) check
+        if _SURROGATE_ESCAPE.search(raw):
+            json.dumps(payload, ensure_ascii=False).encode("utf-8")
     except UnicodeError:
         raise ApiError(400, "request body is not valid UTF-8 (lone surrogates included)",
                        "invalid_request_error", "invalid_encoding") from None
@@ -74,6 +77,9 @@ def parse_json(raw: bytes) -> object:
         raise ApiError(400, f"request body is not valid JSON{where}", "invalid_request_error",
                        "invalid_json") from None
     return payload
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _reject_constant(name: str):

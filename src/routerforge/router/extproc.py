@@ -40,8 +40,8 @@ from envoy.type.v3 import http_status_pb2
 
 from ..errors import RouterforgeError
 from ..runtime.batcher import QueueFull, TooManyTexts
-from .api import (CHAT, CHAT_PATH, REQUEST_ID, ApiError, bearer_matches, blocked, internal_error, overloaded,
-                  parse_json, too_large, unauthorised, unknown_model, validated)
+from .api import (CHAT, CHAT_PATH, REQUEST_ID, ROUTE_HEADER, ApiError, bearer_matches, blocked, internal_error,
+                  overloaded, parse_json, too_large, unauthorised, unknown_model, validated)
 
 if TYPE_CHECKING:
     from .policy import Decision
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ROUTE_HEADER = "x-routerforge-backend"
 PORT = 50051
 MAX_BODY_BYTES = 1_000_000
 GRPC_HEADROOM = 64 * 1024  # the headers and framing around a maximal body in one gRPC message

@@ -52,8 +52,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import RouterforgeError
 from ..runtime.batcher import QueueFull, TooManyTexts
-from .api import (CHAT, CHAT_PATH, REQUEST_ID, RETRY, ApiError, bearer_matches, blocked, internal_error,
-                  overloaded, parse_json, too_large, unauthorised, unknown_model, validated)
+from .api import (CHAT, CHAT_PATH, REQUEST_ID, RETRY, ROUTE_HEADER, ApiError, bearer_matches, blocked,
+                  internal_error, overloaded, parse_json, too_large, unauthorised, unknown_model, validated)
 from .config import AUTO
 from .policy import Decision, is_auto
 from .service import Checked, RouterService
@@ -240,7 +240,7 @@ async def _forward(request: Request, service: RouterService, checked: Checked, d
             continue
         metrics.upstream_seconds.labels(backend.name).observe(time.perf_counter() - started)
         request.state.decision = attempt
-        headers = attempt.headers() | {"x-routerforge-backend": backend.name}
+        headers = attempt.headers() | {ROUTE_HEADER: backend.name}
         if stream:
             return _Relay(response, request_id, headers)
         return Response(response.content, status_code=response.status_code,

@@ -30,7 +30,7 @@ from ..errors import RouterforgeError
 from ..evaluation.calibration import calibrate_and_score
 from ..io import atomic_directory, refuse_to_replace, write_json
 from ..runtime.engine import INFO_FILE, read_info
-from ..runtime.normalise import CURRENT as NORMALISATION, normalise
+from ..runtime.normalise import CURRENT as NORMALISATION, NORMALISERS
 from ..modeling.backbones import resolve_backbone
 from ..modeling.heads import CrfTokenClassifier, save_model
 from ..modeling.losses import classification_loss, inverse_frequency_weights, is_imbalanced
@@ -78,7 +78,7 @@ def _encode(data: TaskData, split: str, tokenizer, label2id: dict, max_length: i
     import datasets
 
     examples = data.split(split)
-    norms = [normalise(e.text) for e in examples]
+    norms = [NORMALISERS[NORMALISATION](e.text) for e in examples]
     texts = [n.text for n in norms]
     full_lengths = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]] if texts else []
     token_task = data.task.kind == "token"
