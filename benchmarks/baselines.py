@@ -5,6 +5,7 @@
 The baseline is fitted on the model's train split (re-read from its manifest, hash-checked), its C chosen on
 the validation split, and scored on the test split with the same metric code as ``routerforge eval``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,17 +66,24 @@ def main() -> None:
         baseline, chosen = tfidf_lr(splits["train"], splits["val"], splits["test"], info["labels"])
         seconds = time.perf_counter() - started
         ours = info["metrics"]["test"]["classification"]
-        results[str(model_dir)] = {"model": ours, "tfidf_lr": baseline, "tfidf_lr_settings": chosen,
-                                   "tfidf_lr_seconds": seconds}
+        results[str(model_dir)] = {
+            "model": ours,
+            "tfidf_lr": baseline,
+            "tfidf_lr_settings": chosen,
+            "tfidf_lr_seconds": seconds,
+        }
 
         def cell(m, key):
             lo, hi = m[key]["ci95"]
             return f"{m[key]['value']:.4f} [{lo:.3f}, {hi:.3f}]"
 
-        for name, m in ((f"{info['backbone']['name']}{' LoRA' if info['lora'] else ''}", ours),
-                        (f"TF-IDF + LR (C={chosen['C']:g}, {seconds:.0f}s)", baseline)):
-            table.add_row(str(model_dir), str(m["n"]), name, cell(m, "accuracy"), cell(m, "macro_f1"),
-                          f"{m['n_errors']}/{m['n']}")
+        for name, m in (
+            (f"{info['backbone']['name']}{' LoRA' if info['lora'] else ''}", ours),
+            (f"TF-IDF + LR (C={chosen['C']:g}, {seconds:.0f}s)", baseline),
+        ):
+            table.add_row(
+                str(model_dir), str(m["n"]), name, cell(m, "accuracy"), cell(m, "macro_f1"), f"{m['n_errors']}/{m['n']}"
+            )
     console.print(table)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

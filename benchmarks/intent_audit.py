@@ -8,6 +8,7 @@ by hand. Reads the data in place; writes nothing.
 
 DATA_DIR defaults to ../shared/data (its function_calling/ folder holds the two files).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,14 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from routerforge.data.intents import (DEFAULT_RULES, IntentRules, intent_for_function, intent_from_bfcl_row,
-                                      intent_from_glaive_row, load_rules)
+from routerforge.data.intents import (
+    DEFAULT_RULES,
+    IntentRules,
+    intent_for_function,
+    intent_from_bfcl_row,
+    intent_from_glaive_row,
+    load_rules,
+)
 
 FILES = {"glaive_toolcall_en_demo.jsonl": intent_from_glaive_row, "bfcl_v4_queries.jsonl": intent_from_bfcl_row}
 

@@ -9,6 +9,7 @@ models) and writes the full result, machine and settings included, as JSON. The 
 (short ~30 tokens, medium ~500 tokens, one 10,000-character text); ONNX backends whose file the bundle lacks
 are listed as "not exported" (run ``routerforge export BUNDLE --format onnx|onnx-int8`` first).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from routerforge.bench.latency import format_table, latency_benchmark
 from routerforge.errors import RouterforgeError
-from routerforge.evaluation.benchmark import format_table, latency_benchmark
 from routerforge.io import write_json
 
 
@@ -30,8 +31,14 @@ def _task_dir(value: str) -> tuple[str, Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--per-task", nargs="+", type=_task_dir, required=True, metavar="TASK=DIR",
-                        help="the per-task models, e.g. category=models/category pii=models/pii-e10")
+    parser.add_argument(
+        "--per-task",
+        nargs="+",
+        type=_task_dir,
+        required=True,
+        metavar="TASK=DIR",
+        help="the per-task models, e.g. category=models/category pii=models/pii-e10",
+    )
     parser.add_argument("--bundle", type=Path, required=True, help="the multitask bundle directory")
     parser.add_argument("--repeats", type=int, default=50, help="timed requests (and batches) per configuration")
     parser.add_argument("--batch", type=int, default=32, help="batch size of the throughput measurement")
@@ -46,15 +53,25 @@ def main() -> None:
         parser.error("a task is named twice in --per-task")
     prompts = json.loads(args.prompts.read_text(encoding="utf-8")) if args.prompts else None
     try:
-        result = latency_benchmark(per_task, args.bundle, prompts=prompts, repeats=args.repeats, batch=args.batch,
-                                   window=args.window, overlap=args.overlap, progress=not args.no_progress)
+        result = latency_benchmark(
+            per_task,
+            args.bundle,
+            prompts=prompts,
+            repeats=args.repeats,
+            batch=args.batch,
+            window=args.window,
+            overlap=args.overlap,
+            progress=not args.no_progress,
+        )
     except RouterforgeError as err:
         sys.exit(f"error: {err}")
     machine, settings = result["machine"], result["settings"]
-    print(f"{machine['platform']}, {machine['cpus_usable']} CPUs, torch {machine['torch']} "
-          f"({machine['torch_threads']} threads), onnxruntime {machine['onnxruntime']}; "
-          f"{settings['repeats']} repetitions, window {settings['window']['effective']}/"
-          f"overlap {settings['overlap']['effective']}; load average {machine['load_average_1_5_15']}\n")
+    print(
+        f"{machine['platform']}, {machine['cpus_usable']} CPUs, torch {machine['torch']} "
+        f"({machine['torch_threads']} threads), onnxruntime {machine['onnxruntime']}; "
+        f"{settings['repeats']} repetitions, window {settings['window']['effective']}/"
+        f"overlap {settings['overlap']['effective']}; load average {machine['load_average_1_5_15']}\n"
+    )
     print(format_table(result))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.output, result)

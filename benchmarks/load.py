@@ -9,7 +9,7 @@ responses by status code, client-side exceptions (timeouts, refused connections)
 batch size during the point (from its /metrics). The saturation point is the lowest concurrency whose p99
 exceeds 100 ms or whose throughput grew less than 10% over the previous point. JSON goes to --output, a
 table to the terminal. ``--fake-upstream-port`` starts the fake OpenAI-compatible upstream
-(``routerforge.router.fake_upstream``) in this process, so the chat benchmark needs no LLM.
+(``routerforge.serving.fake_upstream``) in this process, so the chat benchmark needs no LLM.
 
 The full benchmark (on an otherwise idle machine; the client shares its cores with the server, so note
 the load average the JSON records), batching on, then off:
@@ -30,6 +30,7 @@ Both configs serve ``runs/local-data/bundle`` (pass BUNDLE to ``serve`` for anot
 to the fake upstream on 127.0.0.1:9000. Prompts are rows of the four synthetic tasks joined and cut at 30
 tokens of ``--tokenizer`` (a bundle directory), or at 23 words (about 30 WordPiece tokens) without it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,7 @@ WORDS_PER_30_TOKENS = 23
 def make_prompts(n: int = 256, tokenizer: Path | None = None, seed: int = 0) -> list[str]:
     """``n`` varied ~30-token prompts from the synthetic tasks (category, PII, jailbreak and intent rows)."""
     if tokenizer is not None:
-        from routerforge.evaluation.benchmark import default_prompts
+        from routerforge.bench.latency import default_prompts
 
         return default_prompts(tokenizer, n_texts=n, seed=seed)["short"]
     from routerforge.data.synth import generate
@@ -89,8 +90,9 @@ async def batch_stats(client: httpx.AsyncClient) -> tuple[float, float] | None:
     return None
 
 
-async def run_point(client: httpx.AsyncClient, endpoint: str, concurrency: int, duration: float,
-                    prompts: list[str], model: str) -> dict:
+async def run_point(
+    client: httpx.AsyncClient, endpoint: str, concurrency: int, duration: float, prompts: list[str], model: str
+) -> dict:
     """``concurrency`` workers, each sending its next request as soon as the previous one answers."""
     path, latencies, statuses, exceptions = PATHS[endpoint], [], Counter(), Counter()
     before = await batch_stats(client)
@@ -120,12 +122,17 @@ async def run_point(client: httpx.AsyncClient, endpoint: str, concurrency: int, 
     elapsed = loop.time() - started
     after = await batch_stats(client)
     ms = np.array(latencies) * 1000
-    point = {"concurrency": concurrency, "seconds": round(elapsed, 2), "ok": len(latencies),
-             "throughput_rps": round(len(latencies) / elapsed, 2),
-             "p50_ms": round(float(np.percentile(ms, 50)), 2) if len(ms) else None,
-             "p99_ms": round(float(np.percentile(ms, 99)), 2) if len(ms) else None,
-             "status_codes": {str(code): n for code, n in sorted(statuses.items())}, "exceptions": dict(exceptions),
-             "mean_batch_size": None}
+    point = {
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 2),
+        "ok": len(latencies),
+        "throughput_rps": round(len(latencies) / elapsed, 2),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2) if len(ms) else None,
+        "p99_ms": round(float(np.percentile(ms, 99)), 2) if len(ms) else None,
+        "status_codes": {str(code): n for code, n in sorted(statuses.items())},
+        "exceptions": dict(exceptions),
+        "mean_batch_size": None,
+    }
     if before and after and after[0] > before[0]:
         point["mean_batch_size"] = round((after[1] - before[1]) / (after[0] - before[0]), 2)
     return point
@@ -137,9 +144,11 @@ def saturation(points: list[dict]) -> dict | None:
         if point["p99_ms"] is not None and point["p99_ms"] > P99_LIMIT_MS:
             return {"concurrency": point["concurrency"], "reason": f"p99 {point['p99_ms']} ms > {P99_LIMIT_MS:g} ms"}
         if previous is not None and point["throughput_rps"] < MIN_GROWTH * previous["throughput_rps"]:
-            return {"concurrency": point["concurrency"],
-                    "reason": f"throughput {point['throughput_rps']} req/s grew < {MIN_GROWTH - 1:.0%} over "
-                              f"concurrency {previous['concurrency']} ({previous['throughput_rps']} req/s)"}
+            return {
+                "concurrency": point["concurrency"],
+                "reason": f"throughput {point['throughput_rps']} req/s grew < {MIN_GROWTH - 1:.0%} over "
+                f"concurrency {previous['concurrency']} ({previous['throughput_rps']} req/s)",
+            }
         previous = point
     return None
 
@@ -156,35 +165,63 @@ async def benchmark(args, prompts: list[str]) -> dict:
         points = []
         for concurrency in args.concurrency:
             points.append(await run_point(client, args.endpoint, concurrency, args.duration, prompts, args.model))
-            print(f"concurrency {concurrency}: {points[-1]['throughput_rps']} req/s, p99 {points[-1]['p99_ms']} ms",
-                  file=sys.stderr)
-    return {"label": args.label, "url": args.url, "endpoint": args.endpoint, "server": ready.json(),
-            "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "timeout_s": args.timeout,
-                         "concurrency": args.concurrency, "n_prompts": len(prompts),
-                         "prompt_words_mean": round(float(np.mean([len(p.split()) for p in prompts])), 1),
-                         "prompts": f"30 tokens of {args.tokenizer}" if args.tokenizer else
-                                    f"{WORDS_PER_30_TOKENS} words (~30 WordPiece tokens)",
-                         "model": args.model if args.endpoint == "chat" else None,
-                         "fake_upstream_port": args.fake_upstream_port},
-            "machine": {"platform": platform.platform(), "python": sys.version.split()[0],
-                        "cpu_count": os.cpu_count(), "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]},
-            "points": points, "saturation": saturation(points)}
+            print(
+                f"concurrency {concurrency}: {points[-1]['throughput_rps']} req/s, p99 {points[-1]['p99_ms']} ms",
+                file=sys.stderr,
+            )
+    return {
+        "label": args.label,
+        "url": args.url,
+        "endpoint": args.endpoint,
+        "server": ready.json(),
+        "settings": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "timeout_s": args.timeout,
+            "concurrency": args.concurrency,
+            "n_prompts": len(prompts),
+            "prompt_words_mean": round(float(np.mean([len(p.split()) for p in prompts])), 1),
+            "prompts": f"30 tokens of {args.tokenizer}"
+            if args.tokenizer
+            else f"{WORDS_PER_30_TOKENS} words (~30 WordPiece tokens)",
+            "model": args.model if args.endpoint == "chat" else None,
+            "fake_upstream_port": args.fake_upstream_port,
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "cpu_count": os.cpu_count(),
+            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        },
+        "points": points,
+        "saturation": saturation(points),
+    }
 
 
 def print_table(result: dict) -> None:
-    table = Table(title=f"{result['endpoint']} load ({result['label'] or result['url']}), "
-                        f"{result['settings']['duration_s']:g} s per point")
+    table = Table(
+        title=f"{result['endpoint']} load ({result['label'] or result['url']}), "
+        f"{result['settings']['duration_s']:g} s per point"
+    )
     for column in ("concurrency", "req/s", "p50 ms", "p99 ms", "mean batch", "status codes", "exceptions"):
         table.add_column(column, justify="right" if column not in ("status codes", "exceptions") else "left")
     for p in result["points"]:
-        table.add_row(str(p["concurrency"]), f"{p['throughput_rps']:.1f}", str(p["p50_ms"]), str(p["p99_ms"]),
-                      str(p["mean_batch_size"] or "-"), ", ".join(f"{k}: {v}" for k, v in p["status_codes"].items()),
-                      ", ".join(f"{k}: {v}" for k, v in p["exceptions"].items()) or "-")
+        table.add_row(
+            str(p["concurrency"]),
+            f"{p['throughput_rps']:.1f}",
+            str(p["p50_ms"]),
+            str(p["p99_ms"]),
+            str(p["mean_batch_size"] or "-"),
+            ", ".join(f"{k}: {v}" for k, v in p["status_codes"].items()),
+            ", ".join(f"{k}: {v}" for k, v in p["exceptions"].items()) or "-",
+        )
     console = Console()
     console.print(table)
     found = result["saturation"]
-    console.print(f"saturation: concurrency {found['concurrency']} ({found['reason']})" if found
-                  else "saturation: not reached", highlight=False)
+    console.print(
+        f"saturation: concurrency {found['concurrency']} ({found['reason']})" if found else "saturation: not reached",
+        highlight=False,
+    )
 
 
 def main() -> None:
@@ -207,7 +244,7 @@ def main() -> None:
     prompts = make_prompts(tokenizer=args.tokenizer)
     with ExitStack() as stack:
         if args.fake_upstream_port:
-            from routerforge.router.fake_upstream import FakeUpstream, background_server
+            from routerforge.serving.fake_upstream import FakeUpstream, background_server
 
             stack.enter_context(background_server(FakeUpstream(record=False).app, port=args.fake_upstream_port))
         try:

@@ -5,9 +5,10 @@
 
 Both sides are scored through the same runtime (torch backend, calibrated as each model's routerforge.json
 says) with the same metric code as ``routerforge eval``; the script refuses to compare a task whose
-test splits differ (and reports how many train/validation rows differ). For each task the bundle's metric is placed against the per-task model's 95% bootstrap
-interval ("inside", "above" or "below").
+test splits differ (and reports how many train/validation rows differ). For each task the bundle's metric is
+placed against the per-task model's 95% bootstrap interval ("inside", "above" or "below").
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from routerforge.data import load_split_from_manifest
-from routerforge.io import write_json
 from routerforge.evaluation.evaluate import evaluate_examples, task_data_info
+from routerforge.io import write_json
 from routerforge.runtime.engine import Router
 
 
@@ -49,17 +50,31 @@ def main() -> None:
         other = task_data_info(single.info, task)["manifest"]["splits"]
         if other["test"] != manifest["splits"]["test"]:
             raise SystemExit(f"{task}: the per-task model and the bundle have different test splits")
-        moved = {split: len({tuple(r) for r in other[split]} ^ {tuple(r) for r in manifest["splits"][split]})
-                 for split in ("train", "val")}
+        moved = {
+            split: len({tuple(r) for r in other[split]} ^ {tuple(r) for r in manifest["splits"][split]})
+            for split in ("train", "val")
+        }
         test = load_split_from_manifest(manifest, "test")
         per_task, multitask = (headline_metrics(evaluate_examples(r, task, test)) for r in (single, bundle))
-        results[task] = {"rows": len(test), "per_task_model": path, "per_task": per_task, "multitask": multitask,
-                         "train_val_rows_that_differ": moved}
+        results[task] = {
+            "rows": len(test),
+            "per_task_model": path,
+            "per_task": per_task,
+            "multitask": multitask,
+            "train_val_rows_that_differ": moved,
+        }
         for name, reference in per_task.items():
             value, (lo, hi) = multitask[name]["value"], reference["ci95"]
             verdict = "inside" if lo <= value <= hi else ("above" if value > hi else "below")
-            rows.append((task, name, f"{reference['value']:.4f} [{lo:.4f}, {hi:.4f}]",
-                         f"{value:.4f} [{multitask[name]['ci95'][0]:.4f}, {multitask[name]['ci95'][1]:.4f}]", verdict))
+            rows.append(
+                (
+                    task,
+                    name,
+                    f"{reference['value']:.4f} [{lo:.4f}, {hi:.4f}]",
+                    f"{value:.4f} [{multitask[name]['ci95'][0]:.4f}, {multitask[name]['ci95'][1]:.4f}]",
+                    verdict,
+                )
+            )
     table = Table(title=f"test splits: per-task models vs the multitask bundle {args.bundle}")
     for column in ("task", "metric", "per-task [95% CI]", "multitask [95% CI]", "multitask vs per-task CI"):
         table.add_column(column)

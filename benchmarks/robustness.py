@@ -14,6 +14,7 @@ test ROC-AUC. Long variants are windowed by the Router (the most suspicious wind
 ``--normalisation``: ``model`` = what the model records (absent: identity); otherwise an override, e.g. the new
 normaliser on old weights.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,10 +31,9 @@ from routerforge.data.augment import BENCHMARK_VARIANTS, variants
 from routerforge.evaluation.evaluate import head_splits
 from routerforge.io import write_json
 from routerforge.runtime.engine import Router
-from routerforge.runtime.normalise import NORMALISERS
+from routerforge.text.normalise import NORMALISERS
 
-ROLE_PLAY = re.compile(r"^\W*(you are|you're|act as|acting as|pretend|imagine|role-?play|let's play)\b",
-                       re.IGNORECASE)
+ROLE_PLAY = re.compile(r"^\W*(you are|you're|act as|acting as|pretend|imagine|role-?play|let's play)\b", re.IGNORECASE)
 
 
 def _count(flags: list[bool]) -> dict:
@@ -58,10 +58,17 @@ def measure(model: str, normalisation: str, seed: int) -> dict:
         for name, text in variants(e.text, random.Random(f"robustness:{seed}:{e.key}"), filler).items():
             texts[name].append(text)
     started = time.perf_counter()
-    result = {"model": model, "backend": router.backend_name, "threshold": router.threshold,
-              "normalisation": {"recorded": router.info.get("normalisation"), "requested": normalisation},
-              "test_rows": len(test), "jailbreak_rows": sum(attack), "benign_rows": len(test) - sum(attack),
-              "role_play_benign_rows": sum(role_play), "variants": {}}
+    result = {
+        "model": model,
+        "backend": router.backend_name,
+        "threshold": router.threshold,
+        "normalisation": {"recorded": router.info.get("normalisation"), "requested": normalisation},
+        "test_rows": len(test),
+        "jailbreak_rows": sum(attack),
+        "benign_rows": len(test) - sum(attack),
+        "role_play_benign_rows": sum(role_play),
+        "variants": {},
+    }
     for name, batch in texts.items():
         signals = router.classify_batch(batch)
         flagged = [s.jailbreak.flagged for s in signals]
@@ -71,8 +78,10 @@ def measure(model: str, normalisation: str, seed: int) -> dict:
             "detection": _count([f for f, a in zip(flagged, attack) if a]),
             "fpr": _count([f for f, a in zip(flagged, attack) if not a]),
             "fpr_role_play": _count([f for f, r in zip(flagged, role_play) if r]),
-            "windows": sum(s.windows for s in signals), "truncated": sum(s.truncated for s in signals),
-            "example": batch[attack.index(True)][:300]}
+            "windows": sum(s.windows for s in signals),
+            "truncated": sum(s.truncated for s in signals),
+            "example": batch[attack.index(True)][:300],
+        }
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -82,8 +91,10 @@ def _cell(count: dict) -> str:
 
 
 def table(result: dict) -> Table:
-    out = Table(title=f"{result['model']} [{result['backend']}, normalisation {result['normalisation']['requested']}"
-                      f", threshold {result['threshold']:.3f}]: clean ROC-AUC {result['clean_roc_auc']:.4f}")
+    out = Table(
+        title=f"{result['model']} [{result['backend']}, normalisation {result['normalisation']['requested']}"
+        f", threshold {result['threshold']:.3f}]: clean ROC-AUC {result['clean_roc_auc']:.4f}"
+    )
     for column in ("variant", "detection", "FPR", "FPR role-play", "windows"):
         out.add_column(column)
     for name, v in result["variants"].items():
@@ -100,8 +111,12 @@ def main() -> None:
     args = parser.parse_args()
 
     console = Console()
-    results = {"seed": args.seed, "normalisation": args.normalisation,
-               "variants": {name: list(chain) for name, chain in BENCHMARK_VARIANTS.items()}, "models": []}
+    results = {
+        "seed": args.seed,
+        "normalisation": args.normalisation,
+        "variants": {name: list(chain) for name, chain in BENCHMARK_VARIANTS.items()},
+        "models": [],
+    }
     for model in args.models:
         result = measure(model, args.normalisation, args.seed)
         results["models"].append(result)

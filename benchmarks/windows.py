@@ -8,6 +8,7 @@ setting scores exact-span entity F1 over the documents (with its bootstrap inter
 same rows one by one, and the p50 time per document. A merge that lost or doubled spans at window edges
 would show as an F1 below the per-row one; too little overlap shows the same way.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from routerforge.data.schema import Span
-from routerforge.io import write_json
 from routerforge.evaluation.evaluate import head_splits
 from routerforge.evaluation.metrics import span_metrics
+from routerforge.io import write_json
 from routerforge.runtime.engine import Router, read_info
 
 SETTINGS = ((64, 16), (128, 0), (128, 32), (128, 64), (256, 64), (512, 128))
@@ -31,7 +32,7 @@ def documents(rows, per_doc: int):
     docs = []
     for start in range(0, len(rows) - per_doc + 1, per_doc):
         text, spans = "", []
-        for row in rows[start:start + per_doc]:
+        for row in rows[start : start + per_doc]:
             offset = len(text)
             text += row.text + "\n\n"
             spans += [Span(s.entity_type, s.start + offset, s.end + offset) for s in row.spans]
@@ -72,18 +73,31 @@ def main() -> None:
             predicted.append(spans_of(signals))
             windows.append(signals.windows)
         f1 = span_metrics(gold, predicted, n_boot=500)["micro_f1"]
-        results["settings"].append({"window": window, "overlap": overlap, "entity_f1": f1,
-                                    "windows_per_doc": float(np.mean(windows)),
-                                    "p50_ms_per_doc": float(np.median(seconds) * 1000)})
-    table = Table(title=f"PII over {len(docs)} documents of {args.rows_per_doc} test rows "
-                        f"(~{results['document_tokens']['mean']:.0f} tokens); backend {base.backend_name}; "
-                        f"per-row F1 {results['per_row_f1']['value']:.4f}")
+        results["settings"].append(
+            {
+                "window": window,
+                "overlap": overlap,
+                "entity_f1": f1,
+                "windows_per_doc": float(np.mean(windows)),
+                "p50_ms_per_doc": float(np.median(seconds) * 1000),
+            }
+        )
+    table = Table(
+        title=f"PII over {len(docs)} documents of {args.rows_per_doc} test rows "
+        f"(~{results['document_tokens']['mean']:.0f} tokens); backend {base.backend_name}; "
+        f"per-row F1 {results['per_row_f1']['value']:.4f}"
+    )
     for column in ("window", "overlap", "entity F1 [95% CI]", "windows/doc", "p50 ms/doc"):
         table.add_column(column)
     for s in results["settings"]:
         f1 = s["entity_f1"]
-        table.add_row(str(s["window"]), str(s["overlap"]), f"{f1['value']:.4f} [{f1['ci95'][0]:.4f}, {f1['ci95'][1]:.4f}]",
-                      f"{s['windows_per_doc']:.1f}", f"{s['p50_ms_per_doc']:.1f}")
+        table.add_row(
+            str(s["window"]),
+            str(s["overlap"]),
+            f"{f1['value']:.4f} [{f1['ci95'][0]:.4f}, {f1['ci95'][1]:.4f}]",
+            f"{s['windows_per_doc']:.1f}",
+            f"{s['p50_ms_per_doc']:.1f}",
+        )
     Console().print(table)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

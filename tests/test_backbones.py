@@ -1,4 +1,5 @@
 """Backbone aliases, LoRA targets checked against real module names, adaptive hyperparameters, LoRA wrapping."""
+
 from __future__ import annotations
 
 import sys
@@ -31,13 +32,20 @@ def modernbert_model(tiny_modernbert):
 
 # ---------------------------------------------------------------------------------------------------- LoRA targets
 
+
 def test_bert_auto_targets(bert_model):
     targets = resolve_lora_targets(bert_model)
     assert targets == sorted(targets) and len(targets) == len(set(targets))
     for layer in range(2):
         prefix = f"bert.encoder.layer.{layer}."
-        assert {prefix + "attention.self.query", prefix + "attention.self.key", prefix + "attention.self.value",
-                prefix + "attention.output.dense", prefix + "intermediate.dense", prefix + "output.dense"} <= set(targets)
+        assert {
+            prefix + "attention.self.query",
+            prefix + "attention.self.key",
+            prefix + "attention.self.value",
+            prefix + "attention.output.dense",
+            prefix + "intermediate.dense",
+            prefix + "output.dense",
+        } <= set(targets)
     assert not any(t.startswith("classifier") for t in targets)
     modules = dict(bert_model.named_modules())
     assert all(t in modules for t in targets)
@@ -54,7 +62,9 @@ def test_modernbert_auto_targets(modernbert_model):
 
 
 def test_explicit_targets(bert_model):
-    assert resolve_lora_targets(bert_model, "query") == [f"bert.encoder.layer.{i}.attention.self.query" for i in range(2)]
+    assert resolve_lora_targets(bert_model, "query") == [
+        f"bert.encoder.layer.{i}.attention.self.query" for i in range(2)
+    ]
     assert len(resolve_lora_targets(bert_model, ["query", "value"])) == 4
 
 
@@ -78,6 +88,7 @@ def test_unknown_architecture_needs_explicit_targets(bert_model, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------------- backbones
+
 
 def test_aliases():
     assert resolve_backbone("modernbert-base") == "answerdotai/ModernBERT-base"
@@ -118,6 +129,7 @@ def test_minilm_with_its_wheel():
 
 # ---------------------------------------------------------------------------------------------------- hyperparameters
 
+
 @pytest.mark.parametrize("rows, regime", [(1, 0), (999, 0), (1000, 1), (5000, 1), (5001, 2), (10**6, 2)])
 def test_adaptive_regimes(rows, regime):
     params = adaptive_hyperparams(rows)
@@ -155,6 +167,7 @@ def test_lora_settings_alpha():
 
 
 # ---------------------------------------------------------------------------------------------------- wrapping
+
 
 def test_wrap_with_lora_trains_only_lora_and_head(tiny_bert):
     model = classifier(tiny_bert)

@@ -1,5 +1,6 @@
 """MicroBatcher: concurrent submissions share one call, max_wait bounds the wait, a full queue refuses, and an
 exception reaches every waiter of its batch without stopping the worker."""
+
 from __future__ import annotations
 
 import asyncio
@@ -130,8 +131,7 @@ def test_exception_reaches_every_waiter_and_the_batcher_recovers():
 
     async def main():
         async with MicroBatcher(fn, max_batch_size=16, max_wait_ms=50, queue_size=64) as batcher:
-            outcomes = await asyncio.gather(batcher.submit(["ok"]), batcher.submit(["bad"]),
-                                            return_exceptions=True)
+            outcomes = await asyncio.gather(batcher.submit(["ok"]), batcher.submit(["bad"]), return_exceptions=True)
             after = await batcher.submit(["fine"])
             return outcomes, after
 

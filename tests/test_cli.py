@@ -1,4 +1,5 @@
 """CLI paths that need no training: --config merging, the data command, synthetic augmentation, safety checks."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,11 @@ def _config(tmp_path, **task_extra):
     write_jsonl("jailbreak", tmp_path / "data" / "jb.jsonl", 200, seed=3)
     extra = "".join(f", {k}: {v}" for k, v in task_extra.items())
     path = tmp_path / "cfg.yaml"
-    path.write_text(f"name: t\nseed: 5\ndata_dir: {tmp_path / 'data'}\n"
-                    f"tasks:\n  jailbreak: {{data: [jb.jsonl]{extra}}}\n"
-                    "splits: {val: 0.2, test: 0.2, near_duplicate_threshold: 0.95}\n")
+    path.write_text(
+        f"name: t\nseed: 5\ndata_dir: {tmp_path / 'data'}\n"
+        f"tasks:\n  jailbreak: {{data: [jb.jsonl]{extra}}}\n"
+        "splits: {val: 0.2, test: 0.2, near_duplicate_threshold: 0.95}\n"
+    )
     return path
 
 

@@ -1,4 +1,5 @@
 """The YAML schema of DESIGN.md: a valid file loads; every bad file is a RouterforgeError naming file and field."""
+
 from __future__ import annotations
 
 import os
@@ -59,7 +60,8 @@ def test_minimal_config_and_defaults(tmp_path):
 
 def test_lora_and_overrides(tmp_path):
     text = VALID.replace("  lora: null", "  lora: {rank: 4, targets: [query, value]}").replace(
-        "  overrides: {}", "  overrides: {epochs: 1, lr: 3.0e-5, batch_size: 2}")
+        "  overrides: {}", "  overrides: {epochs: 1, lr: 3.0e-5, batch_size: 2}"
+    )
     config = load_config(write(tmp_path, text))
     assert config.training.lora.rank == 4 and config.training.lora.alpha == 8.0
     assert config.training.lora.targets == ["query", "value"]
@@ -102,18 +104,21 @@ def test_unknown_hyperparameter(tmp_path):
     expect_error(write(tmp_path, text), "field training.overrides", "learning_rate")
 
 
-@pytest.mark.parametrize("old, new, field", [
-    ("seed: 13", "seed: thirteen", "field seed"),
-    ("  max_length: 128", "  max_length: lots", "field training.max_length"),
-    ("  max_length: 128", "  max_length: 4", "field training.max_length"),
-    ("  mode: per-task", "  mode: sometimes", "field training.mode"),
-    ("splits: {val: 0.1,", "splits: {val: 1.5,", "field splits.val"),
-    ("export: {formats: [onnx, onnx-int8]}", "export: {formats: [tflite]}", "field export.formats.0"),
-    ("name: local-data", "name: my run/1", "field name"),
-    ("  lora: null", "  lora: {rank: 0}", "field training.lora.rank"),
-    ("  lora: null", "  lora: {rank: 8, scale: 2}", "field training.lora.scale"),
-    ("  jailbreak: {data: [jailbreak/train.jsonl]}", "  jailbreak: {data: 5}", "field tasks.jailbreak.data"),
-])
+@pytest.mark.parametrize(
+    "old, new, field",
+    [
+        ("seed: 13", "seed: thirteen", "field seed"),
+        ("  max_length: 128", "  max_length: lots", "field training.max_length"),
+        ("  max_length: 128", "  max_length: 4", "field training.max_length"),
+        ("  mode: per-task", "  mode: sometimes", "field training.mode"),
+        ("splits: {val: 0.1,", "splits: {val: 1.5,", "field splits.val"),
+        ("export: {formats: [onnx, onnx-int8]}", "export: {formats: [tflite]}", "field export.formats.0"),
+        ("name: local-data", "name: my run/1", "field name"),
+        ("  lora: null", "  lora: {rank: 0}", "field training.lora.rank"),
+        ("  lora: null", "  lora: {rank: 8, scale: 2}", "field training.lora.scale"),
+        ("  jailbreak: {data: [jailbreak/train.jsonl]}", "  jailbreak: {data: 5}", "field tasks.jailbreak.data"),
+    ],
+)
 def test_bad_values(tmp_path, old, new, field):
     assert old in VALID
     expect_error(write(tmp_path, VALID.replace(old, new)), field)
@@ -135,10 +140,19 @@ def test_missing_file(tmp_path):
 
 def test_data_paths(tmp_path):
     absolute = str(tmp_path / "abs.jsonl")
-    config = ProjectConfig.model_validate({"data_dir": "/data/root", "tasks": {"jailbreak": {
-        "data": ["jailbreak/train.jsonl", "hf:jackhhao/jailbreak-classification:test", absolute]}}})
+    config = ProjectConfig.model_validate(
+        {
+            "data_dir": "/data/root",
+            "tasks": {
+                "jailbreak": {"data": ["jailbreak/train.jsonl", "hf:jackhhao/jailbreak-classification:test", absolute]}
+            },
+        }
+    )
     assert config.data_paths("jailbreak") == [
-        os.path.join("/data/root", "jailbreak/train.jsonl"), "hf:jackhhao/jailbreak-classification:test", absolute]
+        os.path.join("/data/root", "jailbreak/train.jsonl"),
+        "hf:jackhhao/jailbreak-classification:test",
+        absolute,
+    ]
     # an explicit data_dir (the CLI's --data-dir) wins over the config's
     assert config.data_paths("jailbreak", "other")[0] == os.path.join("other", "jailbreak/train.jsonl")
     no_dir = ProjectConfig.model_validate({"tasks": {"jailbreak": {"data": "x/train.jsonl"}}})

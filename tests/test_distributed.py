@@ -6,6 +6,7 @@ the ranks take alternate one-task batches of the sampler's sequence), only rank 
 
 This file is also the worker script: ``python -m torch.distributed.run ... tests/test_distributed.py WORKDIR``.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,9 +34,10 @@ def _free_port() -> int:
 
 def _worker(workdir: Path) -> None:
     """One rank: record the training batches it collates and the model writes, train both ways, load the model."""
+    from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
+
     import routerforge as rf
     from routerforge.training import multitask, trainer
-    from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
     rank = int(os.environ["RANK"])
     batches, encoded, writes = [], [], []
@@ -44,6 +46,7 @@ def _worker(workdir: Path) -> None:
         def wrapper(self, features):
             batches.append([list(f["input_ids"]) for f in features])
             return call(self, features)
+
         return wrapper
 
     for cls in (DataCollatorWithPadding, DataCollatorForTokenClassification):
@@ -67,35 +70,53 @@ def _worker(workdir: Path) -> None:
 
     def load(task, seed):
         data = rf.data.load(task, str(workdir / f"{task}.jsonl"), seed=seed)
-        data.train = data.train[:len(data.train) // (WORLD * BATCH) * WORLD * BATCH]  # no padding batches
+        data.train = data.train[: len(data.train) // (WORLD * BATCH) * WORLD * BATCH]  # no padding batches
         return data
 
     jailbreak, pii = load("jailbreak", 1), load("pii", 2)
     runs = {}
-    for name, train in (("per-task", lambda out: rf.train(jailbreak, model=str(workdir / "backbone"), output=out,
-                                                          hyperparams=HYPER, progress=False)),
-                        ("multitask", lambda out: rf.train_multitask(
-                            {"jailbreak": jailbreak, "pii": pii}, model=str(workdir / "backbone"), output=out,
-                            hyperparams=HYPER, progress=False))):
+    for name, train in (
+        (
+            "per-task",
+            lambda out: rf.train(
+                jailbreak, model=str(workdir / "backbone"), output=out, hyperparams=HYPER, progress=False
+            ),
+        ),
+        (
+            "multitask",
+            lambda out: rf.train_multitask(
+                {"jailbreak": jailbreak, "pii": pii},
+                model=str(workdir / "backbone"),
+                output=out,
+                hyperparams=HYPER,
+                progress=False,
+            ),
+        ),
+    ):
         for recorded in (batches, encoded, writes):
             recorded.clear()
         out = workdir / name
         result = train(out)
         signals = rf.Router.load(out).classify(TEXT)  # every rank: the model is complete once train() returns
-        runs[name] = {"batches": list(batches), "train_rows": list(encoded), "writes": list(writes),
-                      "global_steps": result.info.get("training", {}).get("global_steps"),
-                      "jailbreak": signals.jailbreak.label}
+        runs[name] = {
+            "batches": list(batches),
+            "train_rows": list(encoded),
+            "writes": list(writes),
+            "global_steps": result.info.get("training", {}).get("global_steps"),
+            "jailbreak": signals.jailbreak.label,
+        }
     (workdir / f"rank{rank}.json").write_text(json.dumps(runs))
 
 
 def _epochs(batches: list, rows, steps_per_epoch: int) -> list[list]:
     """A rank's training batches (evaluation batches dropped), as one list per epoch."""
     train = [b for b in batches if all(tuple(ids) in rows for ids in b)]
-    return [train[i:i + steps_per_epoch] for i in range(0, len(train), steps_per_epoch)]
+    return [train[i : i + steps_per_epoch] for i in range(0, len(train), steps_per_epoch)]
 
 
-@pytest.mark.parametrize(("fsdp", "zero_stage", "refused"),
-                         [(False, None, False), (False, 2, False), (True, None, True), (False, 3, True)])
+@pytest.mark.parametrize(
+    ("fsdp", "zero_stage", "refused"), [(False, None, False), (False, 2, False), (True, None, True), (False, 3, True)]
+)
 def test_sharded_weights_are_refused_before_training(fsdp, zero_stage, refused):
     """Rank 0 writes the model from its own weights: FSDP and ZeRO-3, which shard them, are refused up front."""
     from types import SimpleNamespace
@@ -104,8 +125,9 @@ def test_sharded_weights_are_refused_before_training(fsdp, zero_stage, refused):
     from routerforge.training.trainer import refuse_sharded_weights
 
     plugin = SimpleNamespace(zero_stage=zero_stage) if zero_stage else None
-    trainer = SimpleNamespace(is_fsdp_enabled=fsdp, accelerator=SimpleNamespace(state=SimpleNamespace(
-        deepspeed_plugin=plugin)))
+    trainer = SimpleNamespace(
+        is_fsdp_enabled=fsdp, accelerator=SimpleNamespace(state=SimpleNamespace(deepspeed_plugin=plugin))
+    )
     if refused:
         with pytest.raises(RouterforgeError, match="shard the weights"):
             refuse_sharded_weights(trainer)
@@ -127,8 +149,8 @@ def test_task_batches_shard_whole_across_ranks(sizes):
     shards = [list(BatchSamplerShard(sampler, num_processes=WORLD, process_index=r)) for r in range(WORLD)]
     assert [len(s) for s in shards] == [-(-len(whole) // WORLD)] * WORLD
     for rank, shard in enumerate(shards):
-        assert shard[:len(whole[rank::WORLD])] == whole[rank::WORLD]
-        assert all(b in whole[:WORLD] for b in shard[len(whole[rank::WORLD]):])  # padding: whole early batches
+        assert shard[: len(whole[rank::WORLD])] == whole[rank::WORLD]
+        assert all(b in whole[:WORLD] for b in shard[len(whole[rank::WORLD]) :])  # padding: whole early batches
         assert all(len({task_of[i] for i in batch}) == 1 for batch in shard)
 
 
@@ -143,9 +165,23 @@ def test_two_process_ddp_shards_data_and_rank0_writes(tiny_bert, tmp_path):
     write_jsonl("pii", tmp_path / "pii.jsonl", 60, seed=2)
     env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
     started = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD),
-                          "--master_port", str(_free_port()), __file__, str(tmp_path)],
-                         env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(WORLD),
+            "--master_port",
+            str(_free_port()),
+            __file__,
+            str(tmp_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     seconds = time.perf_counter() - started
     print(f"torchrun wall time: {seconds:.1f}s")
     assert run.returncode == 0, run.stderr[-4000:]
@@ -171,7 +207,7 @@ def test_two_process_ddp_shards_data_and_rank0_writes(tiny_bert, tmp_path):
         expected = [[list(flat[i]) for i in batch] for batch in sampler]
         for rank in range(WORLD):
             mine = expected[rank::WORLD]
-            assert shards[rank][epoch][:len(mine)] == mine
+            assert shards[rank][epoch][: len(mine)] == mine
 
     for name in ("per-task", "multitask"):
         assert ranks[0][name]["writes"] == [str(tmp_path / name)] and ranks[1][name]["writes"] == []

@@ -1,4 +1,5 @@
 """Exports (ONNX fp32, int8, TorchScript) of tiny BERT and ModernBERT models and bundles, parity-checked."""
+
 from __future__ import annotations
 
 import json
@@ -90,8 +91,14 @@ def test_bundle_exports_all_heads(tiny_bert, tmp_path):
     for task in ("category", "pii", "jailbreak", "intent"):
         source = write_jsonl(task, tmp_path / f"{task}.jsonl", 160, seed=1)
         data[task] = rf.data.load(task, str(source), group_by="template_id" if task == "pii" else None)
-    rf.train_multitask(data, model=str(tiny_bert), output=tmp_path / "bundle", crf=True, progress=False,
-                       hyperparams=dict(FAST, epochs=1))  # fp32 parity needs no trained margins
+    rf.train_multitask(
+        data,
+        model=str(tiny_bert),
+        output=tmp_path / "bundle",
+        crf=True,
+        progress=False,
+        hyperparams=dict(FAST, epochs=1),
+    )  # fp32 parity needs no trained margins
     cli = CliRunner().invoke(app, ["export", str(tmp_path / "bundle"), "--format", "onnx"])
     assert cli.exit_code == 0, cli.output
     record = json.loads((tmp_path / "bundle" / "routerforge.json").read_text())["exports"]["onnx"]
@@ -100,8 +107,9 @@ def test_bundle_exports_all_heads(tiny_bert, tmp_path):
     onnx, torch = rf.Router.load(tmp_path / "bundle", "onnx"), rf.Router.load(tmp_path / "bundle", "torch")
     text = "Call John Smith at 555-123-4567 about the integral of x squared"
     got, want = onnx.classify(text).pii, torch.classify(text).pii  # same CRF decode on equal emissions
-    assert [(s.entity_type, s.start, s.end, s.text) for s in got] == [(s.entity_type, s.start, s.end, s.text)
-                                                                      for s in want]
+    assert [(s.entity_type, s.start, s.end, s.text) for s in got] == [
+        (s.entity_type, s.start, s.end, s.text) for s in want
+    ]
     assert [s.score for s in got] == pytest.approx([s.score for s in want], abs=1e-6)  # fp32 ONNX vs torch
 
 

@@ -1,6 +1,7 @@
 """ExtProc server: Envoy's message sequence over a real gRPC stream (headers, then the buffered body), the
 mutations and immediate replies it gets back; and configs/envoy.yaml (and the copy in docs/envoy.md) parsed
 against Envoy's own protos, so a typo in either fails here."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,12 +25,12 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from google.protobuf import json_format
 
-from routerforge.router.config import RouterConfig, ServerConfig
-from routerforge.router.extproc import start_extproc
-from routerforge.router.policy import Decision
-from routerforge.router.service import RouterService
 from routerforge.runtime.batcher import QueueFull, TooManyTexts
 from routerforge.runtime.signals import JailbreakSignal, LabelSignal, PiiSpan, Signals
+from routerforge.serving.config import RouterConfig, ServerConfig
+from routerforge.serving.extproc import start_extproc
+from routerforge.serving.policy import Decision
+from routerforge.serving.service import RouterService
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVOY_YAML = ROOT / "configs" / "envoy.yaml"
@@ -40,6 +41,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 # -- configs/envoy.yaml and docs/envoy.md --------------------------------------------------------------------
+
 
 def _bootstrap(text: str) -> bootstrap_pb2.Bootstrap:
     return json_format.ParseDict(yaml.safe_load(text), bootstrap_pb2.Bootstrap())
@@ -66,8 +68,11 @@ def test_envoy_config_parses_as_a_bootstrap_and_is_wired_up(text):
     ext_proc = ext_proc_pb2.ExternalProcessor()
     assert hcm.http_filters[0].typed_config.Unpack(ext_proc)
     mode = ext_proc.processing_mode
-    assert (mode.request_header_mode, mode.request_body_mode, mode.response_header_mode) == \
-        (Mode.SEND, Mode.BUFFERED, Mode.SKIP)
+    assert (mode.request_header_mode, mode.request_body_mode, mode.response_header_mode) == (
+        Mode.SEND,
+        Mode.BUFFERED,
+        Mode.SKIP,
+    )
     assert not ext_proc.failure_mode_allow and ext_proc.allow_mode_override
     assert ext_proc.message_timeout.seconds > ServerConfig().classify_timeout_s
 
@@ -75,7 +80,8 @@ def test_envoy_config_parses_as_a_bootstrap_and_is_wired_up(text):
     grpc_cluster = clusters[ext_proc.grpc_service.envoy_grpc.cluster_name]
     options = http_protocol_options_pb2.HttpProtocolOptions()
     assert grpc_cluster.typed_extension_protocol_options[
-        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].Unpack(options)
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    ].Unpack(options)
     assert options.explicit_http_config.HasField("http2_protocol_options")
     assert clusters["openai"].transport_socket.name == "envoy.transport_sockets.tls"
 
@@ -87,9 +93,14 @@ def test_envoy_config_parses_as_a_bootstrap_and_is_wired_up(text):
     assert {r.route.cluster for r in routes} <= set(clusters)
 
 
-@pytest.mark.parametrize("typo", [("request_body_mode", "request_body_mod"),
-                                  ("explicit_http_config", "explicit_http_cfg"),
-                                  ("ext_proc.v3.ExternalProcessor", "ext_proc.v3.ExternalProcesor")])
+@pytest.mark.parametrize(
+    "typo",
+    [
+        ("request_body_mode", "request_body_mod"),
+        ("explicit_http_config", "explicit_http_cfg"),
+        ("ext_proc.v3.ExternalProcessor", "ext_proc.v3.ExternalProcesor"),
+    ],
+)
 def test_a_typo_in_the_envoy_config_fails_to_parse(typo):
     text = ENVOY_YAML.read_text()
     assert typo[0] in text
@@ -99,26 +110,50 @@ def test_a_typo_in_the_envoy_config_fails_to_parse(typo):
 
 # -- the servicer over a real gRPC stream ---------------------------------------------------------------------
 
-CHAT = {"model": "auto", "messages": [{"role": "user", "content": "Mail jane@example.com the integral of x^2"}],
-        "tools": [{"type": "function", "function": {"name": "send_email"}},
-                  {"type": "function", "function": {"name": "get_weather"}}]}
+CHAT = {
+    "model": "auto",
+    "messages": [{"role": "user", "content": "Mail jane@example.com the integral of x^2"}],
+    "tools": [
+        {"type": "function", "function": {"name": "send_email"}},
+        {"type": "function", "function": {"name": "get_weather"}},
+    ],
+}
 
 
 def _decision(action="redact", **changes) -> Decision:
     body = copy.deepcopy(CHAT)
     body.update(model="qwen3-32b", tools=body["tools"][:1])
     body["messages"][0]["content"] = "Mail <EMAIL_ADDRESS> the integral of x^2"
-    fields = {"model": "qwen3-32b", "backend": "vllm", "reasoning": True, "action": action,
-              "reasons": ["category=math(0.90)->qwen3-32b", "pii EMAIL_ADDRESS redacted"], "category": "math",
-              "intent": "communication", "tools": body["tools"], "body": body}
+    fields = {
+        "model": "qwen3-32b",
+        "backend": "vllm",
+        "reasoning": True,
+        "action": action,
+        "reasons": ["category=math(0.90)->qwen3-32b", "pii EMAIL_ADDRESS redacted"],
+        "category": "math",
+        "intent": "communication",
+        "tools": body["tools"],
+        "body": body,
+    }
     return Decision(**(fields | changes))
 
 
 def _headers(path="/v1/chat/completions", method="POST", end_of_stream=False, **extra) -> pb.ProcessingRequest:
-    pairs = {":method": method, ":path": path, ":authority": "localhost:8080", "content-type": "application/json",
-             "x-request-id": "req-1"} | extra
-    return pb.ProcessingRequest(request_headers=pb.HttpHeaders(end_of_stream=end_of_stream, headers=base_pb2.HeaderMap(
-        headers=[base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in pairs.items()])))
+    pairs = {
+        ":method": method,
+        ":path": path,
+        ":authority": "localhost:8080",
+        "content-type": "application/json",
+        "x-request-id": "req-1",
+    } | extra
+    return pb.ProcessingRequest(
+        request_headers=pb.HttpHeaders(
+            end_of_stream=end_of_stream,
+            headers=base_pb2.HeaderMap(
+                headers=[base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in pairs.items()]
+            ),
+        )
+    )
 
 
 def _body(payload) -> pb.ProcessingRequest:
@@ -160,6 +195,7 @@ def run(coro):
 def _talk(decide, *exchanges: tuple[pb.ProcessingRequest, ...], **options) -> list[list[pb.ProcessingResponse]]:
     """Serve ``decide`` on a free port, run each exchange (one HTTP request's messages) in turn, then stop.
     No exchange given: one routed chat request."""
+
     async def main():
         server, port = await _serve(decide, **options)
         try:
@@ -185,8 +221,11 @@ class FakeDecide:
 
 def test_routed_request_gets_new_body_and_routing_headers():
     decide = FakeDecide(_decision())
-    [(first, second)] = _talk(decide, (_headers(**{"x-routerforge-backend": "openai"}), _body(CHAT)),
-                              backend_key=lambda name: {"vllm": "sk-vllm"}.get(name))
+    [(first, second)] = _talk(
+        decide,
+        (_headers(**{"x-routerforge-backend": "openai"}), _body(CHAT)),
+        backend_key=lambda name: {"vllm": "sk-vllm"}.get(name),
+    )
     assert first.HasField("request_headers") and not first.HasField("mode_override")
     common = first.request_headers.response
     assert common.status == pb.CommonResponse.CONTINUE and common.clear_route_cache
@@ -206,8 +245,10 @@ def test_routed_request_gets_new_body_and_routing_headers():
     assert headers["content-length"] == str(len(new_body))
     assert headers["authorization"] == "Bearer sk-vllm"
     assert common.clear_route_cache
-    assert all(h.append_action == base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
-               for h in common.header_mutation.set_headers)
+    assert all(
+        h.append_action == base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+        for h in common.header_mutation.set_headers
+    )
 
 
 def test_backend_without_key_gets_no_client_authorization():
@@ -227,17 +268,23 @@ def test_block_is_an_immediate_403_with_the_reason():
     assert headers["x-routerforge-action"] == "block" and headers["x-routerforge-block-reason"] == "jailbreak"
 
 
-@pytest.mark.parametrize(("payload", "status", "code"), [
-    (b'{"model": "auto", "messages": [', 400, "invalid_json"),
-    (b'\xff\xfe{}', 400, "invalid_encoding"),
-    (b'{"x": NaN}', 400, "invalid_json"),
-    (b'["not", "an", "object"]', 400, "invalid_request"),
-    (b'{"model": "auto", "messages": []}', 400, "invalid_request"),  # validated as the proxy validates it
-    (b'{"model": 7, "messages": [{"role": "user", "content": "hi"}]}', 400, "invalid_request"),
-    (b'{"model": "auto", "messages": [{"content": "hi"}]}', 400, "invalid_request"),
-    (json.dumps({"model": "auto", "messages": [{"role": "user", "content": "x" * 2000}]}).encode(), 413,
-     "request_too_large"),
-])
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [
+        (b'{"model": "auto", "messages": [', 400, "invalid_json"),
+        (b"\xff\xfe{}", 400, "invalid_encoding"),
+        (b'{"x": NaN}', 400, "invalid_json"),
+        (b'["not", "an", "object"]', 400, "invalid_request"),
+        (b'{"model": "auto", "messages": []}', 400, "invalid_request"),  # validated as the proxy validates it
+        (b'{"model": 7, "messages": [{"role": "user", "content": "hi"}]}', 400, "invalid_request"),
+        (b'{"model": "auto", "messages": [{"content": "hi"}]}', 400, "invalid_request"),
+        (
+            json.dumps({"model": "auto", "messages": [{"role": "user", "content": "x" * 2000}]}).encode(),
+            413,
+            "request_too_large",
+        ),
+    ],
+)
 def test_bad_bodies_get_immediate_errors_without_calling_decide(payload, status, code):
     decide = FakeDecide(_decision())
     [(_, answer)] = _talk(decide, (_headers(), _body(payload)), max_body_bytes=1000)
@@ -265,8 +312,10 @@ def test_decide_failures_map_to_proxy_statuses_and_the_server_keeps_answering():
     assert "jane" not in json.dumps(body)
     status, body, headers = _error(overloaded[1])  # a full queue: 429 with Retry-After, as the proxy answers
     assert (status, body["error"]["code"], headers["retry-after"]) == (429, "queue_full", "1")
-    assert _error(too_many[1])[:2] == (400, {"error": {"message": "too many", "type": "invalid_request_error",
-                                                       "code": "too_many_texts"}})
+    assert _error(too_many[1])[:2] == (
+        400,
+        {"error": {"message": "too many", "type": "invalid_request_error", "code": "too_many_texts"}},
+    )
     assert recovered[1].HasField("request_body")
 
 
@@ -289,11 +338,22 @@ def test_decide_failure_never_logs_the_prompt(caplog):
     assert "RuntimeError" in caplog.text and "jane" not in caplog.text
 
 
-@pytest.mark.parametrize(("decision", "status", "code"), [
-    (_decision(backend=None, model="Mail jane@example.com", action="route",
-               reasons=["model=Mail jane@example.com requested"]), 404, "model_not_found"),
-    (_decision(action="block", block_reason="classification_failed"), 503, "classification_failed"),
-])
+@pytest.mark.parametrize(
+    ("decision", "status", "code"),
+    [
+        (
+            _decision(
+                backend=None,
+                model="Mail jane@example.com",
+                action="route",
+                reasons=["model=Mail jane@example.com requested"],
+            ),
+            404,
+            "model_not_found",
+        ),
+        (_decision(action="block", block_reason="classification_failed"), 503, "classification_failed"),
+    ],
+)
 def test_unknown_model_and_fail_closed(decision, status, code, caplog):
     with caplog.at_level("DEBUG", logger="routerforge"):
         [(_, answer)] = _talk(FakeDecide(decision))
@@ -305,8 +365,11 @@ def test_unknown_model_and_fail_closed(decision, status, code, caplog):
 def test_other_paths_pass_through_and_skip_the_body():
     decide = FakeDecide(_decision())
     # a filter without allow_mode_override still sends the body: it goes through untouched
-    (models,), (headers, body) = _talk(decide, (_headers("/v1/models", "GET", end_of_stream=True),),
-                                       (_headers("/v1/embeddings"), _body({"input": "hi"})))
+    (models,), (headers, body) = _talk(
+        decide,
+        (_headers("/v1/models", "GET", end_of_stream=True),),
+        (_headers("/v1/embeddings"), _body({"input": "hi"})),
+    )
     for answer in (models, headers):
         assert answer.HasField("request_headers")
         assert answer.mode_override.request_body_mode == Mode.NONE
@@ -316,19 +379,25 @@ def test_other_paths_pass_through_and_skip_the_body():
 
 
 def test_chat_path_with_query_string_is_routed_and_a_bodiless_one_is_refused():
-    with_query, (bodiless,) = _talk(FakeDecide(_decision()),
-                                    (_headers("/v1/chat/completions?api-version=1"), _body(CHAT)),
-                                    (_headers(end_of_stream=True),))
+    with_query, (bodiless,) = _talk(
+        FakeDecide(_decision()),
+        (_headers("/v1/chat/completions?api-version=1"), _body(CHAT)),
+        (_headers(end_of_stream=True),),
+    )
     assert with_query[1].HasField("request_body")
     assert _error(bodiless)[0] == 400
 
 
 def test_bearer_token_is_checked_and_not_forwarded():
-    tokens = [{}, {"authorization": "Bearer nope"}, {"authorization": "Bearer s3cret"},
-              {"authorization": "bearer s3cret"}]
-    missing, wrong, right, lowercase = _talk(FakeDecide(_decision()),
-                                             *((_headers(**token), _body(CHAT)) for token in tokens),
-                                             auth_token=lambda: "s3cret")
+    tokens = [
+        {},
+        {"authorization": "Bearer nope"},
+        {"authorization": "Bearer s3cret"},
+        {"authorization": "bearer s3cret"},
+    ]
+    missing, wrong, right, lowercase = _talk(
+        FakeDecide(_decision()), *((_headers(**token), _body(CHAT)) for token in tokens), auth_token=lambda: "s3cret"
+    )
     for answers in (missing, wrong):
         status, body, headers = _error(answers[0])
         assert status == 401 and body["error"]["code"] == "invalid_api_key" and headers["www-authenticate"] == "Bearer"
@@ -338,13 +407,16 @@ def test_bearer_token_is_checked_and_not_forwarded():
 
 
 def test_untouched_messages_are_acknowledged():
-    untouched = (pb.ProcessingRequest(response_headers=pb.HttpHeaders()),
-                 pb.ProcessingRequest(request_trailers=pb.HttpTrailers()))
+    untouched = (
+        pb.ProcessingRequest(response_headers=pb.HttpHeaders()),
+        pb.ProcessingRequest(request_trailers=pb.HttpTrailers()),
+    )
     [(response_headers, trailers)] = _talk(FakeDecide(_decision()), untouched)
     assert response_headers.HasField("response_headers") and trailers.HasField("request_trailers")
 
 
 # -- the glue: a real RouterService over a deterministic fake Router -------------------------------------------
+
 
 class KeywordRouter:
     """``classify_batch`` by keywords: 'integral' -> math; emails -> EMAIL_ADDRESS; 'ignore all' -> jailbreak."""
@@ -358,16 +430,26 @@ class KeywordRouter:
     def _one(text: str) -> Signals:
         label = "math" if "integral" in text else "other"
         bad = "ignore all" in text
-        spans = [PiiSpan("EMAIL_ADDRESS", m.start(), m.end(), m.group(), 0.99)
-                 for m in re.finditer(r"\S+@\S+\.com", text)]
-        return Signals(category=LabelSignal(label, 0.9, {label: 0.9}),
-                       jailbreak=JailbreakSignal("jailbreak" if bad else "benign", float(bad), bad, 0.5), pii=spans)
+        spans = [
+            PiiSpan("EMAIL_ADDRESS", m.start(), m.end(), m.group(), 0.99) for m in re.finditer(r"\S+@\S+\.com", text)
+        ]
+        return Signals(
+            category=LabelSignal(label, 0.9, {label: 0.9}),
+            jailbreak=JailbreakSignal("jailbreak" if bad else "benign", float(bad), bad, 0.5),
+            pii=spans,
+        )
 
 
 ROUTER_CONFIG = {
-    "backends": [{"name": "vllm", "base_url": "http://127.0.0.1:9/v1", "models": ["qwen3-8b", "qwen3-32b"]},
-                 {"name": "openai", "base_url": "https://127.0.0.1:9/v1", "api_key_env": "RF_TEST_OPENAI_KEY",
-                  "models": ["gpt-4o-mini"]}],
+    "backends": [
+        {"name": "vllm", "base_url": "http://127.0.0.1:9/v1", "models": ["qwen3-8b", "qwen3-32b"]},
+        {
+            "name": "openai",
+            "base_url": "https://127.0.0.1:9/v1",
+            "api_key_env": "RF_TEST_OPENAI_KEY",
+            "models": ["gpt-4o-mini"],
+        },
+    ],
     "default_model": "qwen3-8b",
     "categories": {"math": {"model_scores": {"qwen3-32b": 1.0, "qwen3-8b": 0.5}, "reasoning": True}},
     "tools": {"enabled": False},
@@ -410,9 +492,9 @@ SERVE_SCRIPT = """
 import asyncio, logging, sys
 sys.path.insert(0, sys.argv[1])
 from test_extproc import ROUTER_CONFIG, KeywordRouter
-from routerforge.router.config import RouterConfig
-from routerforge.router.extproc import serve_extproc
-from routerforge.router.service import RouterService
+from routerforge.serving.config import RouterConfig
+from routerforge.serving.extproc import serve_extproc
+from routerforge.serving.service import RouterService
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s", force=True)
 service = RouterService(KeywordRouter(), RouterConfig.model_validate(ROUTER_CONFIG))
@@ -427,8 +509,12 @@ def test_serve_extproc_reloads_on_sighup_and_stops_on_sigterm():
     import subprocess
     import sys
 
-    process = subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT, str(Path(__file__).parent)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVE_SCRIPT, str(Path(__file__).parent)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         lines = []
         while not (match := re.search(r"ExtProc server on 127\.0\.0\.1:(\d+)", "".join(lines))):

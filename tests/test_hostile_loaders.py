@@ -1,5 +1,6 @@
 """Hostile data files: whatever is in a JSONL, CSV or JSON file, ``rf.data.load`` returns a TaskData or raises a
 RouterforgeError that names the file, never another exception. Also: pickled weights are refused by default."""
+
 from __future__ import annotations
 
 import csv
@@ -19,26 +20,53 @@ from routerforge.tasks import INTENT_LABELS, JAILBREAK_LABELS, MMLU_PRO_CATEGORI
 
 TASKS = ("category", "pii", "jailbreak", "intent")
 HUGE = "many words " * 100_000  # ~1 MB
-LABELS = {"category": MMLU_PRO_CATEGORIES, "jailbreak": JAILBREAK_LABELS, "intent": INTENT_LABELS,
-          "pii": ("PERSON", "EMAIL_ADDRESS")}
-HOSTILE = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                          HealthCheck.data_too_large])
+LABELS = {
+    "category": MMLU_PRO_CATEGORIES,
+    "jailbreak": JAILBREAK_LABELS,
+    "intent": INTENT_LABELS,
+    "pii": ("PERSON", "EMAIL_ADDRESS"),
+}
+HOSTILE = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
-                    st.text(max_size=20))
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
-texts = st.one_of(st.text(max_size=60), st.sampled_from(
-    ["please schedule a meeting with the team", "a", "??", "\ufeffbom first", "nul\x00inside", "lone \ud800 half",
-     "zero\u200bwidth", "   ", "", HUGE]))
-ints = st.one_of(st.integers(-3, 80), st.integers(), st.floats(allow_nan=True), st.text(max_size=3), st.booleans(),
-                 st.none())
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+texts = st.one_of(
+    st.text(max_size=60),
+    st.sampled_from(
+        [
+            "please schedule a meeting with the team",
+            "a",
+            "??",
+            "\ufeffbom first",
+            "nul\x00inside",
+            "lone \ud800 half",
+            "zero\u200bwidth",
+            "   ",
+            "",
+            HUGE,
+        ]
+    ),
+)
+ints = st.one_of(
+    st.integers(-3, 80), st.integers(), st.floats(allow_nan=True), st.text(max_size=3), st.booleans(), st.none()
+)
 
 
 @st.composite
 def spans(draw):
-    span = {"entity_type": draw(st.one_of(st.sampled_from(LABELS["pii"]), json_values)),
-            "start": draw(ints), "end": draw(ints)}
+    span = {
+        "entity_type": draw(st.one_of(st.sampled_from(LABELS["pii"]), json_values)),
+        "start": draw(ints),
+        "end": draw(ints),
+    }
     if draw(st.booleans()):
         span["value"] = draw(st.one_of(texts, json_values))
     if draw(st.booleans()):
@@ -63,11 +91,20 @@ def rows(draw, task):
         row["label"] = draw(st.sampled_from(LABELS[task])) if draw(st.integers(0, 3)) else draw(json_values)
     if task == "intent" and not draw(st.integers(0, 4)):  # function-calling rows go through the rule table
         key = draw(st.sampled_from(["called_functions", "ground_truth_functions"]))
-        row[key] = draw(st.one_of(st.lists(st.one_of(st.sampled_from(["send_email", "get_weather"]), json_values),
-                                           max_size=3), json_values))
+        row[key] = draw(
+            st.one_of(
+                st.lists(st.one_of(st.sampled_from(["send_email", "get_weather"]), json_values), max_size=3),
+                json_values,
+            )
+        )
         row[draw(st.sampled_from(["tools", "tools_json", "relevant"]))] = draw(
-            st.one_of(json_values, st.just('[{"name": "send_email", "description": "Send an email"}]'),
-                      st.just("[[[["), st.just("[" * 100_000)))
+            st.one_of(
+                json_values,
+                st.just('[{"name": "send_email", "description": "Send an email"}]'),
+                st.just("[[[["),
+                st.just("[" * 100_000),
+            )
+        )
     if task == "intent" and not draw(st.integers(0, 6)):  # raw glaive-function-calling-v2 rows
         row["system"] = draw(st.one_of(json_values, st.just('{"name": "send_email"} {"name": [' + "[" * 100_000)))
         row["chat"] = draw(st.one_of(json_values, st.just('USER: mail Bob <functioncall> {"name": "send_email"}')))
@@ -79,15 +116,23 @@ def rows(draw, task):
 @st.composite
 def odd_but_valid_rows(draw, task):
     """Rows the loader must accept, with awkward text: tiny, huge, BOMs, NULs, zero-width, any script."""
-    text = draw(st.one_of(st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40),
-                          st.sampled_from(["a", "??", "\ufeffbom first", "nul\x00inside", "zero\u200bwidth", "ß",
-                                           "日本語のテキスト", HUGE])))
+    text = draw(
+        st.one_of(
+            st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40),
+            st.sampled_from(
+                ["a", "??", "\ufeffbom first", "nul\x00inside", "zero\u200bwidth", "ß", "日本語のテキスト", HUGE]
+            ),
+        )
+    )
     text = text if text.strip() else "x" + text  # a blank text is an error, tested with the hostile rows
     if task != "pii":
         return {"text": text, "label": draw(st.sampled_from(LABELS[task]))}
     cuts = sorted(draw(st.sets(st.integers(0, len(text)), max_size=4)))
-    spans = [{"entity_type": draw(st.sampled_from(LABELS["pii"])), "start": a, "end": b}
-             for a, b in zip(cuts[::2], cuts[1::2]) if a < b]
+    spans = [
+        {"entity_type": draw(st.sampled_from(LABELS["pii"])), "start": a, "end": b}
+        for a, b in zip(cuts[::2], cuts[1::2])
+        if a < b
+    ]
     return {"text": text, "spans": spans, "template_id": draw(st.one_of(st.text(max_size=3), json_values))}
 
 
@@ -110,7 +155,8 @@ def _valid_rows(task: str, n: int, seed: int) -> list[dict]:
 def _mixed(task: str):
     """Up to two hostile rows among up to ten odd but valid ones."""
     return st.tuples(st.lists(rows(task), max_size=2), st.lists(odd_but_valid_rows(task), max_size=10)).map(
-        lambda parts: parts[0] + parts[1])
+        lambda parts: parts[0] + parts[1]
+    )
 
 
 @st.composite
@@ -160,8 +206,10 @@ def _write(fmt: str, task: str, hostile: list, kinds: list[str], seed: int, dire
         writer.writerow(["text", "spans" if task == "pii" else "label"])
         for r in rows_:
             if isinstance(r, dict):
-                writer.writerow([_cell(r.get("text")), _cell(r.get("spans" if task == "pii" else "label"))]
-                                + [_cell(v) for v in list(r.values())[2:]])
+                writer.writerow(
+                    [_cell(r.get("text")), _cell(r.get("spans" if task == "pii" else "label"))]
+                    + [_cell(v) for v in list(r.values())[2:]]
+                )
             else:
                 writer.writerow([_cell(r)])
         data = buffer.getvalue().encode("utf-8", "surrogatepass")
@@ -191,21 +239,21 @@ def _load_never_crashes(task: str, fmt: str, hostile: list, kinds: list[str], se
 
 @pytest.mark.parametrize("task", TASKS)
 @HOSTILE
-@given(data=st.data(), kinds=corruption(), seed=st.integers(0, 2 ** 16))
+@given(data=st.data(), kinds=corruption(), seed=st.integers(0, 2**16))
 def test_hostile_jsonl(task, data, kinds, seed):
     _load_never_crashes(task, "jsonl", data.draw(_mixed(task)), kinds, seed)
 
 
 @pytest.mark.parametrize("task", TASKS)
 @HOSTILE
-@given(data=st.data(), kinds=corruption(), seed=st.integers(0, 2 ** 16))
+@given(data=st.data(), kinds=corruption(), seed=st.integers(0, 2**16))
 def test_hostile_json(task, data, kinds, seed):
     _load_never_crashes(task, "json", data.draw(_mixed(task)), kinds, seed)
 
 
 @pytest.mark.parametrize("task", TASKS)
 @HOSTILE
-@given(data=st.data(), kinds=corruption(), seed=st.integers(0, 2 ** 16))
+@given(data=st.data(), kinds=corruption(), seed=st.integers(0, 2**16))
 def test_hostile_csv(task, data, kinds, seed):
     _load_never_crashes(task, "csv", data.draw(_mixed(task)), kinds, seed)
 
@@ -214,8 +262,12 @@ def test_texts_without_words_still_split(tmp_path):
     """The near-duplicate check's TF-IDF finds no word (two or more characters) in any text: nothing is a
     near-copy, rather than sklearn's "empty vocabulary" ValueError."""
     path = tmp_path / "short.jsonl"
-    path.write_text("".join(json.dumps({"text": t, "label": JAILBREAK_LABELS[i % 2]}) + "\n"
-                            for i, t in enumerate("abcdefghijklmnopqrst")))
+    path.write_text(
+        "".join(
+            json.dumps({"text": t, "label": JAILBREAK_LABELS[i % 2]}) + "\n"
+            for i, t in enumerate("abcdefghijklmnopqrst")
+        )
+    )
     data = rf.data.load("jailbreak", str(path))
     assert len(data.train) + len(data.val) + len(data.test) == 20
     assert data.report["near_duplicates_moved_to_train"]["test"] == 0
@@ -248,8 +300,13 @@ def test_pickled_weights_are_refused_unless_allowed(tiny_bert, tmp_path):
     with pytest.raises(RouterforgeError, match="safetensors"):
         rf.train(data, model=str(pickled), output=tmp_path / "refused", hyperparams=hyper, progress=False)
     with pytest.raises(RouterforgeError, match="safetensors"):
-        rf.train_multitask({"jailbreak": data}, model=str(pickled), output=tmp_path / "refused-bundle",
-                           hyperparams=hyper, progress=False)
+        rf.train_multitask(
+            {"jailbreak": data},
+            model=str(pickled),
+            output=tmp_path / "refused-bundle",
+            hyperparams=hyper,
+            progress=False,
+        )
     assert not (tmp_path / "refused").exists() and not (tmp_path / "refused-bundle").exists()
 
     model = tmp_path / "model"

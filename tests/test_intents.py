@@ -1,4 +1,5 @@
 """Function call -> intent rules: every branch on hand-made rows (no shared data, no network)."""
+
 from __future__ import annotations
 
 import json
@@ -7,10 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from routerforge.data.intents import (DEFAULT_RULES, DROP_REASONS, FUNCTION_INTENTS, IRRELEVANCE, NO_RULE_MATCHES,
-                                      RELEVANT_WITHOUT_GROUND_TRUTH, TOOLS_OFFERED_NO_CALL, IntentRules,
-                                      intent_for_calls, intent_for_function, intent_from_bfcl_row,
-                                      intent_from_glaive_row, load_rules, name_words)
+from routerforge.data.intents import (
+    DEFAULT_RULES,
+    DROP_REASONS,
+    FUNCTION_INTENTS,
+    IRRELEVANCE,
+    NO_RULE_MATCHES,
+    RELEVANT_WITHOUT_GROUND_TRUTH,
+    TOOLS_OFFERED_NO_CALL,
+    IntentRules,
+    intent_for_calls,
+    intent_for_function,
+    intent_from_bfcl_row,
+    intent_from_glaive_row,
+    load_rules,
+    name_words,
+)
 from routerforge.errors import RouterforgeError
 from routerforge.tasks import INTENT_LABELS
 
@@ -20,33 +33,39 @@ def test_labels_and_reasons():
     assert set(DROP_REASONS) == {TOOLS_OFFERED_NO_CALL, NO_RULE_MATCHES, IRRELEVANCE, RELEVANT_WITHOUT_GROUND_TRUTH}
 
 
-@pytest.mark.parametrize("name, words", [
-    ("Weather_1_GetWeather", "weather 1 get weather"),
-    ("math.gcd", "math gcd"),
-    ("getDataForProfessional", "get data for professional"),
-    ("APITokenApi.get-tokens", "api token api get tokens"),
-    ("GET_PARCEL_STATE", "get parcel state"),
-])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("Weather_1_GetWeather", "weather 1 get weather"),
+        ("math.gcd", "math gcd"),
+        ("getDataForProfessional", "get data for professional"),
+        ("APITokenApi.get-tokens", "api token api get tokens"),
+        ("GET_PARCEL_STATE", "get parcel state"),
+    ],
+)
 def test_name_words(name, words):
     assert name_words(name) == words
 
 
-@pytest.mark.parametrize("name, description, intent", [
-    ("send_email", "Send an email to a recipient", "communication"),
-    ("create_calendar_event", "Create a new event in the calendar", "scheduling"),
-    ("Hotels_4_ReserveHotel", "Reserve hotel rooms for a given duration", "scheduling"),
-    ("list_files", "List all files in a directory", "file_operations"),
-    ("cmd_controller.execute", "Executes a command with os.system()", "file_operations"),
-    ("convert_currency", "Convert one currency to another", "data_transformation"),
-    ("translate_text", "", "data_transformation"),
-    ("calculate_tip", "Calculate the tip amount for a bill", "calculation"),
-    ("math.gcd", "", "calculation"),
-    ("predict_house_price", "Predict house price from its area", "analysis"),
-    ("sentiment_analysis", "Perform sentiment analysis on a text", "analysis"),
-    ("get_stock_price", "Get the current stock price", "information_retrieval"),
-    ("Weather_1_GetWeather", "Retrieves the weather forecast", "information_retrieval"),
-    ("weather_forecast", "Predict tomorrow's weather", "information_retrieval"),  # domain rule beats 'forecast'
-])
+@pytest.mark.parametrize(
+    "name, description, intent",
+    [
+        ("send_email", "Send an email to a recipient", "communication"),
+        ("create_calendar_event", "Create a new event in the calendar", "scheduling"),
+        ("Hotels_4_ReserveHotel", "Reserve hotel rooms for a given duration", "scheduling"),
+        ("list_files", "List all files in a directory", "file_operations"),
+        ("cmd_controller.execute", "Executes a command with os.system()", "file_operations"),
+        ("convert_currency", "Convert one currency to another", "data_transformation"),
+        ("translate_text", "", "data_transformation"),
+        ("calculate_tip", "Calculate the tip amount for a bill", "calculation"),
+        ("math.gcd", "", "calculation"),
+        ("predict_house_price", "Predict house price from its area", "analysis"),
+        ("sentiment_analysis", "Perform sentiment analysis on a text", "analysis"),
+        ("get_stock_price", "Get the current stock price", "information_retrieval"),
+        ("Weather_1_GetWeather", "Retrieves the weather forecast", "information_retrieval"),
+        ("weather_forecast", "Predict tomorrow's weather", "information_retrieval"),  # domain rule beats 'forecast'
+    ],
+)
 def test_each_category_by_name(name, description, intent):
     assert intent_for_function(name, description) == intent
 
@@ -54,8 +73,10 @@ def test_each_category_by_name(name, description, intent):
 def test_description_used_when_name_says_nothing():
     assert intent_for_function("ChaXyz", "Calculates the product of two numbers.") == "calculation"
     # the earliest keyword is the action; 'email' later in the sentence is incidental
-    assert intent_for_function("adriel_contact", "Retrieve the contact details: name, email and phone number."
-                               ) == "information_retrieval"
+    assert (
+        intent_for_function("adriel_contact", "Retrieve the contact details: name, email and phone number.")
+        == "information_retrieval"
+    )
 
 
 def test_generic_verb_in_name_is_a_fallback():
@@ -90,8 +111,14 @@ def test_calls_ignore_unmatched_and_none_when_nothing_matches():
 
 
 def _glaive(tools: list[dict], called: list[str], as_string: bool = False) -> dict:
-    return {"id": 0, "text": "hi", "tools": [t["name"] for t in tools], "called_functions": called,
-            "has_call": bool(called), "tools_json": json.dumps(tools) if as_string else tools}
+    return {
+        "id": 0,
+        "text": "hi",
+        "tools": [t["name"] for t in tools],
+        "called_functions": called,
+        "has_call": bool(called),
+        "tools_json": json.dumps(tools) if as_string else tools,
+    }
 
 
 TIP = {"name": "calculate_tip", "description": "Calculate the tip amount", "parameters": {}}
@@ -113,7 +140,9 @@ def test_glaive_descriptions_come_from_tools_json_in_any_shape():
     assert intent_from_glaive_row(row) == ("calculation", None)
     # only tools_json says tools were offered
     assert intent_from_glaive_row({"called_functions": [], "tools_json": json.dumps([TIP])}) == (
-        None, TOOLS_OFFERED_NO_CALL)
+        None,
+        TOOLS_OFFERED_NO_CALL,
+    )
 
 
 def test_glaive_bad_tools_json_is_a_library_error():
@@ -122,19 +151,30 @@ def test_glaive_bad_tools_json_is_a_library_error():
 
 
 def _bfcl(tools: list[dict], truth: list[str] | None, relevant: bool = True) -> dict:
-    return {"id": "x_0", "category": "simple_python", "text": "q", "all_user_turns": ["q"], "tools": tools,
-            "ground_truth_functions": truth, "relevant": relevant}
+    return {
+        "id": "x_0",
+        "category": "simple_python",
+        "text": "q",
+        "all_user_turns": ["q"],
+        "tools": tools,
+        "ground_truth_functions": truth,
+        "relevant": relevant,
+    }
 
 
 def test_bfcl_rows():
-    tools = [{"name": "do_thing", "description": "Computes the total."},
-             {"name": "send_email", "description": "Send an email."}]
+    tools = [
+        {"name": "do_thing", "description": "Computes the total."},
+        {"name": "send_email", "description": "Send an email."},
+    ]
     assert intent_from_bfcl_row(_bfcl(tools, None, relevant=False)) == (None, IRRELEVANCE)
     assert intent_from_bfcl_row(_bfcl(tools, None)) == (None, RELEVANT_WITHOUT_GROUND_TRUTH)
     assert intent_from_bfcl_row(_bfcl(tools, ["do_thing"])) == ("calculation", None)  # description looked up
     assert intent_from_bfcl_row(_bfcl(tools, ["send_email", "do_thing", "do_thing"])) == ("calculation", None)
     assert intent_from_bfcl_row(_bfcl([{"name": "frobnicate", "description": ""}], ["frobnicate"])) == (
-        None, NO_RULE_MATCHES)
+        None,
+        NO_RULE_MATCHES,
+    )
 
 
 def test_default_table_ships_as_yaml():
@@ -152,14 +192,19 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_yaml_override(tmp_path):
-    rules = load_rules(_write(tmp_path, """
+    rules = load_rules(
+        _write(
+            tmp_path,
+            """
 skip_name_patterns: ['^legacy']
 rules:
   - intent: communication
     name_patterns: ['frob\\w*']
   - intent: analysis
     description_keywords: ['inspects?']
-"""))
+""",
+        )
+    )
     assert isinstance(rules, IntentRules)
     assert intent_for_function("frobnicate", "", rules) == "communication"
     assert intent_for_function("widget", "Inspects the widget.", rules) == "analysis"
@@ -169,17 +214,20 @@ rules:
     assert intent_from_bfcl_row(_bfcl([{"name": "frobnicate"}], ["frobnicate"]), rules) == ("communication", None)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("rules:\n  - intent: gossip\n    name_patterns: [chat]\n", "rules[0].intent"),
-    ("rules:\n  - intent: no_function_needed\n    name_patterns: [chat]\n", "rules[0].intent"),
-    ("rules:\n  - intent: analysis\n    name_patterns: ['(unclosed']\n", "rules[0].name_patterns"),
-    ("rules:\n  - intent: analysis\n    name_pattern: [x]\n", "rules[0].name_pattern"),
-    ("rules:\n  - intent: analysis\n", "rules[0]"),
-    ("skip_name_patterns: ['[']\nrules: []\n", "skip_name_patterns"),
-    ("rules: {}\n", "'rules:' list"),
-    ("- just a list\n", "'rules:' list"),
-    ("rules: [\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("rules:\n  - intent: gossip\n    name_patterns: [chat]\n", "rules[0].intent"),
+        ("rules:\n  - intent: no_function_needed\n    name_patterns: [chat]\n", "rules[0].intent"),
+        ("rules:\n  - intent: analysis\n    name_patterns: ['(unclosed']\n", "rules[0].name_patterns"),
+        ("rules:\n  - intent: analysis\n    name_pattern: [x]\n", "rules[0].name_pattern"),
+        ("rules:\n  - intent: analysis\n", "rules[0]"),
+        ("skip_name_patterns: ['[']\nrules: []\n", "skip_name_patterns"),
+        ("rules: {}\n", "'rules:' list"),
+        ("- just a list\n", "'rules:' list"),
+        ("rules: [\n", "not valid YAML"),
+    ],
+)
 def test_yaml_validation_errors_name_file_and_field(tmp_path, text, expected):
     path = _write(tmp_path, text)
     with pytest.raises(RouterforgeError) as info:

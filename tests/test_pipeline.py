@@ -1,5 +1,6 @@
 """`routerforge pipeline`: one YAML -> data, train, calibrate, eval, export, report under runs/<name>/, with
 stages skipped when their inputs did not change, resumed after a kill, and config errors that name the field."""
+
 from __future__ import annotations
 
 import json
@@ -22,11 +23,13 @@ def write_config(tmp_path, backbone, *, mode="both", n=60, name="tiny", tasks=TA
     path = tmp_path / f"{name}.yaml"
     path.write_text(
         f"name: {name}\nseed: 3\nbackbone: {backbone}\n"
-        "tasks:\n" + "".join(f"  {t}: {{data: ['synth:{n}']}}\n" for t in tasks) +
-        "splits: {val: 0.2, test: 0.2, near_duplicate_threshold: 1.01}\n"
+        "tasks:\n"
+        + "".join(f"  {t}: {{data: ['synth:{n}']}}\n" for t in tasks)
+        + "splits: {val: 0.2, test: 0.2, near_duplicate_threshold: 1.01}\n"
         f"training: {{mode: {mode}, max_length: 32, overrides: {{max_steps: 3, batch_size: 8, lr: 0.003, "
         "patience: 0, warmup: 0.0}}\n"
-        "export: {formats: [onnx]}\n")
+        "export: {formats: [onnx]}\n"
+    )
     return path
 
 
@@ -45,6 +48,7 @@ def fast_metrics(patch) -> None:
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+
 @pytest.fixture(autouse=True)
 def quick(monkeypatch):
     """Fast metrics; a stub run report (the real one, with its plots, runs once in the end-to-end test)."""
@@ -55,7 +59,7 @@ def quick(monkeypatch):
         (run_dir / "report" / "index.html").write_text(config.name)
         return run_dir / "report" / "index.html"
 
-    monkeypatch.setattr("routerforge.evaluation.run_report.write_run_report", stub_report)
+    monkeypatch.setattr("routerforge.reports.run_report.write_run_report", stub_report)
 
 
 def state(run_dir):
@@ -64,8 +68,11 @@ def state(run_dir):
 
 def item_times(run_dir):
     """``{stage/item: started}``: an item that did not run keeps its timestamp."""
-    return {f"{stage}/{name}": entry["started"] for stage, record in state(run_dir)["stages"].items()
-            for name, entry in record["items"].items()}
+    return {
+        f"{stage}/{name}": entry["started"]
+        for stage, record in state(run_dir)["stages"].items()
+        for name, entry in record["items"].items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +106,9 @@ def test_end_to_end_writes_every_stage(finished_run):
             assert (run_dir / entry["path"]).exists(), (stage, name)
     assert set(recorded["stages"]["train"]["items"]) == {*TASKS, "bundle"}
     assert set(recorded["stages"]["eval"]["items"]) == {f"{m}/{t}" for m in (*TASKS, "bundle") for t in TASKS} - {
-        "jailbreak/intent", "intent/jailbreak"}
+        "jailbreak/intent",
+        "intent/jailbreak",
+    }
     for task in TASKS:
         saved = json.loads((run_dir / "data" / f"{task}.json").read_text())
         assert saved["manifest"]["sources"][0]["path"] == "synth:60:3"  # the seed is in the manifest
@@ -126,10 +135,14 @@ def test_second_run_skips_everything(finished_run, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("recomputed")
 
-    for module, name in (("routerforge.pipeline", "train_model"), ("routerforge.pipeline", "train_bundle"),
-                         ("routerforge.evaluation.evaluate", "evaluate"), ("routerforge.exporters", "export"),
-                         ("routerforge.evaluation.calibration", "calibrate"),
-                         ("routerforge.evaluation.run_report", "write_run_report")):
+    for module, name in (
+        ("routerforge.pipeline.engine", "train_model"),
+        ("routerforge.pipeline.engine", "train_bundle"),
+        ("routerforge.evaluation.evaluate", "evaluate"),
+        ("routerforge.exporters.export", "export"),
+        ("routerforge.evaluation.calibrate", "calibrate"),
+        ("routerforge.reports.run_report", "write_run_report"),
+    ):
         monkeypatch.setattr(f"{module}.{name}", boom)
     cli = run(config, tmp_path / "runs")
     assert cli.exit_code == 0, cli.output
@@ -141,17 +154,20 @@ def test_second_run_skips_everything(finished_run, tmp_path, monkeypatch):
 def test_refused_int8_export_is_recorded_and_the_run_goes_on(finished_run, tmp_path, monkeypatch):
     """An int8 model that fails parity is refused (fp32 serves it), recorded, and not fatal to the run; the
     exporter writes the refusal into routerforge.json and leaves the model files alone."""
-    import routerforge.exporters as exporters
+    import routerforge.exporters.export as exporters
     from routerforge.exporters.parity import ParityError
 
     original, run_dir = copy_run(finished_run, tmp_path)
     config = tmp_path / "tiny.yaml"
     config.write_text(original.read_text().replace("formats: [onnx]", "formats: [onnx, onnx-int8]"))
-    failing = {"passed": False, "criteria": "label agreement >= 99%",
-               "heads": {"intent": {"passed": False, "label_agreement": 0.9, "rows": 10}}}
+    failing = {
+        "passed": False,
+        "criteria": "label agreement >= 99%",
+        "heads": {"intent": {"passed": False, "label_agreement": 0.9, "rows": 10}},
+    }
     files = sorted(p.name for p in (run_dir / "models" / "intent").iterdir())
     with pytest.MonkeyPatch.context() as patch, pytest.raises(ParityError):
-        patch.setattr("routerforge.exporters.check_parity", lambda *a, **k: failing)
+        patch.setattr("routerforge.exporters.export.check_parity", lambda *a, **k: failing)
         exporters.export(run_dir / "models" / "intent", "onnx-int8")
     assert sorted(p.name for p in (run_dir / "models" / "intent").iterdir()) == files
     info = json.loads((run_dir / "models" / "intent" / "routerforge.json").read_text())
@@ -164,14 +180,16 @@ def test_refused_int8_export_is_recorded_and_the_run_goes_on(finished_run, tmp_p
             return real(model_dir, fmt, **kwargs)
         raise ParityError("onnx-int8 export failed its parity check", {"parity": failing})
 
-    monkeypatch.setattr("routerforge.exporters.export", refuse_int8)
+    monkeypatch.setattr("routerforge.exporters.export.export", refuse_int8)
     cli = run(config, tmp_path / "runs", "--from", "export")
     assert cli.exit_code == 0, cli.output
     output = " ".join(cli.output.split())  # the console wraps long lines
     assert output.count("onnx-int8 refused") == 3 and "intent: label agreement 90.0%" in output
     items = state(run_dir)["stages"]["export"]["items"]
-    assert all(item["formats"]["onnx-int8"]["refused"] == "parity" and item["formats"]["onnx"]["parity"]
-               for item in items.values())
+    assert all(
+        item["formats"]["onnx-int8"]["refused"] == "parity" and item["formats"]["onnx"]["parity"]
+        for item in items.values()
+    )
     assert all((run_dir / p / "model.onnx").is_file() for p in ("bundle", "models/intent", "models/jailbreak"))
 
 
@@ -252,13 +270,16 @@ def test_killed_run_resumes_without_recomputing(tiny_bert, tmp_path, monkeypatch
     assert state(run_dir)["stages"]["report"]["status"] == "done"
 
 
-@pytest.mark.parametrize(("text", "fragments"), [
-    ("tasks:\n  jailbreak: {data: ['synth:many']}\n", ["field tasks.jailbreak.data", "synth:N"]),
-    ("tasks:\n  jailbreak: {data: []}\n", ["field tasks.jailbreak.data", "no data"]),
-    ("tasks:\n  jailbreak: {data: ['synth:10'], lora: {rank: 0}}\n", ["field tasks.jailbreak.lora.rank"]),
-    ("tasks:\n  jailbreak: {data: ['synth:10']}\ncalibration: {target_fpr: 2}\n", ["field calibration.target_fpr"]),
-    ("tasks:\n  jailbreak: {data: ['synth:10']}\ntraining: {overrides: {fp16: maybe}}\n", ["fp16"]),
-])
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ("tasks:\n  jailbreak: {data: ['synth:many']}\n", ["field tasks.jailbreak.data", "synth:N"]),
+        ("tasks:\n  jailbreak: {data: []}\n", ["field tasks.jailbreak.data", "no data"]),
+        ("tasks:\n  jailbreak: {data: ['synth:10'], lora: {rank: 0}}\n", ["field tasks.jailbreak.lora.rank"]),
+        ("tasks:\n  jailbreak: {data: ['synth:10']}\ncalibration: {target_fpr: 2}\n", ["field calibration.target_fpr"]),
+        ("tasks:\n  jailbreak: {data: ['synth:10']}\ntraining: {overrides: {fp16: maybe}}\n", ["fp16"]),
+    ],
+)
 def test_config_errors_name_the_field(tmp_path, text, fragments):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -279,19 +300,27 @@ def test_per_task_lora_and_config_options(tmp_path):
     from routerforge.config import load_config
 
     path = tmp_path / "c.yaml"
-    path.write_text(f"data_dir: {tmp_path}\nseed: 5\ntasks:\n"
-                    "  pii: {data: [p.jsonl, 'https://example.org/x.json', 'synth:10'], lora: {rank: 32}}\n"
-                    "  intent: {data: ['hf:org/set'], overrides: {epochs: 8, lr: 5.0e-5}}\n"
-                    "training: {lora: {rank: 8}, max_length: 64, overrides: {fp16: auto, max_length: 32}}\n")
+    path.write_text(
+        f"data_dir: {tmp_path}\nseed: 5\ntasks:\n"
+        "  pii: {data: [p.jsonl, 'https://example.org/x.json', 'synth:10'], lora: {rank: 32}}\n"
+        "  intent: {data: ['hf:org/set'], overrides: {epochs: 8, lr: 5.0e-5}}\n"
+        "training: {lora: {rank: 8}, max_length: 64, overrides: {fp16: auto, max_length: 32}}\n"
+    )
     cfg = load_config(path)
     assert cfg.lora_for("pii").rank == 32 and cfg.lora_for("pii").alpha == 64 and cfg.lora_for("intent").rank == 8
     options = cfg.load_options("pii")
     assert options["data"] == [str(tmp_path / "p.jsonl"), "https://example.org/x.json", "synth:10"]
     assert "lora" not in options and "crf" not in options and "overrides" not in options and options["seed"] == 5
-    assert cfg.hyperparam_overrides() == cfg.hyperparam_overrides("pii") == {"max_length": 32, "seed": 5,
-                                                                            "fp16": "auto"}
-    assert cfg.hyperparam_overrides("intent") == {"max_length": 32, "seed": 5, "fp16": "auto", "epochs": 8,
-                                                  "lr": 5e-5}  # its own model only; the bundle keeps the others
+    assert (
+        cfg.hyperparam_overrides() == cfg.hyperparam_overrides("pii") == {"max_length": 32, "seed": 5, "fp16": "auto"}
+    )
+    assert cfg.hyperparam_overrides("intent") == {
+        "max_length": 32,
+        "seed": 5,
+        "fp16": "auto",
+        "epochs": 8,
+        "lr": 5e-5,
+    }  # its own model only; the bundle keeps the others
     path.write_text(path.read_text().replace("epochs: 8", "epoch: 8"))
     with pytest.raises(RouterforgeError, match=r"tasks.intent.overrides.*unknown hyperparameters \['epoch'\]"):
         load_config(path)
@@ -299,6 +328,7 @@ def test_per_task_lora_and_config_options(tmp_path):
 
 
 # -- data sources: synth:N and URLs ---------------------------------------------------------------------------------
+
 
 def test_synth_source_is_reproducible_from_the_manifest():
     data = rf.data.load("intent", ["synth:80"], seed=5, test=0.25)
@@ -332,16 +362,25 @@ def test_url_source_is_downloaded_once_and_hash_checked(tmp_path, monkeypatch):
 
 
 def test_raw_glaive_v2_rows_are_labelled_by_the_rule_table(tmp_path):
-    system = ('SYSTEM: You are a helpful assistant with access to the following functions. Use them if required -\n'
-              '{\n  "name": "get_news_headlines",\n  "description": "Get the latest news headlines",\n'
-              '  "parameters": {"type": "object", "properties": {"country": {"type": "string"}}}\n}\n\n'
-              '{"name": "send_email", "description": "Send an email", "parameters": {}}\n')
-    rows = [{"system": system, "chat": "USER: Any news from Peru today?\n\n\nASSISTANT: <functioncall> "
-                                       "{\"name\": \"get_news_headlines\", \"arguments\": '{\"country\": \"Peru\"}'} "
-                                       "<|endoftext|>\n\n\nFUNCTION RESPONSE: {}\n\n\nASSISTANT: Here.<|endoftext|>"},
-            {"system": "SYSTEM: You are a helpful assistant, with no access to external functions.",
-             "chat": "USER: Tell me a joke.\n\n\nASSISTANT: Why did...<|endoftext|>"},
-            {"system": system, "chat": "USER: Hi there\n\n\nASSISTANT: Hello!<|endoftext|>"}]
+    system = (
+        "SYSTEM: You are a helpful assistant with access to the following functions. Use them if required -\n"
+        '{\n  "name": "get_news_headlines",\n  "description": "Get the latest news headlines",\n'
+        '  "parameters": {"type": "object", "properties": {"country": {"type": "string"}}}\n}\n\n'
+        '{"name": "send_email", "description": "Send an email", "parameters": {}}\n'
+    )
+    rows = [
+        {
+            "system": system,
+            "chat": "USER: Any news from Peru today?\n\n\nASSISTANT: <functioncall> "
+            '{"name": "get_news_headlines", "arguments": \'{"country": "Peru"}\'} '
+            "<|endoftext|>\n\n\nFUNCTION RESPONSE: {}\n\n\nASSISTANT: Here.<|endoftext|>",
+        },
+        {
+            "system": "SYSTEM: You are a helpful assistant, with no access to external functions.",
+            "chat": "USER: Tell me a joke.\n\n\nASSISTANT: Why did...<|endoftext|>",
+        },
+        {"system": system, "chat": "USER: Hi there\n\n\nASSISTANT: Hello!<|endoftext|>"},
+    ]
     path = tmp_path / "glaive.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     from routerforge.data.sources import load_examples
@@ -349,7 +388,9 @@ def test_raw_glaive_v2_rows_are_labelled_by_the_rule_table(tmp_path):
 
     loaded = load_examples(get_task("intent"), [str(path)])
     assert [(e.text, e.label) for e in loaded.examples] == [
-        ("Any news from Peru today?", "information_retrieval"), ("Tell me a joke.", "no_function_needed")]
+        ("Any news from Peru today?", "information_retrieval"),
+        ("Tell me a joke.", "no_function_needed"),
+    ]
     assert dict(loaded.dropped) == {"tools_offered_no_call": 1}
 
 
@@ -364,7 +405,11 @@ def test_shipped_configs_load(name):
     if name == "semantic-router":
         assert cfg.backbone == "modernbert-base" and cfg.training.overrides["fp16"] == "auto"
         assert {t: (cfg.lora_for(t).rank, cfg.lora_for(t).alpha) for t in cfg.tasks} == {
-            "category": (8, 16), "intent": (8, 16), "pii": (32, 64), "jailbreak": (12, 24)}
+            "category": (8, 16),
+            "intent": (8, 16),
+            "pii": (32, 64),
+            "jailbreak": (12, 24),
+        }
     if name == "quickstart":
         assert cfg.training.mode == "multitask" and cfg.backbone == "minilm"
         assert all(spec.startswith("synth:") for t in cfg.tasks.values() for spec in t.data)
@@ -392,17 +437,22 @@ def test_synthetic_pii_rows_do_not_depend_on_the_clock(monkeypatch):
 def test_train_config_shares_the_pipeline_training(tiny_bert, tmp_path, monkeypatch):
     """`routerforge train --config` trains through the same functions as the pipeline, per-task LoRA included."""
     config = write_config(tmp_path, tiny_bert, mode="per-task")
-    config.write_text(config.read_text().replace("jailbreak: {data: ['synth:60']}",
-                                                 "jailbreak: {data: ['synth:60'], lora: {rank: 2}}")
-                      .replace("training: {", "training: {lora: {rank: 4}, "))
+    config.write_text(
+        config.read_text()
+        .replace("jailbreak: {data: ['synth:60']}", "jailbreak: {data: ['synth:60'], lora: {rank: 2}}")
+        .replace("training: {", "training: {lora: {rank: 4}, ")
+    )
     monkeypatch.chdir(tmp_path)
     cli = runner.invoke(app, ["train", "--config", str(config)])
     assert cli.exit_code == 0, cli.output
-    lora = {t: json.loads((tmp_path / "runs" / "tiny" / "models" / t / "routerforge.json").read_text())["lora"]
-            for t in TASKS}
+    lora = {
+        t: json.loads((tmp_path / "runs" / "tiny" / "models" / t / "routerforge.json").read_text())["lora"]
+        for t in TASKS
+    }
     assert (lora["jailbreak"]["rank"], lora["jailbreak"]["alpha"]) == (2, 4) and lora["intent"]["rank"] == 4
-    cli = runner.invoke(app, ["train", "--config", str(config), "--task", "intent", "--lora-rank", "3",
-                              "--output", str(tmp_path / "m")])
+    cli = runner.invoke(
+        app, ["train", "--config", str(config), "--task", "intent", "--lora-rank", "3", "--output", str(tmp_path / "m")]
+    )
     assert cli.exit_code == 0, cli.output
     info = json.loads((tmp_path / "m" / "routerforge.json").read_text())
     assert (info["lora"]["rank"], info["lora"]["alpha"]) == (3, 6)  # the flag wins; alpha follows the new rank

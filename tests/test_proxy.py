@@ -1,6 +1,7 @@
 """The router proxy over real loopback servers: a fake OpenAI-compatible upstream (two of them, for fallbacks)
 and the proxy under uvicorn, with a deterministic fake Router (exact control of category, PII, jailbreak,
 intent) and with a real Router over a tiny random-headed bundle."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,11 +17,11 @@ import httpx
 import pytest
 import yaml
 
-from routerforge.router.config import load_router_config
-from routerforge.router.fake_upstream import FakeUpstream, background_server
-from routerforge.router.proxy import create_app
-from routerforge.router.service import RouterService
 from routerforge.runtime.signals import JailbreakSignal, LabelSignal, PiiSpan, Signals
+from routerforge.serving.config import load_router_config
+from routerforge.serving.fake_upstream import FakeUpstream, background_server
+from routerforge.serving.proxy import create_app
+from routerforge.serving.service import RouterService
 
 CHAT = "/v1/chat/completions"
 SECRETS = ("John Smith", "jane.doe@example.com", "integral of secret sauce", "ignore all previous instructions")
@@ -30,8 +31,12 @@ class FakeRouter:
     """``classify_batch`` by keywords: 'integral' -> math, 'email' -> communication intent, 'ignore all previous
     instructions' -> jailbreak, 'John Smith' / an e-mail address -> PII spans; optionally slow or failing."""
 
-    heads = {"category": {"kind": "sequence", "label_names": ["math", "history"]},
-             "pii": {"kind": "token"}, "jailbreak": {"kind": "sequence"}, "intent": {"kind": "sequence"}}
+    heads = {
+        "category": {"kind": "sequence", "label_names": ["math", "history"]},
+        "pii": {"kind": "token"},
+        "jailbreak": {"kind": "sequence"},
+        "intent": {"kind": "sequence"},
+    }
     backend_name = "fake"
 
     def __init__(self, delay: float = 0.0, fail: bool = False):
@@ -50,11 +55,15 @@ class FakeRouter:
         intent = "communication" if "email" in text else "no_function_needed"
         p = 0.99 if "ignore all previous instructions" in text else 0.01
         spans = [PiiSpan("PERSON", m.start(), m.end(), m.group(), 0.99) for m in re.finditer("John Smith", text)]
-        spans += [PiiSpan("EMAIL_ADDRESS", m.start(), m.end(), m.group(), 0.99)
-                  for m in re.finditer(r"\S+@\S+\.com", text)]
-        return Signals(category=LabelSignal(category, 0.9, {category: 0.9}),
-                       jailbreak=JailbreakSignal("jailbreak" if p > 0.5 else "benign", p, p > 0.5, 0.5),
-                       intent=LabelSignal(intent, 0.9, {intent: 0.9}), pii=spans)
+        spans += [
+            PiiSpan("EMAIL_ADDRESS", m.start(), m.end(), m.group(), 0.99) for m in re.finditer(r"\S+@\S+\.com", text)
+        ]
+        return Signals(
+            category=LabelSignal(category, 0.9, {category: 0.9}),
+            jailbreak=JailbreakSignal("jailbreak" if p > 0.5 else "benign", p, p > 0.5, 0.5),
+            intent=LabelSignal(intent, 0.9, {intent: 0.9}),
+            pii=spans,
+        )
 
 
 def _dead_url() -> str:
@@ -74,9 +83,16 @@ def _merge(base: dict, extra: dict) -> dict:
 def write_config(directory: Path, primary: str, backup: str, **extra) -> Path:
     config = {
         "backends": [
-            {"name": "primary", "base_url": f"{primary}/v1", "api_key_env": "RF_TEST_PRIMARY_KEY",
-             "models": ["small-model", "big-model"], "timeout_s": 1.0, "fallback": "backup"},
-            {"name": "backup", "base_url": f"{backup}/v1", "models": ["backup-model"], "timeout_s": 1.0}],
+            {
+                "name": "primary",
+                "base_url": f"{primary}/v1",
+                "api_key_env": "RF_TEST_PRIMARY_KEY",
+                "models": ["small-model", "big-model"],
+                "timeout_s": 1.0,
+                "fallback": "backup",
+            },
+            {"name": "backup", "base_url": f"{backup}/v1", "models": ["backup-model"], "timeout_s": 1.0},
+        ],
         "default_model": "small-model",
         "categories": {"math": {"model_scores": {"big-model": 1.0, "small-model": 0.5}, "reasoning": True}},
         "tools": {"map": {"send_email": "communication", "get_weather": "information_retrieval"}},
@@ -134,11 +150,13 @@ def error_of(response: httpx.Response) -> dict:
 
 # -- routing, redaction, tools, headers ---------------------------------------------------------------------------
 
+
 def test_auto_routes_by_category_and_sets_headers(proxy, upstreams, monkeypatch):
     client, _ = proxy
     monkeypatch.setenv("RF_TEST_PRIMARY_KEY", "sk-primary")
-    response = client.post(CHAT, json=chat("the integral of x^2"), headers={"x-request-id": "req-42",
-                                                                            "Authorization": "Bearer client"})
+    response = client.post(
+        CHAT, json=chat("the integral of x^2"), headers={"x-request-id": "req-42", "Authorization": "Bearer client"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["model"] == "big-model"
     assert response.headers["x-routerforge-model"] == "big-model"
@@ -171,12 +189,21 @@ def test_an_empty_model_is_routed_like_auto(proxy, upstreams):
 
 def test_pii_is_redacted_in_every_message(proxy, upstreams):
     client, _ = proxy
-    body = {"model": "auto", "messages": [
-        {"role": "system", "content": "You help John Smith."},
-        {"role": "user", "content": [{"type": "text", "text": "Mail jane.doe@example.com please"},
-                                     {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]},
-        {"role": "assistant", "content": "Sure."},
-        {"role": "user", "content": "Tell John Smith about 1066"}]}
+    body = {
+        "model": "auto",
+        "messages": [
+            {"role": "system", "content": "You help John Smith."},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Mail jane.doe@example.com please"},
+                    {"type": "image_url", "image_url": {"url": "http://x/y.png"}},
+                ],
+            },
+            {"role": "assistant", "content": "Sure."},
+            {"role": "user", "content": "Tell John Smith about 1066"},
+        ],
+    }
     response = client.post(CHAT, json=body)
     assert response.status_code == 200 and response.headers["x-routerforge-action"] == "redact"
     messages = upstreams["primary"].received[-1]["body"]["messages"]
@@ -189,8 +216,10 @@ def test_pii_is_redacted_in_every_message(proxy, upstreams):
 
 def test_tools_are_filtered_by_intent(proxy, upstreams):
     client, _ = proxy
-    tools = [{"type": "function", "function": {"name": name, "description": "", "parameters": {}}}
-             for name in ("get_weather", "send_email")]
+    tools = [
+        {"type": "function", "function": {"name": name, "description": "", "parameters": {}}}
+        for name in ("get_weather", "send_email")
+    ]
     response = client.post(CHAT, json=chat("please email my boss", tools=tools))
     assert response.status_code == 200
     forwarded = upstreams["primary"].received[-1]["body"]["tools"]
@@ -254,28 +283,36 @@ def test_readyz_healthz_and_metrics(proxy):
     assert 'routerforge_requests_total{endpoint="/v1/chat/completions",status="403"}' in text
     assert 'routerforge_decisions_total{action="route",category="math",model="big-model"}' in text
     assert 'routerforge_blocks_total{reason="jailbreak"}' in text
-    for series in ("routerforge_classification_seconds_bucket", 'routerforge_upstream_seconds_bucket{backend="primary"',
-                   "routerforge_queue_depth", "routerforge_batch_size_bucket"):
+    for series in (
+        "routerforge_classification_seconds_bucket",
+        'routerforge_upstream_seconds_bucket{backend="primary"',
+        "routerforge_queue_depth",
+        "routerforge_batch_size_bucket",
+    ):
         assert series in text
 
 
 # -- faults: each answered with a JSON error, and the server keeps serving ------------------------------------------
 
-@pytest.mark.parametrize(("content", "code"), [
-    (b'{"model": "auto", "messages": [', "invalid_json"),
-    (b'{"model": "auto", "messages": [{"role": "user", "content": "caf\xe9 \xff"}]}', "invalid_encoding"),
-    (b'{"model": "auto", "messages": [{"role": "user", "content": "\\ud800"}]}', "invalid_encoding"),
-    (b'{"model": "auto", "messages": [{"role": "user", "content": NaN}]}', "invalid_json"),
-    (b'{"model": "auto", "messages": []}', "invalid_request"),
-    (b'{"model": "auto"}', "invalid_request"),
-    (b'{"model": "auto", "messages": "hi"}', "invalid_request"),
-    (b'{"model": 7, "messages": [{"role": "user", "content": "hi"}]}', "invalid_request"),
-    (b'{"model": "auto", "stream": "yes", "messages": [{"role": "user", "content": "hi"}]}', "invalid_request"),
-    (b'{"model": "auto", "messages": [{"role": "user", "content": 5}]}', "invalid_request"),
-    (b'{"model": "auto", "messages": [{"content": "hi"}]}', "invalid_request"),
-    (b'[1, 2]', "invalid_request"),
-    (b'[' * 100_000, "invalid_json"),
-])
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [
+        (b'{"model": "auto", "messages": [', "invalid_json"),
+        (b'{"model": "auto", "messages": [{"role": "user", "content": "caf\xe9 \xff"}]}', "invalid_encoding"),
+        (b'{"model": "auto", "messages": [{"role": "user", "content": "\\ud800"}]}', "invalid_encoding"),
+        (b'{"model": "auto", "messages": [{"role": "user", "content": NaN}]}', "invalid_json"),
+        (b'{"model": "auto", "messages": []}', "invalid_request"),
+        (b'{"model": "auto"}', "invalid_request"),
+        (b'{"model": "auto", "messages": "hi"}', "invalid_request"),
+        (b'{"model": 7, "messages": [{"role": "user", "content": "hi"}]}', "invalid_request"),
+        (b'{"model": "auto", "stream": "yes", "messages": [{"role": "user", "content": "hi"}]}', "invalid_request"),
+        (b'{"model": "auto", "messages": [{"role": "user", "content": 5}]}', "invalid_request"),
+        (b'{"model": "auto", "messages": [{"content": "hi"}]}', "invalid_request"),
+        (b"[1, 2]", "invalid_request"),
+        (b"[" * 100_000, "invalid_json"),
+    ],
+)
 def test_bad_requests_are_400(proxy, upstreams, content, code):
     client, _ = proxy
     response = client.post(CHAT, content=content, headers={"content-type": "application/json"})
@@ -349,9 +386,14 @@ def test_upstream_down_uses_fallback_then_502(upstreams, tmp_path):
 
 
 def test_queue_full_is_429_with_retry_after(upstreams, tmp_path):
-    config = write_config(tmp_path, upstreams["primary_url"], upstreams["backup_url"],
-                          server={"queue_size": 2, "max_batch_size": 1, "max_wait_ms": 0})
+    config = write_config(
+        tmp_path,
+        upstreams["primary_url"],
+        upstreams["backup_url"],
+        server={"queue_size": 2, "max_batch_size": 1, "max_wait_ms": 0},
+    )
     with running_proxy(FakeRouter(delay=0.5), config) as (client, _):
+
         async def burst():
             async with httpx.AsyncClient(base_url=str(client.base_url), timeout=20) as burst_client:
                 return await asyncio.gather(*(burst_client.post(CHAT, json=chat()) for _ in range(8)))
@@ -382,8 +424,9 @@ def test_classification_failure_follows_fail_mode(upstreams, tmp_path, fail_mode
 
 def test_bearer_auth(upstreams, tmp_path, monkeypatch):
     monkeypatch.setenv("RF_TEST_TOKEN", "s3cret")
-    config = write_config(tmp_path, upstreams["primary_url"], upstreams["backup_url"],
-                          server={"auth_token_env": "RF_TEST_TOKEN"})
+    config = write_config(
+        tmp_path, upstreams["primary_url"], upstreams["backup_url"], server={"auth_token_env": "RF_TEST_TOKEN"}
+    )
     with running_proxy(FakeRouter(), config) as (client, _):
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}):
             response = client.post(CHAT, json=chat(), headers=headers)
@@ -416,7 +459,7 @@ def test_readyz_is_503_with_retry_after_until_the_batcher_runs(upstreams, tmp_pa
 def test_a_relay_closes_the_upstream_even_when_the_client_left_before_the_first_byte():
     from starlette.requests import ClientDisconnect
 
-    from routerforge.router.proxy import _Relay
+    from routerforge.serving.proxy import _Relay
 
     class Upstream(httpx.AsyncByteStream):
         closed = False
@@ -515,11 +558,11 @@ def test_real_router_routes_classifies_and_reloads_without_dropping(upstreams, t
 
         async def load_with_reloads():
             async with httpx.AsyncClient(base_url=str(client.base_url), timeout=20) as async_client:
-                requests = [asyncio.create_task(async_client.post(CHAT, json=chat(f"question {i}")))
-                            for i in range(24)]
+                requests = [asyncio.create_task(async_client.post(CHAT, json=chat(f"question {i}"))) for i in range(24)]
                 await asyncio.sleep(0.1)
-                write_config(tmp_path, upstreams["primary_url"], upstreams["backup_url"],
-                             **settings, default_model="big-model")
+                write_config(
+                    tmp_path, upstreams["primary_url"], upstreams["backup_url"], **settings, default_model="big-model"
+                )
                 reloaded = await async_client.post("/admin/reload")
                 return reloaded, await asyncio.gather(*requests)
 
@@ -550,12 +593,32 @@ def test_a_reload_follows_the_configs_bundle_unless_a_bundle_was_given(upstreams
     assert given.bundle_path == Path(tiny_bundle)  # the BUNDLE argument wins, at start and on reload
 
 
-@pytest.mark.parametrize(("command", "shown"), [
-    ("serve", ["(default: the config's bundle)", "(default: the config's server.host)",
-               "(default: the config's server.port)", "(default: the fastest present)", "(default: all cores)"]),
-    ("extproc", ["(default: the config's bundle)", "(default: the config's server.host)", "[default: 50051]",
-                 "[default: x-routerforge-backend]", "(default: the fastest present)", "(default: all cores)"]),
-])
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        (
+            "serve",
+            [
+                "(default: the config's bundle)",
+                "(default: the config's server.host)",
+                "(default: the config's server.port)",
+                "(default: the fastest present)",
+                "(default: all cores)",
+            ],
+        ),
+        (
+            "extproc",
+            [
+                "(default: the config's bundle)",
+                "(default: the config's server.host)",
+                "[default: 50051]",
+                "[default: x-routerforge-backend]",
+                "(default: the fastest present)",
+                "(default: all cores)",
+            ],
+        ),
+    ],
+)
 def test_server_commands_show_their_defaults(command, shown):
     from typer.testing import CliRunner
 

@@ -1,5 +1,6 @@
 """Kill -9 and carry on: ``routerforge train --resume`` continues a killed run, and no kill, during training or
 during a save, leaves a directory that loads as a model."""
+
 from __future__ import annotations
 
 import json
@@ -54,9 +55,31 @@ ENV = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", OMP_N
 
 
 def _train_args(backbone: Path, data: Path, out: Path) -> list[str]:
-    return ["train", "--task", "jailbreak", "--data", str(data), "--model", str(backbone), "--output", str(out),
-            "--max-steps", str(MAX_STEPS), "--save-steps", "4", "--batch-size", "4", "--lr", "3e-3",
-            "--patience", "0", "--warmup", "0", "--max-length", "32"]
+    return [
+        "train",
+        "--task",
+        "jailbreak",
+        "--data",
+        str(data),
+        "--model",
+        str(backbone),
+        "--output",
+        str(out),
+        "--max-steps",
+        str(MAX_STEPS),
+        "--save-steps",
+        "4",
+        "--batch-size",
+        "4",
+        "--lr",
+        "3e-3",
+        "--patience",
+        "0",
+        "--warmup",
+        "0",
+        "--max-length",
+        "32",
+    ]
 
 
 def _wait_for(condition, process: subprocess.Popen, timeout: float = 300) -> None:
@@ -85,8 +108,9 @@ def _assert_not_a_model(path: Path) -> None:
 
 
 def _resume(args: list[str]) -> dict:
-    done = subprocess.run([sys.executable, "-c", CLI, *args, "--resume"], env=ENV, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", CLI, *args, "--resume"], env=ENV, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((Path(args[args.index("--output") + 1]) / "routerforge.json").read_text())
 
@@ -102,8 +126,9 @@ def test_resume_after_sigkill_during_training(tiny_bert, tmp_path):
     data = write_jsonl("jailbreak", tmp_path / "jb.jsonl", 120, seed=1)
     out = tmp_path / "model"
     args = _train_args(tiny_bert, data, out)
-    process = subprocess.Popen([sys.executable, "-c", CLI, *args], env=ENV, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", CLI, *args], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     _wait_for(lambda: (out / "checkpoints").is_dir() and _complete_checkpoints(out), process)
     _kill(process)
     saved = _complete_checkpoints(out)
@@ -126,8 +151,13 @@ def test_resume_after_sigkill_during_the_final_save(tiny_bert, tmp_path):
     data = write_jsonl("jailbreak", tmp_path / "jb.jsonl", 120, seed=1)
     out, marker = tmp_path / "model", tmp_path / "saving"
     args = _train_args(tiny_bert, data, out)
-    process = subprocess.Popen([sys.executable, "-c", SLOW_SAVE, str(marker), *args], env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SAVE, str(marker), *args],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(marker.exists, process)
     _kill(process)
     half_written = list(tmp_path.glob(".model.tmp-*"))
@@ -144,8 +174,7 @@ def test_resume_after_sigkill_during_the_final_save(tiny_bert, tmp_path):
 
 
 def _writer(target: Path, version: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(target), version], stdout=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(target), version], stdout=subprocess.PIPE, text=True)
 
 
 def _version(target: Path) -> str | None:

@@ -3,6 +3,7 @@
 Models here are ``routerforge.json`` files with metrics computed by ``evaluation.metrics`` on seeded random
 predictions: the report reads records, it never runs a model unless asked to measure latency.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,11 @@ import numpy as np
 import pytest
 
 from routerforge.config import ProjectConfig
-from routerforge.evaluation.evaluate import PREDICTIONS_FILE, prediction_rows
+from routerforge.evaluation.evaluate import prediction_rows
 from routerforge.evaluation.metrics import binary_detection_metrics, classification_metrics, span_metrics
-from routerforge.evaluation.model_card import identify_source, write_model_card
-from routerforge.evaluation.run_report import probabilities_before_scaling, write_run_report
+from routerforge.reports.eval_report import PREDICTIONS_FILE
+from routerforge.reports.model_card import identify_source, write_model_card
+from routerforge.reports.run_report import probabilities_before_scaling, write_run_report
 from routerforge.runtime.engine import softmax
 from routerforge.runtime.signals import JailbreakSignal, LabelSignal, PiiSpan, Signals
 
@@ -28,7 +30,8 @@ INTENT = ["calculation", "communication", "no_function_needed"]
 VERSIONS = {"routerforge": "0.1.0", "torch": "2.13.0+cpu", "transformers": "5.23.0", "python": "3.11.7"}
 LOG_HISTORY = [{"loss": 1.0 - 0.1 * i, "epoch": 0.5 * (i + 1), "step": 10 * (i + 1)} for i in range(4)] + [
     {"eval_loss": 0.8, "eval_macro_f1": 0.6, "eval_runtime": 1.0, "epoch": 1.0, "step": 20},
-    {"eval_loss": 0.7, "eval_macro_f1": 0.7, "eval_runtime": 1.0, "epoch": 2.0, "step": 40}]
+    {"eval_loss": 0.7, "eval_macro_f1": 0.7, "eval_runtime": 1.0, "epoch": 2.0, "step": 40},
+]
 
 
 def _scores(task: str, names: list[str], seed: int, n: int = 80) -> tuple[dict, list[dict]]:
@@ -42,8 +45,10 @@ def _scores(task: str, names: list[str], seed: int, n: int = 80) -> tuple[dict, 
     metrics = {"classification": classification_metrics(y.tolist(), pred.tolist(), names, probs, n_boot=20)}
     if task == "jailbreak":
         metrics["detection"] = binary_detection_metrics(y.tolist(), probs[:, 1], n_boot=20, threshold=0.6)
-    rows = [{"hash": f"h{i}", "gold": names[y[i]], "pred": names[pred[i]],
-             "probs": dict(zip(names, map(float, probs[i])))} for i in range(n)]
+    rows = [
+        {"hash": f"h{i}", "gold": names[y[i]], "pred": names[pred[i]], "probs": dict(zip(names, map(float, probs[i])))}
+        for i in range(n)
+    ]
     return metrics, rows
 
 
@@ -56,15 +61,27 @@ def _span_scores() -> dict:
 
 
 def _data(task: str, labels: list[str], sources: list[str]) -> dict:
-    report = {"rows_read": 100, "rows_in_unused_splits": {}, "rows_dropped_by_loader": {"no_rule_matches": 3},
-              "duplicates_removed": 4, "conflicting_label_rows_dropped": 1,
-              "near_duplicates_moved_to_train": {"val": 2, "test": 1, "threshold": 0.9},
-              "rows_per_split": {"train": 72, "val": 10, "test": 10},
-              "labels_per_split": {s: {label: n for label in labels} for s, n in (("train", 24), ("val", 3), ("test", 3))},
-              "labels_without_test_support": [], "fingerprint": f"fp-{task}",
-              "rows_longer_than_training_window": {"train": 5, "val": 1, "window": 128}}
-    manifest = {"task": task, "labels": labels, "fingerprint": f"fp-{task}", "load_options": {"data": sources},
-                "sources": [{"path": p, "sha256": "ab" * 32, "rows": 100} for p in sources], "splits": {}}
+    report = {
+        "rows_read": 100,
+        "rows_in_unused_splits": {},
+        "rows_dropped_by_loader": {"no_rule_matches": 3},
+        "duplicates_removed": 4,
+        "conflicting_label_rows_dropped": 1,
+        "near_duplicates_moved_to_train": {"val": 2, "test": 1, "threshold": 0.9},
+        "rows_per_split": {"train": 72, "val": 10, "test": 10},
+        "labels_per_split": {s: {label: n for label in labels} for s, n in (("train", 24), ("val", 3), ("test", 3))},
+        "labels_without_test_support": [],
+        "fingerprint": f"fp-{task}",
+        "rows_longer_than_training_window": {"train": 5, "val": 1, "window": 128},
+    }
+    manifest = {
+        "task": task,
+        "labels": labels,
+        "fingerprint": f"fp-{task}",
+        "load_options": {"data": sources},
+        "sources": [{"path": p, "sha256": "ab" * 32, "rows": 100} for p in sources],
+        "splits": {},
+    }
     return {"manifest": manifest, "report": report}
 
 
@@ -72,20 +89,40 @@ def _calibration(task: str, unit: str = "text") -> dict:
     summary = {"n": 10, "ece_before": 0.12, "ece_after": 0.05, "nll_before": 0.6, "nll_after": 0.5}
     record = {"temperature": 1.4, "fitted_on": "val", "unit": unit, "val": summary, "test": summary}
     if task == "jailbreak":
-        record["threshold"] = {"target_fpr": 0.01, "resolvable": False, "tp": 4, "fp": 0, "fn": 1, "tn": 5,
-                               "fpr": 0.0, "recall": 0.8}
+        record["threshold"] = {
+            "target_fpr": 0.01,
+            "resolvable": False,
+            "tp": 4,
+            "fp": 0,
+            "fn": 1,
+            "tn": 5,
+            "fpr": 0.0,
+            "recall": 0.8,
+        }
         record["threshold_on_test"] = {"tp": 5, "fp": 1, "fn": 0, "tn": 4, "fpr": 0.2, "recall": 1.0}
     return record
 
 
 def _per_task_info(task: str, labels: list[str], sources: list[str], test: dict, exports: dict | None = None) -> dict:
-    info = {"schema_version": 1, "task": task, "kind": "sequence", "labels": labels, "label_names": labels,
-            "backbone": {"name": "minilm", "path": "/x", "model_type": "bert"},
-            "hyperparams": {"epochs": 2.0, "batch_size": 16, "lr": 5e-5}, "lora": None, "crf": False,
-            "max_length": 128, "data": _data(task, labels, sources),
-            "training": {"seconds": 12.5, "global_steps": 40, "log_history": LOG_HISTORY},
-            "calibration": {task: _calibration(task)}, "thresholds": {"jailbreak": 0.6} if task == "jailbreak" else {},
-            "versions": VERSIONS, "created": "2026-01-02T03:04:05+00:00", "metrics": {"val": test, "test": test}}
+    info = {
+        "schema_version": 1,
+        "task": task,
+        "kind": "sequence",
+        "labels": labels,
+        "label_names": labels,
+        "backbone": {"name": "minilm", "path": "/x", "model_type": "bert"},
+        "hyperparams": {"epochs": 2.0, "batch_size": 16, "lr": 5e-5},
+        "lora": None,
+        "crf": False,
+        "max_length": 128,
+        "data": _data(task, labels, sources),
+        "training": {"seconds": 12.5, "global_steps": 40, "log_history": LOG_HISTORY},
+        "calibration": {task: _calibration(task)},
+        "thresholds": {"jailbreak": 0.6} if task == "jailbreak" else {},
+        "versions": VERSIONS,
+        "created": "2026-01-02T03:04:05+00:00",
+        "metrics": {"val": test, "test": test},
+    }
     if exports:
         info["exports"] = exports
     return info
@@ -94,18 +131,37 @@ def _per_task_info(task: str, labels: list[str], sources: list[str], test: dict,
 def _bundle_info() -> dict:
     jailbreak, _ = _scores("jailbreak", JAILBREAK, seed=5)
     pii = _span_scores()
-    heads = {"jailbreak": {"kind": "sequence", "labels": JAILBREAK, "label_names": JAILBREAK, "crf": False},
-             "pii": {"kind": "token", "labels": ["EMAIL_ADDRESS", "PERSON"],
-                     "label_names": ["O", "B-EMAIL_ADDRESS", "I-EMAIL_ADDRESS", "B-PERSON", "I-PERSON"], "crf": False}}
-    return {"schema_version": 1, "task": "multitask", "kind": "multitask", "heads": heads,
-            "backbone": {"name": "minilm", "path": "/x", "model_type": "bert"}, "hyperparams": {"epochs": 4.0},
-            "multitask": {"sampling": {"jailbreak": 0.5, "pii": 0.5}}, "lora": None, "crf": False, "max_length": 128,
-            "data": {"jailbreak": _data("jailbreak", JAILBREAK, ["/d/jailbreak/train.jsonl"]),
-                     "pii": _data("pii", ["EMAIL_ADDRESS", "PERSON"], ["/d/presidio_pii/synth_dataset_v2.jsonl"])},
-            "training": {"seconds": 30.0, "log_history": []},
-            "calibration": {"jailbreak": _calibration("jailbreak"), "pii": _calibration("pii", "token")},
-            "thresholds": {"jailbreak": 0.7}, "versions": VERSIONS, "created": "2026-01-02T05:00:00+00:00",
-            "metrics": {"jailbreak": {"val": jailbreak, "test": jailbreak}, "pii": {"val": pii, "test": pii}}}
+    heads = {
+        "jailbreak": {"kind": "sequence", "labels": JAILBREAK, "label_names": JAILBREAK, "crf": False},
+        "pii": {
+            "kind": "token",
+            "labels": ["EMAIL_ADDRESS", "PERSON"],
+            "label_names": ["O", "B-EMAIL_ADDRESS", "I-EMAIL_ADDRESS", "B-PERSON", "I-PERSON"],
+            "crf": False,
+        },
+    }
+    return {
+        "schema_version": 1,
+        "task": "multitask",
+        "kind": "multitask",
+        "heads": heads,
+        "backbone": {"name": "minilm", "path": "/x", "model_type": "bert"},
+        "hyperparams": {"epochs": 4.0},
+        "multitask": {"sampling": {"jailbreak": 0.5, "pii": 0.5}},
+        "lora": None,
+        "crf": False,
+        "max_length": 128,
+        "data": {
+            "jailbreak": _data("jailbreak", JAILBREAK, ["/d/jailbreak/train.jsonl"]),
+            "pii": _data("pii", ["EMAIL_ADDRESS", "PERSON"], ["/d/presidio_pii/synth_dataset_v2.jsonl"]),
+        },
+        "training": {"seconds": 30.0, "log_history": []},
+        "calibration": {"jailbreak": _calibration("jailbreak"), "pii": _calibration("pii", "token")},
+        "thresholds": {"jailbreak": 0.7},
+        "versions": VERSIONS,
+        "created": "2026-01-02T05:00:00+00:00",
+        "metrics": {"jailbreak": {"val": jailbreak, "test": jailbreak}, "pii": {"val": pii, "test": pii}},
+    }
 
 
 def _write(path: Path, payload) -> None:
@@ -114,36 +170,75 @@ def _write(path: Path, payload) -> None:
 
 
 def _config(mode: str, tasks: dict[str, list[str]]) -> ProjectConfig:
-    return ProjectConfig.model_validate({"name": "demo-run", "tasks": {t: {"data": d} for t, d in tasks.items()},
-                                         "training": {"mode": mode}})
+    return ProjectConfig.model_validate(
+        {"name": "demo-run", "tasks": {t: {"data": d} for t, d in tasks.items()}, "training": {"mode": mode}}
+    )
 
 
 @pytest.fixture
 def full_run(tmp_path) -> tuple[Path, ProjectConfig]:
     """mode both: per-task category (evaluated) and jailbreak (evaluated, exported), a bundle (not evaluated)."""
     run = tmp_path / "runs" / "demo-run"
-    for task, labels, sources in (("category", CATEGORY, ["/d/mmlu_pro/questions.jsonl"]),
-                                  ("jailbreak", JAILBREAK, ["/d/jailbreak/train.jsonl"])):
+    for task, labels, sources in (
+        ("category", CATEGORY, ["/d/mmlu_pro/questions.jsonl"]),
+        ("jailbreak", JAILBREAK, ["/d/jailbreak/train.jsonl"]),
+    ):
         metrics, rows = _scores(task, labels, seed=len(task))
-        exports = {"onnx-int8": {"file": "model.int8.onnx", "size_mb": 21.9, "recipe": "int8-per-channel",
-                                 "parity": {"passed": True, "criteria": "label agreement >= 99%"}}} \
-            if task == "jailbreak" else None
+        exports = (
+            {
+                "onnx-int8": {
+                    "file": "model.int8.onnx",
+                    "size_mb": 21.9,
+                    "recipe": "int8-per-channel",
+                    "parity": {"passed": True, "criteria": "label agreement >= 99%"},
+                }
+            }
+            if task == "jailbreak"
+            else None
+        )
         _write(run / "models" / task / "routerforge.json", _per_task_info(task, labels, sources, metrics, exports))
-        evaluated = metrics | {"latency": {"kind": "latency", "n": 10, "p50_ms": 3.0, "p99_ms": 5.0, "mean_ms": 3.2},
-                               "evaluated_on": {"split": "test", "rows": 80, "model": str(run / "models" / task),
-                                                "task": task, "temperature": 1.4}}
+        evaluated = metrics | {
+            "latency": {"kind": "latency", "n": 10, "p50_ms": 3.0, "p99_ms": 5.0, "mean_ms": 3.2},
+            "evaluated_on": {
+                "split": "test",
+                "rows": 80,
+                "model": str(run / "models" / task),
+                "task": task,
+                "temperature": 1.4,
+            },
+        }
         _write(run / "eval" / task / task / "metrics.json", evaluated)
         (run / "eval" / task / task / PREDICTIONS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
     _write(run / "bundle" / "routerforge.json", _bundle_info())
     _write(run / "data" / "category.json", _data("category", CATEGORY, ["/d/mmlu_pro/questions.jsonl"]))
-    _write(run / "pipeline.json", {"stage_order": ["data", "train", "calibrate", "eval", "export", "report"],
-                                   "stages": {"data": {"status": "done", "seconds": 1.1, "input_hash": "abc123",
-                                                       "ran": ["category"], "skipped": ["jailbreak"],
-                                                       "items": {"category": {"seconds": 1.0},  # ran now
-                                                                 "jailbreak": {"seconds": 0.5}}},  # earlier
-                                              "train": {"status": "done", "seconds": 40.0, "ran": [], "items": {}}}})
-    config = _config("both", {"category": ["mmlu_pro/questions.jsonl"], "jailbreak": ["jailbreak/train.jsonl"],
-                              "pii": ["presidio_pii/synth_dataset_v2.jsonl"]})
+    _write(
+        run / "pipeline.json",
+        {
+            "stage_order": ["data", "train", "calibrate", "eval", "export", "report"],
+            "stages": {
+                "data": {
+                    "status": "done",
+                    "seconds": 1.1,
+                    "input_hash": "abc123",
+                    "ran": ["category"],
+                    "skipped": ["jailbreak"],
+                    "items": {
+                        "category": {"seconds": 1.0},  # ran now
+                        "jailbreak": {"seconds": 0.5},
+                    },
+                },  # earlier
+                "train": {"status": "done", "seconds": 40.0, "ran": [], "items": {}},
+            },
+        },
+    )
+    config = _config(
+        "both",
+        {
+            "category": ["mmlu_pro/questions.jsonl"],
+            "jailbreak": ["jailbreak/train.jsonl"],
+            "pii": ["presidio_pii/synth_dataset_v2.jsonl"],
+        },
+    )
     return run, config
 
 
@@ -180,8 +275,9 @@ def _check_assets(page: Path) -> _Refs:
 
 def test_run_report_has_every_section(full_run):
     run, config = full_run
-    page = write_run_report(run, config, latency={"models/jailbreak": {"backend": "onnx-int8", "p50_ms": 4.2,
-                                                                       "p99_ms": 9.1, "n": 30}})
+    page = write_run_report(
+        run, config, latency={"models/jailbreak": {"backend": "onnx-int8", "p50_ms": 4.2, "p99_ms": 9.1, "n": 30}}
+    )
     assert page == run / "report" / "index.html" and page.is_file()
     markdown = (run / "report" / "report.md").read_text()
     text = page.read_text()
@@ -218,8 +314,12 @@ def test_run_report_has_every_section(full_run):
     assert len(images) == len(parser.alts) >= 6
     assert all((run / "report" / image).is_file() for image in images)
     summary_json = json.loads((run / "report" / "summary.json").read_text())
-    assert {r["model"] for r in summary_json["headline"]} == {"models/category", "models/jailbreak", "models/pii",
-                                                               "bundle"}
+    assert {r["model"] for r in summary_json["headline"]} == {
+        "models/category",
+        "models/jailbreak",
+        "models/pii",
+        "bundle",
+    }
     assert "| models/pii | pii | not run (model missing) |" in markdown  # mode both: expected, not there
 
 
@@ -254,8 +354,12 @@ def test_empty_run_directory(tmp_path):
 
 def test_model_card_names_licences_and_attribution(tmp_path):
     metrics, _ = _scores("intent", INTENT, seed=3)
-    sources = ["/d/intent/clinc150.jsonl", "/d/intent/banking77.jsonl", "/d/function_calling/bfcl_v4_queries.jsonl",
-               "/home/me/private_intents.csv"]
+    sources = [
+        "/d/intent/clinc150.jsonl",
+        "/d/intent/banking77.jsonl",
+        "/d/function_calling/bfcl_v4_queries.jsonl",
+        "/home/me/private_intents.csv",
+    ]
     info = _per_task_info("intent", INTENT, sources, metrics)
     _write(tmp_path / "model" / "routerforge.json", info)
     card = write_model_card(tmp_path / "model", _config("per-task", {"intent": ["clinc150.jsonl"]}))
@@ -269,7 +373,7 @@ def test_model_card_names_licences_and_attribution(tmp_path):
     assert "| intent | 72 | 10 | 10 | fp-intent |" in text  # splits with fingerprint
     assert re.search(r"\| intent \| macro F1 \| [\d.]+ \[[\d.]+, [\d.]+\] \|", text)
     assert "English only" in text and "routerforge serve DIR --config router.yaml" in text
-    assert 'routerforge classify DIR' in text and "Router.load" in text
+    assert "routerforge classify DIR" in text and "Router.load" in text
     assert "## Run configuration" in text and "name: demo-run" in text
 
 
@@ -282,12 +386,19 @@ def test_model_card_of_a_bundle(tmp_path):
     assert "too few to resolve the target FPR" in text and "P(jailbreak) >= **0.7000**" in text
 
 
-@pytest.mark.parametrize(("spec", "name"), [
-    ("/d/mmlu_pro/questions.jsonl", "MMLU-Pro"), ("hf:TIGER-Lab/MMLU-Pro", "MMLU-Pro"),
-    ("/d/presidio_pii/synth_dataset_v2.jsonl", "Presidio research synthetic PII data"),
-    ("hf:jackhhao/jailbreak-classification", "jackhhao/jailbreak-classification"),
-    ("/d/glaive_toolcall_en_demo.jsonl", "Glaive function calling v2"), ("/d/snips_2017.jsonl", "SNIPS NLU benchmark (2017)"),
-    ("synth:200", "routerforge synthetic data (routerforge.data.synth)"), ("/d/my_data.csv", None)])
+@pytest.mark.parametrize(
+    ("spec", "name"),
+    [
+        ("/d/mmlu_pro/questions.jsonl", "MMLU-Pro"),
+        ("hf:TIGER-Lab/MMLU-Pro", "MMLU-Pro"),
+        ("/d/presidio_pii/synth_dataset_v2.jsonl", "Presidio research synthetic PII data"),
+        ("hf:jackhhao/jailbreak-classification", "jackhhao/jailbreak-classification"),
+        ("/d/glaive_toolcall_en_demo.jsonl", "Glaive function calling v2"),
+        ("/d/snips_2017.jsonl", "SNIPS NLU benchmark (2017)"),
+        ("synth:200", "routerforge synthetic data (routerforge.data.synth)"),
+        ("/d/my_data.csv", None),
+    ],
+)
 def test_sources_are_identified_by_name(spec, name):
     source = identify_source(spec)
     assert (source.name if source else None) == name
@@ -302,12 +413,20 @@ def test_probabilities_before_scaling_undo_the_temperature():
 def test_prediction_rows_have_hash_gold_prediction_and_probabilities():
     from routerforge.data.schema import Example, Span
 
-    router = SimpleNamespace(heads={"jailbreak": {"kind": "sequence", "label_names": JAILBREAK},
-                                    "category": {"kind": "sequence", "label_names": CATEGORY},
-                                    "pii": {"kind": "token", "label_names": ["O", "B-PERSON", "I-PERSON"]}})
-    signals = [Signals(jailbreak=JailbreakSignal("jailbreak", 0.9, True, 0.5),
-                       category=LabelSignal("math", 0.7, {"law": 0.1, "math": 0.7, "other": 0.2}),
-                       pii=[PiiSpan("PERSON", 5, 9, "John", 0.88)])]
+    router = SimpleNamespace(
+        heads={
+            "jailbreak": {"kind": "sequence", "label_names": JAILBREAK},
+            "category": {"kind": "sequence", "label_names": CATEGORY},
+            "pii": {"kind": "token", "label_names": ["O", "B-PERSON", "I-PERSON"]},
+        }
+    )
+    signals = [
+        Signals(
+            jailbreak=JailbreakSignal("jailbreak", 0.9, True, 0.5),
+            category=LabelSignal("math", 0.7, {"law": 0.1, "math": 0.7, "other": 0.2}),
+            pii=[PiiSpan("PERSON", 5, 9, "John", 0.88)],
+        )
+    ]
     example = Example(text="Call John", label="jailbreak")
     (row,) = prediction_rows(router, "jailbreak", [example], signals)
     assert row["gold"] == "jailbreak" and row["pred"] == "jailbreak" and len(row["hash"]) >= 8
@@ -323,8 +442,10 @@ def small_run(tmp_path) -> tuple[Path, ProjectConfig]:
     """One per-task jailbreak model, nothing else."""
     run = tmp_path / "runs" / "demo-run"
     metrics, _ = _scores("jailbreak", JAILBREAK, seed=2)
-    _write(run / "models" / "jailbreak" / "routerforge.json",
-           _per_task_info("jailbreak", JAILBREAK, ["/d/jailbreak/train.jsonl"], metrics))
+    _write(
+        run / "models" / "jailbreak" / "routerforge.json",
+        _per_task_info("jailbreak", JAILBREAK, ["/d/jailbreak/train.jsonl"], metrics),
+    )
     return run, _config("per-task", {"jailbreak": ["jailbreak/train.jsonl"]})
 
 

@@ -1,5 +1,6 @@
 """The runtime without training: window planning and merging, exact PII offsets through a fake backend, one
 encoder pass for every head, Viterbi against brute force, temperature scaling and the FPR threshold."""
+
 from __future__ import annotations
 
 import itertools
@@ -10,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from routerforge.errors import RouterforgeError
-from routerforge.evaluation.calibration import (calibration_summary, detection_counts, fit_temperature,
-                                                 threshold_at_fpr)
+from routerforge.evaluation.calibration import calibration_summary, detection_counts, fit_temperature, threshold_at_fpr
 from routerforge.runtime.engine import Router, softmax, viterbi
 from routerforge.runtime.windows import Window, merge_token_rows, plan_windows
 
@@ -36,7 +36,7 @@ def _check_plan(n, size, overlap, windows):
             assert w.own_end > w.own_start  # no window is read for nothing
     owner = np.zeros(n, dtype=int)
     for w in windows:
-        owner[w.own_start:w.own_end] += 1
+        owner[w.own_start : w.own_end] += 1
     assert (owner == 1).all()  # every token is owned by exactly one window
 
 
@@ -107,8 +107,11 @@ def _fake_router(path, window=12, overlap=4, max_windows=64):
     tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
     name_ids = tokenizer.encode(NAME, add_special_tokens=False).ids
     backend = FakeNameTagger(name_ids)
-    return Router(path, PII_INFO, backend, "fake", window=window, overlap=overlap, max_windows=max_windows), \
-        tokenizer, set(name_ids)
+    return (
+        Router(path, PII_INFO, backend, "fake", window=window, overlap=overlap, max_windows=max_windows),
+        tokenizer,
+        set(name_ids),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +121,14 @@ def fake(tiny_bert):
 
 def _filler(tokenizer, name_ids, n_tokens):
     """Words none of whose tokens is a name token, ``n_tokens`` tokens long."""
-    words = [w for w in ("the quick brown fox over lazy dog what is derivative of x squared meeting tomorrow "
-                         "at noon convert this file to email my manager").split()
-             if not set(tokenizer.encode(w, add_special_tokens=False).ids) & name_ids]
+    words = [
+        w
+        for w in (
+            "the quick brown fox over lazy dog what is derivative of x squared meeting tomorrow "
+            "at noon convert this file to email my manager"
+        ).split()
+        if not set(tokenizer.encode(w, add_special_tokens=False).ids) & name_ids
+    ]
     out, count = [], 0
     for word in itertools.cycle(words):
         k = len(tokenizer.encode(word, add_special_tokens=False).ids)
@@ -144,12 +152,14 @@ def test_fake_router_finds_a_name_across_a_window_boundary_exactly_once(fake):
         text = f"{before} {NAME.title()} {after}".strip() if before else f"{NAME.title()} {after}"
         start = text.index(NAME.title())
         signals = router.classify(text)
-        assert [(s.entity_type, s.start, s.end, s.text) for s in signals.pii] == \
-            [("PERSON", start, start + len(NAME), NAME.title())], text
-        assert all(text[s.start:s.end] == s.text for s in signals.pii)
+        assert [(s.entity_type, s.start, s.end, s.text) for s in signals.pii] == [
+            ("PERSON", start, start + len(NAME), NAME.title())
+        ], text
+        assert all(text[s.start : s.end] == s.text for s in signals.pii)
         assert signals.windows > 1 and signals.truncated is False
-        straddles = any(w.start < k + n_name and k < w.end and not (w.start <= k and k + n_name <= w.end)
-                        for w in windows)
+        straddles = any(
+            w.start < k + n_name and k < w.end and not (w.start <= k and k + n_name <= w.end) for w in windows
+        )
         starts_inside = any(k < w.start < k + n_name for w in windows)  # a window sees the name's tail only
         checked += straddles and starts_inside
     assert checked > 0  # some placements cut the name at a window edge, and it was still found once
@@ -172,11 +182,17 @@ def test_router_rejects_an_overlap_that_fills_the_window(tiny_bert):
         _fake_router(tiny_bert, window=12, overlap=10)
 
 
-ALPHABET = st.sampled_from(list("abcdefghijklmnopqrstuvwxyzJOHNSMITH0123456789 .,;:!?-'\"()@/\n\t") +
-                           ["é", "ß", "中", "文", "😀", "ñ", "Å", "ﬁ", "Ω", "john", "smith", " john smith "])
-TEXTS = st.one_of(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x1FAFF,
-                                                 blacklist_categories=("Cs", "Cc", "Co", "Cn")), max_size=120),
-                  st.lists(ALPHABET, max_size=80).map("".join))
+ALPHABET = st.sampled_from(
+    list("abcdefghijklmnopqrstuvwxyzJOHNSMITH0123456789 .,;:!?-'\"()@/\n\t")
+    + ["é", "ß", "中", "文", "😀", "ñ", "Å", "ﬁ", "Ω", "john", "smith", " john smith "]
+)
+TEXTS = st.one_of(
+    st.text(
+        alphabet=st.characters(min_codepoint=32, max_codepoint=0x1FAFF, blacklist_categories=("Cs", "Cc", "Co", "Cn")),
+        max_size=120,
+    ),
+    st.lists(ALPHABET, max_size=80).map("".join),
+)
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +210,7 @@ def test_windowed_spans_are_exact_and_match_a_single_window(fake_pair, text):
     spans = sorted(signals.pii, key=lambda s: s.start)
     for s in spans:
         assert 0 <= s.start < s.end <= len(text)
-        assert text[s.start:s.end] == s.text
+        assert text[s.start : s.end] == s.text
     for a, b in zip(spans, spans[1:]):
         assert a.end <= b.start
     assert signals.truncated is False
@@ -257,10 +273,12 @@ def test_viterbi_matches_brute_force():
         for k in range(1, 5):
             for _ in range(5):
                 emissions = rng.normal(size=(length, k))
-                crf = {"start_transitions": rng.normal(size=k), "end_transitions": rng.normal(size=k),
-                       "transitions": rng.normal(size=(k, k))}
-                best = max(itertools.product(range(k), repeat=length),
-                           key=lambda p: _path_score(p, emissions, crf))
+                crf = {
+                    "start_transitions": rng.normal(size=k),
+                    "end_transitions": rng.normal(size=k),
+                    "transitions": rng.normal(size=(k, k)),
+                }
+                best = max(itertools.product(range(k), repeat=length), key=lambda p: _path_score(p, emissions, crf))
                 path = viterbi(emissions, crf)
                 assert path.tolist() == list(best)
                 assert _path_score(path.tolist(), emissions, crf) == pytest.approx(_path_score(best, emissions, crf))

@@ -1,6 +1,7 @@
 """The runtime under hostile input with the current (robust) normalisation: any Unicode (controls, zero-width
 and bidi marks, lone surrogates, the empty string, 200,000 characters) gives Signals whose PII spans index the input,
 and obfuscated names are found and mapped back to the characters the user sent."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,15 +11,19 @@ from hypothesis import strategies as st
 
 from conftest import make_tiny_bundle
 from routerforge.runtime.engine import Router
-from routerforge.runtime.normalise import CURRENT, identity, normalise
 from routerforge.runtime.signals import Signals
+from routerforge.text.normalise import CURRENT, identity, normalise
 
 PII = ["PERSON", "EMAIL_ADDRESS"]
-HOSTILE = list("\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff\u00ad"
-               "\x00\x01\x0b\x0c\x1f\x7f\x85\ud800\udbff\udc00\udfff\t\n\r  ._-*"
-               "аеорсхіΑΟΙο𝐈ﬁＡ⑽\ufdfa\u0301")
-texts = st.text(alphabet=st.one_of(st.characters(exclude_categories=()), st.sampled_from(HOSTILE),
-                                   st.sampled_from("john smith ")), max_size=120)
+HOSTILE = list(
+    "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff\u00ad"
+    "\x00\x01\x0b\x0c\x1f\x7f\x85\ud800\udbff\udc00\udfff\t\n\r  ._-*"
+    "аеорсхіΑΟΙο𝐈ﬁＡ⑽\ufdfa\u0301"
+)
+texts = st.text(
+    alphabet=st.one_of(st.characters(exclude_categories=()), st.sampled_from(HOSTILE), st.sampled_from("john smith ")),
+    max_size=120,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +32,13 @@ def bundle(tiny_bert, tmp_path_factory):
     normalisation: the random token head tags spans here and there, which is what the offset checks need."""
     from routerforge.data.spans import bio_label_names
 
-    heads = {"pii": ("token", PII, bio_label_names(PII)),
-             "jailbreak": ("sequence", ["benign", "jailbreak"], ["benign", "jailbreak"])}
-    return make_tiny_bundle(tmp_path_factory.mktemp("hostile-bundle"), tiny_bert, heads, seed=1,
-                            info={"normalisation": CURRENT})
+    heads = {
+        "pii": ("token", PII, bio_label_names(PII)),
+        "jailbreak": ("sequence", ["benign", "jailbreak"], ["benign", "jailbreak"]),
+    }
+    return make_tiny_bundle(
+        tmp_path_factory.mktemp("hostile-bundle"), tiny_bert, heads, seed=1, info={"normalisation": CURRENT}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +55,7 @@ def _check_signals(text: str, signals: Signals):
     assert isinstance(signals, Signals) and 0 <= signals.jailbreak.p_jailbreak <= 1
     for span in signals.pii:
         assert 0 <= span.start < span.end <= len(text), (span, len(text))
-        assert span.text == text[span.start:span.end]
+        assert span.text == text[span.start : span.end]
 
 
 @settings(max_examples=300, deadline=None)
@@ -101,14 +109,28 @@ class NameTagger:
         return {"pii": logits}
 
 
-@pytest.mark.parametrize("name", ["john smith", "j\u200bohn s\u00admith", "ｊｏｈｎ ｓｍｉｔｈ",
-                                  "j o h n  s m i t h", "\u202ejohn smith\u202c", "јоhn smith"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "john smith",
+        "j\u200bohn s\u00admith",
+        "ｊｏｈｎ ｓｍｉｔｈ",
+        "j o h n  s m i t h",
+        "\u202ejohn smith\u202c",
+        "јоhn smith",
+    ],
+)
 def test_obfuscated_name_found_at_its_original_offsets(tiny_bert, name):
     from tokenizers import Tokenizer
 
     ids = Tokenizer.from_file(str(tiny_bert / "tokenizer.json")).encode("john smith", add_special_tokens=False).ids
-    info = {"task": "pii", "kind": "token", "labels": ["PERSON"], "label_names": ["O", "B-PERSON", "I-PERSON"],
-            "normalisation": CURRENT}
+    info = {
+        "task": "pii",
+        "kind": "token",
+        "labels": ["PERSON"],
+        "label_names": ["O", "B-PERSON", "I-PERSON"],
+        "normalisation": CURRENT,
+    }
     router = Router(tiny_bert, info, NameTagger(ids), "fake", window=12, overlap=4)
     text = f"please call {name} tomorrow"
     spans = router.classify(text).pii

@@ -1,4 +1,5 @@
 """Character spans <-> BIO labels over a real fast tokenizer's offsets: round trip property and edge cases."""
+
 from __future__ import annotations
 
 import string
@@ -68,9 +69,11 @@ def texts_with_spans(draw):
 def test_round_trip_property(tokenizer, case):
     text, spans = case
     decoded = round_trip(tokenizer, text, spans)
-    assert [(d["entity_type"], d["start"], d["end"]) for d in decoded] == [(s.entity_type, s.start, s.end) for s in spans]
+    assert [(d["entity_type"], d["start"], d["end"]) for d in decoded] == [
+        (s.entity_type, s.start, s.end) for s in spans
+    ]
     for d in decoded:
-        assert text[d["start"]:d["end"]] == d["text"]
+        assert text[d["start"] : d["end"]] == d["text"]
         assert d["score"] == 1.0
 
 
@@ -79,7 +82,11 @@ def test_adjacent_spans_of_one_type_stay_separate(tokenizer):
     spans = [Span("PERSON", 5, 9), Span("PERSON", 10, 15), Span("PHONE_NUMBER", 16, 19), Span("PHONE_NUMBER", 20, 24)]
     decoded = round_trip(tokenizer, text, spans)
     assert [(d["entity_type"], d["text"]) for d in decoded] == [
-        ("PERSON", "john"), ("PERSON", "smith"), ("PHONE_NUMBER", "555"), ("PHONE_NUMBER", "1234")]
+        ("PERSON", "john"),
+        ("PERSON", "smith"),
+        ("PHONE_NUMBER", "555"),
+        ("PHONE_NUMBER", "1234"),
+    ]
 
 
 def test_spans_given_out_of_order(tokenizer):
@@ -104,7 +111,11 @@ def test_special_tokens_get_ignore(tokenizer):
 
 def test_padding_gets_ignore():
     assert bio_labels([(0, 0), (0, 4), (0, 0), (0, 0)], [Span("PERSON", 0, 4)], LABEL2ID) == [
-        IGNORE, LABEL2ID["B-PERSON"], IGNORE, IGNORE]
+        IGNORE,
+        LABEL2ID["B-PERSON"],
+        IGNORE,
+        IGNORE,
+    ]
 
 
 def test_span_starting_mid_token():
@@ -114,8 +125,9 @@ def test_span_starting_mid_token():
     labels = bio_labels(offsets, [Span("PERSON", 2, 8)], LABEL2ID)
     assert labels == [IGNORE, LABEL2ID["B-PERSON"], LABEL2ID["I-PERSON"], IGNORE]
     decoded = decode_spans(text, offsets, labels, [0.5, 0.8, 0.6, 0.1], ID2LABEL)
-    assert decoded == [{"entity_type": "PERSON", "start": 0, "end": 11, "text": "hello world",
-                        "score": pytest.approx(0.7)}]
+    assert decoded == [
+        {"entity_type": "PERSON", "start": 0, "end": 11, "text": "hello world", "score": pytest.approx(0.7)}
+    ]
 
 
 def test_span_inside_one_token_with_real_tokenizer(tokenizer):
@@ -126,7 +138,7 @@ def test_span_inside_one_token_with_real_tokenizer(tokenizer):
     assert labelled and all(start < 17 and end > 12 for start, end in labelled)
     (decoded,) = decode_spans(text, offsets, labels, [1.0] * len(labels), ID2LABEL)
     assert decoded["start"] <= 12 and decoded["end"] >= 17
-    assert decoded["text"] == text[decoded["start"]:decoded["end"]]
+    assert decoded["text"] == text[decoded["start"] : decoded["end"]]
 
 
 def test_decode_rules():
@@ -134,8 +146,9 @@ def test_decode_rules():
     offsets = [(0, 2), (3, 5), (6, 8), (9, 11)]
     o, b_p, i_p, i_e = (LABEL2ID[n] for n in ("O", "B-PERSON", "I-PERSON", "I-EMAIL_ADDRESS"))
     # an I- that does not continue a span of its type starts one
-    assert [(d["entity_type"], d["text"]) for d in decode_spans(text, offsets, [o, i_p, i_e, i_e], [1] * 4, ID2LABEL)] \
-        == [("PERSON", "bb"), ("EMAIL_ADDRESS", "cc dd")]
+    assert [
+        (d["entity_type"], d["text"]) for d in decode_spans(text, offsets, [o, i_p, i_e, i_e], [1] * 4, ID2LABEL)
+    ] == [("PERSON", "bb"), ("EMAIL_ADDRESS", "cc dd")]
     # B- after B- of the same type: two spans
     assert [d["text"] for d in decode_spans(text, offsets, [b_p, b_p, i_p, o], [1] * 4, ID2LABEL)] == ["aa", "bb cc"]
     assert decode_spans(text, offsets, [o] * 4, [1] * 4, ID2LABEL) == []

@@ -1,4 +1,5 @@
 """Leakage-free splits: dedup, grouping, stratification, near-duplicates, predefined splits and the manifest."""
+
 from __future__ import annotations
 
 import json
@@ -16,13 +17,17 @@ from routerforge.errors import RouterforgeError
 from routerforge.tasks import MMLU_PRO_CATEGORIES, get_task
 
 # Long enough that changing one word keeps the TF-IDF cosine (1-2 grams) well above 0.9.
-LONG_A = ("the quarterly report shows that revenue from the northern region grew faster than expected while costs "
-          "stayed flat across all departments and the board asked the finance team to prepare a detailed forecast "
-          "for the next two years before the annual meeting in spring")
+LONG_A = (
+    "the quarterly report shows that revenue from the northern region grew faster than expected while costs "
+    "stayed flat across all departments and the board asked the finance team to prepare a detailed forecast "
+    "for the next two years before the annual meeting in spring"
+)
 LONG_A_EDIT = LONG_A.replace("northern", "southern")
-LONG_B = ("please summarise the attached research paper about protein folding and list the three most important "
-          "experimental results together with the methods the authors used to validate them in the laboratory "
-          "and any limitations they mention in their discussion section")
+LONG_B = (
+    "please summarise the attached research paper about protein folding and list the three most important "
+    "experimental results together with the methods the authors used to validate them in the laboratory "
+    "and any limitations they mention in their discussion section"
+)
 LONG_B_EDIT = LONG_B.replace("three", "four")
 
 
@@ -55,12 +60,18 @@ def assert_disjoint(data):
 
 # ---------------------------------------------------------------------------------------------------- dedup
 
+
 def test_exact_dedup_and_conflicts(tmp_path):
     rows = jailbreak_rows(30)
-    rows += [{"text": "Hello   World", "label": "benign"}, {"text": "hello world", "label": "benign"},
-             {"text": "HELLO WORLD ", "label": "benign"}, {"text": "\uff28ello world", "label": "benign"},  # NFKC
-             {"text": "Conflict text", "label": "benign"}, {"text": "conflict TEXT", "label": "jailbreak"},
-             {"text": "conflict text", "label": "benign"}]
+    rows += [
+        {"text": "Hello   World", "label": "benign"},
+        {"text": "hello world", "label": "benign"},
+        {"text": "HELLO WORLD ", "label": "benign"},
+        {"text": "\uff28ello world", "label": "benign"},  # NFKC
+        {"text": "Conflict text", "label": "benign"},
+        {"text": "conflict TEXT", "label": "jailbreak"},
+        {"text": "conflict text", "label": "benign"},
+    ]
     data = load("jailbreak", write_jsonl(tmp_path / "d.jsonl", rows), seed=1)
     report = data.report
     assert report["rows_read"] == 37
@@ -74,8 +85,10 @@ def test_exact_dedup_and_conflicts(tmp_path):
 
 def test_pii_conflicting_spans_dropped(tmp_path):
     rows = [{"text": t, "spans": [{"entity_type": "PERSON", "start": 0, "end": 7}]} for t in sentences(20)]
-    rows += [{"text": "Call Ann", "spans": [{"entity_type": "PERSON", "start": 5, "end": 8}]},
-             {"text": "call ann", "spans": []}]
+    rows += [
+        {"text": "Call Ann", "spans": [{"entity_type": "PERSON", "start": 5, "end": 8}]},
+        {"text": "call ann", "spans": []},
+    ]
     data = load("pii", write_jsonl(tmp_path / "pii.jsonl", rows))
     assert data.report["conflicting_label_rows_dropped"] == 2
     assert data.labels == ("PERSON",)
@@ -99,18 +112,27 @@ def test_no_text_in_two_splits(tmp_path, seed):
 
 # ---------------------------------------------------------------------------------------------------- near-duplicates
 
+
 def predefined_rows() -> list[dict]:
     fill = sentences(40, seed=7)
-    rows = [{"text": LONG_A, "label": "benign", "split": "train", "g": "a"},
-            {"text": LONG_B, "label": "jailbreak", "split": "train", "g": "b"}]
-    rows += [{"text": t, "label": ("benign", "jailbreak")[i % 2], "split": "train", "g": f"tr{i}"}
-             for i, t in enumerate(fill[:24])]
+    rows = [
+        {"text": LONG_A, "label": "benign", "split": "train", "g": "a"},
+        {"text": LONG_B, "label": "jailbreak", "split": "train", "g": "b"},
+    ]
+    rows += [
+        {"text": t, "label": ("benign", "jailbreak")[i % 2], "split": "train", "g": f"tr{i}"}
+        for i, t in enumerate(fill[:24])
+    ]
     rows += [{"text": LONG_B_EDIT, "label": "jailbreak", "split": "val", "g": "v0"}]
-    rows += [{"text": t, "label": ("benign", "jailbreak")[i % 2], "split": "val", "g": f"v{i % 3}"}
-             for i, t in enumerate(fill[24:30])]
+    rows += [
+        {"text": t, "label": ("benign", "jailbreak")[i % 2], "split": "val", "g": f"v{i % 3}"}
+        for i, t in enumerate(fill[24:30])
+    ]
     rows += [{"text": LONG_A_EDIT, "label": "benign", "split": "test", "g": "t0"}]
-    rows += [{"text": t, "label": ("benign", "jailbreak")[i % 2], "split": "test", "g": f"t{i % 3}"}
-             for i, t in enumerate(fill[30:40])]
+    rows += [
+        {"text": t, "label": ("benign", "jailbreak")[i % 2], "split": "test", "g": f"t{i % 3}"}
+        for i, t in enumerate(fill[30:40])
+    ]
     return rows
 
 
@@ -147,12 +169,14 @@ def test_near_duplicate_moves_its_whole_group(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- grouping
 
+
 @pytest.mark.parametrize("seed", [0, 5])
 def test_grouped_split_keeps_groups_together(tmp_path, seed):
     texts = sentences(90, seed)
     rows = [{"text": t, "label": ("benign", "jailbreak")[i % 2], "template_id": i // 3} for i, t in enumerate(texts)]
-    data = load("jailbreak", write_jsonl(tmp_path / "d.jsonl", rows), group_by="template_id", seed=seed,
-                val=0.2, test=0.2)
+    data = load(
+        "jailbreak", write_jsonl(tmp_path / "d.jsonl", rows), group_by="template_id", seed=seed, val=0.2, test=0.2
+    )
     where = {}
     for name in SPLITS:
         for e in data.split(name):
@@ -167,6 +191,7 @@ def test_single_group_cannot_be_split(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------- stratification
+
 
 @pytest.mark.parametrize("singleton", [False, True])
 @pytest.mark.parametrize("seed", range(6))
@@ -184,10 +209,13 @@ def test_stratification_keeps_every_class_with_three_rows_in_train(tmp_path, see
 
 # ---------------------------------------------------------------------------------------------------- predefined splits
 
+
 def test_predefined_split_carves_val_from_train(tmp_path):
     texts = sentences(60, 3)
-    rows = [{"text": t, "label": ("benign", "jailbreak")[i % 2], "part": "test" if i < 12 else "train"}
-            for i, t in enumerate(texts)]
+    rows = [
+        {"text": t, "label": ("benign", "jailbreak")[i % 2], "part": "test" if i < 12 else "train"}
+        for i, t in enumerate(texts)
+    ]
     data = load("jailbreak", write_jsonl(tmp_path / "d.jsonl", rows), split_field="part", val=0.25)
     assert {e.text for e in data.test} == set(texts[:12])
     assert len(data.val) == 12 and len(data.train) == 36  # 25% of the 48 training rows
@@ -198,9 +226,17 @@ def test_predefined_split_carves_val_from_train(tmp_path):
 def test_predefined_split_with_custom_names(tmp_path):
     texts = sentences(30, 4)
     parts = ["fit"] * 20 + ["dev"] * 5 + ["holdout"] * 5
-    rows = [{"text": t, "label": "benign" if i % 2 else "jailbreak", "s": p} for i, (t, p) in enumerate(zip(texts, parts))]
-    data = load("jailbreak", write_jsonl(tmp_path / "d.jsonl", rows), split_field="s", train_split="fit",
-                val_split="dev", test_split="holdout")
+    rows = [
+        {"text": t, "label": "benign" if i % 2 else "jailbreak", "s": p} for i, (t, p) in enumerate(zip(texts, parts))
+    ]
+    data = load(
+        "jailbreak",
+        write_jsonl(tmp_path / "d.jsonl", rows),
+        split_field="s",
+        train_split="fit",
+        val_split="dev",
+        test_split="holdout",
+    )
     assert (len(data.train), len(data.val), len(data.test)) == (20, 5, 5)
 
 
@@ -222,6 +258,7 @@ def test_split_field_missing_in_a_row(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- fractions, labels
 
+
 @pytest.mark.parametrize("val, test", [(-0.1, 0.1), (0.1, 1.0), (0.5, 0.5), (1.2, 0.0), (0.6, 0.6)])
 def test_fractions_validated(val, test):
     loaded = Loaded([Example(t, label="benign", source="x", row=i) for i, t in enumerate(sentences(10))], [])
@@ -236,15 +273,22 @@ def test_zero_val_fraction_is_allowed(tmp_path):
 
 def test_labels_without_test_support(tmp_path):
     texts = sentences(40, 9)
-    rows = [{"question": t, "category": ("math", "law")[i % 2], "split": "test" if i < 10 else "train"}
-            for i, t in enumerate(texts)]
+    rows = [
+        {"question": t, "category": ("math", "law")[i % 2], "split": "test" if i < 10 else "train"}
+        for i, t in enumerate(texts)
+    ]
     rows.append({"question": "a lone history question about rome", "category": "history", "split": "train"})
     data = load("category", write_jsonl(tmp_path / "q.jsonl", rows), split_field="split")
     assert data.labels == MMLU_PRO_CATEGORIES
     assert data.report["labels_without_test_support"] == sorted(set(MMLU_PRO_CATEGORIES) - {"math", "law"})
     # labels taken from the data (label_field given): a label seen only in train stays in the set
-    data = load("category", write_jsonl(tmp_path / "q2.jsonl", rows), split_field="split",
-                text_field="question", label_field="category")
+    data = load(
+        "category",
+        write_jsonl(tmp_path / "q2.jsonl", rows),
+        split_field="split",
+        text_field="question",
+        label_field="category",
+    )
     assert data.labels == ("history", "law", "math")
     assert data.report["labels_without_test_support"] == ["history"]
 
@@ -259,6 +303,7 @@ def test_explicit_label_set(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------- manifest
+
 
 def test_manifest_round_trip_and_hash_check(tmp_path):
     path = tmp_path / "d.jsonl"
@@ -292,8 +337,14 @@ def test_manifest_from_another_directory(tmp_path, monkeypatch):
 
 
 def test_manifest_round_trip_pii_grouped(tmp_path):
-    rows = [{"text": f"Call {name} today", "spans": [{"entity_type": "PERSON", "start": 5, "end": 5 + len(name)}],
-             "template_id": i % 5} for i, name in enumerate(w.split()[0] for w in sentences(30, 2))]
+    rows = [
+        {
+            "text": f"Call {name} today",
+            "spans": [{"entity_type": "PERSON", "start": 5, "end": 5 + len(name)}],
+            "template_id": i % 5,
+        }
+        for i, name in enumerate(w.split()[0] for w in sentences(30, 2))
+    ]
     data = load("pii", write_jsonl(tmp_path / "pii.jsonl", rows), group_by="template_id")
     rows_back = load_split_from_manifest(data.manifest(), "test")
     assert [(e.key, e.spans, e.group) for e in rows_back] == [(e.key, e.spans, e.group) for e in data.test]
@@ -311,8 +362,10 @@ def test_deterministic_under_seed(tmp_path):
 def test_val_row_close_to_a_moved_test_row_moves_too(tmp_path):
     """A test row that moves to train must not leave its near-copy in val."""
     rows = [{"text": t, "label": "benign", "split": "train"} for t in sentences(20, 8)]
-    rows += [{"text": LONG_A, "label": "benign", "split": "val"},
-             {"text": LONG_A_EDIT, "label": "benign", "split": "test"}]
+    rows += [
+        {"text": LONG_A, "label": "benign", "split": "val"},
+        {"text": LONG_A_EDIT, "label": "benign", "split": "test"},
+    ]
     rows += [{"text": t, "label": "benign", "split": "test"} for t in sentences(3, 9)]
     rows += [{"text": t, "label": "benign", "split": "val"} for t in sentences(2, 10)]
     data = load("jailbreak", write_jsonl(tmp_path / "d.jsonl", rows), split_field="split", val_split="val")

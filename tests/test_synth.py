@@ -1,4 +1,5 @@
 """The offline synthetic generator: deterministic, exact spans, balanced, learnable but not memorisable."""
+
 from __future__ import annotations
 
 import json
@@ -66,7 +67,7 @@ def _check_spans(row: Example):
     for span in row.spans:
         assert isinstance(span, Span)
         assert 0 <= last_end <= span.start < span.end <= len(row.text)
-        value = row.text[span.start:span.end]
+        value = row.text[span.start : span.end]
         assert value == value.strip() and value
         last_end = span.end
 
@@ -85,7 +86,7 @@ def test_pii_span_values_match_filled_values():
     """Spans are recorded while filling, so a value that also occurs elsewhere in the text still points right."""
     for row in synth.generate("pii", 400, seed=11):
         for span in row.spans:
-            value = row.text[span.start:span.end]
+            value = row.text[span.start : span.end]
             if span.entity_type == "EMAIL_ADDRESS":
                 assert "@" in value
             if span.entity_type == "US_SSN":

@@ -1,4 +1,5 @@
 """Short train -> eval -> classify runs on tiny BERT and ModernBERT for both task kinds, full and LoRA."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,7 @@ runner = CliRunner()
 def _train(task, backbone, tmp_path, n=240, lora=None):
     source = write_jsonl(task, tmp_path / f"{task}.jsonl", n, seed=1)
     data = rf.data.load(task, str(source))
-    result = rf.train(data, model=str(backbone), output=tmp_path / "model", hyperparams=FAST, lora=lora,
-                      progress=False)
+    result = rf.train(data, model=str(backbone), output=tmp_path / "model", hyperparams=FAST, lora=lora, progress=False)
     return data, result
 
 
@@ -51,8 +51,11 @@ def test_sequence_task_end_to_end(arch, request, tmp_path):
     assert cli.exit_code == 0, cli.output
     signal = json.loads(cli.stdout)["jailbreak"]
     assert signal["label"] in ("benign", "jailbreak") and 0 <= signal["p_jailbreak"] <= 1
-    assert signal["threshold"] == info["thresholds"]["jailbreak"] == json.loads(
-        (out / "routerforge.json").read_text())["thresholds"]["jailbreak"]
+    assert (
+        signal["threshold"]
+        == info["thresholds"]["jailbreak"]
+        == json.loads((out / "routerforge.json").read_text())["thresholds"]["jailbreak"]
+    )
     assert signal["flagged"] == (signal["p_jailbreak"] >= signal["threshold"])
     assert signal["label"] == ("jailbreak" if signal["flagged"] else "benign")
 
@@ -63,8 +66,9 @@ def test_token_task_spans_are_exact(arch, crf, request, tmp_path):
     source = write_jsonl("pii", tmp_path / "pii.jsonl", 300, seed=1)
     data = rf.data.load("pii", str(source), group_by="template_id")
     # O dominates the tags: a tiny random encoder needs more steps than the sequence tasks to emit spans
-    result = rf.train(data, model=str(backbone), output=tmp_path / "model", hyperparams=dict(FAST, epochs=12),
-                      crf=crf, progress=False)
+    result = rf.train(
+        data, model=str(backbone), output=tmp_path / "model", hyperparams=dict(FAST, epochs=12), crf=crf, progress=False
+    )
     assert result.info["crf"] == crf and (tmp_path / "model" / "crf.safetensors").is_file() == crf
     assert set(data.labels) >= {"PERSON", "EMAIL_ADDRESS"}
     spans = result.metrics["test"]["spans"]
@@ -75,7 +79,7 @@ def test_token_task_spans_are_exact(arch, crf, request, tmp_path):
     for text, signals in zip(texts, router.classify_batch(texts)):
         for span in signals.pii:
             found += 1
-            assert text[span.start:span.end] == span.text and 0 <= span.score <= 1
+            assert text[span.start : span.end] == span.text and 0 <= span.score <= 1
     assert found > 0
 
 
@@ -93,8 +97,8 @@ def test_lora_saves_adapter_and_an_equivalent_merged_model(arch, request, tmp_pa
     base = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=len(result.info["labels"]))
     adapted = PeftModel.from_pretrained(base, out / "adapter").eval()
     texts = ["send an email to my manager about the report", "what is 17 times 23"]
-    from transformers import AutoTokenizer
     import torch
+    from transformers import AutoTokenizer
 
     encoded = AutoTokenizer.from_pretrained(out)(texts, padding=True, return_tensors="pt")
     with torch.inference_mode():
@@ -127,8 +131,9 @@ def test_resume_continues_from_the_last_checkpoint(tiny_bert, tmp_path):
     with pytest.raises(RouterforgeError, match="no checkpoint"):
         rf.train(data, model=str(tiny_bert), output=out, hyperparams=FAST, resume=True, progress=False)
     with pytest.raises(RuntimeError, match="killed"):
-        rf.train(data, model=str(tiny_bert), output=out, hyperparams=FAST, progress=False,
-                 callbacks=[CrashAfterFirstSave()])
+        rf.train(
+            data, model=str(tiny_bert), output=out, hyperparams=FAST, progress=False, callbacks=[CrashAfterFirstSave()]
+        )
     assert not (out / "routerforge.json").exists()  # an interrupted run leaves no loadable model
     with pytest.raises(RouterforgeError):
         rf.Router.load(out)

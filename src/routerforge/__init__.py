@@ -3,8 +3,11 @@
 >>> import routerforge as rf
 >>> data = rf.data.load("category", "questions.jsonl", text_field="question", label_field="category")
 >>> run = rf.train(data, model="minilm", output="models/category")
->>> report = rf.evaluate("models/category")
+>>> metrics = rf.evaluate("models/category", output="reports/category")
+>>> rf.Router.load("models/category").classify("What is the integral of x^2?").category.label
+>>> state = rf.run_pipeline(rf.load_config("configs/quickstart.yaml"))
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"
@@ -17,8 +20,10 @@ _LAZY = {
     "train": ("training.trainer", "train"),
     "train_multitask": ("training.multitask", "train_multitask"),
     "evaluate": ("evaluation.evaluate", "evaluate"),
-    "export": ("exporters", "export"),
-    "calibrate": ("evaluation.calibration", "calibrate"),  # not "export/": a subpackage would shadow the function
+    "export": ("exporters.export", "export"),
+    "calibrate": ("evaluation.calibrate", "calibrate"),
+    "run_pipeline": ("pipeline.engine", "run_pipeline"),
+    "load_config": ("config", "load_config"),
     "LoraSettings": ("training.lora", "LoraSettings"),
     "Hyperparams": ("training.hyperparams", "Hyperparams"),
     "Router": ("runtime.engine", "Router"),
@@ -35,3 +40,7 @@ def __getattr__(name: str):
 
     module, attribute = _LAZY[name]
     return getattr(importlib.import_module(f".{module}", __name__), attribute)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,4 +1,5 @@
 """The ``routerforge`` command: thin typer layer over the library; library errors print without a traceback."""
+
 from __future__ import annotations
 
 import functools
@@ -14,8 +15,12 @@ from rich.table import Table
 
 from .errors import RouterforgeError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Train, evaluate, export and serve the classifiers behind an LLM semantic router.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train, evaluate, export and serve the classifiers behind an LLM semantic router.",
+)
 err_console = Console(stderr=True)
 out_console = Console()
 
@@ -28,7 +33,7 @@ def _friendly(func):
         try:
             return func(*args, **kwargs)
         except RouterforgeError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)  # one line, unwrapped
             raise typer.Exit(2) from None
 
     return wrapper
@@ -39,9 +44,27 @@ TextField = Annotated[Optional[str], typer.Option(help="column holding the text"
 LabelField = Annotated[Optional[str], typer.Option(help="column holding the label (uses the data's own labels)")]
 
 
-def _task_data(task, data, data_dir, config, text_field, label_field, labels, group_by, split_field, train_split,
-               val_split, test_split, val, test, near_duplicate_threshold, seed, rules, augment_synth=None,
-               augment=None):
+def _task_data(
+    task,
+    data,
+    data_dir,
+    config,
+    text_field,
+    label_field,
+    labels,
+    group_by,
+    split_field,
+    train_split,
+    val_split,
+    test_split,
+    val,
+    test,
+    near_duplicate_threshold,
+    seed,
+    rules,
+    augment_synth=None,
+    augment=None,
+):
     """Merge --config with flags (flags win) and load the task's data."""
     from . import data as rf_data
 
@@ -55,11 +78,24 @@ def _task_data(task, data, data_dir, config, text_field, label_field, labels, gr
         from .data.sources import is_file_spec
 
         data = [str(Path(data_dir) / d) if is_file_spec(d) and not Path(d).is_absolute() else d for d in data]
-    flags = dict(data=data, text_field=text_field, label_field=label_field,
-                 labels=[s.strip() for s in labels.split(",")] if labels else None, group_by=group_by,
-                 split_field=split_field, train_split=train_split, val_split=val_split, test_split=test_split,
-                 val=val, test=test, near_duplicate_threshold=near_duplicate_threshold, seed=seed, rules=rules,
-                 augment_synth=augment_synth, augment=augment)
+    flags = dict(
+        data=data,
+        text_field=text_field,
+        label_field=label_field,
+        labels=[s.strip() for s in labels.split(",")] if labels else None,
+        group_by=group_by,
+        split_field=split_field,
+        train_split=train_split,
+        val_split=val_split,
+        test_split=test_split,
+        val=val,
+        test=test,
+        near_duplicate_threshold=near_duplicate_threshold,
+        seed=seed,
+        rules=rules,
+        augment_synth=augment_synth,
+        augment=augment,
+    )
     settings |= {k: v for k, v in flags.items() if v is not None}
     if not settings.get("data"):
         raise RouterforgeError("no data: pass --data FILE or --config FILE")
@@ -92,29 +128,46 @@ def _print_data_report(data) -> None:
         table.add_column(column)
     for split, count in report["rows_per_split"].items():
         labels = report["labels_per_split"][split]
-        table.add_row(split, str(count), ", ".join(f"{k}:{v}" for k, v in list(labels.items())[:8])
-                      + (" ..." if len(labels) > 8 else ""))
+        table.add_row(
+            split,
+            str(count),
+            ", ".join(f"{k}:{v}" for k, v in list(labels.items())[:8]) + (" ..." if len(labels) > 8 else ""),
+        )
     err_console.print(table)
-    err_console.print(f"duplicates removed: {report['duplicates_removed']}, conflicting-label rows dropped: "
-                      f"{report['conflicting_label_rows_dropped']}, near-duplicates moved to train: "
-                      f"{report['near_duplicates_moved_to_train']}, dropped by loader: "
-                      f"{report['rows_dropped_by_loader']}", highlight=False)
+    err_console.print(
+        f"duplicates removed: {report['duplicates_removed']}, conflicting-label rows dropped: "
+        f"{report['conflicting_label_rows_dropped']}, near-duplicates moved to train: "
+        f"{report['near_duplicates_moved_to_train']}, dropped by loader: "
+        f"{report['rows_dropped_by_loader']}",
+        highlight=False,
+    )
 
 
 @app.command()
 @_friendly
 def train(
-    task: Annotated[Optional[str], typer.Option(help="category | pii | jailbreak | intent; without it: every "
-                                                     "task in --config, as its training.mode says")] = None,
+    task: Annotated[
+        Optional[str],
+        typer.Option(
+            help="category | pii | jailbreak | intent; without it: every task in --config, as its training.mode says"
+        ),
+    ] = None,
     data: Data = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML config (DESIGN.md schema); flags override it")] = None,
-    mode: Annotated[Optional[str], typer.Option(help="per-task | multitask | both "
-                                                     "(default: the config's training.mode)")] = None,
+    mode: Annotated[
+        Optional[str], typer.Option(help="per-task | multitask | both (default: the config's training.mode)")
+    ] = None,
     data_dir: Annotated[Optional[str], typer.Option(help="relative --data / config paths resolve against it")] = None,
-    model: Annotated[Optional[str], typer.Option(help="backbone: minilm, modernbert-base, bert-base, "
-                                                      "roberta-base, mmbert-base, a local dir or a hub id")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="model directory (default: models/<task>, or "
-                                                        "runs/<name>/models/<task> with --config)")] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            help="backbone: minilm, modernbert-base, bert-base, roberta-base, mmbert-base, a local dir or a hub id"
+        ),
+    ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option(help="model directory (default: models/<task>, or runs/<name>/models/<task> with --config)"),
+    ] = None,
     text_field: TextField = None,
     label_field: LabelField = None,
     labels: Annotated[Optional[str], typer.Option(help="comma-separated label set")] = None,
@@ -125,12 +178,20 @@ def train(
     test_split: Annotated[Optional[str], typer.Option(help="split_field value for test")] = None,
     val: Annotated[Optional[float], typer.Option(help="validation fraction (default: 0.1)")] = None,
     test: Annotated[Optional[float], typer.Option(help="test fraction (default: 0.1)")] = None,
-    near_duplicate_threshold: Annotated[Optional[float], typer.Option(help="TF-IDF cosine for near-copies "
-                                                                           "(default: 0.9)")] = None,
+    near_duplicate_threshold: Annotated[
+        Optional[float], typer.Option(help="TF-IDF cosine for near-copies (default: 0.9)")
+    ] = None,
     rules: Annotated[Optional[str], typer.Option(help="intent rule table YAML")] = None,
-    augment_synth: Annotated[Optional[int], typer.Option(help="add N synthetic rows to the training split only")] = None,
-    augment: Annotated[bool, typer.Option("--augment", help="jailbreak: add an obfuscated copy of every training "
-                                                            "row (both classes) to the training split only")] = False,
+    augment_synth: Annotated[
+        Optional[int], typer.Option(help="add N synthetic rows to the training split only")
+    ] = None,
+    augment: Annotated[
+        bool,
+        typer.Option(
+            "--augment",
+            help="jailbreak: add an obfuscated copy of every training row (both classes) to the training split only",
+        ),
+    ] = False,
     lora: Annotated[bool, typer.Option("--lora", help="train a LoRA adapter instead of all weights")] = False,
     lora_rank: Annotated[Optional[int], typer.Option(help="LoRA rank (default: 8)")] = None,
     lora_alpha: Annotated[Optional[float], typer.Option(help="LoRA alpha (default: 2 x rank)")] = None,
@@ -141,12 +202,14 @@ def train(
     lr: Annotated[Optional[float], typer.Option(help="learning rate (default: adaptive; 1e-4 with LoRA)")] = None,
     weight_decay: Annotated[Optional[float], typer.Option(help="weight decay (default: adaptive)")] = None,
     warmup: Annotated[Optional[float], typer.Option(help="warmup fraction (default: adaptive)")] = None,
-    patience: Annotated[Optional[int], typer.Option(help="early-stopping patience in validations "
-                                                         "(default: adaptive)")] = None,
+    patience: Annotated[
+        Optional[int], typer.Option(help="early-stopping patience in validations (default: adaptive)")
+    ] = None,
     max_length: Annotated[Optional[int], typer.Option(help="training window in tokens (default: 128)")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="stop after N optimiser steps")] = None,
-    save_steps: Annotated[Optional[int], typer.Option(help="validate and checkpoint every N steps "
-                                                           "(default: each epoch)")] = None,
+    save_steps: Annotated[
+        Optional[int], typer.Option(help="validate and checkpoint every N steps (default: each epoch)")
+    ] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed for splits and training (default: 13)")] = None,
     loss: Annotated[Optional[str], typer.Option(help="ce | weighted | focal (default: weighted if imbalanced)")] = None,
     focal_gamma: Annotated[Optional[float], typer.Option(help="focal loss gamma (default: 2)")] = None,
@@ -165,10 +228,22 @@ def train(
         err_console.quiet = out_console.quiet = True
 
     cfg = load_config(config) if config else None
-    flags = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup,
-                 patience=patience, max_length=max_length, max_steps=max_steps, save_steps=save_steps, seed=seed,
-                 loss=loss, focal_gamma=focal_gamma, gradient_checkpointing=gradient_checkpointing or None,
-                 eval_batch_size=eval_batch_size)
+    flags = dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup=warmup,
+        patience=patience,
+        max_length=max_length,
+        max_steps=max_steps,
+        save_steps=save_steps,
+        seed=seed,
+        loss=loss,
+        focal_gamma=focal_gamma,
+        gradient_checkpointing=gradient_checkpointing or None,
+        eval_batch_size=eval_batch_size,
+    )
     flags = {k: v for k, v in flags.items() if v is not None}
 
     def overrides(name: str | None = None) -> dict:  # the config's (the task's own for a per-task model), flags win
@@ -185,33 +260,101 @@ def train(
             raise RouterforgeError(f"unknown --mode {mode!r}", hint="per-task, multitask or both")
         datasets = {}
         for name in cfg.tasks:  # each task's data exactly as a per-task run loads it: same splits either way
-            datasets[name] = _task_data(name, None, data_dir, cfg, None, None, None, None, None, None, None, None,
-                                        val, test, near_duplicate_threshold, seed, None,
-                                        augment=(augment and name == "jailbreak") or None)
+            datasets[name] = _task_data(
+                name,
+                None,
+                data_dir,
+                cfg,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                val,
+                test,
+                near_duplicate_threshold,
+                seed,
+                None,
+                augment=(augment and name == "jailbreak") or None,
+            )
             _print_data_report(datasets[name])
         for name in cfg.tasks if mode in ("per-task", "both") else ():
-            _train_one(datasets[name], backbone, Path("runs") / cfg.name / "models" / name,
-                       _lora_settings(cfg.lora_for(name), lora, lora_flags), overrides(name),
-                       crf or cfg.tasks[name].crf, resume, allow_pickle)
+            _train_one(
+                datasets[name],
+                backbone,
+                Path("runs") / cfg.name / "models" / name,
+                _lora_settings(cfg.lora_for(name), lora, lora_flags),
+                overrides(name),
+                crf or cfg.tasks[name].crf,
+                resume,
+                allow_pickle,
+            )
         if mode in ("multitask", "both"):
-            _train_bundle(datasets, backbone, output or Path("runs") / cfg.name / "bundle", bundle_lora,
-                          overrides(), cfg, crf or any(t.crf for t in cfg.tasks.values()), resume, allow_pickle)
+            _train_bundle(
+                datasets,
+                backbone,
+                output or Path("runs") / cfg.name / "bundle",
+                bundle_lora,
+                overrides(),
+                cfg,
+                crf or any(t.crf for t in cfg.tasks.values()),
+                resume,
+                allow_pickle,
+            )
         return
-    task_data = _task_data(task, data, data_dir, cfg, text_field, label_field, labels, group_by, split_field,
-                           train_split, val_split, test_split, val, test, near_duplicate_threshold, seed, rules,
-                           augment_synth, augment or None)
+    task_data = _task_data(
+        task,
+        data,
+        data_dir,
+        cfg,
+        text_field,
+        label_field,
+        labels,
+        group_by,
+        split_field,
+        train_split,
+        val_split,
+        test_split,
+        val,
+        test,
+        near_duplicate_threshold,
+        seed,
+        rules,
+        augment_synth,
+        augment or None,
+    )
     _print_data_report(task_data)
     out = output or (Path("runs") / cfg.name / "models" / task if cfg else Path("models") / task)
-    _train_one(task_data, backbone, out, _lora_settings(cfg.lora_for(task) if cfg else None, lora, lora_flags),
-               overrides(task if cfg else None), crf or bool(cfg and cfg.tasks[task].crf), resume, allow_pickle)
+    _train_one(
+        task_data,
+        backbone,
+        out,
+        _lora_settings(cfg.lora_for(task) if cfg else None, lora, lora_flags),
+        overrides(task if cfg else None),
+        crf or bool(cfg and cfg.tasks[task].crf),
+        resume,
+        allow_pickle,
+    )
 
 
 def _train_one(task_data, backbone, out, lora_settings, overrides, use_crf, resume, allow_pickle) -> None:
     from .evaluation.evaluate import headline
-    from .pipeline import train_model
+    from .pipeline.engine import train_model
 
-    result = train_model(task_data, backbone, out, lora=lora_settings, overrides=overrides, crf=use_crf,
-                         resume=resume, allow_pickle=allow_pickle, console=err_console)
+    result = train_model(
+        task_data,
+        backbone,
+        out,
+        lora=lora_settings,
+        overrides=overrides,
+        crf=use_crf,
+        resume=resume,
+        allow_pickle=allow_pickle,
+        console=err_console,
+    )
     table = Table(title=f"{task_data.task.name}: test split ({len(task_data.test)} rows)")
     table.add_column("metric")
     table.add_column("value")
@@ -223,10 +366,20 @@ def _train_one(task_data, backbone, out, lora_settings, overrides, use_crf, resu
 
 def _train_bundle(datasets, backbone, out, lora_settings, overrides, cfg, use_crf, resume, allow_pickle) -> None:
     from .evaluation.evaluate import headline
-    from .pipeline import train_bundle
+    from .pipeline.engine import train_bundle
 
-    result = train_bundle(datasets, backbone, out, multitask=cfg.multitask, lora=lora_settings, overrides=overrides,
-                          crf=use_crf, resume=resume, allow_pickle=allow_pickle, console=err_console)
+    result = train_bundle(
+        datasets,
+        backbone,
+        out,
+        multitask=cfg.multitask,
+        lora=lora_settings,
+        overrides=overrides,
+        crf=use_crf,
+        resume=resume,
+        allow_pickle=allow_pickle,
+        console=err_console,
+    )
     table = Table(title="multitask bundle: test splits")
     for column in ("task", "metric", "value"):
         table.add_column(column)
@@ -247,16 +400,26 @@ def eval_command(
     text_field: TextField = None,
     label_field: LabelField = None,
     task: Annotated[Optional[str], typer.Option(help="which head of a multitask bundle")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch | torchscript "
-                                                        "(default: torch)")] = None,
+    backend: Annotated[
+        Optional[str], typer.Option(help="onnx-int8 | onnx | torch | torchscript (default: torch)")
+    ] = None,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="allow non-safetensors weights")] = False,
 ):
     """Score a model on its own test split (re-read and hash-checked from its manifest) or on --data files."""
     from .evaluation.evaluate import evaluate, headline
 
     out = output or Path("reports") / (model_dir.name + (f"-{task}" if task else ""))
-    metrics = evaluate(model_dir, data, output=out, task=task, split=split, text_field=text_field,
-                       label_field=label_field, backend=backend, allow_pickle=allow_pickle)
+    metrics = evaluate(
+        model_dir,
+        data,
+        output=out,
+        task=task,
+        split=split,
+        text_field=text_field,
+        label_field=label_field,
+        backend=backend,
+        allow_pickle=allow_pickle,
+    )
     summary = headline(metrics) | {"p50_ms": metrics["latency"]["p50_ms"], "p99_ms": metrics["latency"]["p99_ms"]}
     out_console.print_json(json.dumps(summary))
     err_console.print(f"report: {out / 'report.md'}")
@@ -267,14 +430,18 @@ def eval_command(
 def classify(
     model_dir: Annotated[Path, typer.Argument(help="model directory")],
     texts: Annotated[list[str], typer.Argument(help="text(s) to classify; '-' reads lines from stdin")],
-    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch | torchscript "
-                                                        "(default: fastest present)")] = None,
-    window: Annotated[Optional[int], typer.Option(help="window in tokens for long texts "
-                                                       "(default: the training window)")] = None,
-    overlap: Annotated[Optional[int], typer.Option(help="tokens shared by neighbouring windows "
-                                                        "(default: window / 4)")] = None,
-    max_windows: Annotated[Optional[int], typer.Option(help="windows read per text; beyond: truncated "
-                                                            "(default: 64)")] = None,
+    backend: Annotated[
+        Optional[str], typer.Option(help="onnx-int8 | onnx | torch | torchscript (default: fastest present)")
+    ] = None,
+    window: Annotated[
+        Optional[int], typer.Option(help="window in tokens for long texts (default: the training window)")
+    ] = None,
+    overlap: Annotated[
+        Optional[int], typer.Option(help="tokens shared by neighbouring windows (default: window / 4)")
+    ] = None,
+    max_windows: Annotated[
+        Optional[int], typer.Option(help="windows read per text; beyond: truncated (default: 64)")
+    ] = None,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle")] = False,
 ):
     """Classify text(s) with a model or bundle: every head's Signals as JSON on stdout."""
@@ -282,8 +449,9 @@ def classify(
 
     if texts == ["-"]:
         texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    router = Router.load(model_dir, backend, window=window, overlap=overlap, max_windows=max_windows,
-                         allow_pickle=allow_pickle)
+    router = Router.load(
+        model_dir, backend, window=window, overlap=overlap, max_windows=max_windows, allow_pickle=allow_pickle
+    )
     results = [{"text": t} | s.to_dict() for t, s in zip(texts, router.classify_batch(texts))]
     print(json.dumps(results[0] if len(results) == 1 else results, indent=2, ensure_ascii=False))
 
@@ -292,28 +460,50 @@ def classify(
 @_friendly
 def export(
     model_dir: Annotated[Path, typer.Argument(help="model directory or multitask bundle")],
-    format: Annotated[Optional[list[str]], typer.Option("--format", help="onnx | onnx-int8 | torchscript; repeatable")] = None,
-    max_rows: Annotated[Optional[int], typer.Option(help="validation rows per head for the parity check "
-                                                         "(default: all)")] = None,
+    format: Annotated[
+        Optional[list[str]], typer.Option("--format", help="onnx | onnx-int8 | torchscript; repeatable")
+    ] = None,
+    max_rows: Annotated[
+        Optional[int], typer.Option(help="validation rows per head for the parity check (default: all)")
+    ] = None,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle")] = False,
 ):
     """Export beside the weights (model.onnx, model.int8.onnx, model.torchscript.pt), parity-checked on the
     validation split: a failing check fails the export and leaves the directory unchanged."""
-    from .exporters import export as run_export
+    from .exporters.export import export as run_export
 
     for fmt in format or ["onnx", "onnx-int8"]:
         record = run_export(model_dir, fmt, allow_pickle=allow_pickle, max_rows=max_rows)
         recipe = f", recipe {record['recipe']}" if record.get("recipe") else ""
-        table = Table(title=f"{fmt}: {record['file']} ({record['size_mb']} MB{recipe}), parity "
-                            f"{record['parity']['criteria']}")
-        for column in ("head", "rows", "max |diff|", "agreement (texts; PII: tokens)",
-                       "metric torch [95% CI] -> exported", "passed"):
+        table = Table(
+            title=f"{fmt}: {record['file']} ({record['size_mb']} MB{recipe}), parity {record['parity']['criteria']}"
+        )
+        for column in (
+            "head",
+            "rows",
+            "max |diff|",
+            "agreement (texts; PII: tokens)",
+            "metric torch [95% CI] -> exported",
+            "passed",
+        ):
             table.add_column(column)
         for head, r in record["parity"]["heads"].items():
-            metric = (f"{r['metric']} {r['torch']:.4f} [{r['torch_ci95'][0]:.4f}, {r['torch_ci95'][1]:.4f}] -> "
-                      f"{r['exported']:.4f}") if "metric" in r else "-"
-            table.add_row(head, f"{r['rows']} texts", f"{r['max_abs_logit_diff']:.2e}",
-                          f"{r['label_agreement']:.2%}", metric, str(r["passed"]))
+            metric = (
+                (
+                    f"{r['metric']} {r['torch']:.4f} [{r['torch_ci95'][0]:.4f}, {r['torch_ci95'][1]:.4f}] -> "
+                    f"{r['exported']:.4f}"
+                )
+                if "metric" in r
+                else "-"
+            )
+            table.add_row(
+                head,
+                f"{r['rows']} texts",
+                f"{r['max_abs_logit_diff']:.2e}",
+                f"{r['label_agreement']:.2%}",
+                metric,
+                str(r["passed"]),
+            )
         err_console.print(table)
 
 
@@ -326,7 +516,7 @@ def calibrate(
 ):
     """Refit each head's temperature and the jailbreak threshold on the validation split (training does this
     already); prints ECE before/after and the counts at the threshold."""
-    from .evaluation.calibration import calibrate as run_calibrate
+    from .evaluation.calibrate import calibrate as run_calibrate
 
     fitted = run_calibrate(model_dir, target_fpr, allow_pickle=allow_pickle)
     out_console.print_json(json.dumps(fitted))
@@ -347,7 +537,7 @@ def bench_latency(
 ):
     """p50/p99 at batch 1 and throughput at batch 32: four per-task PyTorch models one after another vs the
     multitask bundle in PyTorch, ONNX fp32 and ONNX int8, in one process on the same prompts."""
-    from .evaluation.benchmark import format_table, latency_benchmark
+    from .bench.latency import format_table, latency_benchmark
     from .io import write_json
 
     models = {}
@@ -389,8 +579,25 @@ def data_command(
     from .io import atomic_directory, write_json
 
     cfg = load_config(config) if config else None
-    task_data = _task_data(task, data, data_dir, cfg, text_field, label_field, labels, group_by, split_field,
-                           train_split, val_split, test_split, val, test, near_duplicate_threshold, seed, rules)
+    task_data = _task_data(
+        task,
+        data,
+        data_dir,
+        cfg,
+        text_field,
+        label_field,
+        labels,
+        group_by,
+        split_field,
+        train_split,
+        val_split,
+        test_split,
+        val,
+        test,
+        near_duplicate_threshold,
+        seed,
+        rules,
+    )
     _print_data_report(task_data)
     if output:
         with atomic_directory(output) as tmp:
@@ -419,20 +626,29 @@ def synth(
 @_friendly
 def pipeline(
     config: Annotated[Path, typer.Argument(help="YAML config (DESIGN.md schema)")],
-    data_dir: Annotated[Optional[str], typer.Option(help="relative data paths resolve against it "
-                                                         "(default: config's)")] = None,
-    from_stage: Annotated[Optional[str], typer.Option("--from", help="re-run this stage and every later one, "
-                                                                     "changed or not")] = None,
+    data_dir: Annotated[
+        Optional[str], typer.Option(help="relative data paths resolve against it (default: config's)")
+    ] = None,
+    from_stage: Annotated[
+        Optional[str], typer.Option("--from", help="re-run this stage and every later one, changed or not")
+    ] = None,
     only: Annotated[Optional[str], typer.Option(help="run just this stage (its inputs must exist)")] = None,
     runs_dir: Annotated[Path, typer.Option(help="runs/<name>/ holds the artefacts and pipeline.json")] = Path("runs"),
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle")] = False,
 ):
     """data -> train -> calibrate -> eval -> export -> report from one YAML; stages whose inputs did not change
     are skipped, and a killed run resumes where it stopped (pipeline.json records every stage)."""
-    from .pipeline import run_pipeline, summary_tables
+    from .pipeline.engine import run_pipeline, summary_tables
 
-    state = run_pipeline(config, runs_dir=runs_dir, data_dir=data_dir, start=from_stage, only=only,
-                         allow_pickle=allow_pickle, console=err_console)
+    state = run_pipeline(
+        config,
+        runs_dir=runs_dir,
+        data_dir=data_dir,
+        start=from_stage,
+        only=only,
+        allow_pickle=allow_pickle,
+        console=err_console,
+    )
     for table in summary_tables(runs_dir / state["name"]):
         err_console.print(table)
 
@@ -444,13 +660,14 @@ def serve(
     config: Annotated[Path, typer.Option(help="router YAML (backends, routes, policies, server limits)")] = ...,
     host: Annotated[Optional[str], typer.Option(help="address (default: the config's server.host)")] = None,
     port: Annotated[Optional[int], typer.Option(help="port (default: the config's server.port)")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch "
-                                                        "(default: the fastest present)")] = None,
+    backend: Annotated[
+        Optional[str], typer.Option(help="onnx-int8 | onnx | torch (default: the fastest present)")
+    ] = None,
     threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime intra-op threads (default: all cores)")] = None,
 ):
     """Serve the OpenAI-compatible router proxy and classify API (SIGHUP or POST /admin/reload reloads the
     bundle and config without dropping requests)."""
-    from .router.proxy import serve as run_server
+    from .serving.proxy import serve as run_server
 
     run_server(bundle, config, host, port, backend=backend, threads=threads)
 
@@ -460,13 +677,16 @@ def serve(
 def extproc(
     bundle: Annotated[Optional[Path], typer.Argument(help="serving bundle (default: the config's bundle)")] = None,
     config: Annotated[Path, typer.Option(help="router YAML (backends, routes, policies, server limits)")] = ...,
-    host: Annotated[Optional[str], typer.Option(help="address to listen on "
-                                                     "(default: the config's server.host)")] = None,
+    host: Annotated[
+        Optional[str], typer.Option(help="address to listen on (default: the config's server.host)")
+    ] = None,
     port: Annotated[int, typer.Option(help="gRPC port Envoy's routerforge_extproc cluster points at")] = 50051,
-    route_header: Annotated[str, typer.Option(help="header naming the backend; Envoy's routes match it")]
-    = "x-routerforge-backend",
-    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch "
-                                                        "(default: the fastest present)")] = None,
+    route_header: Annotated[
+        str, typer.Option(help="header naming the backend; Envoy's routes match it")
+    ] = "x-routerforge-backend",
+    backend: Annotated[
+        Optional[str], typer.Option(help="onnx-int8 | onnx | torch (default: the fastest present)")
+    ] = None,
     threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime intra-op threads (default: all cores)")] = None,
 ):
     """Serve Envoy's external processing gRPC API (docs/envoy.md): Envoy asks, routerforge decides, Envoy
@@ -474,8 +694,8 @@ def extproc(
     import asyncio
     import logging
 
-    from .router.extproc import serve_extproc
-    from .router.service import RouterService
+    from .serving.extproc import serve_extproc
+    from .serving.service import RouterService
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = RouterService.load(bundle, config, backend=backend, threads=threads)

@@ -3,6 +3,7 @@
 CLI flags and YAML keys share their names (``--text-field`` <-> ``text_field``), so a single
 ``routerforge train --task T --data F`` call is this file with one task.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,11 +33,13 @@ def _known_hyperparams(value: dict) -> dict:
 class TaskConfig(_Strict):
     """How to read one task's data (``tasks.<name>`` in the YAML)."""
 
-    data: list[str] = Field(description="files (JSONL/JSON/CSV/Parquet; relative paths resolve against data_dir), "
-                                        "http(s):// or file:// URLs of such files (downloaded once, hashed), "
-                                        "hf:ORG/NAME[:split], or synth:N for N offline synthetic rows "
-                                        "(routerforge.data.synth, seeded by the config's seed; synth:N:SEED "
-                                        "names another seed)")
+    data: list[str] = Field(
+        description="files (JSONL/JSON/CSV/Parquet; relative paths resolve against data_dir), "
+        "http(s):// or file:// URLs of such files (downloaded once, hashed), "
+        "hf:ORG/NAME[:split], or synth:N for N offline synthetic rows "
+        "(routerforge.data.synth, seeded by the config's seed; synth:N:SEED "
+        "names another seed)"
+    )
     text_field: str | None = Field(None, description="column holding the text (default: text/question/prompt)")
     label_field: str | None = Field(None, description="column holding the label; set it to use the data's own labels")
     labels: list[str] | None = Field(None, description="explicit label set (default: the task's built-in labels)")
@@ -47,14 +50,22 @@ class TaskConfig(_Strict):
     test_split: str = Field("test", description="value of split_field for test rows")
     rules: str | None = Field(None, description="intent only: YAML rule table (null = the built-in one)")
     crf: bool = Field(False, description="pii only: a CRF over the token head")
-    lora: LoraSettings | None = Field(None, description="LoRA settings for this task's own model (overrides "
-                                                        "training.lora; the multitask bundle uses training.lora)")
-    overrides: dict = Field(default_factory=dict, description="hyperparameters for this task's own model, over "
-                                                              "training.overrides (the bundle uses those)")
+    lora: LoraSettings | None = Field(
+        None,
+        description="LoRA settings for this task's own model (overrides "
+        "training.lora; the multitask bundle uses training.lora)",
+    )
+    overrides: dict = Field(
+        default_factory=dict,
+        description="hyperparameters for this task's own model, over training.overrides (the bundle uses those)",
+    )
     augment_synth: int = Field(0, ge=0, description="add N synthetic rows (routerforge.data.synth) to train only")
-    augment: bool = Field(False, description="jailbreak only: add an obfuscated copy (spaced, leet, zero-width, "
-                          "homoglyphs, padding; routerforge.data.augment) of every training row, both classes, "
-                          "labels kept, to train only")
+    augment: bool = Field(
+        False,
+        description="jailbreak only: add an obfuscated copy (spaced, leet, zero-width, "
+        "homoglyphs, padding; routerforge.data.augment) of every training row, both classes, "
+        "labels kept, to train only",
+    )
 
     @field_validator("overrides")
     @classmethod
@@ -88,13 +99,18 @@ class SplitsConfig(_Strict):
     val: float = Field(0.1, ge=0, lt=1, description="validation fraction (of rows, or of groups with group_by)")
     test: float = Field(0.1, ge=0, lt=1, description="test fraction")
     near_duplicate_threshold: float = Field(
-        0.9, gt=0, le=1.01, description="TF-IDF cosine at which a val/test row counts as a near-copy of a train "
-                                        "row and moves to train (above 1: off)")
+        0.9,
+        gt=0,
+        le=1.01,
+        description="TF-IDF cosine at which a val/test row counts as a near-copy of a train "
+        "row and moves to train (above 1: off)",
+    )
 
 
 class TrainingConfig(_Strict):
-    mode: Literal["per-task", "multitask", "both"] = Field("per-task", description="per-task models, one "
-                                                                                  "multitask bundle, or both")
+    mode: Literal["per-task", "multitask", "both"] = Field(
+        "per-task", description="per-task models, one multitask bundle, or both"
+    )
     max_length: int = Field(128, ge=8, description="training window in tokens; longer rows are truncated, counted")
     lora: LoraSettings | None = Field(None, description="LoRA settings, or null for full fine-tuning")
     overrides: dict = Field(default_factory=dict, description="any Hyperparams field, e.g. {epochs: 2, lr: 3e-5}")
@@ -111,8 +127,9 @@ class MultitaskConfig(_Strict):
 
 
 class CalibrationConfig(_Strict):
-    target_fpr: float = Field(0.01, gt=0, lt=1, description="jailbreak false-positive rate the threshold aims at "
-                                                            "(chosen on validation data)")
+    target_fpr: float = Field(
+        0.01, gt=0, lt=1, description="jailbreak false-positive rate the threshold aims at (chosen on validation data)"
+    )
 
 
 class ExportConfig(_Strict):
@@ -146,14 +163,20 @@ class ProjectConfig(_Strict):
     def data_paths(self, task: str, data_dir: str | None = None) -> list[str]:
         """The task's data specs with relative paths resolved against ``data_dir`` (or the config's)."""
         base = data_dir or self.data_dir
-        return [str(Path(base) / spec) if base is not None and is_file_spec(spec) and not Path(spec).is_absolute()
-                else spec for spec in self.tasks[task].data]
+        return [
+            str(Path(base) / spec) if base is not None and is_file_spec(spec) and not Path(spec).is_absolute() else spec
+            for spec in self.tasks[task].data
+        ]
 
     def load_options(self, task: str, data_dir: str | None = None) -> dict:
         """``routerforge.data.load`` keyword arguments for ``task``: its data with paths resolved, its reading
         options, the splits and the seed (one definition for ``train --config``, ``data`` and ``pipeline``)."""
-        return (self.tasks[task].load_options() | {"data": self.data_paths(task, data_dir)}
-                | self.splits.model_dump() | {"seed": self.seed})
+        return (
+            self.tasks[task].load_options()
+            | {"data": self.data_paths(task, data_dir)}
+            | self.splits.model_dump()
+            | {"seed": self.seed}
+        )
 
     def hyperparam_overrides(self, task: str | None = None) -> dict:
         """``training.overrides`` plus the training window and the seed the config sets; with ``task``, that
@@ -184,5 +207,8 @@ def load_config(path: str | Path) -> ProjectConfig:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         message = first["msg"].removeprefix("Value error, ")
-        raise RouterforgeError(f"field {where}: {message}", source=str(path),
-                               hint=f"{len(err.errors())} problem(s); see docs in routerforge.config") from None
+        raise RouterforgeError(
+            f"field {where}: {message}",
+            source=str(path),
+            hint=f"{len(err.errors())} problem(s); see docs in routerforge.config",
+        ) from None

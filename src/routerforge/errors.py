@@ -3,6 +3,7 @@
 The CLI prints it without a traceback and exits with status 2. Messages name the file and line (or the
 config field / directory) and say how to fix the problem.
 """
+
 from __future__ import annotations
 
 

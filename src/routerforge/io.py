@@ -1,4 +1,5 @@
 """Atomic writes: a crash or kill never leaves a half-written model, bundle or report behind."""
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,11 @@ def refuse_to_replace(target: str | Path, markers: tuple[str, ...], allowed: tup
         return
     foreign = sorted(p.name for p in target.iterdir() if p.name not in allowed)
     if foreign:
-        raise RouterforgeError(f"refusing to replace a directory that routerforge did not write (holds "
-                               f"{', '.join(foreign[:5])})", source=str(target), hint="choose another --output")
+        raise RouterforgeError(
+            f"refusing to replace a directory that routerforge did not write (holds {', '.join(foreign[:5])})",
+            source=str(target),
+            hint="choose another --output",
+        )
 
 
 def write_json(path: str | Path, payload) -> None:

@@ -1,4 +1,5 @@
 """The four router tasks: their kind, default labels and the metric used to pick the best checkpoint."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,12 +8,30 @@ from typing import Literal
 from .errors import RouterforgeError
 
 MMLU_PRO_CATEGORIES = (
-    "biology", "business", "chemistry", "computer science", "economics", "engineering", "health",
-    "history", "law", "math", "other", "philosophy", "physics", "psychology",
+    "biology",
+    "business",
+    "chemistry",
+    "computer science",
+    "economics",
+    "engineering",
+    "health",
+    "history",
+    "law",
+    "math",
+    "other",
+    "philosophy",
+    "physics",
+    "psychology",
 )
 INTENT_LABELS = (
-    "information_retrieval", "data_transformation", "calculation", "communication", "scheduling",
-    "file_operations", "analysis", "no_function_needed",
+    "information_retrieval",
+    "data_transformation",
+    "calculation",
+    "communication",
+    "scheduling",
+    "file_operations",
+    "analysis",
+    "no_function_needed",
 )
 JAILBREAK_LABELS = ("benign", "jailbreak")
 

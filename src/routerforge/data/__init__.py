@@ -4,6 +4,7 @@
 >>> data = rf.data.load("jailbreak", "train.jsonl")
 >>> len(data.train), len(data.val), len(data.test), data.labels
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -18,11 +19,26 @@ from .splits import SPLITS, TaskData, make_splits, near_duplicates, normalise, r
 __all__ = ["Example", "Span", "TaskData", "load", "load_split_from_manifest", "task_data_from_manifest"]
 
 
-def load(task: str, data: str | list[str], *, text_field: str | None = None, label_field: str | None = None,
-         labels: list[str] | None = None, group_by: str | None = None, split_field: str | None = None,
-         train_split: str = "train", val_split: str | None = None, test_split: str = "test",
-         val: float = 0.1, test: float = 0.1, near_duplicate_threshold: float = 0.9, seed: int = 13,
-         rules: str | None = None, augment_synth: int = 0, augment: bool = False) -> TaskData:
+def load(
+    task: str,
+    data: str | list[str],
+    *,
+    text_field: str | None = None,
+    label_field: str | None = None,
+    labels: list[str] | None = None,
+    group_by: str | None = None,
+    split_field: str | None = None,
+    train_split: str = "train",
+    val_split: str | None = None,
+    test_split: str = "test",
+    val: float = 0.1,
+    test: float = 0.1,
+    near_duplicate_threshold: float = 0.9,
+    seed: int = 13,
+    rules: str | None = None,
+    augment_synth: int = 0,
+    augment: bool = False,
+) -> TaskData:
     """Read ``data`` (paths, URLs, ``hf:`` or ``synth:N`` specs; :mod:`routerforge.data.sources`) for ``task`` and
     split it (see :mod:`routerforge.data.splits`). ``synth:N`` becomes ``synth:N:SEED`` with this ``seed``, so the
     manifest re-creates the same rows.
@@ -35,23 +51,59 @@ def load(task: str, data: str | list[str], *, text_field: str | None = None, lab
     """
     task_def = get_task(task)
     if augment and task != "jailbreak":
-        raise RouterforgeError(f"augment (obfuscated copies) is for the jailbreak task, not {task}",
-                               hint="drop --augment / 'augment: true' for this task")
+        raise RouterforgeError(
+            f"augment (obfuscated copies) is for the jailbreak task, not {task}",
+            hint="drop --augment / 'augment: true' for this task",
+        )
     specs = [data] if isinstance(data, str) else list(data)
     specs = [_canonical(s, seed) for s in specs]
     rules = str(Path(rules).expanduser().resolve()) if rules else None
-    options = dict(task=task, data=specs, text_field=text_field, label_field=label_field, labels=labels,
-                   group_by=group_by, split_field=split_field, train_split=train_split, val_split=val_split,
-                   test_split=test_split, val=val, test=test, near_duplicate_threshold=near_duplicate_threshold,
-                   seed=seed, rules=rules, augment_synth=augment_synth, augment=augment)
+    options = dict(
+        task=task,
+        data=specs,
+        text_field=text_field,
+        label_field=label_field,
+        labels=labels,
+        group_by=group_by,
+        split_field=split_field,
+        train_split=train_split,
+        val_split=val_split,
+        test_split=test_split,
+        val=val,
+        test=test,
+        near_duplicate_threshold=near_duplicate_threshold,
+        seed=seed,
+        rules=rules,
+        augment_synth=augment_synth,
+        augment=augment,
+    )
     intent_rules = _intent_rules(rules)  # validates the file before it is hashed
     options["rules_sha256"] = file_sha256(Path(rules)) if rules else None
-    loaded = load_examples(task_def, specs, text_field=text_field, label_field=label_field, group_by=group_by,
-                           split_field=split_field, intent_rules=intent_rules)
-    data = make_splits(task_def, loaded, labels=labels, labels_from_data=label_field is not None, val=val, test=test,
-                       seed=seed, grouped=group_by is not None, split_field=split_field, train_split=train_split,
-                       val_split=val_split, test_split=test_split,
-                       near_duplicate_threshold=near_duplicate_threshold, load_options=options)
+    loaded = load_examples(
+        task_def,
+        specs,
+        text_field=text_field,
+        label_field=label_field,
+        group_by=group_by,
+        split_field=split_field,
+        intent_rules=intent_rules,
+    )
+    data = make_splits(
+        task_def,
+        loaded,
+        labels=labels,
+        labels_from_data=label_field is not None,
+        val=val,
+        test=test,
+        seed=seed,
+        grouped=group_by is not None,
+        split_field=split_field,
+        train_split=train_split,
+        val_split=val_split,
+        test_split=test_split,
+        near_duplicate_threshold=near_duplicate_threshold,
+        load_options=options,
+    )
     if augment_synth:
         _augment_with_synth(data, augment_synth, seed, near_duplicate_threshold)
     if augment:
@@ -64,8 +116,11 @@ def _synth_rows(task: str, n: int, seed: int, labels) -> list[Example]:
     from .synth import generate
 
     allowed = set(labels)
-    return [e for e in generate(task, n, seed=seed)
-            if (e.label in allowed if e.spans is None else all(s.entity_type in allowed for s in e.spans))]
+    return [
+        e
+        for e in generate(task, n, seed=seed)
+        if (e.label in allowed if e.spans is None else all(s.entity_type in allowed for s in e.spans))
+    ]
 
 
 def _augment_with_synth(data: TaskData, n: int, seed: int, threshold: float) -> None:
@@ -91,8 +146,10 @@ def _augment_with_obfuscation(data: TaskData, seed: int) -> None:
     extra = augment_jailbreak(data.train, seed)
     data.train = data.train + extra
     data.report["augmented_train_rows"] = {
-        "added": len(extra), "labels": dict(sorted(Counter(e.label for e in extra).items())),
-        "transforms": dict(sorted(Counter("+".join(e.meta["transforms"]) for e in extra).items()))}
+        "added": len(extra),
+        "labels": dict(sorted(Counter(e.label for e in extra).items())),
+        "transforms": dict(sorted(Counter("+".join(e.meta["transforms"]) for e in extra).items())),
+    }
     data.report["rows_per_split"]["train"] = len(data.train)
     data.report["labels_per_split"]["train"] = dict(sorted(Counter(e.label for e in data.train).items()))
     data.report["fingerprint"] = data.fingerprint
@@ -126,8 +183,16 @@ def task_data_from_manifest(manifest: dict, report: dict | None = None) -> TaskD
     """Exactly the rows a split manifest names, re-read and hash-checked, as a :class:`TaskData` (the pipeline
     trains on a data stage recorded by an earlier run this way)."""
     rows = _rows_from_manifest(manifest, SPLITS)
-    return TaskData(get_task(manifest["task"]), tuple(manifest["labels"]), rows["train"], rows["val"], rows["test"],
-                    [SourceInfo(**s) for s in manifest["sources"]], manifest["load_options"], dict(report or {}))
+    return TaskData(
+        get_task(manifest["task"]),
+        tuple(manifest["labels"]),
+        rows["train"],
+        rows["val"],
+        rows["test"],
+        [SourceInfo(**s) for s in manifest["sources"]],
+        manifest["load_options"],
+        dict(report or {}),
+    )
 
 
 def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, list[Example]]:
@@ -139,25 +204,38 @@ def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, li
             continue
         local = fetch(path) if path.startswith(URL_SCHEMES) else Path(path)
         if not local.is_file():
-            raise RouterforgeError("the model's training data is no longer at this path", source=path,
-                                   hint="run from the directory you trained in, or pass --data FILE")
+            raise RouterforgeError(
+                "the model's training data is no longer at this path",
+                source=path,
+                hint="run from the directory you trained in, or pass --data FILE",
+            )
         if file_sha256(local) != source["sha256"]:
-            raise RouterforgeError("data file changed since the model was trained (sha256 differs)", source=path,
-                                   hint="restore the original file, or evaluate on it explicitly with --data")
+            raise RouterforgeError(
+                "data file changed since the model was trained (sha256 differs)",
+                source=path,
+                hint="restore the original file, or evaluate on it explicitly with --data",
+            )
     options = manifest["load_options"]
     task_def = get_task(manifest["task"])
     rules = options.get("rules")
     if rules and (not Path(rules).is_file() or file_sha256(Path(rules)) != options.get("rules_sha256")):
-        raise RouterforgeError("the intent rule table is missing or changed since the model was trained",
-                               source=rules)
+        raise RouterforgeError("the intent rule table is missing or changed since the model was trained", source=rules)
     intent_rules = _intent_rules(options.get("rules"))
-    loaded = load_examples(task_def, [s["path"] for s in sources], text_field=options.get("text_field"),
-                           label_field=options.get("label_field"), group_by=options.get("group_by"),
-                           split_field=options.get("split_field"), intent_rules=intent_rules)
+    loaded = load_examples(
+        task_def,
+        [s["path"] for s in sources],
+        text_field=options.get("text_field"),
+        label_field=options.get("label_field"),
+        group_by=options.get("group_by"),
+        split_field=options.get("split_field"),
+        intent_rules=intent_rules,
+    )
     by_key = {e.key: e for e in loaded.examples}
     if options.get("augment_synth") and "train" in splits:
-        by_key |= {e.key: e for e in _synth_rows(manifest["task"], options["augment_synth"], options["seed"],
-                                                 manifest["labels"])}
+        by_key |= {
+            e.key: e
+            for e in _synth_rows(manifest["task"], options["augment_synth"], options["seed"], manifest["labels"])
+        }
     if options.get("augment") and "train" in splits:  # regenerated from the train rows, as at training time
         from .augment import augment_jailbreak
 
@@ -169,7 +247,9 @@ def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, li
         for key, digest in manifest["splits"][split]:
             example = by_key.get(key)
             if example is None or row_hash(example) != digest:
-                raise RouterforgeError(f"row {key} of the {split} split is missing or changed",
-                                       hint="the data or the loader rules changed since training")
+                raise RouterforgeError(
+                    f"row {key} of the {split} split is missing or changed",
+                    hint="the data or the loader rules changed since training",
+                )
             rows[split].append(example)
     return rows

@@ -9,6 +9,7 @@ variants (:func:`variants`) with the same code, from the test split and another 
 >>> leet("ignore all rules", random.Random(0))
 'ignor3 4ll rule5'
 """
+
 from __future__ import annotations
 
 import random
@@ -23,11 +24,32 @@ LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
 _LEET_BOTH_CASES = LEET | {k.upper(): v for k, v in LEET.items()}
 # Cyrillic and Greek letters that render like these Latin ones
 HOMOGLYPHS = {
-    "a": "\u0430", "c": "\u0441", "e": "\u0435", "i": "\u0456", "j": "\u0458", "o": "\u043e\u03bf", "p": "\u0440",
-    "s": "\u0455", "x": "\u0445", "y": "\u0443", "v": "\u03bd", "A": "\u0410\u0391", "B": "\u0412\u0392",
-    "C": "\u0421", "E": "\u0415\u0395", "H": "\u041d\u0397", "I": "\u0406\u0399", "K": "\u041a\u039a",
-    "M": "\u041c\u039c", "N": "\u039d", "O": "\u041e\u039f", "P": "\u0420\u03a1", "T": "\u0422\u03a4",
-    "X": "\u0425\u03a7", "Y": "\u03a5", "Z": "\u0396",
+    "a": "\u0430",
+    "c": "\u0441",
+    "e": "\u0435",
+    "i": "\u0456",
+    "j": "\u0458",
+    "o": "\u043e\u03bf",
+    "p": "\u0440",
+    "s": "\u0455",
+    "x": "\u0445",
+    "y": "\u0443",
+    "v": "\u03bd",
+    "A": "\u0410\u0391",
+    "B": "\u0412\u0392",
+    "C": "\u0421",
+    "E": "\u0415\u0395",
+    "H": "\u041d\u0397",
+    "I": "\u0406\u0399",
+    "K": "\u041a\u039a",
+    "M": "\u041c\u039c",
+    "N": "\u039d",
+    "O": "\u041e\u039f",
+    "P": "\u0420\u03a1",
+    "T": "\u0422\u03a4",
+    "X": "\u0425\u03a7",
+    "Y": "\u03a5",
+    "Z": "\u0396",
 }
 BENIGN_FILLER_CHARS = 1500  # default cap on padding per transformed text (benchmark)
 TRAIN_FILLER_CHARS = 300  # training: the attack must still start inside the 128-token training window
@@ -84,7 +106,7 @@ def _clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     cut = text[:limit]
-    return cut[:cut.rfind(" ")] if " " in cut else cut
+    return cut[: cut.rfind(" ")] if " " in cut else cut
 
 
 def _filler(text: str, rng: random.Random, ctx: dict, pieces: int) -> list[str]:
@@ -108,13 +130,24 @@ def buried(text: str, rng: random.Random, *, paragraphs: int = 3, **ctx) -> str:
 
 
 TRANSFORMS: dict[str, Callable[..., str]] = {
-    "spaced": spaced, "benign_suffix": benign_suffix, "buried": buried, "upper": upper, "leet": leet,
-    "zero_width": zero_width, "homoglyph": homoglyph,
+    "spaced": spaced,
+    "benign_suffix": benign_suffix,
+    "buried": buried,
+    "upper": upper,
+    "leet": leet,
+    "zero_width": zero_width,
+    "homoglyph": homoglyph,
 }
 # what the robustness benchmark measures: variant name -> transforms applied in order
 BENCHMARK_VARIANTS: dict[str, tuple[str, ...]] = {
-    "clean": (), "spaced": ("spaced",), "benign_suffix": ("benign_suffix",), "buried": ("buried",),
-    "upper": ("upper",), "leet": ("leet",), "zero_width": ("zero_width",), "homoglyph": ("homoglyph",),
+    "clean": (),
+    "spaced": ("spaced",),
+    "benign_suffix": ("benign_suffix",),
+    "buried": ("buried",),
+    "upper": ("upper",),
+    "leet": ("leet",),
+    "zero_width": ("zero_width",),
+    "homoglyph": ("homoglyph",),
     "upper+leet": ("upper", "leet"),
 }
 # what training draws from, one choice per copy of a row: every single transform but ``buried``, and some
@@ -122,8 +155,12 @@ BENCHMARK_VARIANTS: dict[str, tuple[str, ...]] = {
 # break is an attack, and flagged two harmless role-play prompts joined by "\n\n" (P 0.96; each alone 0.02).
 # A buried attack is left to the runtime's windows, each scored on its own (benchmarks/README.md).
 TRAINING_TRANSFORMS: tuple[tuple[str, ...], ...] = tuple((name,) for name in TRANSFORMS if name != "buried") + (
-    ("upper", "leet"), ("leet", "zero_width"), ("homoglyph", "zero_width"), ("homoglyph", "benign_suffix"),
-    ("spaced", "benign_suffix"), ("upper", "homoglyph"),
+    ("upper", "leet"),
+    ("leet", "zero_width"),
+    ("homoglyph", "zero_width"),
+    ("homoglyph", "benign_suffix"),
+    ("spaced", "benign_suffix"),
+    ("upper", "homoglyph"),
 )
 
 
@@ -138,15 +175,21 @@ def apply(names: Sequence[str], text: str, rng: random.Random, **ctx) -> str:
     return text
 
 
-def variants(text: str, rng: random.Random, filler: Sequence[str],
-             names: dict[str, tuple[str, ...]] = BENCHMARK_VARIANTS, **ctx) -> dict[str, str]:
+def variants(
+    text: str, rng: random.Random, filler: Sequence[str], names: dict[str, tuple[str, ...]] = BENCHMARK_VARIANTS, **ctx
+) -> dict[str, str]:
     """``{variant: transformed text}`` for one prompt (the benchmark's view; "clean" is the text itself)."""
     return {variant: apply(chain, text, rng, filler=filler, **ctx) for variant, chain in names.items()}
 
 
-def augment_jailbreak(train: list[Example], seed: int, *, copies: int = 1,
-                      transforms: Sequence[tuple[str, ...]] = TRAINING_TRANSFORMS,
-                      filler_chars: int = TRAIN_FILLER_CHARS) -> list[Example]:
+def augment_jailbreak(
+    train: list[Example],
+    seed: int,
+    *,
+    copies: int = 1,
+    transforms: Sequence[tuple[str, ...]] = TRAINING_TRANSFORMS,
+    filler_chars: int = TRAIN_FILLER_CHARS,
+) -> list[Example]:
     """New rows: ``copies`` obfuscated copies of every row of ``train`` (both classes, labels kept).
 
     Filler comes from the benign (non-``jailbreak``) rows of ``train`` itself, so nothing from val/test can
@@ -155,8 +198,9 @@ def augment_jailbreak(train: list[Example], seed: int, *, copies: int = 1,
     """
     filler = [e.text for e in train if e.label != "jailbreak"]
     if not filler:
-        raise RouterforgeError("jailbreak augmentation needs benign training rows to pad with",
-                               hint="add benign rows, or drop --augment")
+        raise RouterforgeError(
+            "jailbreak augmentation needs benign training rows to pad with", hint="add benign rows, or drop --augment"
+        )
     out, transforms = [], list(transforms)
     for copy in range(copies):
         for example in train:
@@ -165,7 +209,15 @@ def augment_jailbreak(train: list[Example], seed: int, *, copies: int = 1,
             text = apply(chain, example.text, rng, filler=filler, filler_chars=filler_chars)
             if text == example.text:
                 continue
-            out.append(Example(text, label=example.label, group=example.group, split=example.split,
-                               source=f"augment[{copy}]:{example.source}", row=example.row,
-                               meta={"augmented_from": example.key, "transforms": list(chain)}))
+            out.append(
+                Example(
+                    text,
+                    label=example.label,
+                    group=example.group,
+                    split=example.split,
+                    source=f"augment[{copy}]:{example.source}",
+                    row=example.row,
+                    meta={"augmented_from": example.key, "transforms": list(chain)},
+                )
+            )
     return out

@@ -27,6 +27,7 @@ as ``rules:`` in the config (or ``--rules``); :func:`load_rules` validates it an
 >>> intent_for_calls([("get_weather", ""), ("calculate_tip", ""), ("calculate_bmi", "")])
 'calculation'
 """
+
 from __future__ import annotations
 
 import json
@@ -82,10 +83,12 @@ class IntentRule(BaseModel):
 
     intent: str = Field(description="one of the seven function categories (not no_function_needed)")
     why: str = Field("", description="what the rule is for; documentation only")
-    name_patterns: list[str] = Field(default_factory=list,
-                                     description="regexes matched as whole words in the split, lowercased name")
-    description_keywords: list[str] = Field(default_factory=list,
-                                            description="regexes matched as whole words in the description")
+    name_patterns: list[str] = Field(
+        default_factory=list, description="regexes matched as whole words in the split, lowercased name"
+    )
+    description_keywords: list[str] = Field(
+        default_factory=list, description="regexes matched as whole words in the description"
+    )
     fallback: bool = Field(False, description="name patterns count only when no description keyword matches")
     _names: list[re.Pattern[str]] = PrivateAttr(default_factory=list)
     _keywords: list[re.Pattern[str]] = PrivateAttr(default_factory=list)
@@ -126,9 +129,13 @@ class IntentRules(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    skip_name_patterns: list[str] = Field(default_factory=list, description=(
-        "regexes (whole words, on the split name) for functions that fit no category; checked first, they make "
-        "the call unmatched"))
+    skip_name_patterns: list[str] = Field(
+        default_factory=list,
+        description=(
+            "regexes (whole words, on the split name) for functions that fit no category; checked first, they make "
+            "the call unmatched"
+        ),
+    )
     rules: list[IntentRule]
     _skip: list[re.Pattern[str]] = PrivateAttr(default_factory=list)
 
@@ -163,23 +170,31 @@ def load_rules(path: str | Path) -> IntentRules:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
-        raise RouterforgeError(f"cannot read intent rules: {err.strerror}", source=str(path),
-                               hint="pass an existing YAML file, or rules: null for the built-in table") from None
+        raise RouterforgeError(
+            f"cannot read intent rules: {err.strerror}",
+            source=str(path),
+            hint="pass an existing YAML file, or rules: null for the built-in table",
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        raise RouterforgeError(f"not valid YAML: {getattr(err, 'problem', err)}", source=str(path),
-                               line=mark.line + 1 if mark else None) from None
+        raise RouterforgeError(
+            f"not valid YAML: {getattr(err, 'problem', err)}", source=str(path), line=mark.line + 1 if mark else None
+        ) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("rules"), list):
-        raise RouterforgeError("expected a mapping with a 'rules:' list", source=str(path),
-                               hint=f"copy routerforge/data/{DEFAULT_RULES_FILE} and edit it")
+        raise RouterforgeError(
+            "expected a mapping with a 'rules:' list",
+            source=str(path),
+            hint=f"copy routerforge/data/{DEFAULT_RULES_FILE} and edit it",
+        )
     try:
         return IntentRules.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
         field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
         message = first["msg"].removeprefix("Value error, ")
-        raise RouterforgeError(f"field {field or 'rules'}: {message}", source=str(path),
-                               hint=f"{len(err.errors())} problem(s) in all") from None
+        raise RouterforgeError(
+            f"field {field or 'rules'}: {message}", source=str(path), hint=f"{len(err.errors())} problem(s) in all"
+        ) from None
 
 
 def _default_rules() -> IntentRules:
@@ -215,8 +230,10 @@ def _function_defs(tools: Any) -> list[dict]:
         try:
             tools = json.loads(tools) if tools.strip() else []
         except json.JSONDecodeError as err:
-            raise RouterforgeError(f"tool definitions are not valid JSON ({err.msg} at character {err.pos})",
-                                   hint="tools_json must be a JSON list of function definitions") from None
+            raise RouterforgeError(
+                f"tool definitions are not valid JSON ({err.msg} at character {err.pos})",
+                hint="tools_json must be a JSON list of function definitions",
+            ) from None
         except (ValueError, RecursionError) as err:  # an integer too long, nesting too deep
             raise RouterforgeError(f"tool definitions are not readable JSON ({err})") from None
     if not isinstance(tools or [], list):
@@ -226,8 +243,11 @@ def _function_defs(tools: Any) -> list[dict]:
 
 
 def _calls_with_descriptions(names: list[str], tools: Any) -> list[tuple[str, str]]:
-    described = {d["name"]: d.get("description") if isinstance(d.get("description"), str) else ""
-                 for d in _function_defs(tools) if isinstance(d.get("name"), str)}
+    described = {
+        d["name"]: d.get("description") if isinstance(d.get("description"), str) else ""
+        for d in _function_defs(tools)
+        if isinstance(d.get("name"), str)
+    }
     return [(name, described.get(name, "")) for name in names]
 
 
@@ -276,8 +296,12 @@ def glaive_v2_row(row: dict) -> dict:
         if isinstance(found, dict) and "name" in found:
             tools.append(found)
         start = system.find("{", end)
-    return {"text": _GLAIVE_TURN_END.split(first, 1)[0].strip(), "tools_json": tools,
-            "tools": [t["name"] for t in tools], "called_functions": _GLAIVE_CALL.findall(chat)}
+    return {
+        "text": _GLAIVE_TURN_END.split(first, 1)[0].strip(),
+        "tools_json": tools,
+        "tools": [t["name"] for t in tools],
+        "called_functions": _GLAIVE_CALL.findall(chat),
+    }
 
 
 def intent_from_bfcl_row(row: dict, rules: IntentRules | None = None) -> Label:

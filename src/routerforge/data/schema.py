@@ -1,4 +1,5 @@
 """Examples as the rest of the library sees them, whatever file or hub set they came from."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -16,6 +16,7 @@ into a cache, then read and hashed like a local file), and ``synth:N[:SEED]``: N
 
 Every problem raises :class:`RouterforgeError` naming the file and line.
 """
+
 from __future__ import annotations
 
 import csv
@@ -72,8 +73,10 @@ def parse_synth(spec: str) -> tuple[int, int | None]:
     """``synth:N[:SEED]`` -> ``(N, SEED or None)``."""
     match = _SYNTH.fullmatch(spec)
     if not match or int(match.group(1)) < 1:
-        raise RouterforgeError(f"bad synthetic data spec {spec!r}",
-                               hint="write synth:N (N rows, the config's seed) or synth:N:SEED, N >= 1")
+        raise RouterforgeError(
+            f"bad synthetic data spec {spec!r}",
+            hint="write synth:N (N rows, the config's seed) or synth:N:SEED, N >= 1",
+        )
     return int(match.group(1)), None if match.group(2) is None else int(match.group(2))
 
 
@@ -98,8 +101,11 @@ def fetch(url: str) -> Path:
         os.replace(tmp, target)
     except OSError as err:  # URLError and HTTPError are OSErrors
         Path(tmp).unlink(missing_ok=True)
-        raise RouterforgeError(f"could not download: {err}", source=url,
-                               hint="check the URL and the network, or download it and give the local path") from None
+        raise RouterforgeError(
+            f"could not download: {err}",
+            source=url,
+            hint="check the URL and the network, or download it and give the local path",
+        ) from None
     return target
 
 
@@ -149,8 +155,11 @@ def read_rows(spec: str) -> Iterator[tuple[int, object]]:
         for number, row in enumerate(frame.to_dict(orient="records"), 1):
             yield number, {key: _native(value) for key, value in row.items()}
     else:
-        raise RouterforgeError(f"unsupported file type {suffix!r}", source=spec,
-                               hint="use .jsonl, .json, .csv, .parquet or hf:ORG/NAME[:split]")
+        raise RouterforgeError(
+            f"unsupported file type {suffix!r}",
+            source=spec,
+            hint="use .jsonl, .json, .csv, .parquet or hf:ORG/NAME[:split]",
+        )
 
 
 def _decode(raw: bytes, spec: str, line: int | None = None) -> str:
@@ -158,9 +167,12 @@ def _decode(raw: bytes, spec: str, line: int | None = None) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise RouterforgeError(f"not valid UTF-8 (byte {raw[err.start]:#04x})", source=spec,
-                               line=line or raw.count(b"\n", 0, err.start) + 1,
-                               hint="save the file as UTF-8") from None
+        raise RouterforgeError(
+            f"not valid UTF-8 (byte {raw[err.start]:#04x})",
+            source=spec,
+            line=line or raw.count(b"\n", 0, err.start) + 1,
+            hint="save the file as UTF-8",
+        ) from None
 
 
 def _parse_json(text: str, spec: str, line: int | None = None):
@@ -175,7 +187,7 @@ def _parse_json(text: str, spec: str, line: int | None = None):
 def short(value, limit: int = 60) -> str:
     """``repr`` of a user value, cut to ``limit`` characters: an error message must not quote a 1 MB field."""
     text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _native(value):
@@ -197,8 +209,11 @@ def _hub_rows(spec: str) -> Iterator[tuple[int, object]]:
 
         dataset = datasets.load_dataset(name, split=split or "train")
     except Exception as err:  # network, missing split, auth: all user-fixable
-        raise RouterforgeError(f"could not load hub dataset: {err}", source=spec,
-                               hint="check the name and split, and that the hub is reachable") from None
+        raise RouterforgeError(
+            f"could not load hub dataset: {err}",
+            source=spec,
+            hint="check the name and split, and that the hub is reachable",
+        ) from None
     yield from enumerate(dataset, 1)
 
 
@@ -224,8 +239,16 @@ def _synth_examples(task: Task, spec: str) -> tuple[list[Example], SourceInfo]:
     return examples, SourceInfo(spec, "synth:" + digest.hexdigest(), n)
 
 
-def load_examples(task: Task, specs: list[str], *, text_field: str | None = None, label_field: str | None = None,
-                  group_by: str | None = None, split_field: str | None = None, intent_rules=None) -> Loaded:
+def load_examples(
+    task: Task,
+    specs: list[str],
+    *,
+    text_field: str | None = None,
+    label_field: str | None = None,
+    group_by: str | None = None,
+    split_field: str | None = None,
+    intent_rules=None,
+) -> Loaded:
     """Read and validate every source; labels are checked against the label set later (see ``splits``)."""
     if not specs:
         raise RouterforgeError(f"no data given for task {task.name!r}", hint="pass --data FILE (repeatable)")
@@ -233,8 +256,11 @@ def load_examples(task: Task, specs: list[str], *, text_field: str | None = None
     for spec in specs:
         if spec.startswith("synth:"):
             if split_field:
-                raise RouterforgeError("synthetic rows have no predefined split", source=spec,
-                                       hint="drop split_field, or the synth: source")
+                raise RouterforgeError(
+                    "synthetic rows have no predefined split",
+                    source=spec,
+                    hint="drop split_field, or the synth: source",
+                )
             examples, info = _synth_examples(task, spec)
             loaded.examples += examples
             loaded.sources.append(info)
@@ -243,8 +269,9 @@ def load_examples(task: Task, specs: list[str], *, text_field: str | None = None
         for number, row in read_rows(spec):
             count += 1
             if not isinstance(row, dict):
-                raise RouterforgeError(f"malformed row: expected an object, got {type(row).__name__}",
-                                       source=spec, line=number)
+                raise RouterforgeError(
+                    f"malformed row: expected an object, got {type(row).__name__}", source=spec, line=number
+                )
             example, reason = _to_example(task, row, spec, number, text_field, label_field, intent_rules)
             if example is None:
                 loaded.dropped[reason] += 1
@@ -258,8 +285,10 @@ def load_examples(task: Task, specs: list[str], *, text_field: str | None = None
             loaded.examples.append(example)
         loaded.sources.append(source_info(spec, count))
     if not loaded.examples:
-        raise RouterforgeError(f"no usable rows for task {task.name!r} in {', '.join(specs)}",
-                               hint=f"dropped: {dict(loaded.dropped)}" if loaded.dropped else None)
+        raise RouterforgeError(
+            f"no usable rows for task {task.name!r} in {', '.join(specs)}",
+            hint=f"dropped: {dict(loaded.dropped)}" if loaded.dropped else None,
+        )
     return loaded
 
 
@@ -271,8 +300,9 @@ def _field(row: dict, name: str, spec: str, number: int, *, required: bool, kind
         return None
     value = row[name]
     if kind is not None and not isinstance(value, kind):
-        raise RouterforgeError(f"field {name!r} must be {kind.__name__}, got {type(value).__name__}",
-                               source=spec, line=number)
+        raise RouterforgeError(
+            f"field {name!r} must be {kind.__name__}, got {type(value).__name__}", source=spec, line=number
+        )
     return value
 
 
@@ -295,8 +325,12 @@ def _unicode(value: str, what: str, spec: str, number: int) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as err:
-        raise RouterforgeError(f"{what} holds a lone surrogate ({value[err.start]!r} at character {err.start}), "
-                               "which is not valid Unicode", source=spec, line=number) from None
+        raise RouterforgeError(
+            f"{what} holds a lone surrogate ({value[err.start]!r} at character {err.start}), "
+            "which is not valid Unicode",
+            source=spec,
+            line=number,
+        ) from None
     return value
 
 
@@ -340,10 +374,16 @@ def _pii_example(row: dict, spec: str, number: int, text_field: str | None) -> E
         except (ValueError, RecursionError):
             pass
     if not isinstance(raw_spans, list):
-        raise RouterforgeError(f"field 'spans' must be list (in a CSV: the list as JSON), got "
-                               f"{type(raw_spans).__name__}", source=spec, line=number)
-    keys = ("entity_type", "start_position", "end_position", "entity_value") if original else \
-        ("entity_type", "start", "end", "value")
+        raise RouterforgeError(
+            f"field 'spans' must be list (in a CSV: the list as JSON), got {type(raw_spans).__name__}",
+            source=spec,
+            line=number,
+        )
+    keys = (
+        ("entity_type", "start_position", "end_position", "entity_value")
+        if original
+        else ("entity_type", "start", "end", "value")
+    )
     spans = []
     for index, raw in enumerate(raw_spans):
         where = f"span {index}"
@@ -356,16 +396,27 @@ def _pii_example(row: dict, spec: str, number: int, text_field: str | None) -> E
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
             raise RouterforgeError(f"{where}: {keys[1]!r} and {keys[2]!r} must be integers", source=spec, line=number)
         if not 0 <= start < end <= len(text):
-            raise RouterforgeError(f"{where}: span [{start}, {end}) out of range for a text of {len(text)} characters",
-                                   source=spec, line=number)
+            raise RouterforgeError(
+                f"{where}: span [{start}, {end}) out of range for a text of {len(text)} characters",
+                source=spec,
+                line=number,
+            )
         value = raw.get(keys[3])
         if value is not None and text[start:end] != value:
-            raise RouterforgeError(f"{where}: text[{start}:{end}] is {short(text[start:end])}, not {short(value)}",
-                                   source=spec, line=number, hint="offsets must be Python character offsets")
+            raise RouterforgeError(
+                f"{where}: text[{start}:{end}] is {short(text[start:end])}, not {short(value)}",
+                source=spec,
+                line=number,
+                hint="offsets must be Python character offsets",
+            )
         spans.append(Span(entity, start, end))
     spans.sort(key=lambda s: (s.start, s.end))
     for left, right in zip(spans, spans[1:]):
         if right.start < left.end:
-            raise RouterforgeError(f"overlapping spans {left} and {right}", source=spec, line=number,
-                                   hint="BIO labels cannot represent overlaps; keep one of them")
+            raise RouterforgeError(
+                f"overlapping spans {left} and {right}",
+                source=spec,
+                line=number,
+                hint="BIO labels cannot represent overlaps; keep one of them",
+            )
     return Example(text, spans=tuple(spans), source=spec, row=number)

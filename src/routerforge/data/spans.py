@@ -2,6 +2,7 @@
 
 Kept free of torch so the serving runtime can decode spans without it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -41,8 +42,13 @@ def bio_labels(offsets: Sequence[tuple[int, int]], spans: Sequence[Span], label2
     return labels
 
 
-def decode_spans(text: str, offsets: Sequence[tuple[int, int]], label_ids: Sequence[int],
-                 confidences: Sequence[float], id2label: dict[int, str]) -> list[dict]:
+def decode_spans(
+    text: str,
+    offsets: Sequence[tuple[int, int]],
+    label_ids: Sequence[int],
+    confidences: Sequence[float],
+    id2label: dict[int, str],
+) -> list[dict]:
     """Token predictions -> ``{entity_type, start, end, text, score}`` with ``text == input[start:end]``.
 
     A span starts at ``B-X`` (or at an ``I-X`` that does not continue an ``X`` span) and grows over ``I-X``;
@@ -55,7 +61,7 @@ def decode_spans(text: str, offsets: Sequence[tuple[int, int]], label_ids: Seque
     def close():
         if current is not None:
             current["score"] = float(sum(scores) / len(scores))
-            current["text"] = text[current["start"]:current["end"]]
+            current["text"] = text[current["start"] : current["end"]]
             spans.append(current)
 
     for (start, end), label_id, confidence in zip(offsets, label_ids, confidences):

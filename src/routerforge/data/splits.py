@@ -5,6 +5,7 @@ split (stratified by label, grouped by ``group_by``, or a predefined split colum
 a val/test row whose TF-IDF cosine to a row on the training side reaches the threshold moves to train (with its
 whole group), so no text is in two splits and no near-copy of a training text is scored.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -115,10 +116,12 @@ def resolve_labels(task: Task, examples: list[Example], labels: list[str] | None
     for example in examples:
         for label in label_of(example):
             if label not in allowed_set:
-                raise RouterforgeError(f"label {short(label)} is not in the {task.name} label set "
-                                       f"{sorted(allowed_set)}",
-                                       source=example.source, line=example.row,
-                                       hint="fix the row, or pass --labels / --label-field for a custom label set")
+                raise RouterforgeError(
+                    f"label {short(label)} is not in the {task.name} label set {sorted(allowed_set)}",
+                    source=example.source,
+                    line=example.row,
+                    hint="fix the row, or pass --labels / --label-field for a custom label set",
+                )
     return tuple(allowed)
 
 
@@ -145,7 +148,9 @@ def _random_split(examples: list[Example], fraction: float, seed: int, grouped: 
         groups = [e.group if e.group is not None else f"__row{i}" for i, e in enumerate(examples)]
         if len(set(groups)) < 2:
             raise RouterforgeError("--group-by leaves a single group: cannot split by groups", source=source)
-        keep, out = next(GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed).split(index, groups=groups))
+        keep, out = next(
+            GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed).split(index, groups=groups)
+        )
     else:
         strata = _stratify_keys(examples)
         try:
@@ -170,7 +175,7 @@ def near_duplicates(candidates: list[Example], reference: list[Example], thresho
     cand = vectoriser.transform([normalise(e.text) for e in candidates])
     flags = []
     for start in range(0, cand.shape[0], 512):
-        block = (cand[start:start + 512] @ ref.T).max(axis=1).toarray().ravel()
+        block = (cand[start : start + 512] @ ref.T).max(axis=1).toarray().ravel()
         flags.extend(bool(v >= threshold) for v in block)
     return flags
 
@@ -183,15 +188,28 @@ def _move_near_duplicates(train, held, threshold: float, grouped: bool):
     return train + moved, [e for e in held if id(e) not in moved_ids], len(moved)
 
 
-def make_splits(task: Task, loaded: Loaded, *, labels: list[str] | None = None, labels_from_data: bool = False,
-                val: float = 0.1, test: float = 0.1, seed: int = 13, grouped: bool = False,
-                split_field: str | None = None, train_split: str = "train", val_split: str | None = None,
-                test_split: str = "test", near_duplicate_threshold: float = 0.9,
-                load_options: dict | None = None) -> TaskData:
+def make_splits(
+    task: Task,
+    loaded: Loaded,
+    *,
+    labels: list[str] | None = None,
+    labels_from_data: bool = False,
+    val: float = 0.1,
+    test: float = 0.1,
+    seed: int = 13,
+    grouped: bool = False,
+    split_field: str | None = None,
+    train_split: str = "train",
+    val_split: str | None = None,
+    test_split: str = "test",
+    near_duplicate_threshold: float = 0.9,
+    load_options: dict | None = None,
+) -> TaskData:
     """Dedup, split and check for near-duplicates; returns a :class:`TaskData` with its report."""
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
-        raise RouterforgeError(f"split fractions val={val}, test={test} must be in [0, 1) and sum below 1",
-                               source="splits")
+        raise RouterforgeError(
+            f"split fractions val={val}, test={test} must be in [0, 1) and sum below 1", source="splits"
+        )
     files = ", ".join(s.path for s in loaded.sources)  # what errors about the data as a whole name
     examples, duplicates, conflicts = dedup(loaded.examples)
     label_set = resolve_labels(task, examples, labels, labels_from_data)
@@ -202,10 +220,14 @@ def make_splits(task: Task, loaded: Loaded, *, labels: list[str] | None = None, 
             by_split.setdefault(example.split, []).append(example)
         missing = [s for s in (train_split, test_split, val_split) if s and s not in by_split]
         if missing:
-            raise RouterforgeError(f"split column {split_field!r} has no rows for {missing}; it has "
-                                   f"{short(sorted(by_split), 200)}", source=files,
-                                   hint="set --train-split/--val-split/--test-split to values present in the data")
-        unused = {name: len(rows) for name, rows in by_split.items() if name not in (train_split, val_split, test_split)}
+            raise RouterforgeError(
+                f"split column {split_field!r} has no rows for {missing}; it has {short(sorted(by_split), 200)}",
+                source=files,
+                hint="set --train-split/--val-split/--test-split to values present in the data",
+            )
+        unused = {
+            name: len(rows) for name, rows in by_split.items() if name not in (train_split, val_split, test_split)
+        }
         train_rows, test_rows = by_split[train_split], by_split[test_split]
         if val_split:
             val_rows = by_split[val_split]
@@ -215,14 +237,18 @@ def make_splits(task: Task, loaded: Loaded, *, labels: list[str] | None = None, 
         rest, test_rows = _random_split(examples, test, seed, grouped, files)
         train_rows, val_rows = _random_split(rest, val / (1 - test) if test < 1 else 0, seed, grouped, files)
     # test first (against train and val), then val against train including the test rows just moved there
-    train_rows, test_rows, moved_test = _move_near_duplicates(train_rows + val_rows, test_rows,
-                                                              near_duplicate_threshold, grouped)
+    train_rows, test_rows, moved_test = _move_near_duplicates(
+        train_rows + val_rows, test_rows, near_duplicate_threshold, grouped
+    )
     val_ids = {id(e) for e in val_rows}
     train_rows = [e for e in train_rows if id(e) not in val_ids]
     train_rows, val_rows, moved_val = _move_near_duplicates(train_rows, val_rows, near_duplicate_threshold, grouped)
     if not train_rows or not test_rows:
-        raise RouterforgeError(f"split left train={len(train_rows)}, test={len(test_rows)} rows for {task.name}",
-                               source=files, hint="add data or change the split fractions")
+        raise RouterforgeError(
+            f"split left train={len(train_rows)}, test={len(test_rows)} rows for {task.name}",
+            source=files,
+            hint="add data or change the split fractions",
+        )
     data = TaskData(task, label_set, train_rows, val_rows, test_rows, loaded.sources, load_options or {})
     data.report = {
         "rows_read": sum(s.rows for s in loaded.sources),

@@ -1,0 +1,37 @@
+"""Measuring: metrics with bootstrap intervals and calibration statistics (pure), and the drivers that score
+or calibrate a model through the serving path (what is measured is what is served).
+
+>>> from routerforge.evaluation import evaluate, calibrate
+"""
+
+from __future__ import annotations
+
+_LAZY = {
+    "evaluate": ("evaluate", "evaluate"),
+    "evaluate_examples": ("evaluate", "evaluate_examples"),
+    "headline": ("evaluate", "headline"),
+    "calibrate": ("calibrate", "calibrate"),
+    "calibrate_router": ("calibrate", "calibrate_router"),
+    "classification_metrics": ("metrics", "classification_metrics"),
+    "binary_detection_metrics": ("metrics", "binary_detection_metrics"),
+    "span_metrics": ("metrics", "span_metrics"),
+    "latency_summary": ("metrics", "latency_summary"),
+    "expected_calibration_error": ("calibration", "expected_calibration_error"),
+    "fit_temperature": ("calibration", "fit_temperature"),
+    "threshold_at_fpr": ("calibration", "threshold_at_fpr"),
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    """Heavy parts load on first use: importing the package stays fast."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module, attribute = _LAZY[name]
+    return getattr(importlib.import_module(f".{module}", __name__), attribute)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,20 +1,21 @@
-"""Calibration: does a confidence of 0.9 mean "right 9 times in 10"?
+"""Calibration, pure numpy: does a confidence of 0.9 mean "right 9 times in 10"?
 
 Everything here takes *probabilities*, so the same functions measure a model before and after temperature
 scaling. Temperature scaling (fit ``T`` on validation logits, apply ``softmax(logits / T)``) belongs in this
-module too; it only has to produce probabilities for these functions to consume.
+module too; it only has to produce probabilities for these functions to consume. Fitting them on a model's
+validation split (loading the model, writing ``routerforge.json``) is :mod:`routerforge.evaluation.calibrate`.
 
 Binning follows ``sklearn.calibration.calibration_curve(strategy="uniform")`` exactly (equal-width bins on
 [0, 1], ``np.searchsorted`` on the inner edges), so our per-bin accuracy/confidence agree with sklearn's. We
 still bin ourselves because ECE needs the per-bin counts, which sklearn's function does not return.
 """
-from __future__ import annotations
 
-import warnings
+from __future__ import annotations
 
 import numpy as np
 
-from routerforge.errors import RouterforgeError
+from ..errors import RouterforgeError
+from ..numerics import softmax
 
 
 def _top_label(probs: np.ndarray, y_true) -> tuple[np.ndarray, np.ndarray]:
@@ -65,13 +66,15 @@ def reliability_bins(probs: np.ndarray, y_true, n_bins: int = 15) -> list[dict]:
     out = []
     for b in range(n_bins):
         c = int(count[b])
-        out.append({
-            "lo": float(edges[b]),
-            "hi": float(edges[b + 1]),
-            "count": c,
-            "confidence": float(conf_sum[b] / c) if c else None,
-            "accuracy": float(correct_sum[b] / c) if c else None,
-        })
+        out.append(
+            {
+                "lo": float(edges[b]),
+                "hi": float(edges[b + 1]),
+                "count": c,
+                "confidence": float(conf_sum[b] / c) if c else None,
+                "accuracy": float(correct_sum[b] / c) if c else None,
+            }
+        )
     return out
 
 
@@ -105,12 +108,14 @@ def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def calibration_summary(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
     """ECE and NLL before (T=1) and after temperature scaling, with the row count."""
-    from ..runtime.engine import softmax
-
     before, after = softmax(logits), softmax(logits, temperature)
-    return {"n": int(len(labels)), "ece_before": expected_calibration_error(before, labels),
-            "ece_after": expected_calibration_error(after, labels), "nll_before": _nll(before, labels),
-            "nll_after": _nll(after, labels)}
+    return {
+        "n": int(len(labels)),
+        "ece_before": expected_calibration_error(before, labels),
+        "ece_after": expected_calibration_error(after, labels),
+        "nll_before": _nll(before, labels),
+        "nll_after": _nll(after, labels),
+    }
 
 
 def threshold_at_fpr(is_attack, p_attack, target_fpr: float = TARGET_FPR) -> dict:
@@ -134,8 +139,12 @@ def threshold_at_fpr(is_attack, p_attack, target_fpr: float = TARGET_FPR) -> dic
             threshold = float(np.nextafter(1.0, np.inf))
         else:
             threshold = _midpoint(excluded, above.min() if above.size else 1.0)
-    return {"threshold": threshold, "target_fpr": target_fpr, "resolvable": len(negatives) * target_fpr >= 1,
-            **detection_counts(y, p, threshold)}
+    return {
+        "threshold": threshold,
+        "target_fpr": target_fpr,
+        "resolvable": len(negatives) * target_fpr >= 1,
+        **detection_counts(y, p, threshold),
+    }
 
 
 def _midpoint(low: float, high: float) -> float:
@@ -151,96 +160,3 @@ def detection_counts(y, p, threshold: float) -> dict:
     tp, fp = int((flagged & (y == 1)).sum()), int((flagged & (y == 0)).sum())
     fn, tn = int((~flagged & (y == 1)).sum()), int((~flagged & (y == 0)).sum())
     return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "fpr": fp / max(fp + tn, 1), "recall": tp / max(tp + fn, 1)}
-
-
-def _head_logits_and_labels(router, task: str, examples) -> tuple[np.ndarray, np.ndarray]:
-    """Validation logits of one head (first window of each text) and the gold label ids they predict."""
-    from ..data.spans import bio_labels
-
-    texts = [e.text for e in examples]
-    logits = router.window_logits(texts)[task]
-    names = router.heads[task]["label_names"]
-    label2id = {n: i for i, n in enumerate(names)}
-    if router.heads[task]["kind"] == "token":
-        rows, labels = [], []
-        for row, offsets, example in zip(logits, router.first_window_offsets(texts), examples):
-            tags = np.asarray(bio_labels(offsets, example.spans, label2id))
-            keep = tags >= 0
-            rows.append(row[keep])
-            labels.append(tags[keep])
-        return np.concatenate(rows), np.concatenate(labels)
-    return np.stack(logits), np.array([label2id[e.label] for e in examples])
-
-
-def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: float = TARGET_FPR) -> dict:
-    """Fit each head's temperature on its validation split and the jailbreak threshold at ``target_fpr``;
-    sets them on ``router`` and returns ``{"calibration": ..., "thresholds": ...}`` for ``routerforge.json``.
-
-    ``splits``: ``{task: {"val": examples, "test": examples}}``. Test rows are only *reported* (ECE and the
-    counts at the chosen threshold); nothing is chosen on them.
-    """
-    calibration, thresholds = {}, {}
-    for task in router.heads:
-        val, test = splits[task]["val"], splits[task].get("test") or []
-        logits, labels = _head_logits_and_labels(router, task, val)
-        temperature = fit_temperature(logits, labels)
-        router.temperature[task] = temperature
-        record = {"temperature": temperature, "fitted_on": "val", "unit": "token" if
-                  router.heads[task]["kind"] == "token" else "text",
-                  "val": calibration_summary(logits, labels, temperature)}
-        if test:
-            record["test"] = calibration_summary(*_head_logits_and_labels(router, task, test), temperature)
-        calibration[task] = record
-    if "jailbreak" in router.heads and "jailbreak" in router.heads["jailbreak"]["label_names"]:
-        def scores(examples):
-            signals = router.classify_batch([e.text for e in examples])
-            return [int(e.label == "jailbreak") for e in examples], [s.jailbreak.p_jailbreak for s in signals]
-
-        choice = threshold_at_fpr(*scores(splits["jailbreak"]["val"]), target_fpr)
-        router.threshold = thresholds["jailbreak"] = choice["threshold"]
-        calibration["jailbreak"]["threshold"] = {k: v for k, v in choice.items() if k != "threshold"}
-        if splits["jailbreak"].get("test"):
-            calibration["jailbreak"]["threshold_on_test"] = detection_counts(*scores(splits["jailbreak"]["test"]),
-                                                                             choice["threshold"])
-    return {"calibration": calibration, "thresholds": thresholds}
-
-
-def calibrate_and_score(model_dir, info: dict, splits: dict[str, dict[str, list]],
-                        target_fpr: float = TARGET_FPR, allow_pickle: bool = False) -> dict:
-    """Fit temperatures and the jailbreak threshold on validation, then score validation and test through the
-    serving path (torch backend). ``splits``: ``{task: {"val": examples, "test": examples}}``. Updates ``info``
-    (calibration, thresholds, metrics) and returns it; a failure here is reported and the trained model kept."""
-    from ..runtime.engine import Router
-    from .evaluate import evaluate_examples
-
-    try:
-        router = Router.load(model_dir, "torch", info=info, allow_pickle=allow_pickle)
-        info |= calibrate_router(router, splits, target_fpr)
-        scores = {t: {split: evaluate_examples(router, t, rows[split]) for split in ("val", "test")}
-                  for t, rows in splits.items()}
-        info["metrics"] = scores if "heads" in info else next(iter(scores.values()))
-    except Exception as err:  # noqa: BLE001 - the trained model matters more than its scores
-        warnings.warn(f"scoring the trained model failed ({err!r}); run 'routerforge eval' on it", stacklevel=2)
-        info["metrics"] = {"error": repr(err)}
-    return info
-
-
-def calibrate(model_dir, target_fpr: float = TARGET_FPR, *, allow_pickle: bool = False) -> dict:
-    """Refit temperatures and the jailbreak threshold of a saved model (or bundle) on its own validation split(s)
-    (re-read and hash-checked from the manifests), rescore validation and test with them, and store all of it
-    in its ``routerforge.json``. Returns the calibration and thresholds."""
-    from pathlib import Path
-
-    from ..io import write_json
-    from ..runtime.engine import INFO_FILE, heads_of, read_info
-    from .evaluate import head_splits
-
-    if not 0 < target_fpr < 1:
-        raise RouterforgeError(f"target FPR must be in (0, 1), got {target_fpr}")
-    info = read_info(model_dir)
-    splits = head_splits(info, heads_of(info), ("val", "test"))
-    info = calibrate_and_score(Path(model_dir), info, splits, target_fpr, allow_pickle=allow_pickle)
-    if "error" in info["metrics"]:
-        raise RouterforgeError(f"calibration failed: {info['metrics']['error']}", source=str(model_dir))
-    write_json(Path(model_dir) / INFO_FILE, info)
-    return {"calibration": info["calibration"], "thresholds": info["thresholds"]}

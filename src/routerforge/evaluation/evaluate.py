@@ -4,6 +4,7 @@ Predictions come from the runtime (:class:`routerforge.runtime.engine.Router`), 
 numbers describe what is deployed. (DESIGN.md puts ``evaluation/`` before ``runtime/`` in the data flow; we
 deliberately evaluate through the runtime rather than a second prediction path.)
 """
+
 from __future__ import annotations
 
 import json
@@ -13,32 +14,26 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bundle import head_data
 from ..data import load_split_from_manifest
+from ..data.intents import load_rules
 from ..data.schema import Example, Span
 from ..data.sources import load_examples
-from ..data.intents import load_rules
 from ..data.splits import resolve_labels, row_hash
 from ..errors import RouterforgeError
-from ..io import atomic_directory, refuse_to_replace
 from ..runtime.signals import Signals
 from ..tasks import get_task
 from .metrics import binary_detection_metrics, classification_metrics, latency_summary, span_metrics
-from .report import plot_confusion_matrix, plot_roc_pr, write_report
-
-PREDICTIONS_FILE = "predictions.jsonl"
 
 LATENCY_ROWS = 100
 
 
-def task_data_info(info: dict, task: str) -> dict:
-    """``{manifest, report}`` of one task: a per-task model's ``data``, or a bundle's ``data[task]``."""
-    return info["data"][task] if "heads" in info else info["data"]
-
-
 def head_splits(info: dict, heads, splits: tuple[str, ...]) -> dict[str, dict[str, list[Example]]]:
     """``{head: {split: examples}}``, each re-read (and hash-checked) from that head's manifest."""
-    return {head: {split: load_split_from_manifest(task_data_info(info, head)["manifest"], split) for split in splits}
-            for head in heads}
+    return {
+        head: {split: load_split_from_manifest(head_data(info, head)["manifest"], split) for split in splits}
+        for head in heads
+    }
 
 
 def task_predictions(signals: list[Signals], task: str, head: dict) -> list[dict]:
@@ -57,8 +52,9 @@ def task_predictions(signals: list[Signals], task: str, head: dict) -> list[dict
     return out
 
 
-def evaluate_examples(router, task: str, examples: list[Example], *, n_boot: int = 1000,
-                      signals: list[Signals] | None = None) -> dict:
+def evaluate_examples(
+    router, task: str, examples: list[Example], *, n_boot: int = 1000, signals: list[Signals] | None = None
+) -> dict:
     """Metrics with 95% bootstrap intervals and counts for one head of ``router`` on ``examples``."""
     if not examples:
         return {"n": 0}
@@ -74,14 +70,17 @@ def evaluate_examples(router, task: str, examples: list[Example], *, n_boot: int
     y_true = [index[e.label] for e in examples]
     y_pred = [index[p["label"]] for p in predictions]
     probs = np.array([[p["probs"][name] for name in names] for p in predictions])
-    metrics = {"classification": classification_metrics(y_true, y_pred, names, probs, n_boot=n_boot),
-               "truncated_rows": truncated}
+    metrics = {
+        "classification": classification_metrics(y_true, y_pred, names, probs, n_boot=n_boot),
+        "truncated_rows": truncated,
+    }
     if task == "jailbreak" and "jailbreak" in index:
         positive = index["jailbreak"]
         is_attack = [int(y == positive) for y in y_true]
         if 0 < sum(is_attack) < len(is_attack):
-            metrics["detection"] = binary_detection_metrics(is_attack, probs[:, positive], n_boot=n_boot,
-                                                            threshold=router.threshold)
+            metrics["detection"] = binary_detection_metrics(
+                is_attack, probs[:, positive], n_boot=n_boot, threshold=router.threshold
+            )
         else:
             metrics["detection_skipped"] = "ROC/PR need both benign and jailbreak rows; this data has one class"
     return metrics
@@ -115,14 +114,20 @@ def request_latency(router, texts: list[str], warmup: int = 5) -> dict:
     return latency_summary(seconds) | {"batch_size": 1}
 
 
-def _examples_from_files(manifest: dict, labels: list[str], data: list[str], text_field: str | None,
-                         label_field: str | None) -> list[Example]:
+def _examples_from_files(
+    manifest: dict, labels: list[str], data: list[str], text_field: str | None, label_field: str | None
+) -> list[Example]:
     """Rows from other files, read the way the model's training data was (fields, intent rules)."""
     options = manifest["load_options"]
     task = get_task(manifest["task"])
     rules = load_rules(options["rules"]) if options.get("rules") else None
-    loaded = load_examples(task, data, text_field=text_field or options.get("text_field"),
-                           label_field=label_field or options.get("label_field"), intent_rules=rules)
+    loaded = load_examples(
+        task,
+        data,
+        text_field=text_field or options.get("text_field"),
+        label_field=label_field or options.get("label_field"),
+        intent_rules=rules,
+    )
     resolve_labels(task, loaded.examples, list(labels), from_data=False)
     return loaded.examples
 
@@ -141,8 +146,10 @@ def prediction_rows(router, task: str, examples: list[Example], signals: list[Si
     for example, p in zip(examples, task_predictions(signals, task, router.heads[task])):
         row = {"hash": row_hash(example)}
         if "pii" in p:
-            row |= {"gold": [[s.entity_type, s.start, s.end] for s in example.spans or []],
-                    "pred": [[s["entity_type"], s["start"], s["end"], round(s["score"], 6)] for s in p["pii"]]}
+            row |= {
+                "gold": [[s.entity_type, s.start, s.end] for s in example.spans or []],
+                "pred": [[s["entity_type"], s["start"], s["end"], round(s["score"], 6)] for s in p["pii"]],
+            }
         else:
             row |= {"gold": example.label, "pred": p["label"], "probs": p["probs"]}
         rows.append(row)
@@ -156,16 +163,35 @@ def _json_block(value) -> str:
 def _model_sections(info: dict, task: str) -> dict[str, str]:
     """How the model was made: data report (splits, duplicates, truncation) and training summary."""
     training = {k: v for k, v in info.get("training", {}).items() if k != "log_history"}
-    return {"Data": _json_block(task_data_info(info, task)["report"]),
-            "Training": _json_block({"backbone": info["backbone"], "hyperparams": info["hyperparams"],
-                                 "lora": info.get("lora"), "crf": info.get("crf", False)} | training)}
+    return {
+        "Data": _json_block(head_data(info, task)["report"]),
+        "Training": _json_block(
+            {
+                "backbone": info["backbone"],
+                "hyperparams": info["hyperparams"],
+                "lora": info.get("lora"),
+                "crf": info.get("crf", False),
+            }
+            | training
+        ),
+    }
 
 
-def evaluate(model_dir: str | Path, data: str | list[str] | list[Example] | None = None, *,
-             output: str | Path | None = None, task: str | None = None, split: str = "test",
-             text_field: str | None = None, label_field: str | None = None, n_boot: int = 1000,
-             backend: str | None = None, allow_pickle: bool = False) -> dict:
-    """Evaluate one head of a model directory; writes ``metrics.json``, ``report.md`` and plots into ``output``.
+def evaluate(
+    model_dir: str | Path,
+    data: str | list[str] | list[Example] | None = None,
+    *,
+    output: str | Path | None = None,
+    task: str | None = None,
+    split: str = "test",
+    text_field: str | None = None,
+    label_field: str | None = None,
+    n_boot: int = 1000,
+    backend: str | None = None,
+    allow_pickle: bool = False,
+) -> dict:
+    """Evaluate one head of a model directory and return its metrics; with ``output``, also write
+    ``metrics.json``, ``report.md``, ``predictions.jsonl`` and plots there (nothing is written without it).
 
     ``task``: which head of a multitask bundle (a per-task model has one). Without ``data`` the head's own
     ``split`` is re-read from its sources, after checking their hashes. ``data`` may be files (``hf:`` specs
@@ -177,14 +203,20 @@ def evaluate(model_dir: str | Path, data: str | list[str] | list[Example] | None
     heads = list(router.heads)
     task = task or (heads[0] if len(heads) == 1 else None)
     if task not in heads:
-        raise RouterforgeError(f"say which head to evaluate: {task!r} is not one of {', '.join(heads)}",
-                               hint="pass --task")
-    manifest = task_data_info(router.info, task)["manifest"]
+        raise RouterforgeError(
+            f"say which head to evaluate: {task!r} is not one of {', '.join(heads)}", hint="pass --task"
+        )
+    manifest = head_data(router.info, task)["manifest"]
     if data and isinstance(data[0] if isinstance(data, list) else data, Example):
         examples, evaluated_on = list(data), {"data": "examples given in Python"}
     elif data:
-        examples = _examples_from_files(manifest, router.heads[task]["labels"],
-                                        [data] if isinstance(data, str) else list(data), text_field, label_field)
+        examples = _examples_from_files(
+            manifest,
+            router.heads[task]["labels"],
+            [data] if isinstance(data, str) else list(data),
+            text_field,
+            label_field,
+        )
         evaluated_on = {"data": data, "rows_also_in_training_split": _overlap_with_training(manifest, examples)}
     else:
         examples = load_split_from_manifest(manifest, split)
@@ -195,21 +227,26 @@ def evaluate(model_dir: str | Path, data: str | list[str] | list[Example] | None
     metrics = evaluate_examples(router, task, examples, n_boot=n_boot, signals=signals)
     texts = [e.text for e in examples[:LATENCY_ROWS]]
     metrics["latency"] = request_latency(router, texts) | {"backend": router.backend_name}
-    metrics["evaluated_on"] = evaluated_on | {"rows": len(examples), "model": str(model_dir), "task": task,
-                                              "temperature": router.temperature[task]}
-    name = Path(model_dir).name + (f"-{task}" if len(heads) > 1 else "")
-    target = Path(output) if output else Path("reports") / name
-    refuse_to_replace(target, markers=("metrics.json",))
-    with atomic_directory(target) as out:  # no stale plots from an earlier report, nothing half-written
-        if "classification" in metrics:
-            c = metrics["classification"]
-            plot_confusion_matrix(np.array(c["confusion_matrix"]), c["confusion_matrix_labels"],
-                                  out / "confusion.png")
-        if "detection" in metrics:
-            plot_roc_pr([int(e.label == "jailbreak") for e in examples],
-                        [s.jailbreak.p_jailbreak for s in signals], out / "roc_pr.png")
-        (out / PREDICTIONS_FILE).write_text("".join(
-            json.dumps(row) + "\n" for row in prediction_rows(router, task, examples, signals)), encoding="utf-8")
-        write_report(out, metrics, title=f"{task} model: {Path(model_dir).name}",
-                     extra_sections=_model_sections(router.info, task))
+    metrics["evaluated_on"] = evaluated_on | {
+        "rows": len(examples),
+        "model": str(model_dir),
+        "task": task,
+        "temperature": router.temperature[task],
+    }
+    if output is not None:
+        from ..reports.eval_report import write_evaluation
+
+        write_evaluation(
+            output,
+            metrics,
+            title=f"{task} model: {Path(model_dir).name}",
+            sections=_model_sections(router.info, task),
+            predictions=prediction_rows(router, task, examples, signals),
+            jailbreak_scores=(
+                [int(e.label == "jailbreak") for e in examples],
+                [s.jailbreak.p_jailbreak for s in signals],
+            )
+            if "detection" in metrics
+            else None,
+        )
     return metrics

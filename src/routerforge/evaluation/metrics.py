@@ -8,11 +8,13 @@ scikit-learn computes every metric it provides; bootstrap resamples are passed t
 functions (as ``sample_weight`` = how often each row was drawn, which is exactly a resample) so the point
 estimate and its interval can never disagree on a definition. Pure numpy/sklearn: no torch here.
 """
+
 from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import (
@@ -79,8 +81,11 @@ def _prf_resampled(yt: np.ndarray, yp: np.ndarray, k: int, w: np.ndarray) -> dic
     pred = w @ (yp[:, None] == classes)
     tp = w @ ((yt == yp)[:, None] & (yt[:, None] == classes))
     with np.errstate(divide="ignore", invalid="ignore"):
-        scores = {"precision": np.where(pred > 0, tp / pred, 0.0), "recall": np.where(true > 0, tp / true, 0.0),
-                  "f1": np.where(true + pred > 0, 2 * tp / (true + pred), 0.0)}
+        scores = {
+            "precision": np.where(pred > 0, tp / pred, 0.0),
+            "recall": np.where(true > 0, tp / true, 0.0),
+            "f1": np.where(true + pred > 0, 2 * tp / (true + pred), 0.0),
+        }
     supported = true > 0
     out = {}
     for name, x in scores.items():
@@ -108,7 +113,9 @@ def classification_metrics(
     yt, yp = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
     k = len(labels)
     if yt.shape != yp.shape or yt.ndim != 1 or yt.size == 0:
-        raise RouterforgeError(f"classification metrics need equal, non-empty y_true/y_pred; got {yt.shape}, {yp.shape}")
+        raise RouterforgeError(
+            f"classification metrics need equal, non-empty y_true/y_pred; got {yt.shape}, {yp.shape}"
+        )
     for name, y in (("y_true", yt), ("y_pred", yp)):
         if y.min() < 0 or y.max() >= k:
             raise RouterforgeError(f"{name} holds a label index outside 0..{k - 1} ({k} labels)")
@@ -166,7 +173,12 @@ def _counts_at(yt: np.ndarray, p: np.ndarray, threshold: float | None) -> dict:
         "recall": tp / n_pos,
         "fpr": fp / n_neg,
         "precision": tp / (tp + fp) if tp + fp else None,
-        "tp": tp, "fp": fp, "fn": n_pos - tp, "tn": n_neg - fp, "n_pos": n_pos, "n_neg": n_neg,
+        "tp": tp,
+        "fp": fp,
+        "fn": n_pos - tp,
+        "tn": n_neg - fp,
+        "n_pos": n_pos,
+        "n_neg": n_neg,
     }
 
 
@@ -277,7 +289,9 @@ def span_metrics(
     with at least ``min_support`` gold spans; the rest are listed with their counts.
     """
     if len(gold) != len(pred):
-        raise RouterforgeError(f"span metrics need one prediction list per document; got {len(gold)} gold, {len(pred)} pred")
+        raise RouterforgeError(
+            f"span metrics need one prediction list per document; got {len(gold)} gold, {len(pred)} pred"
+        )
     doc_counts = np.zeros((len(gold), 3), dtype=int)  # tp, fp, fn per document
     by_type: dict[str, Counter] = {}
     for d, (g_doc, p_doc) in enumerate(zip(gold, pred)):
@@ -305,10 +319,18 @@ def span_metrics(
         support, predicted, t_tp = c["support"], c["predicted"], c["tp"]
         if support >= min_support:
             p_t, r_t, f_t = _prf_counts(t_tp, predicted - t_tp, support - t_tp)
-            per_type.append({
-                "entity_type": t, "precision": float(p_t), "recall": float(r_t), "f1": float(f_t),
-                "support": support, "tp": t_tp, "fp": predicted - t_tp, "fn": support - t_tp,
-            })
+            per_type.append(
+                {
+                    "entity_type": t,
+                    "precision": float(p_t),
+                    "recall": float(r_t),
+                    "f1": float(f_t),
+                    "support": support,
+                    "tp": t_tp,
+                    "fp": predicted - t_tp,
+                    "fn": support - t_tp,
+                }
+            )
         else:
             below.append({"entity_type": t, "support": support, "predicted": predicted})
 
@@ -318,7 +340,9 @@ def span_metrics(
         "n_docs": len(gold),
         "n_gold": tp + fn,
         "n_pred": tp + fp,
-        "tp": tp, "fp": fp, "fn": fn,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
         "micro_precision": _with_ci(point[0], samples[0]),
         "micro_recall": _with_ci(point[1], samples[1]),
         "micro_f1": _with_ci(point[2], samples[2]),
@@ -336,4 +360,10 @@ def latency_summary(seconds: Iterable[float]) -> dict:
     if ms.size == 0:
         return {"kind": "latency", "n": 0, "p50_ms": None, "p99_ms": None, "mean_ms": None}
     p50, p99 = np.percentile(ms, [50, 99])
-    return {"kind": "latency", "n": int(ms.size), "p50_ms": float(p50), "p99_ms": float(p99), "mean_ms": float(ms.mean())}
+    return {
+        "kind": "latency",
+        "n": int(ms.size),
+        "p50_ms": float(p50),
+        "p99_ms": float(p99),
+        "mean_ms": float(ms.mean()),
+    }

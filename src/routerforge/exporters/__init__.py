@@ -1,85 +1,8 @@
-"""``routerforge export MODEL --format onnx|onnx-int8|torchscript``: parity-checked exports, written beside the
-weights (``model.onnx``, ``model.int8.onnx``, ``model.torchscript.pt``), recorded in ``routerforge.json``.
+"""Parity-checked exports (ONNX, int8 ONNX, TorchScript) written beside a model's weights (:mod:`.export`)."""
 
->>> import routerforge as rf
->>> rf.export("runs/local-data/bundle", format="onnx-int8")["parity"]["passed"]
-True
-
-Every export runs the parity check (:mod:`routerforge.exporters.parity`) on the model's validation split(s)
-before the file takes its final name: a failing export raises and leaves the directory as it was.
-"""
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-import time
-from pathlib import Path
+from .export import FILES, FORMATS, export
+from .parity import ParityError
 
-from ..errors import RouterforgeError
-from ..io import write_json
-from .parity import ParityError, check_parity
-
-FORMATS = ("onnx", "onnx-int8", "torchscript")
-FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torchscript": "model.torchscript.pt"}
-
-
-def export(model_dir: str | Path, format: str = "onnx", *, allow_pickle: bool = False,
-           max_rows: int | None = None) -> dict:
-    """Export ``model_dir`` (per-task model or multitask bundle) to ``format``; returns the record stored under
-    ``exports[format]`` in ``routerforge.json``. ``max_rows`` caps the validation rows parity uses per head."""
-    from ..evaluation.evaluate import head_splits
-    from ..runtime.backends import OnnxBackend, TorchScriptBackend, load_torch_module
-    from ..runtime.engine import Router, read_info
-    from .onnx import export_onnx, optimise
-    from .quantize import RECIPES, quantize_int8
-    from .torchscript import export_torchscript
-
-    if format not in FORMATS:
-        raise RouterforgeError(f"unknown export format {format!r}", hint=f"choose one of {', '.join(FORMATS)}")
-    path = Path(model_dir)
-    info = read_info(path)
-    reference = Router.load(path, "torch", allow_pickle=allow_pickle)
-    heads = reference.heads
-    config = json.loads((path / "config.json").read_text())
-    vocab = int(config.get("vocab_size", 30000))
-    splits = {h: rows["val"][:max_rows] for h, rows in head_splits(info, heads, ("val",)).items()}
-    started = time.perf_counter()
-    module = load_torch_module(path, info, heads, allow_pickle=allow_pickle, attn_implementation="eager")
-    with tempfile.TemporaryDirectory(dir=path, prefix=".export-") as tmp:
-        tmp = Path(tmp)
-        record: dict = {"file": FILES[format]}
-        if format == "torchscript":
-            candidate_file = tmp / FILES[format]
-            export_torchscript(module, vocab, candidate_file)
-            attempts = [(None, candidate_file, TorchScriptBackend(candidate_file, heads))]
-        else:
-            raw, fused = tmp / "raw.onnx", tmp / "fused.onnx"
-            export_onnx(module, heads, vocab, raw)
-            record["fused_operators"] = optimise(raw, fused, config)
-            attempts = [(None, fused, None)] if format == "onnx" else \
-                [(recipe, tmp / f"{recipe}.onnx", None) for recipe in RECIPES]
-        failed = []
-        for recipe, candidate_file, backend in attempts:
-            if recipe is not None:
-                quantize_int8(fused, candidate_file, recipe)
-            candidate = Router(path, info, backend or OnnxBackend(candidate_file), format, window=reference.window,
-                               overlap=reference.overlap)
-            parity = check_parity(reference, candidate, splits, quantised=format == "onnx-int8")
-            if parity["passed"]:
-                break
-            failed.append({"recipe": recipe, "parity": parity})
-        record |= {"parity": parity, "size_mb": round(candidate_file.stat().st_size / 2**20, 2),
-                   "seconds": round(time.perf_counter() - started, 1)}
-        if recipe is not None:
-            record |= {"recipe": recipe, "recipes_that_failed_parity": failed}
-        if not parity["passed"]:  # no model file changes; the refusal is recorded, so cards and reports say so
-            record |= {"file": None, "size_mb": None, "refused": "parity"}
-            info.setdefault("exports", {})[format] = record
-            write_json(path / "routerforge.json", info)
-            raise ParityError(f"{format} export failed its parity check: {json.dumps(parity['heads'], default=str)}",
-                              record, source=str(path), hint=parity["criteria"])
-        os.replace(candidate_file, path / FILES[format])
-    info.setdefault("exports", {})[format] = record
-    write_json(path / "routerforge.json", info)
-    return record
+__all__ = ["FILES", "FORMATS", "ParityError", "export"]

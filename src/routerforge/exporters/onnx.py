@@ -3,6 +3,7 @@
 Uses PyTorch's TorchScript-based exporter (``dynamo=False``): its graphs are the ones ONNX Runtime's
 transformer optimiser knows how to fuse (attention, layer norm, GELU). Batch and sequence axes are dynamic.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,7 +32,7 @@ def example_inputs(vocab_size: int, batch: int = 2, length: int = 16):
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(5, max(vocab_size, 6), (batch, length), generator=generator)
     mask = torch.ones_like(ids)
-    mask[1, length // 2:] = 0  # a padded row, so padding is traced too
+    mask[1, length // 2 :] = 0  # a padded row, so padding is traced too
     return ids, mask
 
 
@@ -44,8 +45,16 @@ def export_onnx(module, heads: dict[str, dict], vocab_size: int, file: Path) -> 
     for name, spec in heads.items():
         axes[name] = {0: "batch", 1: "sequence"} if spec["kind"] == "token" else {0: "batch"}
     with torch.no_grad(), quiet():
-        torch.onnx.export(module, example_inputs(vocab_size), str(file), input_names=["input_ids", "attention_mask"],
-                          output_names=names, dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+        torch.onnx.export(
+            module,
+            example_inputs(vocab_size),
+            str(file),
+            input_names=["input_ids", "attention_mask"],
+            output_names=names,
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
 
 
 def optimise(source: Path, target: Path, config: dict) -> dict:
@@ -55,7 +64,12 @@ def optimise(source: Path, target: Path, config: dict) -> dict:
     from onnxruntime.transformers.optimizer import optimize_model
 
     with quiet():
-        model = optimize_model(str(source), model_type="bert", num_heads=config.get("num_attention_heads", 0),
-                               hidden_size=config.get("hidden_size", 0), opt_level=1)
+        model = optimize_model(
+            str(source),
+            model_type="bert",
+            num_heads=config.get("num_attention_heads", 0),
+            hidden_size=config.get("hidden_size", 0),
+            opt_level=1,
+        )
     model.save_model_to_file(str(target))
     return {op: n for op, n in model.get_fused_operator_statistics().items() if n}

@@ -5,6 +5,7 @@ per token for PII; for jailbreak the flag at the model's calibrated threshold, w
 answers), both over the first window of every validation text; for int8 also the head's task metric,
 which must fall inside the PyTorch model's 95% bootstrap interval.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +34,7 @@ def _metric(metrics: dict) -> tuple[str, float, list[float]]:
 
 def _labels(router, head: str, rows: list[np.ndarray]) -> np.ndarray:
     """The labels the runtime would serve from these logits (per text, or per token for a token head)."""
-    from ..runtime.engine import softmax
+    from ..numerics import softmax
 
     names = router.heads[head]["label_names"]
     if head == "jailbreak" and "jailbreak" in names:
@@ -53,20 +54,31 @@ def check_parity(reference, candidate, splits: dict[str, list], quantised: bool)
         ref, cand = reference.window_logits(texts)[head], candidate.window_logits(texts)[head]
         diff = max((float(np.abs(r - c).max()) for r, c in zip(ref, cand) if r.size), default=0.0)
         same = _labels(reference, head, ref) == _labels(candidate, head, cand)
-        record = {"rows": len(texts), "max_abs_logit_diff": diff,
-                  "label_agreement": float(same.mean()) if same.size else 1.0,
-                  "compared": "tokens" if reference.heads[head]["kind"] == "token" else "texts"}
+        record = {
+            "rows": len(texts),
+            "max_abs_logit_diff": diff,
+            "label_agreement": float(same.mean()) if same.size else 1.0,
+            "compared": "tokens" if reference.heads[head]["kind"] == "token" else "texts",
+        }
         if quantised:
             name, value, ci = _metric(evaluate_examples(reference, head, examples, n_boot=500))
             _, exported, _ = _metric(evaluate_examples(candidate, head, examples, n_boot=50))
-            record |= {"metric": name, "torch": value, "torch_ci95": ci, "exported": exported,
-                       "metric_inside_interval": bool(ci[0] <= exported <= ci[1])}
+            record |= {
+                "metric": name,
+                "torch": value,
+                "torch_ci95": ci,
+                "exported": exported,
+                "metric_inside_interval": bool(ci[0] <= exported <= ci[1]),
+            }
             ok = record["label_agreement"] >= INT8_MIN_AGREEMENT and record["metric_inside_interval"]
         else:
             ok = diff <= FP32_MAX_DIFF and record["label_agreement"] == 1.0
         record["passed"] = bool(ok)
         passed &= ok
         heads[head] = record
-    criteria = (f"label agreement >= {INT8_MIN_AGREEMENT:.0%} and metric inside the torch 95% interval" if quantised
-                else f"max |logit diff| <= {FP32_MAX_DIFF} and 100% label agreement")
+    criteria = (
+        f"label agreement >= {INT8_MIN_AGREEMENT:.0%} and metric inside the torch 95% interval"
+        if quantised
+        else f"max |logit diff| <= {FP32_MAX_DIFF} and 100% label agreement"
+    )
     return {"passed": bool(passed), "criteria": criteria, "heads": heads}

@@ -1,4 +1,5 @@
 """TorchScript export (``torch.jit.trace``) for PyTorch-only deployments; parity-checked like the others."""
+
 from __future__ import annotations
 
 from pathlib import Path

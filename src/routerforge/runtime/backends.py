@@ -4,12 +4,14 @@
 saved PyTorch model (a per-task Hugging Face model or a multitask bundle); ``TorchScriptBackend`` runs an
 exported ``model.torchscript.pt``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
+from ..bundle import is_bundle
 from ..errors import RouterforgeError
 
 ONNX_FILES = {"onnx-int8": "model.int8.onnx", "onnx": "model.onnx"}
@@ -54,23 +56,32 @@ class TorchScriptBackend(TorchBackend):
         self.module, self.names = torch.jit.load(str(file), map_location="cpu").eval(), list(heads)
 
 
-def load_torch_module(path: Path, info: dict, heads: dict, allow_pickle: bool = False,
-                      attn_implementation: str | None = None):
+def load_torch_module(
+    path: Path, info: dict, heads: dict, allow_pickle: bool = False, attn_implementation: str | None = None
+):
     """The saved model as a module ``(input_ids, attention_mask) -> tuple of logits, one per head`` (the same
     module the exporters trace, with ``attn_implementation="eager"``: the attention graph ONNX Runtime fuses)."""
     path = Path(path)
     safetensors = (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file()
     if not safetensors and not allow_pickle:
-        raise RouterforgeError("no model.safetensors in the model directory; pickled weights are refused",
-                               source=str(path), hint="pass --allow-pickle only for a model you trust")
+        raise RouterforgeError(
+            "no model.safetensors in the model directory; pickled weights are refused",
+            source=str(path),
+            hint="pass --allow-pickle only for a model you trust",
+        )
     options = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
-        if info.get("kind") == "multitask":
+        if is_bundle(info):
             from ..modeling.multitask import MultitaskModel
 
-            model = MultitaskModel.load(path, {n: {"kind": h["kind"], "num_labels": len(h["label_names"]),
-                                                   "crf": h.get("crf", False)} for n, h in heads.items()},
-                                        **options)
+            model = MultitaskModel.load(
+                path,
+                {
+                    n: {"kind": h["kind"], "num_labels": len(h["label_names"]), "crf": h.get("crf", False)}
+                    for n, h in heads.items()
+                },
+                **options,
+            )
         else:
             from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 

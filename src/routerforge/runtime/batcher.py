@@ -9,6 +9,7 @@ Texts wait in a bounded queue; one worker takes up to ``max_batch_size`` of them
 (ONNX Runtime already spreads one call over the cores; two calls at once would only fight for them).
 ``max_batch_size=1`` turns batching off (one text per call) for the on/off benchmark.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,8 +36,13 @@ class _Item:
 
 
 class MicroBatcher:
-    def __init__(self, fn: Callable[[list[str]], list[Signals]], max_batch_size: int = 16,
-                 max_wait_ms: float = 2.0, queue_size: int = 256):
+    def __init__(
+        self,
+        fn: Callable[[list[str]], list[Signals]],
+        max_batch_size: int = 16,
+        max_wait_ms: float = 2.0,
+        queue_size: int = 256,
+    ):
         if max_batch_size < 1 or queue_size < 1 or max_wait_ms < 0:
             raise ValueError("max_batch_size and queue_size must be >= 1, max_wait_ms >= 0")
         self.fn = fn
@@ -77,7 +83,7 @@ class MicroBatcher:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
-    async def __aenter__(self) -> "MicroBatcher":
+    async def __aenter__(self) -> MicroBatcher:
         await self.start()
         return self
 

@@ -9,6 +9,7 @@ The same code serves a multitask bundle and a per-task model (one head), with an
 calibration and export parity all go through it, so what is measured is what is served. This module imports
 neither torch nor transformers (only ``tokenizers`` and numpy; onnxruntime for the ONNX backends).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,46 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bundle import heads_of, is_bundle, read_info
 from ..data.spans import decode_spans
 from ..errors import RouterforgeError
+from ..numerics import softmax
+from ..text.normalise import normaliser_for
 from .backends import ONNX_FILES, TORCHSCRIPT_FILE, OnnxBackend, TorchBackend, TorchScriptBackend
-from .normalise import normaliser_for
 from .signals import JailbreakSignal, LabelSignal, PiiSpan, Signals
 from .windows import merge_token_rows, plan_windows
 
-INFO_FILE = "routerforge.json"
 DEFAULT_THRESHOLD = 0.5  # P(jailbreak) cut-off of a model that has no threshold chosen on validation
 # Window defaults (tokens, special tokens included): the model's training window (``max_length`` in
 # routerforge.json, else WINDOW), a quarter of it shared with each neighbour, at most MAX_WINDOWS per text.
 # docs/runtime.md has the measurements behind them (PII F1 drops when windows exceed the training window).
 WINDOW, MAX_WINDOWS = 256, 64
 BACKENDS = ("onnx-int8", "onnx", "torch", "torchscript")
-
-
-def read_info(path: str | Path) -> dict:
-    info_path = Path(path) / INFO_FILE
-    if not info_path.is_file():
-        raise RouterforgeError(f"not a routerforge model directory (no {INFO_FILE})", source=str(path),
-                               hint="pass a directory written by 'routerforge train'")
-    try:
-        return json.loads(info_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise RouterforgeError(f"{INFO_FILE} is not valid JSON: {err.msg}", source=str(info_path)) from None
-
-
-def heads_of(info: dict) -> dict[str, dict]:
-    """``{task: {kind, labels, label_names, crf}}`` for a bundle (its ``heads``) or a per-task model (one head)."""
-    if "heads" in info:
-        return info["heads"]
-    return {info["task"]: {"kind": info["kind"], "labels": info["labels"], "label_names": info["label_names"],
-                           "crf": info.get("crf", False)}}
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits.astype(np.float64) / temperature
-    z -= z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def viterbi(emissions: np.ndarray, crf: dict[str, np.ndarray]) -> np.ndarray:
@@ -78,10 +54,10 @@ def viterbi(emissions: np.ndarray, crf: dict[str, np.ndarray]) -> np.ndarray:
 def _crf_parameters(path: Path, info: dict, task: str) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
-    if info.get("kind") == "multitask":
+    if is_bundle(info):
         prefix = f"{task}.crf."
         tensors = load_file(str(path / "heads.safetensors"))
-        return {k[len(prefix):]: v.astype(np.float64) for k, v in tensors.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v.astype(np.float64) for k, v in tensors.items() if k.startswith(prefix)}
     return {k: v.astype(np.float64) for k, v in load_file(str(path / "crf.safetensors")).items()}
 
 
@@ -91,8 +67,8 @@ class SpecialTokens:
     def __init__(self, tokenizer, path: Path):
         encoding = tokenizer.encode("a")
         content = [i for i, special in enumerate(encoding.special_tokens_mask) if not special]
-        self.prefix = encoding.ids[:content[0]]
-        self.suffix = encoding.ids[content[-1] + 1:]
+        self.prefix = encoding.ids[: content[0]]
+        self.suffix = encoding.ids[content[-1] + 1 :]
         config = path / "tokenizer_config.json"
         pad = json.loads(config.read_text()).get("pad_token") if config.is_file() else None
         pad = pad.get("content") if isinstance(pad, dict) else pad
@@ -102,8 +78,18 @@ class SpecialTokens:
 class Router:
     """A loaded model directory (bundle or per-task model) with one backend; thread-safe for reads."""
 
-    def __init__(self, path: Path, info: dict, backend, backend_name: str, *, window: int | None = None,
-                 overlap: int | None = None, max_windows: int | None = None, normalisation: str | None = None):
+    def __init__(
+        self,
+        path: Path,
+        info: dict,
+        backend,
+        backend_name: str,
+        *,
+        window: int | None = None,
+        overlap: int | None = None,
+        max_windows: int | None = None,
+        normalisation: str | None = None,
+    ):
         from tokenizers import Tokenizer
 
         self.path, self.info, self.backend, self.backend_name = Path(path), info, backend, backend_name
@@ -121,20 +107,33 @@ class Router:
         self.max_windows = max_windows or MAX_WINDOWS
         self.content = self.window - n_special
         if not 0 <= self.overlap < self.content:
-            raise RouterforgeError(f"window overlap {self.overlap} must be below the window's {self.content} "
-                                   "text tokens", hint="lower --overlap or raise --window")
+            raise RouterforgeError(
+                f"window overlap {self.overlap} must be below the window's {self.content} text tokens",
+                hint="lower --overlap or raise --window",
+            )
         calibration = info.get("calibration", {})
         self.temperature = {t: float(calibration.get(t, {}).get("temperature", 1.0)) for t in self.heads}
         self.threshold = float(info.get("thresholds", {}).get("jailbreak", DEFAULT_THRESHOLD))
         self.crf = {t: _crf_parameters(self.path, info, t) for t, h in self.heads.items() if h.get("crf")}
 
     @classmethod
-    def load(cls, path: str | Path, backend: str | None = None, *, window: int | None = None,
-             overlap: int | None = None, max_windows: int | None = None, allow_pickle: bool = False,
-             threads: int | None = None, info: dict | None = None, normalisation: str | None = None) -> "Router":
+    def load(
+        cls,
+        path: str | Path,
+        backend: str | None = None,
+        *,
+        window: int | None = None,
+        overlap: int | None = None,
+        max_windows: int | None = None,
+        allow_pickle: bool = False,
+        threads: int | None = None,
+        info: dict | None = None,
+        normalisation: str | None = None,
+    ) -> Router:
         """``backend``: onnx-int8 | onnx | torch | torchscript; default: the fastest export present, else torch.
         ``info`` replaces ``routerforge.json`` (training scores a model before that file is written).
-        ``normalisation`` ("identity", "robust-v1", "robust-v2") replaces the one the model was trained with (ablations)."""
+        ``normalisation`` ("identity", "robust-v1", "robust-v2") replaces the one the model was trained with
+        (ablations)."""
         path = Path(path)
         info = info if info is not None else read_info(path)
         if backend is None:
@@ -144,13 +143,24 @@ class Router:
         if backend in ONNX_FILES or backend == "torchscript":
             file = path / (ONNX_FILES.get(backend) or TORCHSCRIPT_FILE)
             if not file.is_file():
-                raise RouterforgeError(f"no {file.name} in the model directory", source=str(path),
-                                       hint=f"run: routerforge export {path} --format {backend}")
+                raise RouterforgeError(
+                    f"no {file.name} in the model directory",
+                    source=str(path),
+                    hint=f"run: routerforge export {path} --format {backend}",
+                )
             runner = OnnxBackend(file, threads) if backend in ONNX_FILES else TorchScriptBackend(file, heads_of(info))
         else:
             runner = TorchBackend(path, info, heads_of(info), allow_pickle=allow_pickle)
-        return cls(path, info, runner, backend, window=window, overlap=overlap, max_windows=max_windows,
-                   normalisation=normalisation)
+        return cls(
+            path,
+            info,
+            runner,
+            backend,
+            window=window,
+            overlap=overlap,
+            max_windows=max_windows,
+            normalisation=normalisation,
+        )
 
     # -- public API -----------------------------------------------------------------------------------------
 
@@ -164,7 +174,7 @@ class Router:
         encodings = self.tokenizer.encode_batch([n.text for n in norms], add_special_tokens=False)
         plans = [plan_windows(len(e.ids), self.content, self.overlap, self.max_windows) for e in encodings]
         jobs = [(i, w) for i, (windows, _) in enumerate(plans) for w in windows]
-        outputs = self._run([encodings[i].ids[w.start:w.end] for i, w in jobs], batch_size)
+        outputs = self._run([encodings[i].ids[w.start : w.end] for i, w in jobs], batch_size)
         per_text: list[list[int]] = [[] for _ in texts]
         for job, (i, _) in enumerate(jobs):
             per_text[i].append(job)
@@ -182,14 +192,16 @@ class Router:
         """Raw logits of each text's first window (``(labels,)`` per text, or ``(tokens, labels)`` for a token
         head): what calibration fits and export parity compares."""
         encodings = self.tokenizer.encode_batch([self.normalise(t).text for t in texts], add_special_tokens=False)
-        return self._run([e.ids[:self.content] for e in encodings], batch_size)
+        return self._run([e.ids[: self.content] for e in encodings], batch_size)
 
     def first_window_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         """Character offsets of the first window's tokens, in the *original* texts (gold spans are there too)."""
         norms = [self.normalise(t) for t in texts]
         encodings = self.tokenizer.encode_batch([n.text for n in norms], add_special_tokens=False)
-        return [[n.to_original(s, e) if s < e else (s, e) for s, e in enc.offsets[:self.content]]
-                for n, enc in zip(norms, encodings)]
+        return [
+            [n.to_original(s, e) if s < e else (s, e) for s, e in enc.offsets[: self.content]]
+            for n, enc in zip(norms, encodings)
+        ]
 
     # -- internals ------------------------------------------------------------------------------------------
 
@@ -199,19 +211,20 @@ class Router:
         out: dict[str, list] = {head: [None] * len(windows) for head in self.heads}
         order = sorted(range(len(windows)), key=lambda j: len(windows[j]))  # similar lengths pad less
         for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
+            chunk = order[start : start + batch_size]
             width = len(prefix) + len(suffix) + max(len(windows[j]) for j in chunk)
             ids = np.full((len(chunk), width), self.special.pad_id, dtype=np.int64)
             mask = np.zeros((len(chunk), width), dtype=np.int64)
             for row, j in enumerate(chunk):
                 tokens = prefix + windows[j] + suffix
-                ids[row, :len(tokens)], mask[row, :len(tokens)] = tokens, 1
+                ids[row, : len(tokens)], mask[row, : len(tokens)] = tokens, 1
             logits = self.backend(ids, mask)
             for head, spec in self.heads.items():
                 for row, j in enumerate(chunk):
                     value = logits[head][row]
-                    out[head][j] = value[len(prefix):len(prefix) + len(windows[j])] if spec["kind"] == "token" \
-                        else value
+                    out[head][j] = (
+                        value[len(prefix) : len(prefix) + len(windows[j])] if spec["kind"] == "token" else value
+                    )
         return out
 
     def _decode(self, norm, offsets, windows, rows: dict[str, list[np.ndarray]], truncated: bool) -> Signals:
@@ -247,7 +260,7 @@ class Router:
             tags = [p.argmax(axis=-1) for p in probs]
         confidence = [p[np.arange(len(t)), t] for p, t in zip(probs, tags)]
         tags, confidence = merge_token_rows(windows, tags).astype(int), merge_token_rows(windows, confidence)
-        spans = decode_spans(norm.text, offsets[:len(tags)], tags, confidence, self.id2label[head])
+        spans = decode_spans(norm.text, offsets[: len(tags)], tags, confidence, self.id2label[head])
         out = []
         for s in spans:
             start, end = norm.to_original(s["start"], s["end"])

@@ -1,4 +1,5 @@
 """``Signals``: what the runtime returns for one text, and what the classify API serialises."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

@@ -6,6 +6,7 @@ their overlap, so every owned token has at least ``overlap // 2`` tokens of cont
 text's ends). PII tags are taken from the owning window only, then decoded once over the whole text: a span cut
 by one window's edge is read whole from its neighbour, and no span is reported twice.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ class Window:
 def plan_windows(n_tokens: int, size: int, overlap: int, max_windows: int) -> tuple[list[Window], bool]:
     """Windows over ``n_tokens`` content tokens, and whether the cap cut the text short."""
     if size < 1 or not 0 <= overlap < size or max_windows < 1:
-        raise RouterforgeError(f"bad window settings: size={size}, overlap={overlap}, max_windows={max_windows}",
-                               hint="need size >= 1, 0 <= overlap < size, max_windows >= 1")
+        raise RouterforgeError(
+            f"bad window settings: size={size}, overlap={overlap}, max_windows={max_windows}",
+            hint="need size >= 1, 0 <= overlap < size, max_windows >= 1",
+        )
     step = size - overlap
     starts = list(range(0, max(n_tokens - overlap, 1), step)) or [0]
     truncated = len(starts) > max_windows
@@ -40,5 +43,5 @@ def plan_windows(n_tokens: int, size: int, overlap: int, max_windows: int) -> tu
 
 def merge_token_rows(windows: list[Window], rows: list[np.ndarray]) -> np.ndarray:
     """Concatenate each window's owned rows (per-token probabilities or tags) into one row per content token."""
-    parts = [row[w.own_start - w.start:w.own_end - w.start] for w, row in zip(windows, rows)]
+    parts = [row[w.own_start - w.start : w.own_end - w.start] for w, row in zip(windows, rows)]
     return np.concatenate(parts) if parts else np.zeros((0,))

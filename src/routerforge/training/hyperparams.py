@@ -1,4 +1,5 @@
 """Training hyperparameters: adaptive defaults by training-set size, every value overridable."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -16,20 +17,29 @@ class Hyperparams(BaseModel):
     lr: float = Field(2e-5, gt=0, description="peak learning rate (linear decay after warmup)")
     weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay")
     warmup: float = Field(0.06, ge=0, lt=1, description="warmup as a fraction of all steps")
-    patience: int = Field(2, ge=0, description="validations (every epoch, or every save_steps) without "
-                                               "improvement before stopping (0: off)")
+    patience: int = Field(
+        2,
+        ge=0,
+        description="validations (every epoch, or every save_steps) without improvement before stopping (0: off)",
+    )
     max_length: int = Field(128, ge=8, description="training window in tokens; longer rows are truncated and counted")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps (overrides epochs)")
-    save_steps: int | None = Field(None, ge=1, description="validate and checkpoint every N optimiser steps, so "
-                                                           "--resume loses at most N (default: every epoch)")
+    save_steps: int | None = Field(
+        None,
+        ge=1,
+        description="validate and checkpoint every N optimiser steps, so "
+        "--resume loses at most N (default: every epoch)",
+    )
     seed: int = Field(13, description="seed for initialisation, shuffling and dropout")
     loss: Literal["ce", "weighted", "focal"] | None = Field(
-        None, description="ce, weighted (class-weighted CE) or focal; default: weighted when classes are imbalanced")
+        None, description="ce, weighted (class-weighted CE) or focal; default: weighted when classes are imbalanced"
+    )
     focal_gamma: float = Field(2.0, ge=0, description="focusing parameter of the focal loss")
     gradient_checkpointing: bool = Field(False, description="trade compute for memory on long inputs")
     eval_batch_size: int = Field(32, ge=1, description="batch size for validation and test prediction")
-    fp16: bool | Literal["auto"] = Field("auto", description="mixed precision (fp16) on a CUDA GPU; auto: on when "
-                                                            "there is one. Never used on CPU")
+    fp16: bool | Literal["auto"] = Field(
+        "auto", description="mixed precision (fp16) on a CUDA GPU; auto: on when there is one. Never used on CPU"
+    )
 
 
 # (max training rows, values) from the project brief: small sets get gentler, regularised training.
@@ -45,8 +55,9 @@ LORA_LR = 1e-4
 TOKEN_FLOORS = dict(epochs=10, lr=5e-5, patience=3)
 
 
-def adaptive_hyperparams(n_train: int, *, lora: bool = False, kind: str = "sequence",
-                         overrides: dict | None = None) -> Hyperparams:
+def adaptive_hyperparams(
+    n_train: int, *, lora: bool = False, kind: str = "sequence", overrides: dict | None = None
+) -> Hyperparams:
     """Defaults by training-set size (<1k, 1k-5k, >5k rows); token tasks get the floors in ``TOKEN_FLOORS``;
     LoRA defaults to lr 1e-4; overrides win."""
     values = dict(next(v for limit, v in ADAPTIVE if limit is None or n_train <= limit))

@@ -1,4 +1,5 @@
 """LoRA through peft: settings, wrapping, and saving both the adapter and a merged model."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,12 +15,14 @@ class LoraSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rank: int = Field(8, ge=1, description="rank r of the low-rank update")
-    alpha: float | None = Field(None, gt=0, description="scaling alpha (update scaled by alpha / rank); default 2 x rank")
+    alpha: float | None = Field(
+        None, gt=0, description="scaling alpha (update scaled by alpha / rank); default 2 x rank"
+    )
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA branch")
     targets: str | list[str] = Field("auto", description="module names to adapt; auto: per architecture")
 
     @model_validator(mode="after")
-    def _default_alpha(self) -> "LoraSettings":
+    def _default_alpha(self) -> LoraSettings:
         if self.alpha is None:
             self.alpha = 2.0 * self.rank
         return self
@@ -29,9 +32,13 @@ def wrap_with_lora(model, settings: LoraSettings, head_modules: list[str]):
     """Freeze the encoder, add LoRA to its target layers; the task head stays fully trainable."""
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                        target_modules=resolve_lora_targets(model, settings.targets),
-                        modules_to_save=head_modules)
+    config = LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=resolve_lora_targets(model, settings.targets),
+        modules_to_save=head_modules,
+    )
     return get_peft_model(model, config)
 
 

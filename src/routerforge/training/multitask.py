@@ -10,30 +10,45 @@ tasks' training rows fill. Each task's loss is scaled by its weight. Validation 
 the best checkpoint is the one with the best mean of the per-task selection metrics (macro F1, entity F1).
 Per-task data and splits are exactly those of per-task training (same manifests), so results compare 1:1.
 """
+
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..bundle import INFO_FILE, write_info
 from ..data.splits import TaskData
 from ..errors import RouterforgeError
-from ..io import atomic_directory, refuse_to_replace, write_json
+from ..evaluation.calibrate import calibrate_and_score
+from ..io import atomic_directory, refuse_to_replace
 from ..modeling.backbones import resolve_backbone
 from ..modeling.heads import crf_decode, crf_nll
 from ..modeling.losses import classification_loss
 from ..modeling.multitask import MultitaskModel
-from ..runtime.engine import INFO_FILE
-from ..runtime.normalise import CURRENT as NORMALISATION
+from ..text.normalise import CURRENT as NORMALISATION
 from .hyperparams import Hyperparams, adaptive_hyperparams
 from .lora import LoraSettings
-from ..evaluation.calibration import calibrate_and_score
-from .trainer import (CHECKPOINTS, RESUMABLE_CHANGES, SCHEMA_VERSION, TrainResult, _compute_metrics_fn, _encode,
-                      _label_names, _prepare_checkpoints, _training_arguments, _versions, choose_loss, fit,
-                      move_logs, rank_result, training_record)
+from .trainer import (
+    CHECKPOINTS,
+    RESUMABLE_CHANGES,
+    SCHEMA_VERSION,
+    TrainResult,
+    _compute_metrics_fn,
+    _encode,
+    _label_names,
+    _prepare_checkpoints,
+    _training_arguments,
+    _versions,
+    choose_loss,
+    fit,
+    move_logs,
+    rank_result,
+    training_record,
+)
 
 SCORE = "score"  # eval_score: the mean of the per-task validation metrics
 
@@ -69,7 +84,7 @@ class TaskBatchSampler(torch.utils.data.Sampler):
         for task in rng.choice(len(self.sizes), size=self.n_batches, p=self.probs):
             if cursors[task] + self.rows_per_batch > self.sizes[task]:  # this task ran out: reshuffle it
                 orders[task], cursors[task] = rng.permutation(self.sizes[task]), 0
-            rows = orders[task][cursors[task]:cursors[task] + self.rows_per_batch]
+            rows = orders[task][cursors[task] : cursors[task] + self.rows_per_batch]
             cursors[task] += self.rows_per_batch
             yield (self.offsets[task] + rows).tolist()
 
@@ -110,8 +125,9 @@ def _make_trainer_class():
             self.add_callback(SamplerEpoch(sampler))
 
         def get_train_dataloader(self):
-            loader = torch.utils.data.DataLoader(self.train_dataset, batch_sampler=self.task_sampler,
-                                                 collate_fn=self.data_collator, num_workers=0)
+            loader = torch.utils.data.DataLoader(
+                self.train_dataset, batch_sampler=self.task_sampler, collate_fn=self.data_collator, num_workers=0
+            )
             return self.accelerator.prepare(loader)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -121,8 +137,9 @@ def _make_trainer_class():
             if task["crf"]:
                 loss = crf_nll(_unwrap(model).crf_of(task["name"]), outputs["logits"], labels)
             else:
-                loss = classification_loss(outputs["logits"], labels, task["loss"], task["class_weights"],
-                                           task["focal_gamma"])
+                loss = classification_loss(
+                    outputs["logits"], labels, task["loss"], task["class_weights"], task["focal_gamma"]
+                )
             loss = task["weight"] * loss
             return (loss, outputs) if return_outputs else loss
 
@@ -133,12 +150,15 @@ def _make_trainer_class():
                 name = task["name"]
                 self.compute_metrics = _compute_metrics_fn(task["kind"], task["id2label"])
                 self.preprocess_logits_for_metrics = _predictions_fn(_unwrap(self.model), task)
-                output = self.evaluation_loop(self.get_eval_dataloader(self.val_sets[name]),
-                                              description=f"Evaluation {name}",
-                                              metric_key_prefix=f"{metric_key_prefix}_{name}")
+                output = self.evaluation_loop(
+                    self.get_eval_dataloader(self.val_sets[name]),
+                    description=f"Evaluation {name}",
+                    metric_key_prefix=f"{metric_key_prefix}_{name}",
+                )
                 metrics |= output.metrics
-            metrics[f"{metric_key_prefix}_{SCORE}"] = float(np.mean(
-                [metrics[f"{metric_key_prefix}_{t['name']}_{t['metric']}"] for t in self.tasks]))
+            metrics[f"{metric_key_prefix}_{SCORE}"] = float(
+                np.mean([metrics[f"{metric_key_prefix}_{t['name']}_{t['metric']}"] for t in self.tasks])
+            )
             self.log(metrics)
             self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
             return metrics
@@ -159,11 +179,22 @@ def _predictions_fn(model: MultitaskModel, task: dict):
     return predict
 
 
-def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: str | Path = "bundle", *,
-                    lora: LoraSettings | None = None, hyperparams: Hyperparams | dict | None = None,
-                    temperature: float = 0.5, loss_weights: dict[str, float] | None = None, crf: bool = False,
-                    resume: bool = False, allow_pickle: bool = False, progress: bool = True,
-                    evaluate_after: bool = True, callbacks: list | None = None) -> TrainResult:
+def train_multitask(
+    data: dict[str, TaskData],
+    model: str = "minilm",
+    output: str | Path = "bundle",
+    *,
+    lora: LoraSettings | None = None,
+    hyperparams: Hyperparams | dict | None = None,
+    temperature: float = 0.5,
+    loss_weights: dict[str, float] | None = None,
+    crf: bool = False,
+    resume: bool = False,
+    allow_pickle: bool = False,
+    progress: bool = True,
+    evaluate_after: bool = True,
+    callbacks: list | None = None,
+) -> TrainResult:
     """Train one shared encoder with one head per task in ``data`` and write the bundle to ``output``.
 
     ``hyperparams``: adaptive defaults by the total training rows, overridable; ``crf`` adds a CRF to the
@@ -180,16 +211,21 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
     weights = {name: 1.0 for name in data} | dict(loss_weights or {})
     unknown = set(weights) - set(data)
     if unknown:
-        raise RouterforgeError(f"loss_weights name tasks that are not trained: {', '.join(sorted(unknown))}",
-                               source="multitask.loss_weights")
+        raise RouterforgeError(
+            f"loss_weights name tasks that are not trained: {', '.join(sorted(unknown))}",
+            source="multitask.loss_weights",
+        )
     if crf and not any(d.task.kind == "token" for d in data.values()):
         raise RouterforgeError("crf needs a token task (pii) among the tasks")
     for name, d in data.items():
         if not d.val:
             raise RouterforgeError(f"the {name} validation split is empty", hint="raise the validation fraction")
     n_train = sum(len(d.train) for d in data.values())
-    hp = hyperparams if isinstance(hyperparams, Hyperparams) else adaptive_hyperparams(
-        n_train, lora=lora is not None, overrides=hyperparams)
+    hp = (
+        hyperparams
+        if isinstance(hyperparams, Hyperparams)
+        else adaptive_hyperparams(n_train, lora=lora is not None, overrides=hyperparams)
+    )
     backbone_path = resolve_backbone(model)
     tokenizer = AutoTokenizer.from_pretrained(backbone_path)
     if not getattr(tokenizer, "is_fast", False):
@@ -203,10 +239,22 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
         val_set, long_val = _encode(d, "val", tokenizer, label2id, hp.max_length)
         use_crf = crf and kind == "token"
         loss, class_weights = choose_loss(hp, kind, train_set, len(label_names), use_crf)
-        tasks.append({"name": name, "kind": kind, "labels": list(d.labels), "label_names": label_names,
-                      "id2label": dict(enumerate(label_names)), "crf": use_crf, "loss": loss,
-                      "class_weights": class_weights, "focal_gamma": hp.focal_gamma, "weight": weights[name], "metric": d.task.metric,
-                      "long_rows": {"train": long_train, "val": long_val, "window": hp.max_length}})
+        tasks.append(
+            {
+                "name": name,
+                "kind": kind,
+                "labels": list(d.labels),
+                "label_names": label_names,
+                "id2label": dict(enumerate(label_names)),
+                "crf": use_crf,
+                "loss": loss,
+                "class_weights": class_weights,
+                "focal_gamma": hp.focal_gamma,
+                "weight": weights[name],
+                "metric": d.task.metric,
+                "long_rows": {"train": long_train, "val": long_val, "window": hp.max_length},
+            }
+        )
         columns = ("input_ids", "attention_mask", "labels")
         train_rows += [{k: row[k] for k in columns} | {"task_id": task_id} for row in train_set]
         val_sets[name] = [{k: row[k] for k in columns} | {"task_id": task_id} for row in val_set]
@@ -215,8 +263,11 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
     try:
         encoder = AutoModel.from_pretrained(backbone_path, use_safetensors=None if allow_pickle else True)
     except (OSError, ValueError) as err:
-        raise RouterforgeError(f"cannot load the backbone: {err}", source=backbone_path,
-                               hint="weights must be safetensors unless --allow-pickle") from None
+        raise RouterforgeError(
+            f"cannot load the backbone: {err}",
+            source=backbone_path,
+            hint="weights must be safetensors unless --allow-pickle",
+        ) from None
     if hp.gradient_checkpointing:
         encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if lora is not None:  # one shared adapter on the encoder; the heads stay fully trainable
@@ -224,18 +275,35 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
 
         from ..modeling.backbones import resolve_lora_targets
 
-        encoder = get_peft_model(encoder, LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                                     target_modules=resolve_lora_targets(encoder, lora.targets)))
+        encoder = get_peft_model(
+            encoder,
+            LoraConfig(
+                r=lora.rank,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=resolve_lora_targets(encoder, lora.targets),
+            ),
+        )
     heads = {t["name"]: {"kind": t["kind"], "num_labels": len(t["label_names"]), "crf": t["crf"]} for t in tasks}
     net = MultitaskModel(encoder, heads)
 
     checkpoint_dir = output / CHECKPOINTS
     use_gpu = torch.cuda.is_available()
     args = _training_arguments(hp, checkpoint_dir, SCORE, use_gpu)
-    last_checkpoint = _prepare_checkpoints(checkpoint_dir, resume, {
-        "fingerprints": {name: d.fingerprint for name, d in data.items()}, "backbone": model,
-        "hyperparams": hp.model_dump(exclude=RESUMABLE_CHANGES), "temperature": temperature,
-        "loss_weights": weights, "lora": lora.model_dump() if lora else None, "crf": crf}, args)
+    last_checkpoint = _prepare_checkpoints(
+        checkpoint_dir,
+        resume,
+        {
+            "fingerprints": {name: d.fingerprint for name, d in data.items()},
+            "backbone": model,
+            "hyperparams": hp.model_dump(exclude=RESUMABLE_CHANGES),
+            "temperature": temperature,
+            "loss_weights": weights,
+            "lora": lora.model_dump() if lora else None,
+            "crf": crf,
+        },
+        args,
+    )
     args.remove_unused_columns = False
     callbacks = list(callbacks or [])
     if hp.patience > 0:
@@ -246,9 +314,17 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
         callbacks.append(RichProgressCallback("train multitask"))
     sampler = TaskBatchSampler([len(d.train) for d in data.values()], hp.batch_size, temperature, hp.seed)
     trainer = _make_trainer_class()(
-        model=net, args=args, train_dataset=train_rows, eval_dataset=val_sets[tasks[0]["name"]],
-        data_collator=TaskCollator(tokenizer, [t["kind"] for t in tasks]), processing_class=tokenizer,
-        callbacks=callbacks, sampler=sampler, tasks=tasks, val_sets=val_sets)
+        model=net,
+        args=args,
+        train_dataset=train_rows,
+        eval_dataset=val_sets[tasks[0]["name"]],
+        data_collator=TaskCollator(tokenizer, [t["kind"] for t in tasks]),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        sampler=sampler,
+        tasks=tasks,
+        val_sets=val_sets,
+    )
     train_seconds = fit(trainer, last_checkpoint, started)
     if not trainer.is_world_process_zero():
         return rank_result(trainer, output, train_seconds)
@@ -258,23 +334,37 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
         "schema_version": SCHEMA_VERSION,
         "task": "multitask",
         "kind": "multitask",
-        "heads": {t["name"]: {"kind": t["kind"], "labels": t["labels"], "label_names": t["label_names"],
-                              "crf": t["crf"], "loss": t["loss"], "loss_weight": t["weight"]} for t in tasks},
+        "heads": {
+            t["name"]: {
+                "kind": t["kind"],
+                "labels": t["labels"],
+                "label_names": t["label_names"],
+                "crf": t["crf"],
+                "loss": t["loss"],
+                "loss_weight": t["weight"],
+            }
+            for t in tasks
+        },
         "backbone": {"name": model, "path": backbone_path, "model_type": encoder.config.model_type},
         "hyperparams": hp.model_dump(),
-        "multitask": {"temperature": temperature, "loss_weights": weights,
-                      "sampling": dict(zip(data, np.round(sampler.probs, 4).tolist()))},
+        "multitask": {
+            "temperature": temperature,
+            "loss_weights": weights,
+            "sampling": dict(zip(data, np.round(sampler.probs, 4).tolist())),
+        },
         "lora": lora.model_dump() if lora else None,
         "crf": crf,
         "max_length": hp.max_length,
         "normalisation": NORMALISATION,
-        "data": {name: {"manifest": d.manifest(), "report": d.report | {
-            "rows_longer_than_training_window": t["long_rows"]}} for t, (name, d) in zip(tasks, data.items())},
+        "data": {
+            name: {"manifest": d.manifest(), "report": d.report | {"rows_longer_than_training_window": t["long_rows"]}}
+            for t, (name, d) in zip(tasks, data.items())
+        },
         "training": training_record(state, train_seconds, use_gpu, last_checkpoint),
         "calibration": {},
         "thresholds": {},
         "versions": _versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     with atomic_directory(output) as tmp:
         final = _unwrap(trainer.model)
@@ -287,6 +377,6 @@ def train_multitask(data: dict[str, TaskData], model: str = "minilm", output: st
         splits = {name: {"val": d.val, "test": d.test} for name, d in data.items()}
         info = calibrate_and_score(tmp, info, splits) if evaluate_after else info | {"metrics": {}}
         info["training"]["seconds_with_eval"] = round(time.perf_counter() - started, 1)
-        write_json(tmp / INFO_FILE, info)
+        write_info(tmp, info)
     trainer.accelerator.wait_for_everyone()  # the other ranks wait in rank_result until the bundle is in place
     return TrainResult(output, info["metrics"], train_seconds, info)

@@ -1,4 +1,5 @@
 """A rich progress bar for the HF Trainer (its own tqdm bars are turned off)."""
+
 from __future__ import annotations
 
 from rich.console import Console
@@ -17,9 +18,16 @@ class RichProgressCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                 console=self.console, transient=False)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
         self.progress.start()
         self.bar = self.progress.add_task(self.description, total=state.max_steps, loss="-")
         self.progress.update(self.bar, completed=state.global_step)
@@ -34,8 +42,11 @@ class RichProgressCallback(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if self.progress is not None and metrics:
-            shown = {k.removeprefix("eval_"): round(v, 4) for k, v in metrics.items()
-                     if isinstance(v, float) and not k.endswith(("runtime", "per_second"))}
+            shown = {
+                k.removeprefix("eval_"): round(v, 4)
+                for k, v in metrics.items()
+                if isinstance(v, float) and not k.endswith(("runtime", "per_second"))
+            }
             self.progress.console.print(f"  epoch {state.epoch:.2f} validation: {shown}")
 
     def on_train_end(self, args, state, control, **kwargs):

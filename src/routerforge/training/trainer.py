@@ -9,6 +9,7 @@ What the Trainer does not do and this module adds: adaptive hyperparameters, cla
 BIO labels for PII over the tokenizer's offsets, LoRA with a merged copy, and a model directory that is written
 to a temporary place and renamed, with ``routerforge.json`` (labels, hyperparameters, split manifest, metrics).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,26 +19,26 @@ import shutil
 import time
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from ..data.spans import bio_label_names, bio_labels
+from ..bundle import INFO_FILE, SCHEMA_VERSION, read_info, write_info
 from ..data.schema import Span
+from ..data.spans import bio_label_names, bio_labels
 from ..data.splits import TaskData
 from ..errors import RouterforgeError
-from ..evaluation.calibration import calibrate_and_score
+from ..evaluation.calibrate import calibrate_and_score
 from ..io import atomic_directory, refuse_to_replace, write_json
-from ..runtime.engine import INFO_FILE, read_info
-from ..runtime.normalise import CURRENT as NORMALISATION, NORMALISERS
 from ..modeling.backbones import resolve_backbone
 from ..modeling.heads import CrfTokenClassifier, save_model
 from ..modeling.losses import classification_loss, inverse_frequency_weights, is_imbalanced
+from ..text.normalise import CURRENT as NORMALISATION
+from ..text.normalise import NORMALISERS
 from .hyperparams import Hyperparams, adaptive_hyperparams
 from .lora import LoraSettings, head_module_names, save_lora, wrap_with_lora
 
-SCHEMA_VERSION = 1
 CHECKPOINTS = "checkpoints"
 # Hyperparameters --resume may change: how long to train and how often to checkpoint, not what is trained.
 RESUMABLE_CHANGES = {"epochs", "max_steps", "patience", "save_steps"}
@@ -58,8 +59,13 @@ def _versions() -> dict:
 
     from .. import __version__
 
-    return {"routerforge": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "peft": peft.__version__, "python": platform.python_version()}
+    return {
+        "routerforge": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _label_names(data: TaskData) -> list[str]:
@@ -87,8 +93,11 @@ def _encode(data: TaskData, split: str, tokenizer, label2id: dict, max_length: i
         spans = [_normalised_spans(n, e.spans) for n, e in zip(norms, examples)]
         vanished = sum(len(e.spans) for e in examples) - sum(map(len, spans))
         if vanished:
-            warnings.warn(f"{data.task.name} {split}: {vanished} gold span(s) held only invisible characters and "
-                          "vanished under normalisation; they are not trained on", stacklevel=2)
+            warnings.warn(
+                f"{data.task.name} {split}: {vanished} gold span(s) held only invisible characters and "
+                "vanished under normalisation; they are not trained on",
+                stacklevel=2,
+            )
         labels = [bio_labels(offsets, s, label2id) for offsets, s in zip(encoded.pop("offset_mapping"), spans)]
     else:
         labels = [label2id[e.label] for e in examples]
@@ -102,8 +111,11 @@ def _encode(data: TaskData, split: str, tokenizer, label2id: dict, max_length: i
 def choose_loss(hp: Hyperparams, kind: str, train_set, num_labels: int, crf: bool) -> tuple[str, list | None]:
     """The loss (``crf``; else ``hp.loss``; else class-weighted CE when sequence classes are imbalanced) and its
     class weights, from the training labels (-100 marks special tokens, not ``O``)."""
-    labels = np.concatenate([np.asarray(r) for r in train_set["labels"]]) if kind == "token" \
+    labels = (
+        np.concatenate([np.asarray(r) for r in train_set["labels"]])
+        if kind == "token"
         else np.asarray(train_set["labels"])
+    )
     counts = np.bincount(labels[labels >= 0], minlength=num_labels)
     loss = "crf" if crf else hp.loss or ("weighted" if kind == "sequence" and is_imbalanced(counts) else "ce")
     return loss, inverse_frequency_weights(counts.tolist()) if loss in ("weighted", "focal") else None
@@ -111,10 +123,16 @@ def choose_loss(hp: Hyperparams, kind: str, train_set, num_labels: int, crf: boo
 
 def training_record(state, seconds: float, use_gpu: bool, resumed_from: str | None) -> dict:
     """What ``routerforge.json`` keeps of a Trainer run."""
-    return {"seconds": round(seconds, 1), "global_steps": state.global_step, "epochs": round(state.epoch or 0, 3),
-            "resumed_from": Path(resumed_from).name if resumed_from else None, "best_metric": state.best_metric,
-            "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
-            "device": "cuda" if use_gpu else "cpu", "log_history": state.log_history}
+    return {
+        "seconds": round(seconds, 1),
+        "global_steps": state.global_step,
+        "epochs": round(state.epoch or 0, 3),
+        "resumed_from": Path(resumed_from).name if resumed_from else None,
+        "best_metric": state.best_metric,
+        "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
+        "device": "cuda" if use_gpu else "cpu",
+        "log_history": state.log_history,
+    }
 
 
 def _compute_metrics_fn(kind: str, id2label: dict):
@@ -133,8 +151,10 @@ def _compute_metrics_fn(kind: str, id2label: dict):
                 pred.append([id2label[int(i)] for i in p_row[keep]])
             return {"entity_f1": entity_f1(gold, pred, zero_division=0)}
         # macro over the labels present in validation: the same definition the evaluation report uses
-        return {"macro_f1": f1_score(labels, preds, labels=np.unique(labels), average="macro", zero_division=0),
-                "accuracy": accuracy_score(labels, preds)}
+        return {
+            "macro_f1": f1_score(labels, preds, labels=np.unique(labels), average="macro", zero_division=0),
+            "accuracy": accuracy_score(labels, preds),
+        }
 
     return compute
 
@@ -180,8 +200,7 @@ def _make_trainer_class():
             if self.loss_kind == "crf":
                 loss = _crf_of(model).nll(outputs.logits, labels)
             else:
-                loss = classification_loss(outputs.logits, labels, self.loss_kind, self.class_weights,
-                                           self.focal_gamma)
+                loss = classification_loss(outputs.logits, labels, self.loss_kind, self.class_weights, self.focal_gamma)
             return (loss, outputs) if return_outputs else loss
 
     return TaskTrainer
@@ -195,14 +214,32 @@ def _training_arguments(hp: Hyperparams, checkpoint_dir: Path, metric: str, use_
     strategy = "steps" if hp.save_steps or hp.max_steps else "epoch"
     every = hp.save_steps or hp.max_steps
     return TrainingArguments(
-        output_dir=str(checkpoint_dir), per_device_train_batch_size=hp.batch_size,
-        per_device_eval_batch_size=hp.eval_batch_size, learning_rate=hp.lr, weight_decay=hp.weight_decay,
-        warmup_steps=hp.warmup, num_train_epochs=hp.epochs, max_steps=hp.max_steps or -1,
-        eval_strategy=strategy, save_strategy=strategy, eval_steps=every, save_steps=every,
-        load_best_model_at_end=True, metric_for_best_model=metric, greater_is_better=True, save_total_limit=2,
-        train_sampling_strategy="group_by_length", seed=hp.seed, report_to=["tensorboard"], logging_steps=20,
-        disable_tqdm=True, use_cpu=not use_gpu, fp16=use_gpu and hp.fp16 is not False, label_names=["labels"],
-        dataloader_num_workers=0, ddp_backend=_ddp_backend(use_gpu),
+        output_dir=str(checkpoint_dir),
+        per_device_train_batch_size=hp.batch_size,
+        per_device_eval_batch_size=hp.eval_batch_size,
+        learning_rate=hp.lr,
+        weight_decay=hp.weight_decay,
+        warmup_steps=hp.warmup,
+        num_train_epochs=hp.epochs,
+        max_steps=hp.max_steps or -1,
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        eval_steps=every,
+        save_steps=every,
+        load_best_model_at_end=True,
+        metric_for_best_model=metric,
+        greater_is_better=True,
+        save_total_limit=2,
+        train_sampling_strategy="group_by_length",
+        seed=hp.seed,
+        report_to=["tensorboard"],
+        logging_steps=20,
+        disable_tqdm=True,
+        use_cpu=not use_gpu,
+        fp16=use_gpu and hp.fp16 is not False,
+        label_names=["labels"],
+        dataloader_num_workers=0,
+        ddp_backend=_ddp_backend(use_gpu),
         optim="adamw_torch_fused",  # on CPU ~20x faster per step than the default foreach AdamW (docs/)
     )
 
@@ -222,12 +259,17 @@ def _prepare_checkpoints(checkpoint_dir: Path, resume: bool, run: dict, args) ->
         if resume:
             last = _last_complete_checkpoint(checkpoint_dir, remove_partial=args.should_save)
             if last is None:
-                raise RouterforgeError("--resume: no checkpoint to resume from", source=str(checkpoint_dir),
-                                       hint="train without --resume first")
+                raise RouterforgeError(
+                    "--resume: no checkpoint to resume from",
+                    source=str(checkpoint_dir),
+                    hint="train without --resume first",
+                )
             if not marker.is_file() or json.loads(marker.read_text()) != json.loads(json.dumps(run, default=str)):
-                raise RouterforgeError("--resume: the checkpoints come from different data or settings",
-                                       source=str(checkpoint_dir),
-                                       hint="resume with the same command, or drop --resume")
+                raise RouterforgeError(
+                    "--resume: the checkpoints come from different data or settings",
+                    source=str(checkpoint_dir),
+                    hint="resume with the same command, or drop --resume",
+                )
             return last
         if args.should_save:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
@@ -241,8 +283,11 @@ def _last_complete_checkpoint(checkpoint_dir: Path, remove_partial: bool) -> str
     save leaves a newer checkpoint without one, which would not resume; ``remove_partial`` deletes those."""
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-    steps = {int(p.name.rsplit("-", 1)[1]): p for p in checkpoint_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
-             if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit()}
+    steps = {
+        int(p.name.rsplit("-", 1)[1]): p
+        for p in checkpoint_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+        if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit()
+    }
     for _, path in sorted(steps.items(), reverse=True):
         try:
             json.loads((path / "trainer_state.json").read_text())
@@ -258,9 +303,12 @@ def refuse_sharded_weights(trainer) -> None:
     DeepSpeed ZeRO-1/2 do; FSDP and ZeRO-3 shard them. Refused before training rather than found after it."""
     deepspeed = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
     if trainer.is_fsdp_enabled or (deepspeed is not None and deepspeed.zero_stage == 3):
-        raise RouterforgeError("FSDP and DeepSpeed ZeRO-3 shard the weights across processes, and routerforge "
-                               "writes the model from rank 0's copy", hint="launch DDP (torchrun, accelerate launch "
-                               "--multi_gpu) or DeepSpeed ZeRO stage 1 or 2; see docs/distributed.md")
+        raise RouterforgeError(
+            "FSDP and DeepSpeed ZeRO-3 shard the weights across processes, and routerforge "
+            "writes the model from rank 0's copy",
+            hint="launch DDP (torchrun, accelerate launch "
+            "--multi_gpu) or DeepSpeed ZeRO stage 1 or 2; see docs/distributed.md",
+        )
 
 
 def fit(trainer, last_checkpoint: str | None, started: float) -> float:
@@ -288,10 +336,20 @@ def move_logs(checkpoint_dir: Path, model_dir: Path) -> None:
         shutil.move(str(checkpoint_dir / "runs"), str(model_dir / "logs"))
 
 
-def train(data: TaskData, model: str = "minilm", output: str | Path = "models/model", *,
-          lora: LoraSettings | None = None, hyperparams: Hyperparams | dict | None = None, crf: bool = False,
-          resume: bool = False, allow_pickle: bool = False,
-          progress: bool = True, evaluate_after: bool = True, callbacks: list | None = None) -> TrainResult:
+def train(
+    data: TaskData,
+    model: str = "minilm",
+    output: str | Path = "models/model",
+    *,
+    lora: LoraSettings | None = None,
+    hyperparams: Hyperparams | dict | None = None,
+    crf: bool = False,
+    resume: bool = False,
+    allow_pickle: bool = False,
+    progress: bool = True,
+    evaluate_after: bool = True,
+    callbacks: list | None = None,
+) -> TrainResult:
     """Fine-tune ``model`` on ``data`` and write a model directory to ``output``.
 
     ``hyperparams``: a :class:`Hyperparams` or a dict of overrides on the adaptive defaults (by training-set
@@ -300,24 +358,32 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
     ``allow_pickle``: accept a backbone whose weights are not safetensors.
     """
     import torch
-    from transformers import (AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer,
-                              DataCollatorForTokenClassification, DataCollatorWithPadding, EarlyStoppingCallback)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        DataCollatorWithPadding,
+        EarlyStoppingCallback,
+    )
+
     started = time.perf_counter()
     output = Path(output)
     refuse_to_replace(output, markers=(INFO_FILE,), allowed=(CHECKPOINTS,))
     if isinstance(hyperparams, Hyperparams):
         hp = hyperparams
     else:
-        hp = adaptive_hyperparams(len(data.train), lora=lora is not None, kind=data.task.kind,
-                                  overrides=hyperparams)
+        hp = adaptive_hyperparams(len(data.train), lora=lora is not None, kind=data.task.kind, overrides=hyperparams)
     task, kind = data.task, data.task.kind
     if crf and kind != "token":
         raise RouterforgeError(f"--crf is for token tasks (pii), not {task.name}")
     if crf and hp.loss not in (None, "ce"):
         raise RouterforgeError(f"loss {hp.loss!r} does not apply with --crf (the CRF has its own likelihood)")
     if not data.val:
-        raise RouterforgeError(f"the {task.name} validation split is empty",
-                               hint="early stopping and checkpoint selection need validation rows: raise --val")
+        raise RouterforgeError(
+            f"the {task.name} validation split is empty",
+            hint="early stopping and checkpoint selection need validation rows: raise --val",
+        )
     backbone_path = resolve_backbone(model)
     try:
         tokenizer = AutoTokenizer.from_pretrained(backbone_path)
@@ -337,12 +403,20 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
     torch.manual_seed(hp.seed)
     auto = AutoModelForTokenClassification if kind == "token" else AutoModelForSequenceClassification
     try:
-        net = auto.from_pretrained(backbone_path, num_labels=len(label_names), id2label=id2label,
-                                   label2id=label2id, ignore_mismatched_sizes=True,
-                                   use_safetensors=None if allow_pickle else True)
+        net = auto.from_pretrained(
+            backbone_path,
+            num_labels=len(label_names),
+            id2label=id2label,
+            label2id=label2id,
+            ignore_mismatched_sizes=True,
+            use_safetensors=None if allow_pickle else True,
+        )
     except (OSError, ValueError) as err:
-        raise RouterforgeError(f"cannot load the backbone: {err}", source=backbone_path,
-                               hint="weights must be safetensors unless --allow-pickle") from None
+        raise RouterforgeError(
+            f"cannot load the backbone: {err}",
+            source=backbone_path,
+            hint="weights must be safetensors unless --allow-pickle",
+        ) from None
     if hp.gradient_checkpointing:  # non-reentrant: works with frozen (LoRA) embeddings too
         net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if crf:
@@ -353,9 +427,18 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
     checkpoint_dir = output / CHECKPOINTS
     use_gpu = torch.cuda.is_available()
     args = _training_arguments(hp, checkpoint_dir, task.metric, use_gpu)
-    last_checkpoint = _prepare_checkpoints(checkpoint_dir, resume, {
-        "fingerprint": data.fingerprint, "hyperparams": hp.model_dump(exclude=RESUMABLE_CHANGES),
-        "backbone": model, "lora": lora.model_dump() if lora else None, "crf": crf}, args)
+    last_checkpoint = _prepare_checkpoints(
+        checkpoint_dir,
+        resume,
+        {
+            "fingerprint": data.fingerprint,
+            "hyperparams": hp.model_dump(exclude=RESUMABLE_CHANGES),
+            "backbone": model,
+            "lora": lora.model_dump() if lora else None,
+            "crf": crf,
+        },
+        args,
+    )
     collator = DataCollatorForTokenClassification(tokenizer) if kind == "token" else DataCollatorWithPadding(tokenizer)
     callbacks = list(callbacks or [])
     if hp.patience > 0:
@@ -365,10 +448,18 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
 
         callbacks.append(RichProgressCallback(f"train {task.name}"))
     trainer = _make_trainer_class()(
-        model=net, args=args, train_dataset=train_set, eval_dataset=val_set, data_collator=collator,
-        processing_class=tokenizer, compute_metrics=_compute_metrics_fn(kind, id2label),
-        preprocess_logits_for_metrics=_predictions_fn(net), callbacks=callbacks,
-        loss_kind=loss_kind, class_weights=weights, focal_gamma=hp.focal_gamma,
+        model=net,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=val_set,
+        data_collator=collator,
+        processing_class=tokenizer,
+        compute_metrics=_compute_metrics_fn(kind, id2label),
+        preprocess_logits_for_metrics=_predictions_fn(net),
+        callbacks=callbacks,
+        loss_kind=loss_kind,
+        class_weights=weights,
+        focal_gamma=hp.focal_gamma,
     )
     train_seconds = fit(trainer, last_checkpoint, started)
     if not trainer.is_world_process_zero():
@@ -387,13 +478,16 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
         "crf": crf,
         "max_length": hp.max_length,
         "normalisation": NORMALISATION,
-        "data": {"manifest": data.manifest(), "report": data.report | {
-            "rows_longer_than_training_window": {"train": long_train, "val": long_val, "window": hp.max_length}}},
+        "data": {
+            "manifest": data.manifest(),
+            "report": data.report
+            | {"rows_longer_than_training_window": {"train": long_train, "val": long_val, "window": hp.max_length}},
+        },
         "training": training_record(state, train_seconds, use_gpu, last_checkpoint),
         "calibration": {},
         "thresholds": {},
         "versions": _versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     with atomic_directory(output) as tmp:
         final = trainer.model
@@ -407,6 +501,6 @@ def train(data: TaskData, model: str = "minilm", output: str | Path = "models/mo
         info = calibrate_and_score(tmp, info, splits) if evaluate_after else info | {"metrics": {}}
         metrics = info["metrics"]
         info["training"]["seconds_with_eval"] = round(time.perf_counter() - started, 1)
-        write_json(tmp / INFO_FILE, info)
+        write_info(tmp, info)
     trainer.accelerator.wait_for_everyone()  # the other ranks wait in rank_result until the model is in place
     return TrainResult(output, metrics, train_seconds, info)

@@ -8,6 +8,7 @@ OpenAI-style errors, the body's parsing and validation, the bearer check and req
 Each server turns an :class:`ApiError` into its own reply: a JSON response (proxy) or an Envoy
 ``immediate_response`` (ExtProc). Header names are lowercase, as Envoy's header mutations want them.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,6 +40,7 @@ class ApiError(Exception):
 
 # -- request bodies (validated; the original dict is what the policy reads and forwards) ------------------------
 
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
     role: str
@@ -57,8 +59,7 @@ CHAT = TypeAdapter(ChatRequest)
 
 
 def too_large(limit: int) -> ApiError:
-    return ApiError(413, f"request body exceeds the {limit}-byte limit", "invalid_request_error",
-                    "request_too_large")
+    return ApiError(413, f"request body exceeds the {limit}-byte limit", "invalid_request_error", "request_too_large")
 
 
 def parse_json(raw: bytes) -> object:
@@ -70,12 +71,15 @@ def parse_json(raw: bytes) -> object:
         if _SURROGATE_ESCAPE.search(raw):
             json.dumps(payload, ensure_ascii=False).encode("utf-8")
     except UnicodeError:
-        raise ApiError(400, "request body is not valid UTF-8 (lone surrogates included)",
-                       "invalid_request_error", "invalid_encoding") from None
+        raise ApiError(
+            400,
+            "request body is not valid UTF-8 (lone surrogates included)",
+            "invalid_request_error",
+            "invalid_encoding",
+        ) from None
     except (ValueError, RecursionError) as err:
         where = f" at line {err.lineno} column {err.colno}" if isinstance(err, json.JSONDecodeError) else ""
-        raise ApiError(400, f"request body is not valid JSON{where}", "invalid_request_error",
-                       "invalid_json") from None
+        raise ApiError(400, f"request body is not valid JSON{where}", "invalid_request_error", "invalid_json") from None
     return payload
 
 
@@ -96,11 +100,13 @@ def validated(adapter: TypeAdapter, payload: object) -> BaseModel:
         first = err.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
-        raise ApiError(400, f"{where}: {message}" if where else message, "invalid_request_error",
-                       "invalid_request") from None
+        raise ApiError(
+            400, f"{where}: {message}" if where else message, "invalid_request_error", "invalid_request"
+        ) from None
 
 
 # -- answers ---------------------------------------------------------------------------------------------------
+
 
 def bearer_matches(authorization: str | None, token: str) -> bool:
     """``Authorization: Bearer <token>`` (scheme in any case), compared in constant time."""
@@ -109,31 +115,52 @@ def bearer_matches(authorization: str | None, token: str) -> bool:
 
 
 def unauthorised() -> ApiError:
-    return ApiError(401, "missing or invalid bearer token", "authentication_error", "invalid_api_key",
-                    {"www-authenticate": "Bearer"})
+    return ApiError(
+        401,
+        "missing or invalid bearer token",
+        "authentication_error",
+        "invalid_api_key",
+        {"www-authenticate": "Bearer"},
+    )
 
 
 def unknown_model(model: str, headers: dict[str, str] | None = None) -> ApiError:
-    return ApiError(404, f"model {model!r} is not served by this router", "invalid_request_error",
-                    "model_not_found", headers)
+    return ApiError(
+        404, f"model {model!r} is not served by this router", "invalid_request_error", "model_not_found", headers
+    )
 
 
 def overloaded(err: QueueFull | TooManyTexts) -> ApiError:
     """A full queue is worth a retry (429); a request larger than the whole queue never is (400)."""
     if isinstance(err, TooManyTexts):
         return ApiError(400, str(err), "invalid_request_error", "too_many_texts")
-    return ApiError(429, "the router is overloaded (classification queue full); retry shortly",
-                    "rate_limit_error", "queue_full", dict(RETRY))
+    return ApiError(
+        429,
+        "the router is overloaded (classification queue full); retry shortly",
+        "rate_limit_error",
+        "queue_full",
+        dict(RETRY),
+    )
 
 
 def blocked(decision: Decision) -> ApiError:
     """403 with the block reason as ``code``; a fail-closed classification failure is the router's fault: 503."""
     headers = decision.headers()
     if decision.block_reason == "classification_failed":
-        return ApiError(503, "the router could not classify this request and fails closed; try again",
-                        "server_error", "classification_failed", headers | RETRY)
-    return ApiError(403, f"request blocked by the router policy: {decision.block_reason}",
-                    "content_policy_violation", decision.block_reason, headers)
+        return ApiError(
+            503,
+            "the router could not classify this request and fails closed; try again",
+            "server_error",
+            "classification_failed",
+            headers | RETRY,
+        )
+    return ApiError(
+        403,
+        f"request blocked by the router policy: {decision.block_reason}",
+        "content_policy_violation",
+        decision.block_reason,
+        headers,
+    )
 
 
 def internal_error() -> ApiError:

@@ -13,6 +13,7 @@ killed run re-runs just the item it was in; training resumes from that model's l
 The train stage uses :func:`train_model` / :func:`train_bundle`, which ``routerforge train --config`` uses too.
 Calibration runs before evaluation, so the scores describe the model as it is exported (calibrated).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,28 +21,28 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__
-from .config import MultitaskConfig, ProjectConfig, load_config
-from .errors import RouterforgeError
-from .io import write_json
+from .. import __version__
+from ..bundle import CARD_FILE, INFO_FILE
+from ..config import MultitaskConfig, ProjectConfig, load_config
+from ..errors import RouterforgeError
+from ..io import write_json
+from ..reports.run_contents import PIPELINE_FILE as STATE_FILE
 
 STAGES = ("data", "train", "calibrate", "eval", "export", "report")
-STATE_FILE = "pipeline.json"
-INFO_FILE = "routerforge.json"  # runtime.engine.INFO_FILE, without importing the runtime (numpy, tokenizers)
-CARD_FILE = "README.md"  # evaluation.model_card.CARD_FILE, for the same reason
 
 
 # -- training from a config: shared with `routerforge train --config` ------------------------------------------------
 
+
 def _hyperparams(n_train: int, lora, kind: str, overrides: dict):
-    from .training.hyperparams import adaptive_hyperparams
+    from ..training.hyperparams import adaptive_hyperparams
 
     try:
         return adaptive_hyperparams(n_train, lora=lora is not None, kind=kind, overrides=overrides)
@@ -49,39 +50,84 @@ def _hyperparams(n_train: int, lora, kind: str, overrides: dict):
         raise RouterforgeError(f"bad hyperparameter: {err}") from None
 
 
-def train_model(task_data, backbone: str, output: Path, *, lora=None, overrides: dict | None = None,
-                crf: bool = False, resume: bool = False, allow_pickle: bool = False, console: Console | None = None):
+def train_model(
+    task_data,
+    backbone: str,
+    output: Path,
+    *,
+    lora=None,
+    overrides: dict | None = None,
+    crf: bool = False,
+    resume: bool = False,
+    allow_pickle: bool = False,
+    console: Console | None = None,
+):
     """One task's model: adaptive hyperparameters by its training rows with ``overrides`` on top."""
-    from .training.progress import RichProgressCallback
-    from .training.trainer import train
+    from ..training.progress import RichProgressCallback
+    from ..training.trainer import train
 
     console = console or Console(stderr=True)
     hyper = _hyperparams(len(task_data.train), lora, task_data.task.kind, overrides or {})
-    console.print(f"training {task_data.task.name} on {backbone} ({'LoRA' if lora else 'full'}): "
-                  f"{hyper.model_dump()}", highlight=False)
-    return train(task_data, model=backbone, output=output, lora=lora, hyperparams=hyper, crf=crf, resume=resume,
-                 allow_pickle=allow_pickle, progress=False,
-                 callbacks=[RichProgressCallback(f"train {task_data.task.name}", console)])
+    console.print(
+        f"training {task_data.task.name} on {backbone} ({'LoRA' if lora else 'full'}): {hyper.model_dump()}",
+        highlight=False,
+    )
+    return train(
+        task_data,
+        model=backbone,
+        output=output,
+        lora=lora,
+        hyperparams=hyper,
+        crf=crf,
+        resume=resume,
+        allow_pickle=allow_pickle,
+        progress=False,
+        callbacks=[RichProgressCallback(f"train {task_data.task.name}", console)],
+    )
 
 
-def train_bundle(datasets: dict, backbone: str, output: Path, *, multitask: MultitaskConfig, lora=None,
-                 overrides: dict | None = None, crf: bool = False, resume: bool = False, allow_pickle: bool = False,
-                 console: Console | None = None):
+def train_bundle(
+    datasets: dict,
+    backbone: str,
+    output: Path,
+    *,
+    multitask: MultitaskConfig,
+    lora=None,
+    overrides: dict | None = None,
+    crf: bool = False,
+    resume: bool = False,
+    allow_pickle: bool = False,
+    console: Console | None = None,
+):
     """One multitask bundle over ``datasets``: hyperparameters by the total training rows."""
-    from .training.multitask import train_multitask
-    from .training.progress import RichProgressCallback
+    from ..training.multitask import train_multitask
+    from ..training.progress import RichProgressCallback
 
     console = console or Console(stderr=True)
     hyper = _hyperparams(sum(len(d.train) for d in datasets.values()), lora, "sequence", overrides or {})
-    console.print(f"training a multitask bundle ({', '.join(datasets)}) on {backbone} "
-                  f"({'LoRA' if lora else 'full'}): {hyper.model_dump()}", highlight=False)
-    return train_multitask(datasets, model=backbone, output=output, lora=lora, hyperparams=hyper,
-                           temperature=multitask.temperature, loss_weights=multitask.loss_weights, crf=crf,
-                           resume=resume, allow_pickle=allow_pickle, progress=False,
-                           callbacks=[RichProgressCallback("train multitask", console)])
+    console.print(
+        f"training a multitask bundle ({', '.join(datasets)}) on {backbone} "
+        f"({'LoRA' if lora else 'full'}): {hyper.model_dump()}",
+        highlight=False,
+    )
+    return train_multitask(
+        datasets,
+        model=backbone,
+        output=output,
+        lora=lora,
+        hyperparams=hyper,
+        temperature=multitask.temperature,
+        loss_weights=multitask.loss_weights,
+        crf=crf,
+        resume=resume,
+        allow_pickle=allow_pickle,
+        progress=False,
+        callbacks=[RichProgressCallback("train multitask", console)],
+    )
 
 
 # -- hashing ----------------------------------------------------------------------------------------------------------
+
 
 def _hash(value) -> str:
     text = json.dumps(value, sort_keys=True, default=lambda v: v.model_dump() if hasattr(v, "model_dump") else str(v))
@@ -89,7 +135,7 @@ def _hash(value) -> str:
 
 
 def _file_hash(path: Path) -> str:
-    from .data.sources import file_sha256
+    from ..data.sources import file_sha256
 
     return file_sha256(path)[:16]
 
@@ -99,15 +145,19 @@ def _parity_summary(record: dict) -> str:
     parts = []
     for head, r in record["parity"]["heads"].items():
         if not r["passed"]:
-            metric = (f", {r['metric']} {r['exported']:.3f} vs torch {r['torch']:.3f} "
-                      f"[{r['torch_ci95'][0]:.3f}, {r['torch_ci95'][1]:.3f}]" if "metric" in r else "")
+            metric = (
+                f", {r['metric']} {r['exported']:.3f} vs torch {r['torch']:.3f} "
+                f"[{r['torch_ci95'][0]:.3f}, {r['torch_ci95'][1]:.3f}]"
+                if "metric" in r
+                else ""
+            )
             parts.append(f"{head}: label agreement {r['label_agreement']:.1%}{metric}")
     return "; ".join(parts)
 
 
 def _source_fingerprints(specs: list[str], rules: str | None) -> list:
     """What a task's data is: each source's resolved path (or spec) and content hash; the intent rule table's."""
-    from .data.sources import URL_SCHEMES, fetch, file_sha256, is_file_spec
+    from ..data.sources import URL_SCHEMES, fetch, file_sha256, is_file_spec
 
     out = []
     for spec in specs:
@@ -133,10 +183,11 @@ def _tree_hash(path: Path) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 # -- the pipeline -----------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Item:
@@ -158,16 +209,29 @@ class Item:
 class Pipeline:
     """Runs the stages of one config under ``runs_dir/<name>/`` and keeps ``pipeline.json`` current."""
 
-    def __init__(self, config: ProjectConfig, *, config_path: Path | None = None, runs_dir: str | Path = "runs",
-                 data_dir: str | None = None, allow_pickle: bool = False, console: Console | None = None):
+    def __init__(
+        self,
+        config: ProjectConfig,
+        *,
+        config_path: Path | None = None,
+        runs_dir: str | Path = "runs",
+        data_dir: str | None = None,
+        allow_pickle: bool = False,
+        console: Console | None = None,
+    ):
         self.cfg, self.data_dir, self.allow_pickle = config, data_dir, allow_pickle
         self.run_dir = Path(runs_dir) / config.name
         self.console = console or Console(stderr=True)
         self.datasets: dict = {}  # TaskData loaded in this process
         path = self.run_dir / STATE_FILE
         self.state = json.loads(path.read_text()) if path.is_file() else {"stages": {}}
-        self.state |= {"name": config.name, "config": str(config_path) if config_path else None,
-                       "routerforge_version": __version__, "mode": config.training.mode, "stage_order": list(STAGES)}
+        self.state |= {
+            "name": config.name,
+            "config": str(config_path) if config_path else None,
+            "routerforge_version": __version__,
+            "mode": config.training.mode,
+            "stage_order": list(STAGES),
+        }
 
     # models: (short name, directory, tasks)
     def models(self) -> list[tuple[str, Path, list[str]]]:
@@ -204,13 +268,25 @@ class Pipeline:
         items = getattr(self, f"_{stage}_items")()  # raises before anything is recorded if an input is missing
         record = self.state["stages"].setdefault(stage, {})
         previous = record.get("items", {})
-        record |= {"status": "running", "started": _now(), "ended": None,
-                   "input_hash": _hash(sorted(i.input_hash for i in items)),
-                   "items": {i.name: previous[i.name] for i in items if i.name in previous}, "ran": [], "skipped": []}
+        record |= {
+            "status": "running",
+            "started": _now(),
+            "ended": None,
+            "input_hash": _hash(sorted(i.input_hash for i in items)),
+            "items": {i.name: previous[i.name] for i in items if i.name in previous},
+            "ran": [],
+            "skipped": [],
+        }
         self._save()
         started = time.perf_counter()
-        with Progress(TextColumn(f"[bold]{stage}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                      TimeElapsedColumn(), console=self.console) as progress:
+        with Progress(
+            TextColumn(f"[bold]{stage}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self.console,
+        ) as progress:
             bar = progress.add_task("", total=len(items))
             for item in items:
                 progress.update(bar, description=item.name)
@@ -222,13 +298,23 @@ class Pipeline:
     def _item(self, stage: str, item: Item, record: dict, force: bool, console: Console) -> None:
         input_hash = item.input_hash
         previous = record["items"].get(item.name)
-        if (not force and previous and previous.get("status") == "done" and previous.get("input_hash") == input_hash
-                and item.done_when.exists()):
+        if (
+            not force
+            and previous
+            and previous.get("status") == "done"
+            and previous.get("input_hash") == input_hash
+            and item.done_when.exists()
+        ):
             record["skipped"].append(item.name)
             console.print(f"  {stage} {item.name}: skipped (unchanged)", highlight=False)
             return
-        entry = {"status": "running", "input_hash": input_hash, "started": _now(), "ended": None,
-                 "path": str(item.path.relative_to(self.run_dir))}
+        entry = {
+            "status": "running",
+            "input_hash": input_hash,
+            "started": _now(),
+            "ended": None,
+            "path": str(item.path.relative_to(self.run_dir)),
+        }
         record["items"][item.name] = entry
         self._save()
         started = time.perf_counter()
@@ -248,9 +334,11 @@ class Pipeline:
         """A finished upstream item's record; a clear error when ``--only`` finds it missing."""
         entry = self.state["stages"].get(stage, {}).get("items", {}).get(name)
         if not entry or entry.get("status") != "done" or not (self.run_dir / entry["path"]).exists():
-            raise RouterforgeError(f"the {stage} stage has no finished output for {name!r}",
-                                   source=str(self.run_dir / STATE_FILE),
-                                   hint=f"run the pipeline without --only (or with --only {stage}) first")
+            raise RouterforgeError(
+                f"the {stage} stage has no finished output for {name!r}",
+                source=str(self.run_dir / STATE_FILE),
+                hint=f"run the pipeline without --only (or with --only {stage}) first",
+            )
         return entry
 
     # -- data ----------------------------------------------------------------------------------------------------------
@@ -259,15 +347,24 @@ class Pipeline:
         items = []
         for task in self.cfg.tasks:
             options = self.cfg.load_options(task, self.data_dir)
-            inputs = {"options": {k: v for k, v in options.items() if k != "data"},
-                      "sources": _source_fingerprints(options["data"], options.get("rules"))}
+            inputs = {
+                "options": {k: v for k, v in options.items() if k != "data"},
+                "sources": _source_fingerprints(options["data"], options.get("rules")),
+            }
             path = self.run_dir / "data" / f"{task}.json"
-            items.append(Item(task, inputs, path, path,
-                              lambda _previous, task=task, options=options: self._load_data(task, options)))
+            items.append(
+                Item(
+                    task,
+                    inputs,
+                    path,
+                    path,
+                    lambda _previous, task=task, options=options: self._load_data(task, options),
+                )
+            )
         return items
 
     def _load_data(self, task: str, options: dict) -> dict:
-        from . import data as rf_data
+        from .. import data as rf_data
 
         options = dict(options)
         task_data = rf_data.load(task, options.pop("data"), **options)
@@ -275,13 +372,16 @@ class Pipeline:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, {"manifest": task_data.manifest(), "report": task_data.report})
         self.datasets[task] = task_data
-        return {"output_hash": _file_hash(path), "rows": task_data.report["rows_per_split"],
-                "fingerprint": task_data.fingerprint}
+        return {
+            "output_hash": _file_hash(path),
+            "rows": task_data.report["rows_per_split"],
+            "fingerprint": task_data.fingerprint,
+        }
 
     def _task_data(self, task: str):
         """This run's TaskData, or the rows the recorded data stage names (re-read, hash-checked)."""
         if task not in self.datasets:
-            from .data import task_data_from_manifest
+            from ..data import task_data_from_manifest
 
             saved = json.loads((self.run_dir / self._recorded("data", task)["path"]).read_text())
             self.datasets[task] = task_data_from_manifest(saved["manifest"], saved["report"])
@@ -291,41 +391,81 @@ class Pipeline:
 
     def _train_items(self) -> list[Item]:
         cfg = self.cfg
-        common = {"backbone": cfg.backbone, "max_length": cfg.training.max_length,
-                  "overrides": cfg.training.overrides, "seed": cfg.seed}
+        common = {
+            "backbone": cfg.backbone,
+            "max_length": cfg.training.max_length,
+            "overrides": cfg.training.overrides,
+            "seed": cfg.seed,
+        }
         items = []
         for name, directory, tasks in self.models():
             bundle = name == "bundle"
-            inputs = common | {"data": {t: self._recorded("data", t)["output_hash"] for t in tasks},
-                               "lora": cfg.training.lora if bundle else cfg.lora_for(name),
-                               "crf": any(cfg.tasks[t].crf for t in tasks)}
+            inputs = common | {
+                "data": {t: self._recorded("data", t)["output_hash"] for t in tasks},
+                "lora": cfg.training.lora if bundle else cfg.lora_for(name),
+                "crf": any(cfg.tasks[t].crf for t in tasks),
+            }
             if bundle:
                 inputs["multitask"] = cfg.multitask
             elif cfg.tasks[name].overrides:  # only when set: models trained without them keep their hash
                 inputs["task_overrides"] = cfg.tasks[name].overrides
-            items.append(Item(name, inputs, directory, directory / INFO_FILE,
-                              lambda previous, name=name, directory=directory, tasks=tasks:
-                              self._train(name, directory, tasks, previous)))
+            items.append(
+                Item(
+                    name,
+                    inputs,
+                    directory,
+                    directory / INFO_FILE,
+                    lambda previous, name=name, directory=directory, tasks=tasks: self._train(
+                        name, directory, tasks, previous
+                    ),
+                )
+            )
         return items
 
     def _train(self, name: str, directory: Path, tasks: list[str], previous: dict | None) -> dict:
         """Train one model; a run killed during training (same inputs) resumes from its last checkpoint."""
         checkpoints = directory / "checkpoints"
-        resume = bool(previous and previous.get("status") in ("running", "failed") and checkpoints.is_dir()
-                      and any(p.name.startswith("checkpoint-") for p in checkpoints.iterdir()))
+        resume = bool(
+            previous
+            and previous.get("status") in ("running", "failed")
+            and checkpoints.is_dir()
+            and any(p.name.startswith("checkpoint-") for p in checkpoints.iterdir())
+        )
         if resume:
             self.console.print(f"  resuming {name} from {checkpoints}", highlight=False)
-        cfg, common = self.cfg, dict(resume=resume, allow_pickle=self.allow_pickle, console=self.console,
-                                     overrides=self.cfg.hyperparam_overrides(None if name == "bundle" else name))
+        cfg, common = (
+            self.cfg,
+            dict(
+                resume=resume,
+                allow_pickle=self.allow_pickle,
+                console=self.console,
+                overrides=self.cfg.hyperparam_overrides(None if name == "bundle" else name),
+            ),
+        )
         if name == "bundle":
-            result = train_bundle({t: self._task_data(t) for t in tasks}, cfg.backbone, directory,
-                                  multitask=cfg.multitask, lora=cfg.training.lora,
-                                  crf=any(cfg.tasks[t].crf for t in tasks), **common)
+            result = train_bundle(
+                {t: self._task_data(t) for t in tasks},
+                cfg.backbone,
+                directory,
+                multitask=cfg.multitask,
+                lora=cfg.training.lora,
+                crf=any(cfg.tasks[t].crf for t in tasks),
+                **common,
+            )
         else:
-            result = train_model(self._task_data(name), cfg.backbone, directory, lora=cfg.lora_for(name),
-                                 crf=cfg.tasks[name].crf, **common)
-        return {"output_hash": _file_hash(directory / INFO_FILE), "resumed": resume,
-                "train_seconds": round(result.seconds, 1)}
+            result = train_model(
+                self._task_data(name),
+                cfg.backbone,
+                directory,
+                lora=cfg.lora_for(name),
+                crf=cfg.tasks[name].crf,
+                **common,
+            )
+        return {
+            "output_hash": _file_hash(directory / INFO_FILE),
+            "resumed": resume,
+            "train_seconds": round(result.seconds, 1),
+        }
 
     # -- calibrate -----------------------------------------------------------------------------------------------------
 
@@ -333,21 +473,29 @@ class Pipeline:
         items = []
         for name, directory, _ in self.models():
             inputs = {"model": self._recorded("train", name)["output_hash"], "calibration": self.cfg.calibration}
-            items.append(Item(name, inputs, directory, directory / INFO_FILE,
-                              lambda _previous, directory=directory: self._calibrate(directory)))
+            items.append(
+                Item(
+                    name,
+                    inputs,
+                    directory,
+                    directory / INFO_FILE,
+                    lambda _previous, directory=directory: self._calibrate(directory),
+                )
+            )
         return items
 
     def _calibrate(self, directory: Path) -> dict:
         """Refit temperatures and the jailbreak threshold at the config's target FPR, unless training already
         fitted them at that target (idempotent either way: the same validation rows give the same fit)."""
-        from .evaluation.calibration import calibrate
+        from ..evaluation.calibrate import calibrate
 
         target = self.cfg.calibration.target_fpr
         info = json.loads((directory / INFO_FILE).read_text())
         fitted = info.get("calibration") or {}
         heads = info.get("heads") or {info.get("task"): {}}
         at_target = all(h in fitted for h in heads) and (
-            "jailbreak" not in heads or fitted["jailbreak"].get("threshold", {}).get("target_fpr") == target)
+            "jailbreak" not in heads or fitted["jailbreak"].get("threshold", {}).get("target_fpr") == target
+        )
         if not at_target:
             calibrate(directory, target, allow_pickle=self.allow_pickle)
         return {"output_hash": _file_hash(directory / INFO_FILE), "refit": not at_target, "target_fpr": target}
@@ -360,14 +508,22 @@ class Pipeline:
             model_hash = self._recorded("calibrate", name)["output_hash"]
             for task in tasks:
                 output = self.run_dir / "eval" / name / task
-                items.append(Item(f"{name}/{task}", {"model": model_hash}, output, output / "metrics.json",
-                                  lambda _previous, directory=directory, task=task, output=output:
-                                  self._evaluate(directory, task, output)))
+                items.append(
+                    Item(
+                        f"{name}/{task}",
+                        {"model": model_hash},
+                        output,
+                        output / "metrics.json",
+                        lambda _previous, directory=directory, task=task, output=output: self._evaluate(
+                            directory, task, output
+                        ),
+                    )
+                )
         return items
 
     def _evaluate(self, directory: Path, task: str, output: Path) -> dict:
         """The head's own test split, re-read from its manifest: the rows the data stage recorded."""
-        from .evaluation.evaluate import evaluate
+        from ..evaluation.evaluate import evaluate
 
         evaluate(directory, output=output, task=task, allow_pickle=self.allow_pickle)
         return {"output_hash": _file_hash(output / "metrics.json")}
@@ -380,16 +536,23 @@ class Pipeline:
         for name, directory, _ in self.models():
             inputs = {"model": self._recorded("calibrate", name)["output_hash"], "formats": formats}
             # the model card is written after every format: its presence means the item finished
-            items.append(Item(name, inputs, directory, directory / CARD_FILE,
-                              lambda _previous, directory=directory: self._export(directory, formats)))
+            items.append(
+                Item(
+                    name,
+                    inputs,
+                    directory,
+                    directory / CARD_FILE,
+                    lambda _previous, directory=directory: self._export(directory, formats),
+                )
+            )
         return items
 
     def _export(self, directory: Path, formats: list[str]) -> dict:
         """Every configured format, parity-checked, then the model card beside them. An int8 model that fails
         parity is refused, not fatal: quantisation is an approximation that may not hold for every model (the
         fp32 exports serve it; the record and the report say so). Any other failure stops the run."""
-        from .evaluation.model_card import write_model_card
-        from .exporters import ParityError, export
+        from ..exporters.export import ParityError, export
+        from ..reports.model_card import write_model_card
 
         records = {}
         for fmt in formats:
@@ -399,8 +562,11 @@ class Pipeline:
             except ParityError as e:
                 if fmt != "onnx-int8":
                     raise
-                self.console.print(f"  [yellow]{directory.name}: {fmt} refused[/] (failed parity; fp32 serves): "
-                                   f"{_parity_summary(e.parity)}", highlight=False)
+                self.console.print(
+                    f"  [yellow]{directory.name}: {fmt} refused[/] (failed parity; fp32 serves): "
+                    f"{_parity_summary(e.parity)}",
+                    highlight=False,
+                )
                 records[fmt] = {"refused": "parity", "parity": e.parity["parity"]["heads"]}
         card = write_model_card(directory, self.cfg)
         return {"output_hash": _file_hash(directory / INFO_FILE), "model_card": str(card), "formats": records}
@@ -409,37 +575,52 @@ class Pipeline:
 
     def _report_items(self) -> list[Item]:
         models = self.models()
-        inputs = {"eval": {f"{m}/{t}": self._recorded("eval", f"{m}/{t}")["output_hash"]
-                           for m, _, tasks in models for t in tasks},
-                  "export": {m: self._recorded("export", m)["output_hash"] for m, _, _ in models},
-                  "config": self.cfg}
+        inputs = {
+            "eval": {
+                f"{m}/{t}": self._recorded("eval", f"{m}/{t}")["output_hash"] for m, _, tasks in models for t in tasks
+            },
+            "export": {m: self._recorded("export", m)["output_hash"] for m, _, _ in models},
+            "config": self.cfg,
+        }
         path = self.run_dir / "report"
         return [Item("report", inputs, path, path, lambda _previous: self._report())]
 
     def _report(self) -> dict:
         """The run report (every model and head, from pipeline.json and eval/); the model cards beside it are
         the export stage's (written from the same routerforge.json)."""
-        from .evaluation.run_report import write_run_report
+        from ..reports.run_report import write_run_report
 
         path = Path(write_run_report(self.run_dir, self.cfg))
         cards = [directory / CARD_FILE for _, directory, _ in self.models()]
-        return {"output_hash": _hash([_tree_hash(p) for p in (path, *cards)]), "report": str(path),
-                "model_cards": [str(card) for card in cards]}
+        return {
+            "output_hash": _hash([_tree_hash(p) for p in (path, *cards)]),
+            "report": str(path),
+            "model_cards": [str(card) for card in cards],
+        }
 
 
-def run_pipeline(config: str | Path | ProjectConfig, *, runs_dir: str | Path = "runs", data_dir: str | None = None,
-                 start: str | None = None, only: str | None = None, allow_pickle: bool = False,
-                 console: Console | None = None) -> dict:
+def run_pipeline(
+    config: str | Path | ProjectConfig,
+    *,
+    runs_dir: str | Path = "runs",
+    data_dir: str | None = None,
+    start: str | None = None,
+    only: str | None = None,
+    allow_pickle: bool = False,
+    console: Console | None = None,
+) -> dict:
     """Run (or resume) the pipeline of ``config``; returns the ``pipeline.json`` state. See the module docstring."""
     path = None
     if not isinstance(config, ProjectConfig):
         path, config = Path(config).resolve(), load_config(config)
-    pipeline = Pipeline(config, config_path=path, runs_dir=runs_dir, data_dir=data_dir, allow_pickle=allow_pickle,
-                        console=console)
+    pipeline = Pipeline(
+        config, config_path=path, runs_dir=runs_dir, data_dir=data_dir, allow_pickle=allow_pickle, console=console
+    )
     return pipeline.run(start=start, only=only)
 
 
 # -- the summary ------------------------------------------------------------------------------------------------------
+
 
 def _with_ci(metric: dict) -> str:
     ci = metric.get("ci95")
@@ -476,11 +657,21 @@ def summary_tables(run_dir: str | Path) -> list[Table]:
         model_dir = run_dir / "bundle" if model == "bundle" else run_dir / "models" / model
         info = json.loads((model_dir / INFO_FILE).read_text()) if (model_dir / INFO_FILE).is_file() else {}
         ece = info.get("calibration", {}).get(task, {}).get("test", {}).get("ece_after")
-        exports = ", ".join(f"{fmt} (refused: {r['refused']})" if r.get("refused") else f"{fmt} ({r['size_mb']} MB)"
-                            for fmt, r in info.get("exports", {}).items()) or "-"
-        results.add_row(model, task, str(metrics["evaluated_on"]["rows"]),
-                        "\n".join(f"{k} {v}" for k, v in headline_with_ci(metrics).items()),
-                        "-" if ece is None else f"{ece:.3f}", exports)
+        exports = (
+            ", ".join(
+                f"{fmt} (refused: {r['refused']})" if r.get("refused") else f"{fmt} ({r['size_mb']} MB)"
+                for fmt, r in info.get("exports", {}).items()
+            )
+            or "-"
+        )
+        results.add_row(
+            model,
+            task,
+            str(metrics["evaluated_on"]["rows"]),
+            "\n".join(f"{k} {v}" for k, v in headline_with_ci(metrics).items()),
+            "-" if ece is None else f"{ece:.3f}",
+            exports,
+        )
     timing = Table(title="stages: wall time of this run, and of the work behind the current outputs")
     for column in ("stage", "status", "this run (s)", "outputs took (s)", "ran", "skipped (unchanged)"):
         timing.add_column(column)
@@ -488,6 +679,12 @@ def summary_tables(run_dir: str | Path) -> list[Table]:
         record = state["stages"].get(stage)
         if record:
             work = sum(item.get("seconds", 0) for item in record.get("items", {}).values())
-            timing.add_row(stage, record.get("status", "-"), f"{record.get('seconds', 0):.1f}", f"{work:.1f}",
-                           ", ".join(record.get("ran", [])) or "-", ", ".join(record.get("skipped", [])) or "-")
+            timing.add_row(
+                stage,
+                record.get("status", "-"),
+                f"{record.get('seconds', 0):.1f}",
+                f"{work:.1f}",
+                ", ".join(record.get("ran", [])) or "-",
+                ", ".join(record.get("skipped", [])) or "-",
+            )
     return [results, timing]

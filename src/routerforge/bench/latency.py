@@ -14,6 +14,7 @@ Configurations are interleaved (round-robin, with the order rotated every repeti
 noise from the machine (other jobs, frequency changes) falls on all of them alike. A backend whose file is not
 in the bundle is reported as "not exported", not measured. torch is imported only where it is needed.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -28,22 +29,28 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RouterforgeError
+from ..evaluation.metrics import latency_summary
 from ..runtime.backends import ONNX_FILES
-from ..runtime.normalise import normalise
-from .metrics import latency_summary
+from ..text.normalise import normalise
 
 BASELINE = "per-task torch"
 CONFIGURATIONS = (BASELINE, "multitask torch", "multitask onnx", "multitask onnx-int8")
 BUNDLE_BACKENDS = {"multitask torch": "torch", "multitask onnx": "onnx", "multitask onnx-int8": "onnx-int8"}
 BATCH1_ONLY = ("long",)  # prompt sets measured at batch 1 only (one long text: its windows are the batch)
-WARMUP = 3               # classify calls per configuration and prompt set before timing (+ one batch)
+WARMUP = 3  # classify calls per configuration and prompt set before timing (+ one batch)
 SHORT_TOKENS, MEDIUM_TOKENS, LONG_CHARS, N_TEXTS = 30, 500, 10_000, 64
 
 
 # ------------------------------------------------------------------------------------------------ prompts
-def default_prompts(tokenizer, *, n_texts: int = N_TEXTS, short_tokens: int = SHORT_TOKENS,
-                    medium_tokens: int = MEDIUM_TOKENS, long_chars: int = LONG_CHARS,
-                    seed: int = 0) -> dict[str, list[str]]:
+def default_prompts(
+    tokenizer,
+    *,
+    n_texts: int = N_TEXTS,
+    short_tokens: int = SHORT_TOKENS,
+    medium_tokens: int = MEDIUM_TOKENS,
+    long_chars: int = LONG_CHARS,
+    seed: int = 0,
+) -> dict[str, list[str]]:
     """Synthetic prompts (no external data): ``short`` and ``medium`` texts of ``short_tokens`` /
     ``medium_tokens`` tokens (rows of the four synthetic tasks, interleaved and joined, cut at a token
     boundary) and one ``long`` text of exactly ``long_chars`` characters.
@@ -69,7 +76,7 @@ def default_prompts(tokenizer, *, n_texts: int = N_TEXTS, short_tokens: int = SH
             total += count(parts[-1])
         text = " ".join(parts)
         offsets = tokenizer.encode(text, add_special_tokens=False).offsets
-        return text[:offsets[tokens - 1][1]] if len(offsets) > tokens else text
+        return text[: offsets[tokens - 1][1]] if len(offsets) > tokens else text
 
     short = [text_of(short_tokens) for _ in range(n_texts)]
     medium = [text_of(medium_tokens) for _ in range(n_texts)]
@@ -110,8 +117,13 @@ def _batch(config: _Configuration, texts: list[str], batch: int) -> float:
 def _load(per_task: dict[str, Path], bundle: Path, window, overlap) -> list[_Configuration]:
     from ..runtime.engine import Router
 
-    configs = [_Configuration(BASELINE, "torch", {task: Router.load(path, "torch", window=window, overlap=overlap)
-                                                   for task, path in per_task.items()})]
+    configs = [
+        _Configuration(
+            BASELINE,
+            "torch",
+            {task: Router.load(path, "torch", window=window, overlap=overlap) for task, path in per_task.items()},
+        )
+    ]
     for name, backend in BUNDLE_BACKENDS.items():
         config = _Configuration(name, backend)
         file = ONNX_FILES.get(backend)
@@ -128,6 +140,7 @@ def _machine() -> dict:
 
     try:
         import onnxruntime
+
         ort_version = onnxruntime.__version__
     except ImportError:
         ort_version = None
@@ -152,15 +165,26 @@ def _load_average() -> list[float] | None:
 def _prompt_stats(texts: list[str], tokenizer, given: bool, name: str) -> dict:
     tokens = [len(tokenizer.encode(normalise(t).text, add_special_tokens=False).ids) for t in texts]
     chars = [len(t) for t in texts]
-    return {"n_texts": len(texts), "source": "given" if given else "routerforge.data.synth",
-            "tokens": {"mean": float(np.mean(tokens)), "min": min(tokens), "max": max(tokens)},
-            "chars": {"mean": float(np.mean(chars)), "min": min(chars), "max": max(chars)},
-            "throughput_measured": name not in BATCH1_ONLY}
+    return {
+        "n_texts": len(texts),
+        "source": "given" if given else "routerforge.data.synth",
+        "tokens": {"mean": float(np.mean(tokens)), "min": min(tokens), "max": max(tokens)},
+        "chars": {"mean": float(np.mean(chars)), "min": min(chars), "max": max(chars)},
+        "throughput_measured": name not in BATCH1_ONLY,
+    }
 
 
-def latency_benchmark(per_task: dict[str, Path], bundle: Path, *, prompts: dict[str, list[str]] | None = None,
-                      repeats: int = 50, batch: int = 32, window: int | None = None, overlap: int | None = None,
-                      progress: bool = True) -> dict:
+def latency_benchmark(
+    per_task: dict[str, Path],
+    bundle: Path,
+    *,
+    prompts: dict[str, list[str]] | None = None,
+    repeats: int = 50,
+    batch: int = 32,
+    window: int | None = None,
+    overlap: int | None = None,
+    progress: bool = True,
+) -> dict:
     """p50/p99 batch-1 latency (ms) and batch-``batch`` throughput (texts/s) of four configurations on the same
     prompts: "per-task torch" (the ``per_task`` models, one after another per request), and the ``bundle``
     with the torch, onnx and onnx-int8 backends (an ONNX backend without its file: "not exported").
@@ -214,8 +238,10 @@ def latency_benchmark(per_task: dict[str, Path], bundle: Path, *, prompts: dict[
                     for label, s in zip(config.routers, seconds):
                         per_model_s[config.name][label][name].append(s)
                     w, t = windows[config.name][name]
-                    windows[config.name][name] = (max([w] + [s.windows for s in signals]),
-                                                  t or any(s.truncated for s in signals))
+                    windows[config.name][name] = (
+                        max([w] + [s.windows for s in signals]),
+                        t or any(s.truncated for s in signals),
+                    )
                 if name not in BATCH1_ONLY:
                     chunk = batch_texts(texts, rep)
                     for config in order:
@@ -224,9 +250,13 @@ def latency_benchmark(per_task: dict[str, Path], bundle: Path, *, prompts: dict[
 
     results = {}
     for config in configs:
-        entry = {"status": config.status, "backend": config.backend,
-                 "models": {task: str(p) for task, p in per_task.items()} if config.name == BASELINE
-                 else {"bundle": str(bundle)}}
+        entry = {
+            "status": config.status,
+            "backend": config.backend,
+            "models": {task: str(p) for task, p in per_task.items()}
+            if config.name == BASELINE
+            else {"bundle": str(bundle)},
+        }
         if config.status != "ok":
             results[config.name] = entry | {"reason": config.reason}
             continue
@@ -234,15 +264,23 @@ def latency_benchmark(per_task: dict[str, Path], bundle: Path, *, prompts: dict[
         sets = {}
         for name in prompts:
             w, truncated = windows[config.name][name]
-            row = {"batch1": latency_summary(request_s[config.name][name]) | {"batch_size": 1},
-                   "windows": w, "truncated": truncated, "throughput": None}
+            row = {
+                "batch1": latency_summary(request_s[config.name][name]) | {"batch_size": 1},
+                "windows": w,
+                "truncated": truncated,
+                "throughput": None,
+            }
             if name in batch_s[config.name]:
                 summary = latency_summary(batch_s[config.name][name])
-                row["throughput"] = {"batch_size": batch, "texts_per_s": batch / (summary["p50_ms"] / 1000),
-                                     "batch_ms": summary}
+                row["throughput"] = {
+                    "batch_size": batch,
+                    "texts_per_s": batch / (summary["p50_ms"] / 1000),
+                    "batch_ms": summary,
+                }
             if len(config.routers) > 1:
-                row["per_model"] = {label: latency_summary(per_model_s[config.name][label][name])
-                                    for label in config.routers}
+                row["per_model"] = {
+                    label: latency_summary(per_model_s[config.name][label][name]) for label in config.routers
+                }
             sets[name] = row
         results[config.name] = entry | {"sets": sets}
     base = results[BASELINE]["sets"]
@@ -250,27 +288,31 @@ def latency_benchmark(per_task: dict[str, Path], bundle: Path, *, prompts: dict[
         for name, row in entry.get("sets", {}).items():
             row["speedup_p50_vs_per_task"] = base[name]["batch1"]["p50_ms"] / row["batch1"]["p50_ms"]
             if row["throughput"] is not None:
-                row["throughput_ratio_vs_per_task"] = (row["throughput"]["texts_per_s"]
-                                                       / base[name]["throughput"]["texts_per_s"])
+                row["throughput_ratio_vs_per_task"] = (
+                    row["throughput"]["texts_per_s"] / base[name]["throughput"]["texts_per_s"]
+                )
 
     return {
         "kind": "latency_benchmark",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": _machine() | {"load_average_1_5_15": {"start": load_average_start, "end": _load_average()}},
         "settings": {
-            "repeats": repeats, "warmup_calls": WARMUP, "batch": batch,
+            "repeats": repeats,
+            "warmup_calls": WARMUP,
+            "batch": batch,
             "window": {"requested": window, "effective": reference.window},
             "overlap": {"requested": overlap, "effective": reference.overlap},
             "max_windows": reference.max_windows,
             "baseline": BASELINE,
             "order": "round-robin over configurations per request, order rotated every repetition",
             "request": "end-to-end Router.classify (normalise, tokenise, encoder, decode every head); "
-                       "per-task: sum of the per-task models' classify calls on the same text",
+            "per-task: sum of the per-task models' classify calls on the same text",
             "throughput": "batch / median seconds of classify_batch(batch texts); per-task: each model in turn",
             "seconds_total": round(time.perf_counter() - started, 1),
         },
-        "prompt_sets": {name: _prompt_stats(texts, reference.tokenizer, given, name)
-                        for name, texts in prompts.items()},
+        "prompt_sets": {
+            name: _prompt_stats(texts, reference.tokenizer, given, name) for name, texts in prompts.items()
+        },
         "configurations": results,
     }
 
@@ -284,9 +326,14 @@ class _Bar:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.progress = Progress(TextColumn("[bold]latency[/] {task.description}"), BarColumn(),
-                                     MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True),
-                                     transient=True)
+            self.progress = Progress(
+                TextColumn("[bold]latency[/] {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
 
     def __enter__(self):
         if self.progress is not None:
@@ -312,8 +359,10 @@ def format_table(result: dict) -> str:
     """Markdown: one row per configuration and prompt set (p50/p99 ms at batch 1, texts/s at the batch size,
     p50 speed-up vs the per-task models); a configuration that was not measured gets one row saying why."""
     batch = result["settings"]["batch"]
-    lines = [f"| configuration | prompts | p50 ms | p99 ms | texts/s at batch {batch} | p50 speed-up vs {BASELINE} |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = [
+        f"| configuration | prompts | p50 ms | p99 ms | texts/s at batch {batch} | p50 speed-up vs {BASELINE} |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for name, entry in result["configurations"].items():
         if entry["status"] != "ok":
             lines.append(f"| {name} | | {entry['status']} | | | |")
@@ -327,6 +376,8 @@ def format_table(result: dict) -> str:
             if row["windows"] > 1 or row["truncated"]:
                 prompt += f", {row['windows']} windows{', truncated' if row['truncated'] else ''}"
             throughput = f"{row['throughput']['texts_per_s']:.1f}" if row["throughput"] else "-"
-            lines.append(f"| {label} | {prompt}) | {row['batch1']['p50_ms']:.1f} | {row['batch1']['p99_ms']:.1f} "
-                         f"| {throughput} | {row['speedup_p50_vs_per_task']:.2f}x |")
+            lines.append(
+                f"| {label} | {prompt}) | {row['batch1']['p50_ms']:.1f} | {row['batch1']['p99_ms']:.1f} "
+                f"| {throughput} | {row['speedup_p50_vs_per_task']:.2f}x |"
+            )
     return "\n".join(lines)

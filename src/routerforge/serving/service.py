@@ -8,6 +8,7 @@ router config, Prometheus metrics, and hot reload.
 ``reload()`` builds the new Router and config first, then swaps one reference: a request decides with the
 config it started with, and its texts are classified by whichever Router is current when its batch runs.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,21 +39,39 @@ class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("routerforge_requests", "HTTP requests by endpoint and status",
-                                ["endpoint", "status"], registry=r)
-        self.request_seconds = Histogram("routerforge_request_seconds", "HTTP request latency by endpoint",
-                                         ["endpoint"], buckets=_SECONDS, registry=r)
-        self.decisions = Counter("routerforge_decisions", "routing decisions", ["category", "model", "action"],
-                                 registry=r)
+        self.requests = Counter(
+            "routerforge_requests", "HTTP requests by endpoint and status", ["endpoint", "status"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "routerforge_request_seconds",
+            "HTTP request latency by endpoint",
+            ["endpoint"],
+            buckets=_SECONDS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "routerforge_decisions", "routing decisions", ["category", "model", "action"], registry=r
+        )
         self.blocks = Counter("routerforge_blocks", "blocked requests by reason", ["reason"], registry=r)
-        self.classify_seconds = Histogram("routerforge_classification_seconds", "classification latency per "
-                                          "request, queueing included", buckets=_SECONDS, registry=r)
-        self.batch_size = Histogram("routerforge_batch_size", "texts per encoder call",
-                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
-        self.upstream_seconds = Histogram("routerforge_upstream_seconds", "upstream latency (to the response "
-                                          "headers when streaming)", ["backend"], buckets=_SECONDS, registry=r)
-        self.upstream_errors = Counter("routerforge_upstream_errors", "failed upstream calls",
-                                       ["backend", "kind"], registry=r)
+        self.classify_seconds = Histogram(
+            "routerforge_classification_seconds",
+            "classification latency per request, queueing included",
+            buckets=_SECONDS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "routerforge_batch_size", "texts per encoder call", buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r
+        )
+        self.upstream_seconds = Histogram(
+            "routerforge_upstream_seconds",
+            "upstream latency (to the response headers when streaming)",
+            ["backend"],
+            buckets=_SECONDS,
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "routerforge_upstream_errors", "failed upstream calls", ["backend", "kind"], registry=r
+        )
         self.queue_depth = Gauge("routerforge_queue_depth", "texts waiting for classification", registry=r)
         self.reloads = Counter("routerforge_reloads", "reloads by outcome", ["outcome"], registry=r)
 
@@ -87,9 +106,17 @@ class Checked:
 
 
 class RouterService:
-    def __init__(self, router, config: RouterConfig, *, bundle_path: str | Path | None = None,
-                 config_path: str | Path | None = None, backend: str | None = None, threads: int | None = None,
-                 bundle_from_config: bool = False):
+    def __init__(
+        self,
+        router,
+        config: RouterConfig,
+        *,
+        bundle_path: str | Path | None = None,
+        config_path: str | Path | None = None,
+        backend: str | None = None,
+        threads: int | None = None,
+        bundle_from_config: bool = False,
+    ):
         self.bundle_path = Path(bundle_path) if bundle_path is not None else None
         # True when the bundle is the config's (no BUNDLE argument): a reload then follows the config's 'bundle'
         self.bundle_from_config = bundle_from_config
@@ -100,22 +127,34 @@ class RouterService:
         self._reloading: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
         self.metrics = Metrics()
         server = config.server
-        self.batcher = MicroBatcher(self._classify_batch, server.max_batch_size, server.max_wait_ms,
-                                    server.queue_size)
+        self.batcher = MicroBatcher(self._classify_batch, server.max_batch_size, server.max_wait_ms, server.queue_size)
         self.metrics.queue_depth.set_function(lambda: self.batcher.depth)
         _warn_heads(router, config)
 
     @classmethod
-    def load(cls, bundle: str | Path | None, config_path: str | Path, *, backend: str | None = None,
-             threads: int | None = None) -> "RouterService":
+    def load(
+        cls,
+        bundle: str | Path | None,
+        config_path: str | Path,
+        *,
+        backend: str | None = None,
+        threads: int | None = None,
+    ) -> RouterService:
         """Read the config, then the bundle (``bundle``, else the config's ``bundle``)."""
         from ..runtime.engine import Router
 
         config = load_router_config(config_path)
         path = _bundle_path(bundle, config, config_path)
         router = Router.load(path, backend, threads=threads)
-        return cls(router, config, bundle_path=path, config_path=config_path, backend=backend, threads=threads,
-                   bundle_from_config=bundle is None)
+        return cls(
+            router,
+            config,
+            bundle_path=path,
+            config_path=config_path,
+            backend=backend,
+            threads=threads,
+            bundle_from_config=bundle is None,
+        )
 
     # -- what a generation holds ------------------------------------------------------------------------------
 
@@ -143,7 +182,7 @@ class RouterService:
     async def stop(self) -> None:
         await self.batcher.stop()
 
-    async def __aenter__(self) -> "RouterService":
+    async def __aenter__(self) -> RouterService:
         await self.start()
         return self
 
@@ -218,9 +257,9 @@ class RouterService:
             self.batcher.max_batch_size, self.batcher.max_wait_ms = server.max_batch_size, server.max_wait_ms
             self.batcher.queue_size = server.queue_size
             self.metrics.reloads.labels("ok").inc()
-            log.info("reloaded: bundle=%s backend=%s config=%s", bundle, getattr(router, "backend_name", "-"),
-                     config_path)
-
+            log.info(
+                "reloaded: bundle=%s backend=%s config=%s", bundle, getattr(router, "backend_name", "-"), config_path
+            )
 
     async def reload_async(self) -> None:
         """:meth:`reload` off the event loop. A failure is logged (the file's complaint, or the exception's type:
@@ -251,8 +290,10 @@ def _auth_token(config: RouterConfig) -> str | None:
         return None
     token = os.environ.get(name)
     if not token:
-        raise RouterforgeError(f"server.auth_token_env names {name}, which is not set",
-                               hint=f"export {name}=<token>, or remove auth_token_env to serve without auth")
+        raise RouterforgeError(
+            f"server.auth_token_env names {name}, which is not set",
+            hint=f"export {name}=<token>, or remove auth_token_env to serve without auth",
+        )
     return token
 
 
@@ -260,8 +301,7 @@ def _bundle_path(bundle, config: RouterConfig, config_path) -> Path:
     if bundle is not None:
         return Path(bundle)
     if config.bundle is None:
-        raise RouterforgeError("no bundle: pass BUNDLE or set 'bundle' in the router config",
-                               source=str(config_path))
+        raise RouterforgeError("no bundle: pass BUNDLE or set 'bundle' in the router config", source=str(config_path))
     return Path(config.bundle)
 
 

@@ -15,11 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..runtime.engine import heads_of, read_info
-from .report import _atomic_write
-from .run_contents import recorded_metrics, task_data
+from ..bundle import CARD_FILE, head_data, head_metrics, heads_of, is_bundle, read_info
+from .eval_report import _atomic_write
 
-CARD_FILE = "README.md"
 
 
 # ------------------------------------------------------------------------------------------- data sources
@@ -155,7 +153,7 @@ def _rows_of(result: dict) -> int | None:
 
 # ------------------------------------------------------------------------------------------------ card
 def _synthetic_only(info: dict, task: str) -> bool:
-    sources = (task_data(info, task).get("manifest") or {}).get("sources") or []
+    sources = (head_data(info, task).get("manifest") or {}).get("sources") or []
     return bool(sources) and all(str(e.get("path", "")).startswith("synth:") for e in sources)
 
 
@@ -196,7 +194,7 @@ def _limits(info: dict, heads: dict) -> list[str]:
         limits.append("Intent: labels are derived from which function a conversation called, through a rule table "
                       "(docs/intent-rules.md); the classes are imbalanced (see the per-class test support).")
     for task in heads:
-        report = task_data(info, task).get("report") or {}
+        report = head_data(info, task).get("report") or {}
         missing = report.get("labels_without_test_support") or []
         if missing:
             limits.append(f"{task}: no test rows for {', '.join(map(str, missing))}: their quality is unmeasured.")
@@ -210,11 +208,11 @@ def _limits(info: dict, heads: dict) -> list[str]:
 def model_card(info: dict, *, name: str, config=None) -> str:
     """The card's Markdown for a model whose ``routerforge.json`` is ``info``."""
     heads = heads_of(info)
-    bundle = "heads" in info
+    bundle = is_bundle(info)
     backbone = info.get("backbone") or {}
     versions = info.get("versions") or {}
     datasets = sorted({m.group(0)[3:].split(":")[0] for task in heads
-                       for e in data_sources(task_data(info, task).get("manifest") or {})
+                       for e in data_sources(head_data(info, task).get("manifest") or {})
                        for m in [re.match(r"hf:[\w.-]+/[\w.-]+", e["path"])] if m})
     front = ["---", "language:", "- en", "library_name: routerforge", "tags:", "- routerforge", "- llm-routing"]
     front += ["- token-classification"] * any(h["kind"] == "token" for h in heads.values())
@@ -244,7 +242,7 @@ def model_card(info: dict, *, name: str, config=None) -> str:
     attributions = []
     rows = []
     for task in heads:
-        for e in data_sources(task_data(info, task).get("manifest") or {}):
+        for e in data_sources(head_data(info, task).get("manifest") or {}):
             source = e["source"]
             rows.append([task, source.name if source else "local file", f"`{e['path']}`", e["rows"],
                          (e["sha256"] or "")[:12] or "-", licence_of(e) + (f"; {source.note}" if source and source.note
@@ -265,12 +263,12 @@ def model_card(info: dict, *, name: str, config=None) -> str:
     lines += ["## Splits", ""]
     split_rows = []
     for task in heads:
-        report = task_data(info, task).get("report") or {}
+        report = head_data(info, task).get("report") or {}
         per_split = report.get("rows_per_split") or {}
         moved = report.get("near_duplicates_moved_to_train") or {}
         long_rows = report.get("rows_longer_than_training_window") or {}
         split_rows.append([task, per_split.get("train"), per_split.get("val"), per_split.get("test"),
-                           report.get("fingerprint") or (task_data(info, task).get("manifest") or {}).get("fingerprint"),
+                           report.get("fingerprint") or (head_data(info, task).get("manifest") or {}).get("fingerprint"),
                            report.get("duplicates_removed"),
                            (moved.get("val") or 0) + (moved.get("test") or 0) if moved else None,
                            long_rows.get("train")])
@@ -283,7 +281,7 @@ def model_card(info: dict, *, name: str, config=None) -> str:
               "intervals in brackets):"), ""]
     metric_rows = []
     for task in heads:
-        scores = recorded_metrics(info, task)
+        scores = head_metrics(info, task)
         test, val = scores.get("test") or {}, scores.get("val") or {}
         val_by_name = dict(headline_metrics(val))
         for metric, m in headline_metrics(test):

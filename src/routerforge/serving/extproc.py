@@ -21,6 +21,7 @@ Envoy's filter runs ``request_header_mode: SEND`` and ``request_body_mode: BUFFE
 Any failure answers a JSON error and the stream stays usable; prompt text never reaches a log, not even through
 an exception's message.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,22 @@ from envoy.type.v3 import http_status_pb2
 
 from ..errors import RouterforgeError
 from ..runtime.batcher import QueueFull, TooManyTexts
-from .api import (CHAT, CHAT_PATH, REQUEST_ID, ROUTE_HEADER, ApiError, bearer_matches, blocked, internal_error,
-                  overloaded, parse_json, too_large, unauthorised, unknown_model, validated)
+from .api import (
+    CHAT,
+    CHAT_PATH,
+    REQUEST_ID,
+    ROUTE_HEADER,
+    ApiError,
+    bearer_matches,
+    blocked,
+    internal_error,
+    overloaded,
+    parse_json,
+    too_large,
+    unauthorised,
+    unknown_model,
+    validated,
+)
 
 if TYPE_CHECKING:
     from .policy import Decision
@@ -56,20 +71,31 @@ GRPC_HEADROOM = 64 * 1024  # the headers and framing around a maximal body in on
 Decide = Callable[[dict], Awaitable["Decision"]]
 
 # Messages Envoy sends only when its filter asks for more than routing needs: acknowledged, nothing changed.
-_UNTOUCHED = {"response_headers": pb.HeadersResponse, "response_body": pb.BodyResponse,
-              "request_trailers": pb.TrailersResponse, "response_trailers": pb.TrailersResponse}
+_UNTOUCHED = {
+    "response_headers": pb.HeadersResponse,
+    "response_body": pb.BodyResponse,
+    "request_trailers": pb.TrailersResponse,
+    "response_trailers": pb.TrailersResponse,
+}
 # mode_override for requests that are not routed: no body. Response headers stay skipped, said explicitly
 # because Envoy reads an override's unset (DEFAULT) header mode as SEND.
-_SKIP_BODY = processing_mode_pb2.ProcessingMode(request_body_mode=processing_mode_pb2.ProcessingMode.NONE,
-                                                response_header_mode=processing_mode_pb2.ProcessingMode.SKIP)
+_SKIP_BODY = processing_mode_pb2.ProcessingMode(
+    request_body_mode=processing_mode_pb2.ProcessingMode.NONE,
+    response_header_mode=processing_mode_pb2.ProcessingMode.SKIP,
+)
 
 
 def _immediate(err: ApiError) -> pb.ProcessingResponse:
     """The error as a reply Envoy sends itself: the request never reaches a backend."""
     headers = {"content-type": "application/json"} | err.headers
-    return pb.ProcessingResponse(immediate_response=pb.ImmediateResponse(
-        status=http_status_pb2.HttpStatus(code=err.status), headers=pb.HeaderMutation(set_headers=_set(headers)),
-        body=json.dumps(err.body()).encode("utf-8"), details=f"routerforge_{err.code}"))
+    return pb.ProcessingResponse(
+        immediate_response=pb.ImmediateResponse(
+            status=http_status_pb2.HttpStatus(code=err.status),
+            headers=pb.HeaderMutation(set_headers=_set(headers)),
+            body=json.dumps(err.body()).encode("utf-8"),
+            details=f"routerforge_{err.code}",
+        )
+    )
 
 
 @dataclass
@@ -88,9 +114,15 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
     reload takes effect at once.
     """
 
-    def __init__(self, decide: Decide, *, route_header: str = ROUTE_HEADER, max_body_bytes: int = MAX_BODY_BYTES,
-                 backend_key: Callable[[str], str | None] = lambda name: None,
-                 auth_token: Callable[[], str | None] = lambda: None):
+    def __init__(
+        self,
+        decide: Decide,
+        *,
+        route_header: str = ROUTE_HEADER,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        backend_key: Callable[[str], str | None] = lambda name: None,
+        auth_token: Callable[[], str | None] = lambda: None,
+    ):
         self.decide, self.route_header, self.max_body_bytes = decide, route_header.lower(), max_body_bytes
         self.backend_key, self.auth_token = backend_key, auth_token
 
@@ -122,11 +154,20 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
             raise unauthorised()
         stream.routed = headers.get(":method") == "POST" and headers.get(":path", "").split("?")[0] == CHAT_PATH
         if stream.routed and message.end_of_stream:
-            raise ApiError(400, "request body is missing; send a chat completions JSON body",
-                           "invalid_request_error", "invalid_json")
+            raise ApiError(
+                400,
+                "request body is missing; send a chat completions JSON body",
+                "invalid_request_error",
+                "invalid_json",
+            )
         removed = [self.route_header] + (["authorization"] if token is not None else [])
-        response = pb.ProcessingResponse(request_headers=pb.HeadersResponse(response=pb.CommonResponse(
-            header_mutation=pb.HeaderMutation(remove_headers=removed), clear_route_cache=True)))
+        response = pb.ProcessingResponse(
+            request_headers=pb.HeadersResponse(
+                response=pb.CommonResponse(
+                    header_mutation=pb.HeaderMutation(remove_headers=removed), clear_route_cache=True
+                )
+            )
+        )
         if not stream.routed:
             response.mode_override.CopyFrom(_SKIP_BODY)
         return response
@@ -146,9 +187,15 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
             headers["authorization"] = f"Bearer {key}"
         else:
             removed.append("authorization")
-        return pb.ProcessingResponse(request_body=pb.BodyResponse(response=pb.CommonResponse(
-            header_mutation=pb.HeaderMutation(set_headers=_set(headers), remove_headers=removed),
-            body_mutation=pb.BodyMutation(body=body), clear_route_cache=True)))
+        return pb.ProcessingResponse(
+            request_body=pb.BodyResponse(
+                response=pb.CommonResponse(
+                    header_mutation=pb.HeaderMutation(set_headers=_set(headers), remove_headers=removed),
+                    body_mutation=pb.BodyMutation(body=body),
+                    clear_route_cache=True,
+                )
+            )
+        )
 
     async def _decide(self, body: dict, request_id: str) -> Decision:
         """The routed decision, or the ApiError the proxy would answer (a block, an unknown model, overload)."""
@@ -159,8 +206,15 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
         if decision.backend is None:  # an explicit model no backend serves; the client's string stays out of logs
             log.info("request %s: unknown model", request_id)
             raise unknown_model(decision.model, decision.headers())
-        log.info("request %s: model=%s backend=%s action=%s category=%s reasons=%r", request_id, decision.model,
-                 decision.backend, decision.action, decision.category, "; ".join(decision.reasons))
+        log.info(
+            "request %s: model=%s backend=%s action=%s category=%s reasons=%r",
+            request_id,
+            decision.model,
+            decision.backend,
+            decision.action,
+            decision.category,
+            "; ".join(decision.reasons),
+        )
         if decision.action == "block":
             raise blocked(decision)
         return decision
@@ -169,32 +223,62 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
 def _set(headers: dict[str, str]) -> list[base_pb2.HeaderValueOption]:
     """Header writes in ``raw_value``, the field Envoy reads since it started sending it."""
     overwrite = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
-    return [base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=k, raw_value=v.encode("utf-8")),
-                                       append_action=overwrite) for k, v in headers.items()]
+    return [
+        base_pb2.HeaderValueOption(
+            header=base_pb2.HeaderValue(key=k, raw_value=v.encode("utf-8")), append_action=overwrite
+        )
+        for k, v in headers.items()
+    ]
 
 
-async def start_extproc(decide: Decide, port: int, *, host: str = "127.0.0.1", route_header: str = ROUTE_HEADER,
-                        max_body_bytes: int = MAX_BODY_BYTES, backend_key: Callable[[str], str | None] = lambda n: None,
-                        auth_token: Callable[[], str | None] = lambda: None) -> tuple[grpc.aio.Server, int]:
+async def start_extproc(
+    decide: Decide,
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    route_header: str = ROUTE_HEADER,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    backend_key: Callable[[str], str | None] = lambda n: None,
+    auth_token: Callable[[], str | None] = lambda: None,
+) -> tuple[grpc.aio.Server, int]:
     """Start the gRPC server (``port=0``: any free port); returns it and the bound port."""
     limit = max_body_bytes + GRPC_HEADROOM
     # so_reuseport off: a second server on a taken port fails instead of silently sharing it
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
-                                      ("grpc.max_send_message_length", limit), ("grpc.so_reuseport", 0)])
-    pb_grpc.add_ExternalProcessorServicer_to_server(ExtProcServicer(
-        decide, route_header=route_header, max_body_bytes=max_body_bytes, backend_key=backend_key,
-        auth_token=auth_token), server)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    pb_grpc.add_ExternalProcessorServicer_to_server(
+        ExtProcServicer(
+            decide,
+            route_header=route_header,
+            max_body_bytes=max_body_bytes,
+            backend_key=backend_key,
+            auth_token=auth_token,
+        ),
+        server,
+    )
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:
-        raise RouterforgeError(f"cannot listen on {host}:{port}", hint="is another server there? pick a free "
-                                                                       "--port") from None
+        raise RouterforgeError(
+            f"cannot listen on {host}:{port}", hint="is another server there? pick a free --port"
+        ) from None
     await server.start()
     return server, bound
 
 
-async def serve_extproc(service: RouterService, port: int = PORT, host: str | None = None, *,
-                        route_header: str = ROUTE_HEADER, grace_s: float = 5.0) -> None:
+async def serve_extproc(
+    service: RouterService,
+    port: int = PORT,
+    host: str | None = None,
+    *,
+    route_header: str = ROUTE_HEADER,
+    grace_s: float = 5.0,
+) -> None:
     """Serve ``service`` until SIGINT/SIGTERM (open streams get ``grace_s``); SIGHUP reloads its bundle and
     config off the event loop, and a failed reload keeps the previous ones serving."""
 
@@ -204,9 +288,15 @@ async def serve_extproc(service: RouterService, port: int = PORT, host: str | No
 
     host = host or service.config.server.host
     async with service:
-        server, bound = await start_extproc(service.decide, port, host=host, route_header=route_header,
-                                            max_body_bytes=service.config.server.max_body_bytes,
-                                            backend_key=backend_key, auth_token=lambda: service.auth_token)
+        server, bound = await start_extproc(
+            service.decide,
+            port,
+            host=host,
+            route_header=route_header,
+            max_body_bytes=service.config.server.max_body_bytes,
+            backend_key=backend_key,
+            auth_token=lambda: service.auth_token,
+        )
         loop, stop = asyncio.get_running_loop(), asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)

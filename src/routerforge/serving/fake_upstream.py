@@ -10,6 +10,7 @@ It answers ``POST /v1/chat/completions`` with a completion naming the model it w
 ``stream`` is true), and records every request; ``status``, ``delay_s`` and ``chunk_delay_s`` make it fail,
 slow, or stream slowly.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,22 +40,38 @@ class FakeUpstream:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.status >= 400:
-            return JSONResponse({"error": {"message": "upstream failure", "type": "server_error", "code": None}},
-                                status_code=self.status)
+            return JSONResponse(
+                {"error": {"message": "upstream failure", "type": "server_error", "code": None}},
+                status_code=self.status,
+            )
         model = body.get("model")
         if body.get("stream"):
             return StreamingResponse(self._stream(model), media_type="text/event-stream")
-        return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": f"answer from {model}"}}],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4}}
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": f"answer from {model}"},
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4},
+        }
 
     async def _stream(self, model: str):
         for i in range(self.chunks):
             if i and self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)
-            chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model,
-                     "choices": [{"index": 0, "delta": {"content": f"part{i} "}, "finish_reason": None}]}
+            chunk = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [{"index": 0, "delta": {"content": f"part{i} "}, "finish_reason": None}],
+            }
             yield f"data: {json.dumps(chunk)}\n\n"
         yield "data: [DONE]\n\n"
 

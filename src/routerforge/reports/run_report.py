@@ -38,11 +38,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..io import atomic_directory
-from .calibration import expected_calibration_error, reliability_bins
+from ..evaluation.calibration import expected_calibration_error, reliability_bins
 from .document import Doc, fmt, not_run, render_html, render_markdown, slug, value_ci
-from .evaluate import request_latency
+from ..evaluation.evaluate import request_latency
 from .model_card import data_sources, headline_metrics, licence_of
-from .report import figure_png, plot_confusion_matrix, plot_roc_pr
+from .eval_report import figure_png, plot_confusion_matrix, plot_roc_pr
 from .run_contents import (
     PIPELINE_FILE,
     Evaluation,
@@ -50,11 +50,10 @@ from .run_contents import (
     data_report,
     discover_models,
     find_evaluation,
-    heads,
     pipeline_stages,
     read_json,
-    recorded_metrics,
 )
+from ..bundle import head_metrics, heads_of
 
 REPORT_DIR = "report"
 LATENCY_FILE = "latency.json"
@@ -112,7 +111,7 @@ def _figure(width: float, height: float, ncols: int = 1):
 def probabilities_before_scaling(p_after: np.ndarray, temperature: float) -> np.ndarray:
     """Probabilities at T=1 from served ones: ``p_after = softmax(z / T)``, so ``softmax(T * log p_after)``
     recovers ``softmax(z)`` (exact up to float clipping of tiny probabilities)."""
-    from ..runtime.engine import softmax
+    from ..numerics import softmax
 
     return softmax(np.log(np.clip(np.asarray(p_after, dtype=np.float64), 1e-300, None)) * temperature)
 
@@ -437,7 +436,7 @@ def _head_section(doc: Doc, run_dir: Path, model: ModelRun, task: str, evaluatio
     if model.info is None:
         doc.para(not_run(f"no model at {model.key}"))
         return
-    head = heads(model.info)[task]
+    head = heads_of(model.info)[task]
     calibration = (model.info.get("calibration") or {}).get(task) or {}
     if evaluation is None:
         doc.para(not_run("no evaluation: neither an eval stage output nor metrics in routerforge.json"))

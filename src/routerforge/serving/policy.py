@@ -19,6 +19,7 @@ Order of the rules (``docs/router-config.md`` has the details):
 5. Tools: keep those whose intent matches the last user message's predicted intent, at most ``top_k``.
 6. Reasoning: a category route's ``reasoning`` flag, sent in the model's style.
 """
+
 from __future__ import annotations
 
 import copy
@@ -54,9 +55,12 @@ class Decision:
 
     def headers(self) -> dict[str, str]:
         """``x-routerforge-*`` response headers (ASCII, reasons cut to a safe length)."""
-        headers = {"x-routerforge-model": self.model, "x-routerforge-action": self.action,
-                   "x-routerforge-category": self.category or "none",
-                   "x-routerforge-reasons": "; ".join(self.reasons)[:_HEADER_LIMIT]}
+        headers = {
+            "x-routerforge-model": self.model,
+            "x-routerforge-action": self.action,
+            "x-routerforge-category": self.category or "none",
+            "x-routerforge-reasons": "; ".join(self.reasons)[:_HEADER_LIMIT],
+        }
         if self.intent is not None:
             headers["x-routerforge-intent"] = self.intent
         if self.reasoning is not None:
@@ -69,8 +73,9 @@ class Decision:
 def _messages(request: dict) -> list[dict]:
     messages = request.get("messages") if isinstance(request, dict) else None
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-        raise RouterforgeError("request.messages must be a list of message objects",
-                               hint="send an OpenAI chat completions body")
+        raise RouterforgeError(
+            "request.messages must be a list of message objects", hint="send an OpenAI chat completions body"
+        )
     return messages
 
 
@@ -94,8 +99,13 @@ def texts_to_check(request: dict, config: RouterConfig) -> dict[TextKey, str]:
     messages = _messages(request)
     roles = {*config.checks.pii_roles, *config.checks.jailbreak_roles}
     last = _last_user(messages)
-    return {(i, part): text for i, message in enumerate(messages) if i == last or message.get("role") in roles
-            for part, text in _texts(message) if text.strip()}
+    return {
+        (i, part): text
+        for i, message in enumerate(messages)
+        if i == last or message.get("role") in roles
+        for part, text in _texts(message)
+        if text.strip()
+    }
 
 
 def _most_confident(found: list[LabelSignal | None]) -> LabelSignal | None:
@@ -109,8 +119,9 @@ def is_auto(model: str | None) -> bool:
     return model in (None, "", AUTO)
 
 
-def _route(requested: str | None, category: LabelSignal | None,
-           config: RouterConfig) -> tuple[str, CategoryRoute | None, str]:
+def _route(
+    requested: str | None, category: LabelSignal | None, config: RouterConfig
+) -> tuple[str, CategoryRoute | None, str]:
     """The model, the category route that chose it (if any), and the reason."""
     if not is_auto(requested):
         return requested, None, f"model={requested} requested"
@@ -183,13 +194,19 @@ def _kept_tools(tools: list, request: dict, intent: LabelSignal | None, config: 
     intents = [_tool_intent(tool, config) for tool in tools]
     matching = [i for i, found in enumerate(intents) if found == intent.label]
     unknown = [i for i, found in enumerate(intents) if found is None]
-    chosen = set((matching + unknown)[:settings.top_k])
+    chosen = set((matching + unknown)[: settings.top_k])
     kept = [tool for i, tool in enumerate(tools) if i in chosen]
     return kept, f"{seen}: tools kept {len(kept)}/{len(tools)}"
 
 
-def decide(signals: dict[TextKey, Signals], request: dict, config: RouterConfig, *, failed: bool = False,
-           target: str | None = None) -> Decision:
+def decide(
+    signals: dict[TextKey, Signals],
+    request: dict,
+    config: RouterConfig,
+    *,
+    failed: bool = False,
+    target: str | None = None,
+) -> Decision:
     """The decision for ``request`` given the Signals of the texts :func:`texts_to_check` named.
 
     ``failed``: classification raised (or timed out); ``fail_mode`` decides. ``target``: decide for this model
@@ -217,8 +234,17 @@ def decide(signals: dict[TextKey, Signals], request: dict, config: RouterConfig,
     backend_name = backend.name if backend is not None else None
 
     def block(block_reason: str) -> Decision:
-        return Decision(model, backend_name, None, "block", reasons, category and category.label,
-                        intent and intent.label, block_reason=block_reason, body=copy.deepcopy(request))
+        return Decision(
+            model,
+            backend_name,
+            None,
+            "block",
+            reasons,
+            category and category.label,
+            intent and intent.label,
+            block_reason=block_reason,
+            body=copy.deepcopy(request),
+        )
 
     if failed:
         reasons += ["classification_failed", f"fail_mode={config.fail_mode}"]
@@ -227,8 +253,9 @@ def decide(signals: dict[TextKey, Signals], request: dict, config: RouterConfig,
         body = copy.deepcopy(request)
         body["model"] = model
         tools = body.get("tools")
-        return Decision(model, backend_name, None, "route", reasons,
-                        tools=tools if isinstance(tools, list) else None, body=body)
+        return Decision(
+            model, backend_name, None, "route", reasons, tools=tools if isinstance(tools, list) else None, body=body
+        )
 
     reasons += [f"truncated messages[{key[0]}]" for key in texts if (found := signals.get(key)) and found.truncated]
 
@@ -250,8 +277,10 @@ def decide(signals: dict[TextKey, Signals], request: dict, config: RouterConfig,
             threshold, hit = settings.threshold, signal.p_jailbreak >= settings.threshold
         if hit:
             flagged = True
-            reasons.append(f"jailbreak p={signal.p_jailbreak:.2f}>={threshold:.2f} messages[{key[0]}]"
-                           + (" allowed" if settings.action == "allow" else ""))
+            reasons.append(
+                f"jailbreak p={signal.p_jailbreak:.2f}>={threshold:.2f} messages[{key[0]}]"
+                + (" allowed" if settings.action == "allow" else "")
+            )
     if unchecked:
         reasons.append(f"jailbreak signal missing: {config.missing_signals.jailbreak}")
         if config.missing_signals.jailbreak == "block":
@@ -307,5 +336,15 @@ def decide(signals: dict[TextKey, Signals], request: dict, config: RouterConfig,
     if reasoning is not None:
         reasons.append(_set_reasoning(body, config.reasoning_style(model), reasoning, config.reasoning))
     action = "redact" if found_spans and policy.action == "redact" else "route"
-    return Decision(model, backend_name, reasoning, action, reasons, category and category.label,
-                    intent and intent.label, tools, None, body)
+    return Decision(
+        model,
+        backend_name,
+        reasoning,
+        action,
+        reasons,
+        category and category.label,
+        intent and intent.label,
+        tools,
+        None,
+        body,
+    )

@@ -251,3 +251,28 @@ def write_report(output_dir: str | os.PathLike, metrics: dict, *, title: str,
         lines += [f"## {heading}", "", body.rstrip(), ""]
     lines += ["All numbers, including bootstrap settings: [metrics.json](metrics.json)", ""]
     _atomic_write(out / "report.md", "\n".join(lines).encode())
+
+
+PREDICTIONS_FILE = "predictions.jsonl"
+
+
+def write_evaluation(output: str | os.PathLike, metrics: dict, *, title: str, sections: dict[str, str],
+                     predictions: list[dict], jailbreak_scores: tuple[list, list] | None = None) -> Path:
+    """One head's evaluation as a directory: ``metrics.json``, ``report.md``, ``predictions.jsonl`` (row hashes,
+    gold, predicted, served probabilities; no text) and its plots. Written atomically: no stale plots from an
+    earlier report, nothing half-written; a directory that is not an earlier report is not replaced."""
+    from ..io import atomic_directory, refuse_to_replace
+
+    target = Path(output)
+    refuse_to_replace(target, markers=("metrics.json",))
+    with atomic_directory(target) as out:
+        if "classification" in metrics:
+            c = metrics["classification"]
+            plot_confusion_matrix(np.array(c["confusion_matrix"]), c["confusion_matrix_labels"],
+                                  out / "confusion.png")
+        if jailbreak_scores is not None:
+            plot_roc_pr(*jailbreak_scores, out / "roc_pr.png")
+        (out / PREDICTIONS_FILE).write_text("".join(json.dumps(row) + "\n" for row in predictions),
+                                            encoding="utf-8")
+        write_report(out, metrics, title=title, extra_sections=sections)
+    return target

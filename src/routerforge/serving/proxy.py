@@ -30,6 +30,7 @@ Choices worth knowing:
 - ``/readyz`` answers 200 while the batcher runs; ``serve`` loads the bundle before it binds the port, and a
   reload keeps serving the old bundle until the new one is loaded.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -52,8 +53,23 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import RouterforgeError
 from ..runtime.batcher import QueueFull, TooManyTexts
-from .api import (CHAT, CHAT_PATH, REQUEST_ID, RETRY, ROUTE_HEADER, ApiError, bearer_matches, blocked,
-                  internal_error, overloaded, parse_json, too_large, unauthorised, unknown_model, validated)
+from .api import (
+    CHAT,
+    CHAT_PATH,
+    REQUEST_ID,
+    RETRY,
+    ROUTE_HEADER,
+    ApiError,
+    bearer_matches,
+    blocked,
+    internal_error,
+    overloaded,
+    parse_json,
+    too_large,
+    unauthorised,
+    unknown_model,
+    validated,
+)
 from .config import AUTO
 from .policy import Decision, is_auto
 from .service import Checked, RouterService
@@ -75,7 +91,7 @@ class _ClassifyRequest(BaseModel):
     texts: list[str] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
-    def _one_of(self) -> "_ClassifyRequest":
+    def _one_of(self) -> _ClassifyRequest:
         if (self.text is None) == (self.texts is None):
             raise ValueError("send exactly one of 'text' (a string) or 'texts' (a list of strings)")
         return self
@@ -98,6 +114,7 @@ async def _read_json(request: Request, limit: int) -> object:
 
 
 # -- app -------------------------------------------------------------------------------------------------------
+
 
 def create_app(service: RouterService) -> FastAPI:
     """The proxy over ``service``; its lifespan starts the batcher and the shared upstream client."""
@@ -146,8 +163,10 @@ def create_app(service: RouterService) -> FastAPI:
     async def models():
         config = service.config
         data = [{"id": AUTO, "object": "model", "created": 0, "owned_by": "routerforge"}]
-        data += [{"id": model, "object": "model", "created": 0, "owned_by": config.backend_for(model).name}
-                 for model in config.served_models()]
+        data += [
+            {"id": model, "object": "model", "created": 0, "owned_by": config.backend_for(model).name}
+            for model in config.served_models()
+        ]
         return {"object": "list", "data": data}
 
     @app.post("/v1/classify", dependencies=guarded)
@@ -160,8 +179,9 @@ def create_app(service: RouterService) -> FastAPI:
             raise overloaded(err) from None
         except Exception as err:  # noqa: BLE001
             log.warning("classification failed (%s)", type(err).__name__)
-            raise ApiError(503, "classification failed; try again", "server_error", "classification_failed",
-                           dict(RETRY)) from None
+            raise ApiError(
+                503, "classification failed; try again", "server_error", "classification_failed", dict(RETRY)
+            ) from None
         if body.text is not None:
             return signals[0].to_dict()
         return {"results": [s.to_dict() for s in signals]}
@@ -191,16 +211,22 @@ def create_app(service: RouterService) -> FastAPI:
         except RouterforgeError as err:
             raise ApiError(500, str(err), "server_error", "reload_failed") from None
         router = service.router
-        return {"status": "reloaded", "bundle": str(service.bundle_path), "config": str(service.config_path),
-                "backend": getattr(router, "backend_name", None)}
+        return {
+            "status": "reloaded",
+            "bundle": str(service.bundle_path),
+            "config": str(service.config_path),
+            "backend": getattr(router, "backend_name", None),
+        }
 
     return app
 
 
 # -- upstream --------------------------------------------------------------------------------------------------
 
-async def _forward(request: Request, service: RouterService, checked: Checked, decision: Decision,
-                   stream: bool) -> Response:
+
+async def _forward(
+    request: Request, service: RouterService, checked: Checked, decision: Decision, stream: bool
+) -> Response:
     """Send the decided body to the model's backend, then along its fallback chain on failure."""
     client: httpx.AsyncClient = request.app.state.client
     metrics, request_id = service.metrics, request.state.request_id
@@ -213,8 +239,13 @@ async def _forward(request: Request, service: RouterService, checked: Checked, d
         headers = {"x-request-id": request_id}
         if key := backend.api_key():
             headers["authorization"] = f"Bearer {key}"
-        upstream = client.build_request("POST", f"{backend.base_url.rstrip('/')}/chat/completions",
-                                        json=attempt.body, headers=headers, timeout=backend.timeout_s)
+        upstream = client.build_request(
+            "POST",
+            f"{backend.base_url.rstrip('/')}/chat/completions",
+            json=attempt.body,
+            headers=headers,
+            timeout=backend.timeout_s,
+        )
         started = time.perf_counter()
         try:
             response = await client.send(upstream, stream=True)
@@ -225,8 +256,13 @@ async def _forward(request: Request, service: RouterService, checked: Checked, d
                     await response.aclose()
         except httpx.TimeoutException:
             metrics.upstream_errors.labels(backend.name, "timeout").inc()
-            raise ApiError(504, f"backend {backend.name} did not answer within {backend.timeout_s:g} s",
-                           "server_error", "upstream_timeout", attempt.headers()) from None
+            raise ApiError(
+                504,
+                f"backend {backend.name} did not answer within {backend.timeout_s:g} s",
+                "server_error",
+                "upstream_timeout",
+                attempt.headers(),
+            ) from None
         except httpx.TransportError as err:
             metrics.upstream_errors.labels(backend.name, "connect").inc()
             failures.append(f"{backend.name} unreachable")
@@ -243,10 +279,19 @@ async def _forward(request: Request, service: RouterService, checked: Checked, d
         headers = attempt.headers() | {ROUTE_HEADER: backend.name}
         if stream:
             return _Relay(response, request_id, headers)
-        return Response(response.content, status_code=response.status_code,
-                        media_type=response.headers.get("content-type"), headers=headers)
-    raise ApiError(502, f"no backend could answer: {'; '.join(failures)}", "server_error",
-                   "upstream_unavailable", decision.headers())
+        return Response(
+            response.content,
+            status_code=response.status_code,
+            media_type=response.headers.get("content-type"),
+            headers=headers,
+        )
+    raise ApiError(
+        502,
+        f"no backend could answer: {'; '.join(failures)}",
+        "server_error",
+        "upstream_unavailable",
+        decision.headers(),
+    )
 
 
 class _Relay(StreamingResponse):
@@ -255,8 +300,12 @@ class _Relay(StreamingResponse):
     response would hold one of the shared client's pooled connections for good."""
 
     def __init__(self, upstream: httpx.Response, request_id: str, headers: dict[str, str]):
-        super().__init__(self._chunks(upstream, request_id), status_code=upstream.status_code,
-                         media_type=upstream.headers.get("content-type"), headers=headers)
+        super().__init__(
+            self._chunks(upstream, request_id),
+            status_code=upstream.status_code,
+            media_type=upstream.headers.get("content-type"),
+            headers=headers,
+        )
         self.upstream = upstream
 
     @staticmethod
@@ -275,6 +324,7 @@ class _Relay(StreamingResponse):
 
 
 # -- request context: id, metrics, one log line ------------------------------------------------------------------
+
 
 class _RequestContext:
     """Pure ASGI middleware (streamed bodies pass through untouched): ``x-request-id`` on every response, the
@@ -315,28 +365,51 @@ class _RequestContext:
             decision: Decision | None = scope["state"].get("decision")
             outcome = ""
             if decision is not None:
-                outcome = (f" model={decision.model} action={decision.action} category={decision.category} "
-                           f"reasons={'; '.join(decision.reasons)!r}")
-            log.info("request %s %s %s status=%s latency_ms=%.1f%s", request_id, scope["method"], endpoint, status,
-                     elapsed * 1000, outcome)
+                outcome = (
+                    f" model={decision.model} action={decision.action} category={decision.category} "
+                    f"reasons={'; '.join(decision.reasons)!r}"
+                )
+            log.info(
+                "request %s %s %s status=%s latency_ms=%.1f%s",
+                request_id,
+                scope["method"],
+                endpoint,
+                status,
+                elapsed * 1000,
+                outcome,
+            )
 
 
 # -- serve -------------------------------------------------------------------------------------------------------
 
-def serve(bundle: str | Path | None, config_path: str | Path, host: str | None = None, port: int | None = None,
-          *, backend: str | None = None, threads: int | None = None,
-          log_level: Literal["debug", "info", "warning"] = "info") -> None:
+
+def serve(
+    bundle: str | Path | None,
+    config_path: str | Path,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    backend: str | None = None,
+    threads: int | None = None,
+    log_level: Literal["debug", "info", "warning"] = "info",
+) -> None:
     """Load, then serve until SIGINT/SIGTERM (graceful: in-flight requests finish); SIGHUP reloads."""
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
     service = RouterService.load(bundle, config_path, backend=backend, threads=threads)
     logging_config = json.loads(json.dumps(LOGGING_CONFIG))
-    logging_config["loggers"]["routerforge"] = {"handlers": ["default"], "level": log_level.upper(),
-                                                "propagate": False}
-    server = uvicorn.Server(uvicorn.Config(create_app(service), host=host or service.config.server.host,
-                                           port=port or service.config.server.port, log_config=logging_config,
-                                           log_level=log_level, access_log=False))
+    logging_config["loggers"]["routerforge"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(service),
+            host=host or service.config.server.host,
+            port=port or service.config.server.port,
+            log_config=logging_config,
+            log_level=log_level,
+            access_log=False,
+        )
+    )
 
     async def main() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.reload_on_signal)

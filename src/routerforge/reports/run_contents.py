@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..bundle import INFO_FILE, head_data, head_metrics, heads_of, is_bundle
 from .document import not_run
-from .evaluate import PREDICTIONS_FILE
+from .eval_report import PREDICTIONS_FILE
 
 PIPELINE_FILE = "pipeline.json"
 
@@ -30,7 +31,7 @@ class ModelRun:
 
     @property
     def is_bundle(self) -> bool:
-        return bool(self.info) and "heads" in self.info
+        return bool(self.info) and is_bundle(self.info)
 
 
 @dataclass
@@ -48,12 +49,6 @@ def read_json(path: Path) -> Any:
         return None
 
 
-def heads(info: dict) -> dict:
-    from ..runtime.engine import heads_of
-
-    return heads_of(info)
-
-
 def discover_models(run_dir: Path, config) -> list[ModelRun]:
     """Per-task models (``models/*``) and the bundle, plus those the config's training mode expects but the run
     directory lacks (shown as "not run")."""
@@ -63,33 +58,21 @@ def discover_models(run_dir: Path, config) -> list[ModelRun]:
     models_dir = run_dir / "models"
     if models_dir.is_dir():
         for child in sorted(models_dir.iterdir()):
-            info = read_json(child / "routerforge.json") if child.is_dir() else None
+            info = read_json(child / INFO_FILE) if child.is_dir() else None
             if isinstance(info, dict):
-                found[f"models/{child.name}"] = ModelRun(f"models/{child.name}", child, info, list(heads(info)))
+                found[f"models/{child.name}"] = ModelRun(f"models/{child.name}", child, info, list(heads_of(info)))
     if mode in ("per-task", "both"):
         for task in tasks:
             if not any(task in m.tasks for m in found.values()):
                 found[f"models/{task}"] = ModelRun(f"models/{task}", models_dir / task, None, [task])
-    bundle_info = read_json(run_dir / "bundle" / "routerforge.json")
+    bundle_info = read_json(run_dir / "bundle" / INFO_FILE)
     if isinstance(bundle_info, dict):
-        found["bundle"] = ModelRun("bundle", run_dir / "bundle", bundle_info, list(heads(bundle_info)))
+        found["bundle"] = ModelRun("bundle", run_dir / "bundle", bundle_info, list(heads_of(bundle_info)))
     elif mode in ("multitask", "both"):
         found["bundle"] = ModelRun("bundle", run_dir / "bundle", None, tasks)
     order = {t: i for i, t in enumerate(tasks)}
     return sorted(found.values(), key=lambda m: (m.key == "bundle", min((order.get(t, 99) for t in m.tasks),
                                                                        default=99), m.key))
-
-
-def task_data(info: dict, task: str) -> dict:
-    """The data record of one head: a bundle keeps one per task, a per-task model just its own."""
-    data = info.get("data") or {}
-    return (data.get(task) or {}) if "heads" in info else data
-
-
-def recorded_metrics(info: dict, task: str) -> dict:
-    """The test metrics training recorded for one head (bundle: per task; per-task model: its own)."""
-    metrics = info.get("metrics") or {}
-    return (metrics.get(task) or {}) if "heads" in info else metrics
 
 
 def _read_predictions(path: Path) -> list[dict] | None:
@@ -127,7 +110,7 @@ def find_evaluation(run_dir: Path, model: ModelRun, task: str) -> Evaluation | N
         where = (metrics.get("evaluated_on") or {}).get("split") or "given data"
         return Evaluation(metrics, f"eval stage ({where} split): {directory.relative_to(run_dir)}",
                           _read_predictions(directory / PREDICTIONS_FILE), directory)
-    recorded = recorded_metrics(model.info or {}, task).get("test")
+    recorded = head_metrics(model.info or {}, task).get("test")
     if recorded and "error" not in recorded:
         return Evaluation(recorded, "test split, scored at training time (routerforge.json); eval stage not run")
     return None
@@ -142,7 +125,7 @@ def data_report(run_dir: Path, models: list[ModelRun], task: str) -> tuple[dict,
         return doc, {}
     for model in models:
         if model.info and task in model.tasks:
-            data = task_data(model.info, task)
+            data = head_data(model.info, task)
             return data.get("report") or {}, data.get("manifest") or {}
     return {}, {}
 

@@ -39,6 +39,7 @@ runtime that same one; a model without the key was trained on raw text and gets 
 Case is kept otherwise (an uncased tokenizer lowercases). Clean text takes a fast path (``index`` None).
 PII spans found in the normalised text are mapped back with :meth:`Normalised.to_original`.
 """
+
 from __future__ import annotations
 
 import re
@@ -84,8 +85,11 @@ def normaliser_for(info: dict, override: str | None = None) -> Callable[[str], N
     """The normaliser a model was trained with (``info["normalisation"]``; absent: identity), or ``override``."""
     name = override or info.get("normalisation") or "identity"
     if name not in NORMALISERS:
-        raise RouterforgeError(f"unknown normalisation {name!r}", source="routerforge.json",
-                               hint=f"choose one of {', '.join(NORMALISERS)}, or upgrade routerforge")
+        raise RouterforgeError(
+            f"unknown normalisation {name!r}",
+            source="routerforge.json",
+            hint=f"choose one of {', '.join(NORMALISERS)}, or upgrade routerforge",
+        )
     return NORMALISERS[name]
 
 
@@ -145,7 +149,8 @@ def _per_char(text: str) -> tuple[str, list[int] | None]:
 _LETTER = r"(?<![^\W_])[^\W\d_](?![^\W_])"  # a letter with no letter or digit either side
 _SPACED = re.compile(  # a phrase: runs of letters, each run with one separator, runs apart by a wider gap
     rf"{_LETTER}(?P<space> ){_LETTER}(?: {_LETTER})*(?:[ \t]{{2,}}{_LETTER}(?: {_LETTER})*)*"
-    rf"|{_LETTER}(?P<mark>[.\-_*]){_LETTER}(?:(?P=mark){_LETTER})*(?:[ \t]+{_LETTER}(?:(?P=mark){_LETTER})*)*")
+    rf"|{_LETTER}(?P<mark>[.\-_*]){_LETTER}(?:(?P=mark){_LETTER})*(?:[ \t]+{_LETTER}(?:(?P=mark){_LETTER})*)*"
+)
 # the two inner letters of any run long enough to join: a cheap test that skips the search above in most text
 _SPACED_HINT = re.compile(r"[ .\-_*][^\W\d_][ .\-_*][^\W\d_][ .\-_*]")
 MIN_SPACED = 4
@@ -173,8 +178,8 @@ def _join_spaced(chars: str, index: list[int] | None) -> tuple[str, list[int] | 
             continue
         if index is None:
             index = list(range(len(chars)))
-        out.append(chars[pos:m.start()])
-        kept.extend(index[pos:m.start()])
+        out.append(chars[pos : m.start()])
+        kept.extend(index[pos : m.start()])
         for k, (start, end) in enumerate(runs):
             if k:  # the gap before this run becomes one space: its first character
                 out.append(" ")
@@ -192,19 +197,74 @@ def _join_spaced(chars: str, index: list[int] | None) -> tuple[str, list[int] | 
 
 # -- step 3: homoglyphs -----------------------------------------------------------------------------------
 
-HOMOGLYPHS = str.maketrans({
-    # Cyrillic
-    "а": "a", "е": "e", "һ": "h", "і": "i", "ј": "j", "ӏ": "l", "о": "o", "р": "p", "ԛ": "q",
-    "с": "c", "ѕ": "s", "ԁ": "d", "у": "y", "х": "x", "ԝ": "w",
-    "А": "A", "В": "B", "Е": "E", "Н": "H", "І": "I", "Ј": "J", "К": "K", "М": "M", "О": "O", "Р": "P",
-    "Ԛ": "Q", "С": "C", "Ѕ": "S", "Т": "T", "У": "Y", "Х": "X", "Ԝ": "W", "Ӏ": "I",
-    # Greek
-    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
-    "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "α": "a", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p",
-    "υ": "u",
-    # Armenian and Latin extensions
-    "օ": "o", "ս": "u", "ց": "g", "ı": "i", "ɑ": "a", "ɡ": "g", "ʏ": "y",
-})
+HOMOGLYPHS = str.maketrans(
+    {
+        # Cyrillic
+        "а": "a",
+        "е": "e",
+        "һ": "h",
+        "і": "i",
+        "ј": "j",
+        "ӏ": "l",
+        "о": "o",
+        "р": "p",
+        "ԛ": "q",
+        "с": "c",
+        "ѕ": "s",
+        "ԁ": "d",
+        "у": "y",
+        "х": "x",
+        "ԝ": "w",
+        "А": "A",
+        "В": "B",
+        "Е": "E",
+        "Н": "H",
+        "І": "I",
+        "Ј": "J",
+        "К": "K",
+        "М": "M",
+        "О": "O",
+        "Р": "P",
+        "Ԛ": "Q",
+        "С": "C",
+        "Ѕ": "S",
+        "Т": "T",
+        "У": "Y",
+        "Х": "X",
+        "Ԝ": "W",
+        "Ӏ": "I",
+        # Greek
+        "Α": "A",
+        "Β": "B",
+        "Ε": "E",
+        "Ζ": "Z",
+        "Η": "H",
+        "Ι": "I",
+        "Κ": "K",
+        "Μ": "M",
+        "Ν": "N",
+        "Ο": "O",
+        "Ρ": "P",
+        "Τ": "T",
+        "Υ": "Y",
+        "Χ": "X",
+        "α": "a",
+        "ι": "i",
+        "κ": "k",
+        "ν": "v",
+        "ο": "o",
+        "ρ": "p",
+        "υ": "u",
+        # Armenian and Latin extensions
+        "օ": "o",
+        "ս": "u",
+        "ց": "g",
+        "ı": "i",
+        "ɑ": "a",
+        "ɡ": "g",
+        "ʏ": "y",
+    }
+)
 _LOOKALIKE_WORD = re.compile("(?<!\\w)\\w*[" + "".join(chr(c) for c in HOMOGLYPHS) + "]\\w*")
 _ASCII_LETTER = re.compile("[A-Za-z]")
 
@@ -233,8 +293,7 @@ def _unleet_word(m: re.Match) -> str:
     word = m.group()
     letters = [c for c in word if c.isalpha()]
     digits = [c for c in word if c.isdigit()]
-    if (len(letters) < 2 or not digits or any(d not in LEET for d in digits)
-            or _NUMBER_AND_LETTERS.fullmatch(word)):
+    if len(letters) < 2 or not digits or any(d not in LEET for d in digits) or _NUMBER_AND_LETTERS.fullmatch(word):
         return word
     return word.translate(_UNLEET_UPPER if all(c.isupper() for c in letters) else _UNLEET)
 
@@ -246,8 +305,12 @@ def _fold_leet(chars: str) -> str:
 
 
 def _robust(text: str, *, leet: bool) -> Normalised:
-    if text.isascii() and not _NOT_PLAIN.search(text) and not _SPACED_HINT.search(text) and not (
-            leet and _LEET_HINT.search(text)):
+    if (
+        text.isascii()
+        and not _NOT_PLAIN.search(text)
+        and not _SPACED_HINT.search(text)
+        and not (leet and _LEET_HINT.search(text))
+    ):
         return Normalised(text, text)
     chars, index = _join_spaced(*_per_char(text))
     chars = _fold_homoglyphs(chars)
@@ -269,4 +332,7 @@ def normalise_v1(text: str) -> Normalised:
 
 
 NORMALISERS: dict[str, Callable[[str], Normalised]] = {
-    "identity": identity, "robust-v1": normalise_v1, CURRENT: normalise}
+    "identity": identity,
+    "robust-v1": normalise_v1,
+    CURRENT: normalise,
+}

@@ -8,6 +8,7 @@ no transformers). Every field is documented in ``docs/router-config.md``.
 >>> config.backend_for("qwen3-8b").base_url
 'http://localhost:8000/v1'
 """
+
 from __future__ import annotations
 
 import os
@@ -53,8 +54,9 @@ class BackendConfig(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$", description="unique name; fallbacks and logs refer to it")
     base_url: str = Field(pattern=r"^https?://", description="API root, e.g. http://localhost:8000/v1")
-    api_key_env: str | None = Field(None, description="environment variable holding the API key (sent as Bearer); "
-                                                      "null: no Authorization header")
+    api_key_env: str | None = Field(
+        None, description="environment variable holding the API key (sent as Bearer); null: no Authorization header"
+    )
     models: list[str] = Field(min_length=1, description="model names this backend serves, as sent in 'model'")
     timeout_s: float = Field(60, gt=0, description="seconds to wait for the backend's response")
     fallback: str | None = Field(None, description="backend tried next on connection errors and 5xx responses")
@@ -63,8 +65,10 @@ class BackendConfig(_Strict):
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
         if value is not None and not _ENV_NAME.match(value):
-            raise ValueError(f"{value!r} is not an environment variable name; give the NAME (e.g. OPENAI_API_KEY), "
-                             "never the key itself")
+            raise ValueError(
+                f"{value!r} is not an environment variable name; give the NAME (e.g. OPENAI_API_KEY), "
+                "never the key itself"
+            )
         return value
 
     @field_validator("models")
@@ -84,8 +88,9 @@ class BackendConfig(_Strict):
 class CategoryRoute(_Strict):
     """Where one category's requests go."""
 
-    model_scores: dict[str, float] = Field(min_length=1, description="model -> score; the highest score wins "
-                                                                     "(ties: the first listed)")
+    model_scores: dict[str, float] = Field(
+        min_length=1, description="model -> score; the highest score wins (ties: the first listed)"
+    )
     reasoning: bool = Field(False, description="turn the model's reasoning (thinking) on for this category")
 
     @field_validator("model_scores")
@@ -103,45 +108,69 @@ class CategoryRoute(_Strict):
 class ReasoningConfig(_Strict):
     """How a category's ``reasoning`` flag reaches each model."""
 
-    styles: dict[str, ReasoningStyle] = Field(default_factory=dict, description=(
-        "model -> qwen3 (chat_template_kwargs.enable_thinking) | openai (reasoning_effort) | none (nothing sent); "
-        "models not listed get a style from their name (qwen3* -> qwen3, o1/o3/o4/gpt-5 -> openai, else none)"))
+    styles: dict[str, ReasoningStyle] = Field(
+        default_factory=dict,
+        description=(
+            "model -> qwen3 (chat_template_kwargs.enable_thinking) | openai (reasoning_effort) | none (nothing sent); "
+            "models not listed get a style from their name (qwen3* -> qwen3, o1/o3/o4/gpt-5 -> openai, else none)"
+        ),
+    )
     effort_on: Literal["minimal", "low", "medium", "high"] = Field(
-        "high", description="openai style: reasoning_effort sent when the category's reasoning is on")
+        "high", description="openai style: reasoning_effort sent when the category's reasoning is on"
+    )
     effort_off: Literal["minimal", "low", "medium", "high"] | None = Field(
-        "low", description="openai style: reasoning_effort sent when it is off (null: leave the model's default)")
+        "low", description="openai style: reasoning_effort sent when it is off (null: leave the model's default)"
+    )
 
 
 class PiiPolicy(_Strict):
     """What to do with PII found in the checked messages."""
 
-    action: Literal["block", "redact", "allow"] = Field("redact", description=(
-        "block: refuse the request; redact: replace each span with <ENTITY_TYPE>; allow: forward as is"))
-    allowed_types: list[str] = Field(default_factory=list, description=(
-        "entity types always let through (case-insensitive), e.g. [GPE]; types unknown to the model are fine"))
+    action: Literal["block", "redact", "allow"] = Field(
+        "redact",
+        description=("block: refuse the request; redact: replace each span with <ENTITY_TYPE>; allow: forward as is"),
+    )
+    allowed_types: list[str] = Field(
+        default_factory=list,
+        description=(
+            "entity types always let through (case-insensitive), e.g. [GPE]; types unknown to the model are fine"
+        ),
+    )
     threshold: float = Field(0.5, ge=0, le=1, description="spans scoring below this are ignored")
 
 
 class PiiConfig(_Strict):
     default: PiiPolicy = Field(default_factory=PiiPolicy, description="policy for every model not in models")
-    models: dict[str, PiiPolicy] = Field(default_factory=dict, description=(
-        "model -> its own policy (e.g. stricter for an external API)"))
+    models: dict[str, PiiPolicy] = Field(
+        default_factory=dict, description=("model -> its own policy (e.g. stricter for an external API)")
+    )
 
 
 class ChecksConfig(_Strict):
     """Which messages each check reads (the category and intent always come from the last user message)."""
 
-    pii_roles: list[Role] = Field(["system", "developer", "user", "tool", "function"], description=(
-        "roles whose text is checked for PII and redacted"))
-    jailbreak_roles: list[Role] = Field(["user", "tool", "function"], description=(
-        "roles whose text is checked for jailbreaks (tool results carry indirect prompt injections)"))
+    pii_roles: list[Role] = Field(
+        ["system", "developer", "user", "tool", "function"],
+        description=("roles whose text is checked for PII and redacted"),
+    )
+    jailbreak_roles: list[Role] = Field(
+        ["user", "tool", "function"],
+        description=("roles whose text is checked for jailbreaks (tool results carry indirect prompt injections)"),
+    )
 
 
 class JailbreakConfig(_Strict):
-    action: Literal["block", "allow"] = Field("block", description="block: refuse flagged requests; allow: only "
-                                                                   "record the reason")
-    threshold: float | None = Field(None, ge=0, le=1, description=(
-        "flag when p_jailbreak >= this; null: the bundle's calibrated threshold (Signals.jailbreak.flagged)"))
+    action: Literal["block", "allow"] = Field(
+        "block", description="block: refuse flagged requests; allow: only record the reason"
+    )
+    threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=(
+            "flag when p_jailbreak >= this; null: the bundle's calibrated threshold (Signals.jailbreak.flagged)"
+        ),
+    )
 
 
 class ToolsConfig(_Strict):
@@ -150,11 +179,16 @@ class ToolsConfig(_Strict):
     enabled: bool = Field(True, description="filter the request's tools; false: forward them untouched")
     top_k: int = Field(3, ge=1, description="keep at most this many tools")
     min_confidence: float = Field(0.0, ge=0, le=1, description="below this intent confidence all tools are kept")
-    map: dict[str, str] = Field(default_factory=dict, description=(
-        "tool (function) name -> intent; checked before the rule table"))
-    rules: str | None = Field(None, description=(
-        "intent rule table YAML (as for training; relative to this file); null: the built-in table. Use the "
-        "table the intent model was trained with"))
+    map: dict[str, str] = Field(
+        default_factory=dict, description=("tool (function) name -> intent; checked before the rule table")
+    )
+    rules: str | None = Field(
+        None,
+        description=(
+            "intent rule table YAML (as for training; relative to this file); null: the built-in table. Use the "
+            "table the intent model was trained with"
+        ),
+    )
     _rules: IntentRules | None = PrivateAttr(None)
 
     def model_post_init(self, __context: Any) -> None:
@@ -178,11 +212,13 @@ class MissingSignalsConfig(_Strict):
     """What the policy does when the bundle lacks a head (guard-only bundles) or a text has no signals."""
 
     category: Literal["default_model"] = Field("default_model", description="route to default_model")
-    intent: Literal["keep_all_tools", "drop_all_tools"] = Field("keep_all_tools", description=(
-        "keep_all_tools: forward the tools unfiltered; drop_all_tools: remove them"))
+    intent: Literal["keep_all_tools", "drop_all_tools"] = Field(
+        "keep_all_tools", description=("keep_all_tools: forward the tools unfiltered; drop_all_tools: remove them")
+    )
     pii: Literal["no_action", "block"] = Field("no_action", description="no_action: forward; block: refuse")
-    jailbreak: Literal["not_checked", "block"] = Field("not_checked", description=(
-        "not_checked: forward; block: refuse"))
+    jailbreak: Literal["not_checked", "block"] = Field(
+        "not_checked", description=("not_checked: forward; block: refuse")
+    )
 
 
 class ServerConfig(_Strict):
@@ -194,10 +230,15 @@ class ServerConfig(_Strict):
     max_wait_ms: float = Field(2.0, ge=0, description="how long a batch waits to fill before it runs")
     queue_size: int = Field(256, ge=1, description="texts waiting for classification; beyond it requests get 429")
     max_body_bytes: int = Field(1_000_000, ge=1, description="larger request bodies get 413")
-    auth_token_env: str | None = Field(None, description=(
-        "environment variable holding the token clients must send as 'Authorization: Bearer'; null: no auth"))
-    classify_timeout_s: float = Field(5.0, gt=0, description="classification slower than this counts as failed "
-                                                              "(fail_mode applies)")
+    auth_token_env: str | None = Field(
+        None,
+        description=(
+            "environment variable holding the token clients must send as 'Authorization: Bearer'; null: no auth"
+        ),
+    )
+    classify_timeout_s: float = Field(
+        5.0, gt=0, description="classification slower than this counts as failed (fail_mode applies)"
+    )
 
     @field_validator("auth_token_env")
     @classmethod
@@ -210,22 +251,27 @@ class ServerConfig(_Strict):
 class RouterConfig(_Strict):
     """The whole router: which backends serve which models, and the policy that picks one per request."""
 
-    bundle: str | None = Field(None, description="serving bundle directory (relative to this file); the CLI's "
-                                                 "BUNDLE argument wins")
+    bundle: str | None = Field(
+        None, description="serving bundle directory (relative to this file); the CLI's BUNDLE argument wins"
+    )
     backends: list[BackendConfig] = Field(min_length=1, description="the OpenAI-compatible servers")
     default_model: str = Field(description="used when the category is unknown, unsure or missing")
     categories: dict[str, CategoryRoute] = Field(default_factory=dict, description="category label -> route")
-    category_threshold: float = Field(0.5, ge=0, le=1, description="below this category confidence the default "
-                                                                   "model is used")
+    category_threshold: float = Field(
+        0.5, ge=0, le=1, description="below this category confidence the default model is used"
+    )
     reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig, description="reasoning style per model")
     pii: PiiConfig = Field(default_factory=PiiConfig, description="PII policy: default and per model")
     jailbreak: JailbreakConfig = Field(default_factory=JailbreakConfig, description="jailbreak policy")
     checks: ChecksConfig = Field(default_factory=ChecksConfig, description="which roles each check reads")
     tools: ToolsConfig = Field(default_factory=ToolsConfig, description="tool filtering by intent")
-    fail_mode: Literal["open", "closed"] = Field("open", description=(
-        "when classification fails: open routes without PII/jailbreak action; closed refuses the request"))
-    missing_signals: MissingSignalsConfig = Field(default_factory=MissingSignalsConfig,
-                                                  description="fallbacks when a head is missing")
+    fail_mode: Literal["open", "closed"] = Field(
+        "open",
+        description=("when classification fails: open routes without PII/jailbreak action; closed refuses the request"),
+    )
+    missing_signals: MissingSignalsConfig = Field(
+        default_factory=MissingSignalsConfig, description="fallbacks when a head is missing"
+    )
     server: ServerConfig = Field(default_factory=ServerConfig, description="server limits")
 
     @model_validator(mode="after")
@@ -245,8 +291,10 @@ class RouterConfig(_Strict):
             chain = [backend.name]
             while (step := by_name[chain[-1]].fallback) is not None:
                 if step in chain:
-                    _fail(f"backends[{index}].fallback", f"fallbacks loop ({' -> '.join([*chain, step])}); end the "
-                                                         "chain at a backend without fallback")
+                    _fail(
+                        f"backends[{index}].fallback",
+                        f"fallbacks loop ({' -> '.join([*chain, step])}); end the chain at a backend without fallback",
+                    )
                 chain.append(step)
         self._served("default_model", self.default_model)
         for label, route in self.categories.items():
@@ -260,8 +308,11 @@ class RouterConfig(_Strict):
 
     def _served(self, path: str, model: str) -> None:
         if self.backend_for(model) is None:
-            _fail(path, f"model {model!r} is not served by any backend; add it to a backend's models "
-                        f"(served: {', '.join(self.served_models())})")
+            _fail(
+                path,
+                f"model {model!r} is not served by any backend; add it to a backend's models "
+                f"(served: {', '.join(self.served_models())})",
+            )
 
     def served_models(self) -> list[str]:
         """Every model some backend serves, in config order (what ``GET /v1/models`` lists)."""
@@ -301,13 +352,17 @@ class RouterConfig(_Strict):
             warnings.append(f"no category head: every 'auto' request goes to default_model {self.default_model!r}")
         for head in ("intent", "pii", "jailbreak"):
             if head not in heads and (head != "intent" or self.tools.enabled):
-                warnings.append(f"no {head} head: missing_signals.{head}="
-                                f"{getattr(self.missing_signals, head)} applies to every request")
+                warnings.append(
+                    f"no {head} head: missing_signals.{head}="
+                    f"{getattr(self.missing_signals, head)} applies to every request"
+                )
         if "category" in heads and category_labels is not None:
             unknown = sorted(set(self.categories) - set(category_labels))
             if unknown:
-                warnings.append(f"categories {unknown} are not labels of the category head, so they never match "
-                                f"(labels: {', '.join(category_labels)})")
+                warnings.append(
+                    f"categories {unknown} are not labels of the category head, so they never match "
+                    f"(labels: {', '.join(category_labels)})"
+                )
         return warnings
 
 
@@ -330,14 +385,14 @@ def load_router_config(path: str | Path) -> RouterConfig:
     """Read and validate a router YAML file; errors name the file, the field path and the fix."""
     path = Path(path)
     if not path.is_file():
-        raise RouterforgeError("router config file not found", source=str(path),
-                               hint="see configs/router.example.yaml")
+        raise RouterforgeError("router config file not found", source=str(path), hint="see configs/router.example.yaml")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        raise RouterforgeError(f"invalid YAML: {getattr(err, 'problem', err)}", source=str(path),
-                               line=mark.line + 1 if mark else None) from None
+        raise RouterforgeError(
+            f"invalid YAML: {getattr(err, 'problem', err)}", source=str(path), line=mark.line + 1 if mark else None
+        ) from None
     if not isinstance(raw, dict):
         raise RouterforgeError("a router config must be a YAML mapping", source=str(path))
     _resolve_paths(raw, path.parent)
@@ -348,5 +403,6 @@ def load_router_config(path: str | Path) -> RouterConfig:
         message = first["msg"].removeprefix("Value error, ")
         if first["loc"]:
             message = f"field {_field_path(first['loc'])}: {message}"
-        raise RouterforgeError(message, source=str(path),
-                               hint=f"{len(err.errors())} problem(s); fields in docs/router-config.md") from None
+        raise RouterforgeError(
+            message, source=str(path), hint=f"{len(err.errors())} problem(s); fields in docs/router-config.md"
+        ) from None

@@ -1,0 +1,120 @@
+"""Calibrate a model: fit each head's temperature and the jailbreak threshold on validation, through the
+serving path, and record them (with validation and test scores) in ``routerforge.json``.
+
+>>> from routerforge.evaluation.calibrate import calibrate
+>>> calibrate("models/jailbreak", target_fpr=0.01)["thresholds"]
+
+The statistics themselves (temperature fit, ECE, the threshold rule) are pure functions in
+:mod:`routerforge.evaluation.calibration`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..bundle import heads_of, read_info, with_metrics, write_info
+from ..data.spans import bio_labels
+from ..errors import RouterforgeError
+from .calibration import TARGET_FPR, calibration_summary, detection_counts, fit_temperature, threshold_at_fpr
+
+
+def _head_logits_and_labels(router, task: str, examples) -> tuple[np.ndarray, np.ndarray]:
+    """Validation logits of one head (first window of each text) and the gold label ids they predict."""
+    texts = [e.text for e in examples]
+    logits = router.window_logits(texts)[task]
+    names = router.heads[task]["label_names"]
+    label2id = {n: i for i, n in enumerate(names)}
+    if router.heads[task]["kind"] == "token":
+        rows, labels = [], []
+        for row, offsets, example in zip(logits, router.first_window_offsets(texts), examples):
+            tags = np.asarray(bio_labels(offsets, example.spans, label2id))
+            keep = tags >= 0
+            rows.append(row[keep])
+            labels.append(tags[keep])
+        return np.concatenate(rows), np.concatenate(labels)
+    return np.stack(logits), np.array([label2id[e.label] for e in examples])
+
+
+def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: float = TARGET_FPR) -> dict:
+    """Fit each head's temperature on its validation split and the jailbreak threshold at ``target_fpr``;
+    sets them on ``router`` and returns ``{"calibration": ..., "thresholds": ...}`` for ``routerforge.json``.
+
+    ``splits``: ``{task: {"val": examples, "test": examples}}``. Test rows are only *reported* (ECE and the
+    counts at the chosen threshold); nothing is chosen on them.
+    """
+    calibration, thresholds = {}, {}
+    for task in router.heads:
+        val, test = splits[task]["val"], splits[task].get("test") or []
+        logits, labels = _head_logits_and_labels(router, task, val)
+        temperature = fit_temperature(logits, labels)
+        router.temperature[task] = temperature
+        record = {
+            "temperature": temperature,
+            "fitted_on": "val",
+            "unit": "token" if router.heads[task]["kind"] == "token" else "text",
+            "val": calibration_summary(logits, labels, temperature),
+        }
+        if test:
+            record["test"] = calibration_summary(*_head_logits_and_labels(router, task, test), temperature)
+        calibration[task] = record
+    if "jailbreak" in router.heads and "jailbreak" in router.heads["jailbreak"]["label_names"]:
+
+        def scores(examples):
+            signals = router.classify_batch([e.text for e in examples])
+            return [int(e.label == "jailbreak") for e in examples], [s.jailbreak.p_jailbreak for s in signals]
+
+        choice = threshold_at_fpr(*scores(splits["jailbreak"]["val"]), target_fpr)
+        router.threshold = thresholds["jailbreak"] = choice["threshold"]
+        calibration["jailbreak"]["threshold"] = {k: v for k, v in choice.items() if k != "threshold"}
+        if splits["jailbreak"].get("test"):
+            calibration["jailbreak"]["threshold_on_test"] = detection_counts(
+                *scores(splits["jailbreak"]["test"]), choice["threshold"]
+            )
+    return {"calibration": calibration, "thresholds": thresholds}
+
+
+def calibrate_and_score(
+    model_dir,
+    info: dict,
+    splits: dict[str, dict[str, list]],
+    target_fpr: float = TARGET_FPR,
+    allow_pickle: bool = False,
+) -> dict:
+    """Fit temperatures and the jailbreak threshold on validation, then score validation and test through the
+    serving path (torch backend). ``splits``: ``{task: {"val": examples, "test": examples}}``. Updates ``info``
+    (calibration, thresholds, metrics) and returns it; a failure here is reported and the trained model kept."""
+    from ..runtime.engine import Router
+    from .evaluate import evaluate_examples
+
+    try:
+        router = Router.load(model_dir, "torch", info=info, allow_pickle=allow_pickle)
+        info |= calibrate_router(router, splits, target_fpr)
+        scores = {
+            t: {split: evaluate_examples(router, t, rows[split]) for split in ("val", "test")}
+            for t, rows in splits.items()
+        }
+        info = with_metrics(info, scores)
+    except Exception as err:  # noqa: BLE001 - the trained model matters more than its scores
+        warnings.warn(f"scoring the trained model failed ({err!r}); run 'routerforge eval' on it", stacklevel=2)
+        info["metrics"] = {"error": repr(err)}
+    return info
+
+
+def calibrate(model_dir, target_fpr: float = TARGET_FPR, *, allow_pickle: bool = False) -> dict:
+    """Refit temperatures and the jailbreak threshold of a saved model (or bundle) on its own validation split(s)
+    (re-read and hash-checked from the manifests), rescore validation and test with them, and store all of it
+    in its ``routerforge.json``. Returns the calibration and thresholds."""
+    from .evaluate import head_splits
+
+    if not 0 < target_fpr < 1:
+        raise RouterforgeError(f"target FPR must be in (0, 1), got {target_fpr}")
+    info = read_info(model_dir)
+    splits = head_splits(info, heads_of(info), ("val", "test"))
+    info = calibrate_and_score(Path(model_dir), info, splits, target_fpr, allow_pickle=allow_pickle)
+    if "error" in info["metrics"]:
+        raise RouterforgeError(f"calibration failed: {info['metrics']['error']}", source=str(model_dir))
+    write_info(model_dir, info)
+    return {"calibration": info["calibration"], "thresholds": info["thresholds"]}
