@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from routerforge.data import load_split_from_manifest
-from routerforge.evaluation.evaluate import evaluate_examples, task_data_info
+from routerforge.evaluation.evaluator import evaluate_examples, task_data_info
 from routerforge.io import write_json
 from routerforge.runtime.engine import Router
 

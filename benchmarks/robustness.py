@@ -28,7 +28,7 @@ from rich.table import Table
 from sklearn.metrics import roc_auc_score
 
 from routerforge.data.augment import BENCHMARK_VARIANTS, variants
-from routerforge.evaluation.evaluate import head_splits
+from routerforge.evaluation.evaluator import head_splits
 from routerforge.io import write_json
 from routerforge.runtime.engine import Router
 from routerforge.text.normalise import NORMALISERS

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from routerforge.data.schema import Span
-from routerforge.evaluation.evaluate import head_splits
+from routerforge.evaluation.evaluator import head_splits
 from routerforge.evaluation.metrics import span_metrics
 from routerforge.io import write_json
 from routerforge.runtime.engine import Router, read_info

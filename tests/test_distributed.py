@@ -37,7 +37,7 @@ def _worker(workdir: Path) -> None:
     from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
     import routerforge as rf
-    from routerforge.training import multitask, trainer
+    from routerforge.training import multitask, setup, trainer
 
     rank = int(os.environ["RANK"])
     batches, encoded, writes = [], [], []
@@ -58,15 +58,15 @@ def _worker(workdir: Path) -> None:
             encoded.append([list(ids) for ids in dataset["input_ids"]])
         return dataset, long_rows
 
-    original_encode = trainer._encode
-    trainer._encode = multitask._encode = encode
+    original_encode = setup.encode
+    trainer.encode = multitask.encode = encode
 
     def atomic(target):
         writes.append(str(target))
         return original_atomic(target)
 
-    original_atomic = trainer.atomic_directory
-    trainer.atomic_directory = multitask.atomic_directory = atomic
+    original_atomic = setup.atomic_directory
+    setup.atomic_directory = atomic
 
     def load(task, seed):
         data = rf.data.load(task, str(workdir / f"{task}.jsonl"), seed=seed)
@@ -122,7 +122,7 @@ def test_sharded_weights_are_refused_before_training(fsdp, zero_stage, refused):
     from types import SimpleNamespace
 
     from routerforge.errors import RouterforgeError
-    from routerforge.training.trainer import refuse_sharded_weights
+    from routerforge.training.setup import refuse_sharded_weights
 
     plugin = SimpleNamespace(zero_stage=zero_stage) if zero_stage else None
     trainer = SimpleNamespace(

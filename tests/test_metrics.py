@@ -272,3 +272,24 @@ def test_evaluation_modules_do_not_import_torch():
         names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
         assert not any(name.split(".")[0] == "torch" for name in names), module.__name__
+
+
+def test_vectorised_ranking_bootstrap_equals_sklearn_on_every_resample():
+    """The AUC/AP bootstrap computes all resamples in one pass; each must equal sklearn on that resample."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from routerforge.evaluation.metrics import _draw_counts, _ranking_resampled
+
+    rng = np.random.default_rng(1)
+    for n in (5, 40):
+        y, p = rng.integers(0, 2, n), np.round(rng.random(n), 1)  # rounded: many tied scores
+        w = _draw_counts(n, 40, seed=3)
+        auc, ap = _ranking_resampled(y, p, w)
+        reference = [
+            (roc_auc_score(y[i], p[i]), average_precision_score(y[i], p[i]))
+            for i in (np.repeat(np.arange(n), row) for row in w)
+            if len(set(y[i])) == 2
+        ]
+        assert len(auc) == len(reference) > 0
+        np.testing.assert_allclose(auc, [r[0] for r in reference], atol=1e-12)
+        np.testing.assert_allclose(ap, [r[1] for r in reference], atol=1e-12)

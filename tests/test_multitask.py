@@ -31,21 +31,7 @@ def _data(tmp, n=160):
     }
 
 
-def _fewer_resamples(patch):
-    """Scoring after training bootstraps 1000 resamples through sklearn per metric (~5 s per task and split
-    whatever its size); 50 keep every code path at a fraction of the time."""
-    from routerforge.evaluation import evaluate
-
-    original = evaluate.evaluate_examples
-    patch.setattr(evaluate, "evaluate_examples", lambda *args, **kwargs: original(*args, **({"n_boot": 50} | kwargs)))
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(autouse=True)
-def fewer_resamples(monkeypatch):
-    _fewer_resamples(monkeypatch)
 
 
 def _heads_spec(info):
@@ -69,7 +55,6 @@ def trained(tiny_bert, tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TaskBatchSampler, "__iter__", recording_iter)
-        _fewer_resamples(patch)
         result = rf.train_multitask(data, model=str(tiny_bert), output=tmp / "bundle", hyperparams=FAST, progress=False)
     return data, result, tmp / "bundle", epochs_seen
 

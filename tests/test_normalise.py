@@ -215,7 +215,7 @@ def test_training_labels_follow_normalisation_and_model_records_it(tiny_bert, tm
     from routerforge.data.schema import Example, Span
     from routerforge.data.spans import bio_label_names
     from routerforge.data.synth import write_jsonl
-    from routerforge.training.trainer import _encode
+    from routerforge.training.setup import encode as _encode
 
     data = rf.data.load("pii", str(write_jsonl("pii", tmp_path / "pii.jsonl", 60, seed=1)), group_by="template_id")
     text = f"Please email J{ZW}o{ZW}h{ZW}n Smith today"

@@ -37,22 +37,12 @@ def run(config, runs, *args):
     return runner.invoke(app, ["pipeline", str(config), "--runs-dir", str(runs), *args])
 
 
-def fast_metrics(patch) -> None:
-    """50 bootstrap resamples instead of 1000 (the jailbreak ROC/PR bootstrap dominates a tiny run)."""
-    import routerforge.evaluation.evaluate as evaluate_module
-
-    for name in ("binary_detection_metrics", "classification_metrics", "span_metrics"):
-        original = getattr(evaluate_module, name)
-        patch.setattr(evaluate_module, name, lambda *a, _f=original, **k: _f(*a, **k | {"n_boot": 50}))
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)
 def quick(monkeypatch):
-    """Fast metrics; a stub run report (the real one, with its plots, runs once in the end-to-end test)."""
-    fast_metrics(monkeypatch)
+    """A stub run report (the real one, with its plots, runs once in the end-to-end test)."""
 
     def stub_report(run_dir, config):
         (run_dir / "report").mkdir(exist_ok=True)
@@ -82,9 +72,7 @@ def finished_run(tiny_bert, tmp_path_factory):
     config = write_config(tmp, tiny_bert)
     (tmp / "runs" / "tiny").mkdir(parents=True)
     (tmp / "runs" / "tiny" / "latency.json").write_text("{}")  # the report's own latency check: not here
-    with pytest.MonkeyPatch.context() as patch:
-        fast_metrics(patch)
-        cli = run(config, tmp / "runs")
+    cli = run(config, tmp / "runs")
     assert cli.exit_code == 0, cli.output
     return config, tmp / "runs" / "tiny", cli.output
 
@@ -136,11 +124,11 @@ def test_second_run_skips_everything(finished_run, tmp_path, monkeypatch):
         raise AssertionError("recomputed")
 
     for module, name in (
-        ("routerforge.pipeline.engine", "train_model"),
-        ("routerforge.pipeline.engine", "train_bundle"),
-        ("routerforge.evaluation.evaluate", "evaluate"),
-        ("routerforge.exporters.export", "export"),
-        ("routerforge.evaluation.calibrate", "calibrate"),
+        ("routerforge.training.from_config", "train_model"),
+        ("routerforge.training.from_config", "train_bundle"),
+        ("routerforge.evaluation.evaluator", "evaluate"),
+        ("routerforge.exporters.exporter", "export"),
+        ("routerforge.evaluation.calibrator", "calibrate"),
         ("routerforge.reports.run_report", "write_run_report"),
     ):
         monkeypatch.setattr(f"{module}.{name}", boom)
@@ -154,7 +142,7 @@ def test_second_run_skips_everything(finished_run, tmp_path, monkeypatch):
 def test_refused_int8_export_is_recorded_and_the_run_goes_on(finished_run, tmp_path, monkeypatch):
     """An int8 model that fails parity is refused (fp32 serves it), recorded, and not fatal to the run; the
     exporter writes the refusal into routerforge.json and leaves the model files alone."""
-    import routerforge.exporters.export as exporters
+    import routerforge.exporters.exporter as exporters
     from routerforge.exporters.parity import ParityError
 
     original, run_dir = copy_run(finished_run, tmp_path)
@@ -167,20 +155,20 @@ def test_refused_int8_export_is_recorded_and_the_run_goes_on(finished_run, tmp_p
     }
     files = sorted(p.name for p in (run_dir / "models" / "intent").iterdir())
     with pytest.MonkeyPatch.context() as patch, pytest.raises(ParityError):
-        patch.setattr("routerforge.exporters.export.check_parity", lambda *a, **k: failing)
-        exporters.export(run_dir / "models" / "intent", "onnx-int8")
+        patch.setattr("routerforge.exporters.exporter.check_parity", lambda *a, **k: failing)
+        exporters.exporter(run_dir / "models" / "intent", "onnx-int8")
     assert sorted(p.name for p in (run_dir / "models" / "intent").iterdir()) == files
     info = json.loads((run_dir / "models" / "intent" / "routerforge.json").read_text())
     assert info["exports"]["onnx-int8"]["refused"] == "parity" and info["exports"]["onnx-int8"]["file"] is None
 
-    real = exporters.export
+    real = exporters.exporter
 
     def refuse_int8(model_dir, fmt, **kwargs):
         if fmt != "onnx-int8":
             return real(model_dir, fmt, **kwargs)
         raise ParityError("onnx-int8 export failed its parity check", {"parity": failing})
 
-    monkeypatch.setattr("routerforge.exporters.export.export", refuse_int8)
+    monkeypatch.setattr("routerforge.exporters.exporter.export", refuse_int8)
     cli = run(config, tmp_path / "runs", "--from", "export")
     assert cli.exit_code == 0, cli.output
     output = " ".join(cli.output.split())  # the console wraps long lines
@@ -240,7 +228,7 @@ def test_killed_run_resumes_without_recomputing(tiny_bert, tmp_path, monkeypatch
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("routerforge.training.trainer.calibrate_and_score", killed)
+    monkeypatch.setattr("routerforge.training.setup.calibrate_and_score", killed)
     cli = run(config, runs)
     assert cli.exit_code != 0
     recorded = state(run_dir)["stages"]
@@ -250,7 +238,7 @@ def test_killed_run_resumes_without_recomputing(tiny_bert, tmp_path, monkeypatch
     monkeypatch.undo()
 
     # 2: killed between stages (in eval): training resumed from its checkpoint, nothing after eval recorded
-    monkeypatch.setattr("routerforge.evaluation.evaluate.evaluate", killed)
+    monkeypatch.setattr("routerforge.evaluation.evaluator.evaluate", killed)
     cli = run(config, runs)
     assert cli.exit_code != 0
     recorded = state(run_dir)["stages"]

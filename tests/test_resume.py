@@ -24,7 +24,7 @@ CLI = "import sys; from routerforge.cli import main; main()"
 SLOW_SAVE = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from routerforge.training import trainer
+    from routerforge.training import setup
 
     marker = Path(sys.argv.pop(1))
 
@@ -32,7 +32,7 @@ SLOW_SAVE = textwrap.dedent("""
         marker.touch()
         time.sleep(600)
 
-    trainer.calibrate_and_score = slow
+    setup.calibrate_and_score = slow
     from routerforge.cli import main
     main()
 """)

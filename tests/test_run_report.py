@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from routerforge.config import ProjectConfig
-from routerforge.evaluation.evaluate import prediction_rows
+from routerforge.evaluation.evaluator import prediction_rows
 from routerforge.evaluation.metrics import binary_detection_metrics, classification_metrics, span_metrics
 from routerforge.reports.eval_report import PREDICTIONS_FILE
 from routerforge.reports.model_card import identify_source, write_model_card

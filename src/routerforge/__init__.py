@@ -19,9 +19,9 @@ from .errors import RouterforgeError
 _LAZY = {
     "train": ("training.trainer", "train"),
     "train_multitask": ("training.multitask", "train_multitask"),
-    "evaluate": ("evaluation.evaluate", "evaluate"),
-    "export": ("exporters.export", "export"),
-    "calibrate": ("evaluation.calibrate", "calibrate"),
+    "evaluate": ("evaluation.evaluator", "evaluate"),
+    "export": ("exporters.exporter", "export"),
+    "calibrate": ("evaluation.calibrator", "calibrate"),
     "run_pipeline": ("pipeline.engine", "run_pipeline"),
     "load_config": ("config", "load_config"),
     "LoraSettings": ("training.lora", "LoraSettings"),

@@ -42,30 +42,24 @@ def _friendly(func):
 Data = Annotated[Optional[list[str]], typer.Option("--data", help="data file or hf:ORG/NAME[:split]; repeatable")]
 TextField = Annotated[Optional[str], typer.Option(help="column holding the text")]
 LabelField = Annotated[Optional[str], typer.Option(help="column holding the label (uses the data's own labels)")]
+Labels = Annotated[Optional[str], typer.Option(help="comma-separated label set (default: the task's own)")]
+GroupBy = Annotated[Optional[str], typer.Option(help="column whose values never straddle splits (e.g. template_id)")]
+SplitField = Annotated[Optional[str], typer.Option(help="column with a predefined split")]
+TrainSplit = Annotated[Optional[str], typer.Option(help="split_field value for train")]
+ValSplit = Annotated[Optional[str], typer.Option(help="split_field value for validation (default: carve from train)")]
+TestSplit = Annotated[Optional[str], typer.Option(help="split_field value for test")]
+ValFraction = Annotated[Optional[float], typer.Option(help="validation fraction (default: 0.1)")]
+TestFraction = Annotated[Optional[float], typer.Option(help="test fraction (default: 0.1)")]
+NearDuplicates = Annotated[
+    Optional[float], typer.Option(help="TF-IDF cosine at which a val/test row counts as a near-copy (default: 0.9)")
+]
+Seed = Annotated[Optional[int], typer.Option(help="seed for splits and training (default: 13)")]
+Rules = Annotated[Optional[str], typer.Option(help="intent rule table YAML (default: the built-in one)")]
+DataDir = Annotated[Optional[str], typer.Option(help="relative --data / config paths resolve against it")]
 
 
-def _task_data(
-    task,
-    data,
-    data_dir,
-    config,
-    text_field,
-    label_field,
-    labels,
-    group_by,
-    split_field,
-    train_split,
-    val_split,
-    test_split,
-    val,
-    test,
-    near_duplicate_threshold,
-    seed,
-    rules,
-    augment_synth=None,
-    augment=None,
-):
-    """Merge --config with flags (flags win) and load the task's data."""
+def _task_data(task: str, config, data_dir: str | None, options: dict):
+    """The task's data as ``--config`` says, with the flags in ``options`` (``rf.data.load`` keywords) on top."""
     from . import data as rf_data
 
     settings = {}
@@ -74,29 +68,16 @@ def _task_data(
             raise RouterforgeError(f"task {task!r} is not in the config", hint=f"it has {', '.join(config.tasks)}")
         settings = config.load_options(task, data_dir)
         data_dir = data_dir or config.data_dir
-    if data and data_dir:
+    options = dict(options)
+    if options.get("data") and data_dir:
         from .data.sources import is_file_spec
 
-        data = [str(Path(data_dir) / d) if is_file_spec(d) and not Path(d).is_absolute() else d for d in data]
-    flags = dict(
-        data=data,
-        text_field=text_field,
-        label_field=label_field,
-        labels=[s.strip() for s in labels.split(",")] if labels else None,
-        group_by=group_by,
-        split_field=split_field,
-        train_split=train_split,
-        val_split=val_split,
-        test_split=test_split,
-        val=val,
-        test=test,
-        near_duplicate_threshold=near_duplicate_threshold,
-        seed=seed,
-        rules=rules,
-        augment_synth=augment_synth,
-        augment=augment,
-    )
-    settings |= {k: v for k, v in flags.items() if v is not None}
+        options["data"] = [
+            str(Path(data_dir) / d) if is_file_spec(d) and not Path(d).is_absolute() else d for d in options["data"]
+        ]
+    if isinstance(options.get("labels"), str):
+        options["labels"] = [s.strip() for s in options["labels"].split(",")]
+    settings |= {k: v for k, v in options.items() if v is not None}
     if not settings.get("data"):
         raise RouterforgeError("no data: pass --data FILE or --config FILE")
     return rf_data.load(task, settings.pop("data"), **settings)
@@ -153,11 +134,13 @@ def train(
         ),
     ] = None,
     data: Data = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML config (DESIGN.md schema); flags override it")] = None,
+    config: Annotated[
+        Optional[Path], typer.Option(help="YAML config (docs/pipeline-config.md); flags override it")
+    ] = None,
     mode: Annotated[
         Optional[str], typer.Option(help="per-task | multitask | both (default: the config's training.mode)")
     ] = None,
-    data_dir: Annotated[Optional[str], typer.Option(help="relative --data / config paths resolve against it")] = None,
+    data_dir: DataDir = None,
     model: Annotated[
         Optional[str],
         typer.Option(
@@ -170,18 +153,16 @@ def train(
     ] = None,
     text_field: TextField = None,
     label_field: LabelField = None,
-    labels: Annotated[Optional[str], typer.Option(help="comma-separated label set")] = None,
-    group_by: Annotated[Optional[str], typer.Option(help="column whose values never straddle splits")] = None,
-    split_field: Annotated[Optional[str], typer.Option(help="column with a predefined split")] = None,
-    train_split: Annotated[Optional[str], typer.Option(help="split_field value for train")] = None,
-    val_split: Annotated[Optional[str], typer.Option(help="split_field value for validation (default: carve)")] = None,
-    test_split: Annotated[Optional[str], typer.Option(help="split_field value for test")] = None,
-    val: Annotated[Optional[float], typer.Option(help="validation fraction (default: 0.1)")] = None,
-    test: Annotated[Optional[float], typer.Option(help="test fraction (default: 0.1)")] = None,
-    near_duplicate_threshold: Annotated[
-        Optional[float], typer.Option(help="TF-IDF cosine for near-copies (default: 0.9)")
-    ] = None,
-    rules: Annotated[Optional[str], typer.Option(help="intent rule table YAML")] = None,
+    labels: Labels = None,
+    group_by: GroupBy = None,
+    split_field: SplitField = None,
+    train_split: TrainSplit = None,
+    val_split: ValSplit = None,
+    test_split: TestSplit = None,
+    val: ValFraction = None,
+    test: TestFraction = None,
+    near_duplicate_threshold: NearDuplicates = None,
+    rules: Rules = None,
     augment_synth: Annotated[
         Optional[int], typer.Option(help="add N synthetic rows to the training split only")
     ] = None,
@@ -210,7 +191,7 @@ def train(
     save_steps: Annotated[
         Optional[int], typer.Option(help="validate and checkpoint every N steps (default: each epoch)")
     ] = None,
-    seed: Annotated[Optional[int], typer.Option(help="seed for splits and training (default: 13)")] = None,
+    seed: Seed = None,
     loss: Annotated[Optional[str], typer.Option(help="ce | weighted | focal (default: weighted if imbalanced)")] = None,
     focal_gamma: Annotated[Optional[float], typer.Option(help="focal loss gamma (default: 2)")] = None,
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
@@ -250,144 +231,81 @@ def train(
         return (cfg.hyperparam_overrides(name) if cfg else {}) | flags
 
     lora_flags = dict(rank=lora_rank, alpha=lora_alpha, dropout=lora_dropout, targets=_targets(lora_targets))
-    bundle_lora = _lora_settings(cfg.training.lora if cfg else None, lora, lora_flags)
     backbone = model or (cfg.backbone if cfg else "minilm")
+    split_flags = dict(val=val, test=test, near_duplicate_threshold=near_duplicate_threshold, seed=seed)
     if task is None:
         if cfg is None:
             raise RouterforgeError("pass --task TASK, or --config FILE to train the config's tasks")
-        mode = mode or cfg.training.mode
-        if mode not in ("per-task", "multitask", "both"):
-            raise RouterforgeError(f"unknown --mode {mode!r}", hint="per-task, multitask or both")
+        from .training.from_config import planned_models, train_planned
+
+        models = planned_models(cfg, run_dir=Path("runs") / cfg.name, mode=mode)
         datasets = {}
         for name in cfg.tasks:  # each task's data exactly as a per-task run loads it: same splits either way
-            datasets[name] = _task_data(
-                name,
-                None,
-                data_dir,
-                cfg,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                val,
-                test,
-                near_duplicate_threshold,
-                seed,
-                None,
-                augment=(augment and name == "jailbreak") or None,
-            )
+            augment_task = (augment and name == "jailbreak") or None
+            datasets[name] = _task_data(name, cfg, data_dir, split_flags | {"augment": augment_task})
             _print_data_report(datasets[name])
-        for name in cfg.tasks if mode in ("per-task", "both") else ():
-            _train_one(
-                datasets[name],
-                backbone,
-                Path("runs") / cfg.name / "models" / name,
-                _lora_settings(cfg.lora_for(name), lora, lora_flags),
-                overrides(name),
-                crf or cfg.tasks[name].crf,
-                resume,
-                allow_pickle,
-            )
-        if mode in ("multitask", "both"):
-            _train_bundle(
-                datasets,
-                backbone,
-                output or Path("runs") / cfg.name / "bundle",
-                bundle_lora,
-                overrides(),
+        for planned in models:
+            base_lora = cfg.training.lora if planned.is_bundle else cfg.lora_for(planned.name)
+            result = train_planned(
                 cfg,
-                crf or any(t.crf for t in cfg.tasks.values()),
-                resume,
-                allow_pickle,
+                planned,
+                datasets,
+                directory=output if planned.is_bundle and output else None,
+                backbone=backbone,
+                lora=_lora_settings(base_lora, lora, lora_flags),
+                overrides=overrides(None if planned.is_bundle else planned.name),
+                crf=crf or any(cfg.tasks[t].crf for t in planned.tasks),
+                resume=resume,
+                allow_pickle=allow_pickle,
+                console=err_console,
             )
+            _print_training(result)
         return
-    task_data = _task_data(
-        task,
-        data,
-        data_dir,
-        cfg,
-        text_field,
-        label_field,
-        labels,
-        group_by,
-        split_field,
-        train_split,
-        val_split,
-        test_split,
-        val,
-        test,
-        near_duplicate_threshold,
-        seed,
-        rules,
-        augment_synth,
-        augment or None,
+    load_flags = dict(
+        data=data,
+        text_field=text_field,
+        label_field=label_field,
+        labels=labels,
+        group_by=group_by,
+        split_field=split_field,
+        train_split=train_split,
+        val_split=val_split,
+        test_split=test_split,
+        rules=rules,
+        augment_synth=augment_synth,
+        augment=augment or None,
     )
+    task_data = _task_data(task, cfg, data_dir, load_flags | split_flags)
     _print_data_report(task_data)
-    out = output or (Path("runs") / cfg.name / "models" / task if cfg else Path("models") / task)
-    _train_one(
-        task_data,
-        backbone,
-        out,
-        _lora_settings(cfg.lora_for(task) if cfg else None, lora, lora_flags),
-        overrides(task if cfg else None),
-        crf or bool(cfg and cfg.tasks[task].crf),
-        resume,
-        allow_pickle,
-    )
-
-
-def _train_one(task_data, backbone, out, lora_settings, overrides, use_crf, resume, allow_pickle) -> None:
-    from .evaluation.evaluate import headline
-    from .pipeline.engine import train_model
+    from .training.from_config import train_model
 
     result = train_model(
         task_data,
         backbone,
-        out,
-        lora=lora_settings,
-        overrides=overrides,
-        crf=use_crf,
+        output or (Path("runs") / cfg.name / "models" / task if cfg else Path("models") / task),
+        lora=_lora_settings(cfg.lora_for(task) if cfg else None, lora, lora_flags),
+        overrides=overrides(task if cfg else None),
+        crf=crf or bool(cfg and cfg.tasks[task].crf),
         resume=resume,
         allow_pickle=allow_pickle,
         console=err_console,
     )
-    table = Table(title=f"{task_data.task.name}: test split ({len(task_data.test)} rows)")
-    table.add_column("metric")
-    table.add_column("value")
-    for key, value in headline(result.metrics.get("test", {})).items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    err_console.print(table)
-    err_console.print(f"model written to [bold]{out}[/] in {result.seconds:.0f}s of training")
+    _print_training(result)
 
 
-def _train_bundle(datasets, backbone, out, lora_settings, overrides, cfg, use_crf, resume, allow_pickle) -> None:
-    from .evaluation.evaluate import headline
-    from .pipeline.engine import train_bundle
+def _print_training(result) -> None:
+    """The test-split headline metrics of every head a training run made, and where it wrote the model."""
+    from .bundle import head_metrics, heads_of
+    from .evaluation.evaluator import headline
 
-    result = train_bundle(
-        datasets,
-        backbone,
-        out,
-        multitask=cfg.multitask,
-        lora=lora_settings,
-        overrides=overrides,
-        crf=use_crf,
-        resume=resume,
-        allow_pickle=allow_pickle,
-        console=err_console,
-    )
-    table = Table(title="multitask bundle: test splits")
+    table = Table(title=f"{result.output.name}: test split")
     for column in ("task", "metric", "value"):
         table.add_column(column)
-    for name, metrics in result.metrics.items():
-        for key, value in headline(metrics.get("test", {}) if isinstance(metrics, dict) else {}).items():
+    for name in heads_of(result.info):
+        for key, value in headline(head_metrics(result.info, name).get("test", {})).items():
             table.add_row(name, key, f"{value:.4f}" if isinstance(value, float) else str(value))
     err_console.print(table)
-    err_console.print(f"bundle written to [bold]{out}[/] in {result.seconds:.0f}s of training")
+    err_console.print(f"model written to [bold]{result.output}[/] in {result.seconds:.0f}s of training")
 
 
 @app.command("eval")
@@ -406,7 +324,7 @@ def eval_command(
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="allow non-safetensors weights")] = False,
 ):
     """Score a model on its own test split (re-read and hash-checked from its manifest) or on --data files."""
-    from .evaluation.evaluate import evaluate, headline
+    from .evaluation.evaluator import evaluate, headline
 
     out = output or Path("reports") / (model_dir.name + (f"-{task}" if task else ""))
     metrics = evaluate(
@@ -470,7 +388,7 @@ def export(
 ):
     """Export beside the weights (model.onnx, model.int8.onnx, model.torchscript.pt), parity-checked on the
     validation split: a failing check fails the export and leaves the directory unchanged."""
-    from .exporters.export import export as run_export
+    from .exporters.exporter import export as run_export
 
     for fmt in format or ["onnx", "onnx-int8"]:
         record = run_export(model_dir, fmt, allow_pickle=allow_pickle, max_rows=max_rows)
@@ -516,7 +434,7 @@ def calibrate(
 ):
     """Refit each head's temperature and the jailbreak threshold on the validation split (training does this
     already); prints ECE before/after and the counts at the threshold."""
-    from .evaluation.calibrate import calibrate as run_calibrate
+    from .evaluation.calibrator import calibrate as run_calibrate
 
     fitted = run_calibrate(model_dir, target_fpr, allow_pickle=allow_pickle)
     out_console.print_json(json.dumps(fitted))
@@ -558,46 +476,44 @@ def data_command(
     task: Annotated[str, typer.Option(help="category | pii | jailbreak | intent")],
     data: Data = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML config")] = None,
-    data_dir: Annotated[Optional[str], typer.Option()] = None,
+    data_dir: DataDir = None,
     output: Annotated[Optional[Path], typer.Option(help="write manifest.json and report.json here")] = None,
     text_field: TextField = None,
     label_field: LabelField = None,
-    labels: Annotated[Optional[str], typer.Option()] = None,
-    group_by: Annotated[Optional[str], typer.Option()] = None,
-    split_field: Annotated[Optional[str], typer.Option()] = None,
-    train_split: Annotated[Optional[str], typer.Option()] = None,
-    val_split: Annotated[Optional[str], typer.Option()] = None,
-    test_split: Annotated[Optional[str], typer.Option()] = None,
-    val: Annotated[Optional[float], typer.Option()] = None,
-    test: Annotated[Optional[float], typer.Option()] = None,
-    near_duplicate_threshold: Annotated[Optional[float], typer.Option()] = None,
-    seed: Annotated[Optional[int], typer.Option()] = None,
-    rules: Annotated[Optional[str], typer.Option()] = None,
+    labels: Labels = None,
+    group_by: GroupBy = None,
+    split_field: SplitField = None,
+    train_split: TrainSplit = None,
+    val_split: ValSplit = None,
+    test_split: TestSplit = None,
+    val: ValFraction = None,
+    test: TestFraction = None,
+    near_duplicate_threshold: NearDuplicates = None,
+    seed: Seed = None,
+    rules: Rules = None,
 ):
     """Load, validate and split a task's data without training; prints the data report."""
     from .config import load_config
     from .io import atomic_directory, write_json
 
     cfg = load_config(config) if config else None
-    task_data = _task_data(
-        task,
-        data,
-        data_dir,
-        cfg,
-        text_field,
-        label_field,
-        labels,
-        group_by,
-        split_field,
-        train_split,
-        val_split,
-        test_split,
-        val,
-        test,
-        near_duplicate_threshold,
-        seed,
-        rules,
+    options = dict(
+        data=data,
+        text_field=text_field,
+        label_field=label_field,
+        labels=labels,
+        group_by=group_by,
+        split_field=split_field,
+        train_split=train_split,
+        val_split=val_split,
+        test_split=test_split,
+        val=val,
+        test=test,
+        near_duplicate_threshold=near_duplicate_threshold,
+        seed=seed,
+        rules=rules,
     )
+    task_data = _task_data(task, cfg, data_dir, options)
     _print_data_report(task_data)
     if output:
         with atomic_directory(output) as tmp:
@@ -625,7 +541,7 @@ def synth(
 @app.command()
 @_friendly
 def pipeline(
-    config: Annotated[Path, typer.Argument(help="YAML config (DESIGN.md schema)")],
+    config: Annotated[Path, typer.Argument(help="YAML config (docs/pipeline-config.md)")],
     data_dir: Annotated[
         Optional[str], typer.Option(help="relative data paths resolve against it (default: config's)")
     ] = None,

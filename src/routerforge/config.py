@@ -1,4 +1,5 @@
-"""The YAML schema for data and training (DESIGN.md), as pydantic models; every field documented and validated.
+"""The YAML schema for data and training (docs/pipeline-config.md), as pydantic models; every field documented
+and validated.
 
 CLI flags and YAML keys share their names (``--text-field`` <-> ``text_field``), so a single
 ``routerforge train --task T --data F`` call is this file with one task.

@@ -7,11 +7,11 @@ or calibrate a model through the serving path (what is measured is what is serve
 from __future__ import annotations
 
 _LAZY = {
-    "evaluate": ("evaluate", "evaluate"),
-    "evaluate_examples": ("evaluate", "evaluate_examples"),
-    "headline": ("evaluate", "headline"),
-    "calibrate": ("calibrate", "calibrate"),
-    "calibrate_router": ("calibrate", "calibrate_router"),
+    "evaluate": ("evaluator", "evaluate"),
+    "evaluate_examples": ("evaluator", "evaluate_examples"),
+    "headline": ("evaluator", "headline"),
+    "calibrate": ("calibrator", "calibrate"),
+    "calibrate_router": ("calibrator", "calibrate_router"),
     "classification_metrics": ("metrics", "classification_metrics"),
     "binary_detection_metrics": ("metrics", "binary_detection_metrics"),
     "span_metrics": ("metrics", "span_metrics"),

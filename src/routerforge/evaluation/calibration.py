@@ -3,7 +3,7 @@
 Everything here takes *probabilities*, so the same functions measure a model before and after temperature
 scaling. Temperature scaling (fit ``T`` on validation logits, apply ``softmax(logits / T)``) belongs in this
 module too; it only has to produce probabilities for these functions to consume. Fitting them on a model's
-validation split (loading the model, writing ``routerforge.json``) is :mod:`routerforge.evaluation.calibrate`.
+validation split (loading the model, writing ``routerforge.json``) is :mod:`routerforge.evaluation.calibrator`.
 
 Binning follows ``sklearn.calibration.calibration_curve(strategy="uniform")`` exactly (equal-width bins on
 [0, 1], ``np.searchsorted`` on the inner edges), so our per-bin accuracy/confidence agree with sklearn's. We

@@ -182,6 +182,27 @@ def _counts_at(yt: np.ndarray, p: np.ndarray, threshold: float | None) -> dict:
     }
 
 
+def _ranking_resampled(yt: np.ndarray, p: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ROC-AUC and average precision of every resample at once (``w``: ``(n_boot, n)`` draw counts), equal to
+    sklearn's ``roc_auc_score`` / ``average_precision_score`` on each resample: the rows grouped by distinct
+    score, weighted counts per group, then the Mann-Whitney sum (ties count half) and the step-wise
+    precision-recall sum. Resamples holding one class have neither and are dropped."""
+    order = np.argsort(p, kind="stable")
+    scores, weights, positive = p[order], w[:, order].astype(float), yt[order] == 1
+    starts = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])  # first row of each distinct score
+    pos = np.add.reduceat(weights * positive, starts, axis=1)  # (n_boot, groups), ascending score
+    neg = np.add.reduceat(weights * ~positive, starts, axis=1)
+    n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
+    keep = (n_pos > 0) & (n_neg > 0)
+    pos, neg, n_pos, n_neg = pos[keep], neg[keep], n_pos[keep], n_neg[keep]
+    below = np.cumsum(neg, axis=1) - neg  # negatives scored strictly lower than the group
+    auc = (pos * (below + 0.5 * neg)).sum(axis=1) / (n_pos * n_neg)
+    tp, fp = np.cumsum(pos[:, ::-1], axis=1), np.cumsum(neg[:, ::-1], axis=1)  # flagged at each threshold, high first
+    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=tp + fp > 0)
+    ap = (pos[:, ::-1] / n_pos[:, None] * precision).sum(axis=1)  # recall step x precision at that step
+    return auc, ap
+
+
 def binary_detection_metrics(
     y_true: list[int],
     p_positive: np.ndarray,
@@ -210,16 +231,11 @@ def binary_detection_metrics(
         )
 
     auc, ap = roc_auc_score(yt, p), average_precision_score(yt, p)
-    auc_s, ap_s, skipped = [], [], 0
+    auc_s = ap_s = np.empty(0)
+    skipped = 0
     if n_boot > 0:
-        rng = np.random.default_rng(seed)
-        for idx in rng.integers(0, yt.size, size=(n_boot, yt.size)):
-            yb = yt[idx]
-            if yb.min() == yb.max():  # a resample with one class has no AUC
-                skipped += 1
-                continue
-            auc_s.append(roc_auc_score(yb, p[idx]))
-            ap_s.append(average_precision_score(yb, p[idx]))
+        auc_s, ap_s = _ranking_resampled(yt, p, _draw_counts(yt.size, n_boot, seed))
+        skipped = n_boot - auc_s.size
 
     fpr, tpr, thr = roc_curve(yt, p, drop_intermediate=False)
     at_fpr = []
@@ -240,8 +256,8 @@ def binary_detection_metrics(
         "n": int(yt.size),
         "n_pos": n_pos,
         "n_neg": n_neg,
-        "roc_auc": _with_ci(auc, np.array(auc_s) if n_boot > 0 else None),
-        "pr_auc": _with_ci(ap, np.array(ap_s) if n_boot > 0 else None),
+        "roc_auc": _with_ci(auc, auc_s if n_boot > 0 else None),
+        "pr_auc": _with_ci(ap, ap_s if n_boot > 0 else None),
         "at_fpr": at_fpr,
         "at_fpr_basis": "threshold chosen on this test data (an oracle operating point), flag when p >= threshold",
         "bootstrap": {**_bootstrap_info(n_boot, seed, "test rows"), "skipped_one_class": skipped},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .export import FILES, FORMATS, export
+from .exporter import FILES, FORMATS, export
 from .parity import ParityError
 
 __all__ = ["FILES", "FORMATS", "ParityError", "export"]

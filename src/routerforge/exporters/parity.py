@@ -46,7 +46,7 @@ def _labels(router, head: str, rows: list[np.ndarray]) -> np.ndarray:
 def check_parity(reference, candidate, splits: dict[str, list], quantised: bool) -> dict:
     """Compare two Routers (PyTorch ``reference``, exported ``candidate``) on ``{head: validation examples}``;
     ``passed`` says whether every head meets the thresholds for its precision."""
-    from ..evaluation.evaluate import evaluate_examples
+    from ..evaluation.evaluator import evaluate_examples
 
     heads, passed = {}, True
     for head, examples in splits.items():

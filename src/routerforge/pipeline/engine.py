@@ -10,7 +10,7 @@ and whose output is still there, is skipped; ``start`` forces a stage and the la
 stage. Outputs are written atomically and an item is recorded done only after its output is in place, so a
 killed run re-runs just the item it was in; training resumes from that model's last checkpoint.
 
-The train stage uses :func:`train_model` / :func:`train_bundle`, which ``routerforge train --config`` uses too.
+The train stage trains through :mod:`routerforge.training.from_config`, as ``routerforge train --config`` does.
 Calibration runs before evaluation, so the scores describe the model as it is exported (calibrated).
 """
 
@@ -30,100 +30,12 @@ from rich.table import Table
 
 from .. import __version__
 from ..bundle import CARD_FILE, INFO_FILE
-from ..config import MultitaskConfig, ProjectConfig, load_config
+from ..config import ProjectConfig, load_config
 from ..errors import RouterforgeError
 from ..io import write_json
 from ..reports.run_contents import PIPELINE_FILE as STATE_FILE
 
 STAGES = ("data", "train", "calibrate", "eval", "export", "report")
-
-
-# -- training from a config: shared with `routerforge train --config` ------------------------------------------------
-
-
-def _hyperparams(n_train: int, lora, kind: str, overrides: dict):
-    from ..training.hyperparams import adaptive_hyperparams
-
-    try:
-        return adaptive_hyperparams(n_train, lora=lora is not None, kind=kind, overrides=overrides)
-    except ValueError as err:
-        raise RouterforgeError(f"bad hyperparameter: {err}") from None
-
-
-def train_model(
-    task_data,
-    backbone: str,
-    output: Path,
-    *,
-    lora=None,
-    overrides: dict | None = None,
-    crf: bool = False,
-    resume: bool = False,
-    allow_pickle: bool = False,
-    console: Console | None = None,
-):
-    """One task's model: adaptive hyperparameters by its training rows with ``overrides`` on top."""
-    from ..training.progress import RichProgressCallback
-    from ..training.trainer import train
-
-    console = console or Console(stderr=True)
-    hyper = _hyperparams(len(task_data.train), lora, task_data.task.kind, overrides or {})
-    console.print(
-        f"training {task_data.task.name} on {backbone} ({'LoRA' if lora else 'full'}): {hyper.model_dump()}",
-        highlight=False,
-    )
-    return train(
-        task_data,
-        model=backbone,
-        output=output,
-        lora=lora,
-        hyperparams=hyper,
-        crf=crf,
-        resume=resume,
-        allow_pickle=allow_pickle,
-        progress=False,
-        callbacks=[RichProgressCallback(f"train {task_data.task.name}", console)],
-    )
-
-
-def train_bundle(
-    datasets: dict,
-    backbone: str,
-    output: Path,
-    *,
-    multitask: MultitaskConfig,
-    lora=None,
-    overrides: dict | None = None,
-    crf: bool = False,
-    resume: bool = False,
-    allow_pickle: bool = False,
-    console: Console | None = None,
-):
-    """One multitask bundle over ``datasets``: hyperparameters by the total training rows."""
-    from ..training.multitask import train_multitask
-    from ..training.progress import RichProgressCallback
-
-    console = console or Console(stderr=True)
-    hyper = _hyperparams(sum(len(d.train) for d in datasets.values()), lora, "sequence", overrides or {})
-    console.print(
-        f"training a multitask bundle ({', '.join(datasets)}) on {backbone} "
-        f"({'LoRA' if lora else 'full'}): {hyper.model_dump()}",
-        highlight=False,
-    )
-    return train_multitask(
-        datasets,
-        model=backbone,
-        output=output,
-        lora=lora,
-        hyperparams=hyper,
-        temperature=multitask.temperature,
-        loss_weights=multitask.loss_weights,
-        crf=crf,
-        resume=resume,
-        allow_pickle=allow_pickle,
-        progress=False,
-        callbacks=[RichProgressCallback("train multitask", console)],
-    )
 
 
 # -- hashing ----------------------------------------------------------------------------------------------------------
@@ -233,14 +145,11 @@ class Pipeline:
             "stage_order": list(STAGES),
         }
 
-    # models: (short name, directory, tasks)
     def models(self) -> list[tuple[str, Path, list[str]]]:
-        out = []
-        if self.cfg.training.mode in ("per-task", "both"):
-            out += [(task, self.run_dir / "models" / task, [task]) for task in self.cfg.tasks]
-        if self.cfg.training.mode in ("multitask", "both"):
-            out.append(("bundle", self.run_dir / "bundle", list(self.cfg.tasks)))
-        return out
+        """(short name, directory, tasks) of each model the config's training mode makes."""
+        from ..training.from_config import planned_models
+
+        return [(m.name, m.directory, m.tasks) for m in planned_models(self.cfg, run_dir=self.run_dir)]
 
     def run(self, start: str | None = None, only: str | None = None) -> dict:
         for flag, stage in (("--from", start), ("--only", only)):
@@ -433,34 +342,16 @@ class Pipeline:
         )
         if resume:
             self.console.print(f"  resuming {name} from {checkpoints}", highlight=False)
-        cfg, common = (
+        from ..training.from_config import PlannedModel, train_planned
+
+        result = train_planned(
             self.cfg,
-            dict(
-                resume=resume,
-                allow_pickle=self.allow_pickle,
-                console=self.console,
-                overrides=self.cfg.hyperparam_overrides(None if name == "bundle" else name),
-            ),
+            PlannedModel(name, directory, tasks),
+            {t: self._task_data(t) for t in tasks},
+            resume=resume,
+            allow_pickle=self.allow_pickle,
+            console=self.console,
         )
-        if name == "bundle":
-            result = train_bundle(
-                {t: self._task_data(t) for t in tasks},
-                cfg.backbone,
-                directory,
-                multitask=cfg.multitask,
-                lora=cfg.training.lora,
-                crf=any(cfg.tasks[t].crf for t in tasks),
-                **common,
-            )
-        else:
-            result = train_model(
-                self._task_data(name),
-                cfg.backbone,
-                directory,
-                lora=cfg.lora_for(name),
-                crf=cfg.tasks[name].crf,
-                **common,
-            )
         return {
             "output_hash": _file_hash(directory / INFO_FILE),
             "resumed": resume,
@@ -487,7 +378,7 @@ class Pipeline:
     def _calibrate(self, directory: Path) -> dict:
         """Refit temperatures and the jailbreak threshold at the config's target FPR, unless training already
         fitted them at that target (idempotent either way: the same validation rows give the same fit)."""
-        from ..evaluation.calibrate import calibrate
+        from ..evaluation.calibrator import calibrate
 
         target = self.cfg.calibration.target_fpr
         info = json.loads((directory / INFO_FILE).read_text())
@@ -523,7 +414,7 @@ class Pipeline:
 
     def _evaluate(self, directory: Path, task: str, output: Path) -> dict:
         """The head's own test split, re-read from its manifest: the rows the data stage recorded."""
-        from ..evaluation.evaluate import evaluate
+        from ..evaluation.evaluator import evaluate
 
         evaluate(directory, output=output, task=task, allow_pickle=self.allow_pickle)
         return {"output_hash": _file_hash(output / "metrics.json")}
@@ -551,7 +442,7 @@ class Pipeline:
         """Every configured format, parity-checked, then the model card beside them. An int8 model that fails
         parity is refused, not fatal: quantisation is an approximation that may not hold for every model (the
         fp32 exports serve it; the record and the report say so). Any other failure stops the run."""
-        from ..exporters.export import ParityError, export
+        from ..exporters.exporter import ParityError, export
         from ..reports.model_card import write_model_card
 
         records = {}

@@ -40,7 +40,7 @@ from matplotlib.figure import Figure
 from ..io import atomic_directory
 from ..evaluation.calibration import expected_calibration_error, reliability_bins
 from .document import Doc, fmt, not_run, render_html, render_markdown, slug, value_ci
-from ..evaluation.evaluate import request_latency
+from ..evaluation.evaluator import request_latency
 from .model_card import data_sources, headline_metrics, licence_of
 from .eval_report import figure_png, plot_confusion_matrix, plot_roc_pr
 from .run_contents import (
@@ -442,7 +442,7 @@ def _head_section(doc: Doc, run_dir: Path, model: ModelRun, task: str, evaluatio
         doc.para(not_run("no evaluation: neither an eval stage output nor metrics in routerforge.json"))
     else:
         doc.para(f"Numbers from: {evaluation.source}.")
-        val = recorded_metrics(model.info, task).get("val") or {}
+        val = head_metrics(model.info, task).get("val") or {}
         rows = _metric_table(evaluation, val)
         doc.grid(True)
         if rows:

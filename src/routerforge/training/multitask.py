@@ -14,40 +14,37 @@ Per-task data and splits are exactly those of per-task training (same manifests)
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..bundle import INFO_FILE, write_info
+from ..bundle import INFO_FILE, MULTITASK
 from ..data.splits import TaskData
 from ..errors import RouterforgeError
-from ..evaluation.calibrate import calibrate_and_score
-from ..io import atomic_directory, refuse_to_replace
-from ..modeling.backbones import resolve_backbone
+from ..io import refuse_to_replace
 from ..modeling.heads import crf_decode, crf_nll
 from ..modeling.losses import classification_loss
 from ..modeling.multitask import MultitaskModel
-from ..text.normalise import CURRENT as NORMALISATION
 from .hyperparams import Hyperparams, adaptive_hyperparams
 from .lora import LoraSettings
-from .trainer import (
+from .setup import (
     CHECKPOINTS,
     RESUMABLE_CHANGES,
-    SCHEMA_VERSION,
     TrainResult,
-    _compute_metrics_fn,
-    _encode,
-    _label_names,
-    _prepare_checkpoints,
-    _training_arguments,
-    _versions,
+    base_info,
     choose_loss,
+    compute_metrics_fn,
+    encode,
     fit,
-    move_logs,
+    label_names,
+    load_backbone,
+    load_tokenizer,
+    make_callbacks,
+    prepare_checkpoints,
     rank_result,
-    training_record,
+    save_scored,
+    training_arguments,
 )
 
 SCORE = "score"  # eval_score: the mean of the per-task validation metrics
@@ -148,7 +145,7 @@ def _make_trainer_class():
             metrics = {}
             for task in self.tasks:
                 name = task["name"]
-                self.compute_metrics = _compute_metrics_fn(task["kind"], task["id2label"])
+                self.compute_metrics = compute_metrics_fn(task["kind"], task["id2label"])
                 self.preprocess_logits_for_metrics = _predictions_fn(_unwrap(self.model), task)
                 output = self.evaluation_loop(
                     self.get_eval_dataloader(self.val_sets[name]),
@@ -201,7 +198,7 @@ def train_multitask(
     token (pii) head. After training, temperatures and the jailbreak threshold are fitted on validation and
     every task is scored on validation and test through the runtime.
     """
-    from transformers import AutoModel, AutoTokenizer, EarlyStoppingCallback
+    from transformers import AutoModel
 
     started = time.perf_counter()
     if not data:
@@ -226,26 +223,23 @@ def train_multitask(
         if isinstance(hyperparams, Hyperparams)
         else adaptive_hyperparams(n_train, lora=lora is not None, overrides=hyperparams)
     )
-    backbone_path = resolve_backbone(model)
-    tokenizer = AutoTokenizer.from_pretrained(backbone_path)
-    if not getattr(tokenizer, "is_fast", False):
-        raise RouterforgeError("routerforge needs a fast (Rust) tokenizer for character offsets", source=backbone_path)
+    backbone_path, tokenizer = load_tokenizer(model)
 
     tasks, train_rows, val_sets = [], [], {}
     for task_id, (name, d) in enumerate(data.items()):
-        kind, label_names = d.task.kind, _label_names(d)
-        label2id = {label: i for i, label in enumerate(label_names)}
-        train_set, long_train = _encode(d, "train", tokenizer, label2id, hp.max_length)
-        val_set, long_val = _encode(d, "val", tokenizer, label2id, hp.max_length)
+        kind, names = d.task.kind, label_names(d)
+        label2id = {label: i for i, label in enumerate(names)}
+        train_set, long_train = encode(d, "train", tokenizer, label2id, hp.max_length)
+        val_set, long_val = encode(d, "val", tokenizer, label2id, hp.max_length)
         use_crf = crf and kind == "token"
-        loss, class_weights = choose_loss(hp, kind, train_set, len(label_names), use_crf)
+        loss, class_weights = choose_loss(hp, kind, train_set, len(names), use_crf)
         tasks.append(
             {
                 "name": name,
                 "kind": kind,
                 "labels": list(d.labels),
-                "label_names": label_names,
-                "id2label": dict(enumerate(label_names)),
+                "label_names": names,
+                "id2label": dict(enumerate(names)),
                 "crf": use_crf,
                 "loss": loss,
                 "class_weights": class_weights,
@@ -260,14 +254,7 @@ def train_multitask(
         val_sets[name] = [{k: row[k] for k in columns} | {"task_id": task_id} for row in val_set]
 
     torch.manual_seed(hp.seed)
-    try:
-        encoder = AutoModel.from_pretrained(backbone_path, use_safetensors=None if allow_pickle else True)
-    except (OSError, ValueError) as err:
-        raise RouterforgeError(
-            f"cannot load the backbone: {err}",
-            source=backbone_path,
-            hint="weights must be safetensors unless --allow-pickle",
-        ) from None
+    encoder = load_backbone(AutoModel, backbone_path, allow_pickle)
     if hp.gradient_checkpointing:
         encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if lora is not None:  # one shared adapter on the encoder; the heads stay fully trainable
@@ -289,8 +276,8 @@ def train_multitask(
 
     checkpoint_dir = output / CHECKPOINTS
     use_gpu = torch.cuda.is_available()
-    args = _training_arguments(hp, checkpoint_dir, SCORE, use_gpu)
-    last_checkpoint = _prepare_checkpoints(
+    args = training_arguments(hp, checkpoint_dir, SCORE, use_gpu)
+    last_checkpoint = prepare_checkpoints(
         checkpoint_dir,
         resume,
         {
@@ -305,13 +292,6 @@ def train_multitask(
         args,
     )
     args.remove_unused_columns = False
-    callbacks = list(callbacks or [])
-    if hp.patience > 0:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=hp.patience))
-    if progress:
-        from .progress import RichProgressCallback
-
-        callbacks.append(RichProgressCallback("train multitask"))
     sampler = TaskBatchSampler([len(d.train) for d in data.values()], hp.batch_size, temperature, hp.seed)
     trainer = _make_trainer_class()(
         model=net,
@@ -320,7 +300,7 @@ def train_multitask(
         eval_dataset=val_sets[tasks[0]["name"]],
         data_collator=TaskCollator(tokenizer, [t["kind"] for t in tasks]),
         processing_class=tokenizer,
-        callbacks=callbacks,
+        callbacks=make_callbacks(hp, callbacks, progress, "train multitask"),
         sampler=sampler,
         tasks=tasks,
         val_sets=val_sets,
@@ -329,11 +309,21 @@ def train_multitask(
     if not trainer.is_world_process_zero():
         return rank_result(trainer, output, train_seconds)
 
-    state = trainer.state
-    info = {
-        "schema_version": SCHEMA_VERSION,
-        "task": "multitask",
-        "kind": "multitask",
+    info = base_info(
+        task=MULTITASK,
+        kind=MULTITASK,
+        model=model,
+        backbone_path=backbone_path,
+        model_type=encoder.config.model_type,
+        hp=hp,
+        lora=lora,
+        crf=crf,
+        trainer=trainer,
+        seconds=train_seconds,
+        use_gpu=use_gpu,
+        resumed_from=last_checkpoint,
+    )
+    info |= {
         "heads": {
             t["name"]: {
                 "kind": t["kind"],
@@ -345,38 +335,32 @@ def train_multitask(
             }
             for t in tasks
         },
-        "backbone": {"name": model, "path": backbone_path, "model_type": encoder.config.model_type},
-        "hyperparams": hp.model_dump(),
         "multitask": {
             "temperature": temperature,
             "loss_weights": weights,
             "sampling": dict(zip(data, np.round(sampler.probs, 4).tolist())),
         },
-        "lora": lora.model_dump() if lora else None,
-        "crf": crf,
-        "max_length": hp.max_length,
-        "normalisation": NORMALISATION,
         "data": {
             name: {"manifest": d.manifest(), "report": d.report | {"rows_longer_than_training_window": t["long_rows"]}}
             for t, (name, d) in zip(tasks, data.items())
         },
-        "training": training_record(state, train_seconds, use_gpu, last_checkpoint),
-        "calibration": {},
-        "thresholds": {},
-        "versions": _versions(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    with atomic_directory(output) as tmp:
+
+    def save_weights(directory: Path) -> None:
         final = _unwrap(trainer.model)
         if lora is not None:
-            final.encoder.save_pretrained(tmp / "adapter")
+            final.encoder.save_pretrained(directory / "adapter")
             final.encoder = final.encoder.merge_and_unload()
-        final.save(tmp)
-        tokenizer.save_pretrained(tmp)
-        move_logs(checkpoint_dir, tmp)
-        splits = {name: {"val": d.val, "test": d.test} for name, d in data.items()}
-        info = calibrate_and_score(tmp, info, splits) if evaluate_after else info | {"metrics": {}}
-        info["training"]["seconds_with_eval"] = round(time.perf_counter() - started, 1)
-        write_info(tmp, info)
-    trainer.accelerator.wait_for_everyone()  # the other ranks wait in rank_result until the bundle is in place
-    return TrainResult(output, info["metrics"], train_seconds, info)
+        final.save(directory)
+
+    return save_scored(
+        output,
+        info,
+        save_weights=save_weights,
+        tokenizer=tokenizer,
+        checkpoint_dir=checkpoint_dir,
+        splits={name: {"val": d.val, "test": d.test} for name, d in data.items()},
+        evaluate_after=evaluate_after,
+        started=started,
+        trainer=trainer,
+    )

@@ -1,7 +1,7 @@
 """Calibrate a model: fit each head's temperature and the jailbreak threshold on validation, through the
 serving path, and record them (with validation and test scores) in ``routerforge.json``.
 
->>> from routerforge.evaluation.calibrate import calibrate
+>>> from routerforge.evaluation.calibrator import calibrate
 >>> calibrate("models/jailbreak", target_fpr=0.01)["thresholds"]
 
 The statistics themselves (temperature fit, ECE, the threshold rule) are pure functions in
@@ -87,7 +87,7 @@ def calibrate_and_score(
     serving path (torch backend). ``splits``: ``{task: {"val": examples, "test": examples}}``. Updates ``info``
     (calibration, thresholds, metrics) and returns it; a failure here is reported and the trained model kept."""
     from ..runtime.engine import Router
-    from .evaluate import evaluate_examples
+    from .evaluator import evaluate_examples
 
     try:
         router = Router.load(model_dir, "torch", info=info, allow_pickle=allow_pickle)
@@ -107,7 +107,7 @@ def calibrate(model_dir, target_fpr: float = TARGET_FPR, *, allow_pickle: bool =
     """Refit temperatures and the jailbreak threshold of a saved model (or bundle) on its own validation split(s)
     (re-read and hash-checked from the manifests), rescore validation and test with them, and store all of it
     in its ``routerforge.json``. Returns the calibration and thresholds."""
-    from .evaluate import head_splits
+    from .evaluator import head_splits
 
     if not 0 < target_fpr < 1:
         raise RouterforgeError(f"target FPR must be in (0, 1), got {target_fpr}")

@@ -30,7 +30,7 @@ def export(
 ) -> dict:
     """Export ``model_dir`` (per-task model or multitask bundle) to ``format``; returns the record stored under
     ``exports[format]`` in ``routerforge.json``. ``max_rows`` caps the validation rows parity uses per head."""
-    from ..evaluation.evaluate import head_splits
+    from ..evaluation.evaluator import head_splits
     from ..runtime.backends import OnnxBackend, TorchScriptBackend, load_torch_module
     from ..runtime.engine import Router
     from .onnx import export_onnx, optimise
