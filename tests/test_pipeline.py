@@ -113,7 +113,7 @@ def test_end_to_end_writes_every_stage(finished_run):
     assert "synthetic template data only (jailbreak, intent)" in (run_dir / "bundle" / "README.md").read_text()
     assert (run_dir / "report" / "index.html").is_file()  # the real run report, with every model
     assert all(key in (run_dir / "report" / "report.md").read_text() for key in ("bundle", "models/intent"))
-    assert "ROC AUC" in output and "macro F1" in output and "stages" in output  # the summary tables
+    assert "ROC-AUC" in output and "macro F1" in output and "stages" in output  # the summary tables
 
 
 def test_second_run_skips_everything(finished_run, tmp_path, monkeypatch):
@@ -156,12 +156,12 @@ def test_refused_int8_export_is_recorded_and_the_run_goes_on(finished_run, tmp_p
     files = sorted(p.name for p in (run_dir / "models" / "intent").iterdir())
     with pytest.MonkeyPatch.context() as patch, pytest.raises(ParityError):
         patch.setattr("routerforge.exporters.exporter.check_parity", lambda *a, **k: failing)
-        exporters.exporter(run_dir / "models" / "intent", "onnx-int8")
+        exporters.export(run_dir / "models" / "intent", "onnx-int8")
     assert sorted(p.name for p in (run_dir / "models" / "intent").iterdir()) == files
     info = json.loads((run_dir / "models" / "intent" / "routerforge.json").read_text())
     assert info["exports"]["onnx-int8"]["refused"] == "parity" and info["exports"]["onnx-int8"]["file"] is None
 
-    real = exporters.exporter
+    real = exporters.export
 
     def refuse_int8(model_dir, fmt, **kwargs):
         if fmt != "onnx-int8":

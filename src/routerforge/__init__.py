@@ -22,7 +22,7 @@ _LAZY = {
     "evaluate": ("evaluation.evaluator", "evaluate"),
     "export": ("exporters.exporter", "export"),
     "calibrate": ("evaluation.calibrator", "calibrate"),
-    "run_pipeline": ("pipeline.engine", "run_pipeline"),
+    "run_pipeline": ("pipeline.stages", "run_pipeline"),
     "load_config": ("config", "load_config"),
     "LoraSettings": ("training.lora", "LoraSettings"),
     "Hyperparams": ("training.hyperparams", "Hyperparams"),

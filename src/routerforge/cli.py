@@ -554,7 +554,8 @@ def pipeline(
 ):
     """data -> train -> calibrate -> eval -> export -> report from one YAML; stages whose inputs did not change
     are skipped, and a killed run resumes where it stopped (pipeline.json records every stage)."""
-    from .pipeline.engine import run_pipeline, summary_tables
+    from .pipeline.stages import run_pipeline
+    from .reports.run_summary import summary_tables
 
     state = run_pipeline(
         config,

@@ -1,7 +1,14 @@
-"""``routerforge pipeline CONFIG.yaml``: every stage from one YAML, with resume (:mod:`.engine`)."""
+"""``routerforge pipeline CONFIG.yaml``: every stage from one YAML, with skip and resume.
+
+>>> from routerforge.pipeline import run_pipeline
+>>> state = run_pipeline("configs/quickstart.yaml")
+
+:mod:`.engine` runs a table of stages (state, hashing, skip/resume); :mod:`.stages` is that table.
+"""
 
 from __future__ import annotations
 
-from .engine import STAGES, Pipeline, run_pipeline, summary_tables
+from .engine import Engine, Item
+from .stages import STAGES, Pipeline, run_pipeline
 
-__all__ = ["STAGES", "Pipeline", "run_pipeline", "summary_tables"]
+__all__ = ["STAGES", "Engine", "Item", "Pipeline", "run_pipeline"]

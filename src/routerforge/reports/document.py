@@ -2,8 +2,9 @@
 twice, to a self-contained HTML page (inline CSS, plots as ``data:`` URIs, no links outside itself) and to
 Markdown (plots as PNG files beside it), so that both say the same thing.
 
-Cells are formatted by :func:`fmt`; a :class:`NotRun` (from :func:`not_run`) marks a missing piece of the run.
+Cells are formatted by :func:`routerforge.reports.format.number`; a :class:`NotRun` (from :func:`not_run`) marks a missing piece of the run.
 """
+
 from __future__ import annotations
 
 import base64
@@ -12,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from .format import markdown_cell, number
 
 
 class NotRun(str):
@@ -63,36 +64,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
 
-def fmt(x: Any) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        if not np.isfinite(x):
-            return "-"
-        if x.is_integer() and 1 < abs(x) < 1e6:  # counts, epochs; 0.0 and 1.0 stay metric-shaped
-            return str(int(x))
-        if abs(x) >= 1000:
-            return f"{x:.1f}"
-        if 0 < abs(x) < 0.01:
-            return f"{x:.3g}"
-        return f"{x:.3f}"
-    if isinstance(x, dict):
-        return ", ".join(f"{k}: {fmt(v)}" for k, v in x.items()) or "-"
-    if isinstance(x, (list, tuple)):
-        return ", ".join(fmt(v) for v in x) or "-"
-    return str(x)
-
-
-def value_ci(m: dict | None) -> str:
-    if not m or m.get("value") is None:
-        return "-"
-    ci = m.get("ci95")
-    return f"{fmt(m['value'])} [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else fmt(m["value"])
-
-
 CSS = """
 body{font:14px/1.45 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#1d2330;margin:0;
 background:#f6f7f9}
@@ -127,10 +98,13 @@ def _is_number_cell(text: str) -> bool:
 
 
 def render_html(doc: Doc, title: str, subtitle: str) -> str:
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
-           f"<header><h1>{html.escape(title)}</h1><div class=\"meta\">{html.escape(subtitle)}</div></header><main>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+        f'<header><h1>{html.escape(title)}</h1><div class="meta">{html.escape(subtitle)}</div></header><main>',
+    ]
     for block in doc.blocks:
         kind = block[0]
         if kind == "h":
@@ -143,22 +117,28 @@ def render_html(doc: Doc, title: str, subtitle: str) -> str:
             out.append(f"<p{css}>{_inline_html(text)}</p>")
         elif kind == "table":
             _, header, rows, css = block
-            out.append(f'<table class="{css}"><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in header)
-                       + "</tr></thead><tbody>")
+            out.append(
+                f'<table class="{css}"><thead><tr>'
+                + "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                + "</tr></thead><tbody>"
+            )
             for row in rows:
                 cells = []
                 for cell in row:
-                    text = fmt(cell)
+                    text = number(cell)
                     cls = "na" if isinstance(cell, NotRun) else ("num" if _is_number_cell(text) else "")
-                    cells.append(f'<td class="{cls}">{html.escape(text)}</td>' if cls
-                                 else f"<td>{html.escape(text)}</td>")
+                    cells.append(
+                        f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>"
+                    )
                 out.append("<tr>" + "".join(cells) + "</tr>")
             out.append("</tbody></table>")
         elif kind == "img":
             _, name, caption = block
             data = base64.b64encode(doc.images[name]).decode("ascii")
-            out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
-                       f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+            out.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
         elif kind == "pre":
             out.append(f"<pre>{html.escape(block[1])}</pre>")
         elif kind == "raw":
@@ -186,8 +166,7 @@ def render_markdown(doc: Doc, title: str, subtitle: str, image_dir: str = "img")
             _, header, rows, _ = block
             out.append("| " + " | ".join(header) + " |")
             out.append("|" + "---|" * len(header))
-            out += ["| " + " | ".join(fmt(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |"
-                    for row in rows]
+            out += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows]
             out.append("")
         elif kind == "img":
             out += [f"![{block[2]}]({image_dir}/{block[1]})", ""]

@@ -6,19 +6,23 @@ or nested under section names, e.g. ``{"category": classification_metrics(...), 
 Files are written to a temporary name in the same directory and renamed, so a reader never sees half a
 report. Plots draw on a ``Figure`` with an Agg canvas: no pyplot state, no display needed.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+
+from .format import ci, markdown_cell, markdown_table
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -83,8 +87,14 @@ def plot_confusion_matrix(cm, labels: list[str], path: str | os.PathLike | None 
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     disp = ConfusionMatrixDisplay(cm, display_labels=labels)
-    disp.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45, values_format="d",
-              text_kw={"fontsize": 8 if k > 8 else 10})
+    disp.plot(
+        ax=ax,
+        cmap="Blues",
+        colorbar=False,
+        xticks_rotation=45,
+        values_format="d",
+        text_kw={"fontsize": 8 if k > 8 else 10},
+    )
     disp.im_.set_data(norm)
     disp.im_.set_clim(0.0, 1.0)
     for (i, j), text in np.ndenumerate(disp.text_):
@@ -112,27 +122,8 @@ def plot_roc_pr(y_true, p_positive, path: str | os.PathLike | None = None) -> by
 
 
 # ---------------------------------------------------------------------------------------------- markdown
-def _cell(x: Any) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, (float, np.floating)):
-        return f"{x:.4g}" if abs(x) >= 1e3 else f"{x:.3f}"
-    return str(x).replace("|", "\\|").replace("\n", " ")
-
-
-def _ci(m: dict | None) -> str:
-    ci = (m or {}).get("ci95")
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-"
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return lines + [""]
-
-
 def _metric_rows(d: dict, keys: list[tuple[str, str]]) -> list[list[Any]]:
-    return [[name, d[key]["value"], _ci(d[key])] for key, name in keys if key in d]
+    return [[name, d[key]["value"], ci(d[key])] for key, name in keys if key in d]
 
 
 def _sections(metrics: dict, prefix: str = "") -> Iterator[tuple[str, dict]]:
@@ -160,23 +151,29 @@ def _headline(name: str, d: dict) -> list[list[Any]]:
     kind = d["kind"]
     if kind == "classification":
         counts = f"n={d['n']}, errors={d['n_errors']}"
-        return [[name, "accuracy", d["accuracy"]["value"], _ci(d["accuracy"]), counts],
-                [name, "macro F1", d["macro_f1"]["value"], _ci(d["macro_f1"]), counts]]
+        return [
+            [name, "accuracy", d["accuracy"]["value"], ci(d["accuracy"]), counts],
+            [name, "macro F1", d["macro_f1"]["value"], ci(d["macro_f1"]), counts],
+        ]
     if kind == "binary_detection":
         counts = f"pos={d['n_pos']}, neg={d['n_neg']}"
-        return [[name, "ROC-AUC", d["roc_auc"]["value"], _ci(d["roc_auc"]), counts],
-                [name, "PR-AUC", d["pr_auc"]["value"], _ci(d["pr_auc"]), counts]]
+        return [
+            [name, "ROC-AUC", d["roc_auc"]["value"], ci(d["roc_auc"]), counts],
+            [name, "PR-AUC", d["pr_auc"]["value"], ci(d["pr_auc"]), counts],
+        ]
     if kind == "spans":
         counts = f"tp={d['tp']}, fp={d['fp']}, fn={d['fn']}"
-        return [[name, "span micro F1 (exact)", d["micro_f1"]["value"], _ci(d["micro_f1"]), counts]]
+        return [[name, "span micro F1 (exact)", d["micro_f1"]["value"], ci(d["micro_f1"]), counts]]
     if kind == "latency":
         return [[name, "p50 latency (ms)", d["p50_ms"], "-", f"n={d['n']}"]]
     return []
 
 
 def _detection_rows(rows: list[dict]) -> list[list[Any]]:
-    return [[r.get("target_fpr"), r["recall"], r["fpr"], r["threshold"], r["tp"], r["fn"], r["fp"], r["tn"],
-             r.get("note")] for r in rows]
+    return [
+        [r.get("target_fpr"), r["recall"], r["fpr"], r["threshold"], r["tp"], r["fn"], r["fp"], r["tn"], r.get("note")]
+        for r in rows
+    ]
 
 
 def _render_section(name: str, d: dict) -> list[str]:
@@ -187,43 +184,66 @@ def _render_section(name: str, d: dict) -> list[str]:
             (f"{avg}_{m}", f"{avg} {m}") for avg in ("macro", "weighted") for m in ("precision", "recall", "f1")
         ]
         rows = _metric_rows(d, keys) + [[m.upper(), d[m], "-"] for m in ("ece", "nll") if m in d]
-        lines += _table(["metric", "value", "95% CI"], rows)
+        lines += markdown_table(["metric", "value", "95% CI"], rows)
         lines += [f"{d['n']} test rows, {d['n_errors']} errors. Macro averages over {d['macro_over']}.", ""]
         if d["labels_without_support"]:
-            lines += ["Labels without test support (excluded from macro averages): "
-                      + ", ".join(map(_cell, d["labels_without_support"])), ""]
-        lines += _table(["label", "precision", "recall", "F1", "support"],
-                        [[r["label"], r["precision"], r["recall"], r["f1"], r["support"]] for r in d["per_class"]])
+            lines += [
+                "Labels without test support (excluded from macro averages): "
+                + ", ".join(map(markdown_cell, d["labels_without_support"])),
+                "",
+            ]
+        lines += markdown_table(
+            ["label", "precision", "recall", "F1", "support"],
+            [[r["label"], r["precision"], r["recall"], r["f1"], r["support"]] for r in d["per_class"]],
+        )
     elif kind == "binary_detection":
-        lines += _table(["metric", "value", "95% CI"], _metric_rows(d, [("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC")]))
+        lines += markdown_table(
+            ["metric", "value", "95% CI"], _metric_rows(d, [("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC")])
+        )
         lines += [f"{d['n_pos']} positives, {d['n_neg']} negatives.", ""]
         header = ["target FPR", "recall", "FPR", "threshold", "TP", "FN", "FP", "TN", "note"]
         lines += [f"Recall at fixed false-positive rates; {d['at_fpr_basis']}:", ""]
-        lines += _table(header, _detection_rows(d["at_fpr"]))
+        lines += markdown_table(header, _detection_rows(d["at_fpr"]))
         if "at_threshold" in d:
             lines += ["At the deployed threshold (chosen on validation data):", ""]
-            lines += _table(header, _detection_rows([d["at_threshold"]]))
+            lines += markdown_table(header, _detection_rows([d["at_threshold"]]))
     elif kind == "spans":
-        lines += _table(["metric", "value", "95% CI"], _metric_rows(
-            d, [("micro_precision", "micro precision"), ("micro_recall", "micro recall"), ("micro_f1", "micro F1")]))
-        lines += [f"Matching: {d['matching']}. {d['n_docs']} documents, {d['n_gold']} gold spans, "
-                  f"{d['n_pred']} predicted; TP={d['tp']}, FP={d['fp']}, FN={d['fn']}.", ""]
-        lines += _table(["entity type", "precision", "recall", "F1", "support", "TP", "FP", "FN"],
-                        [[r["entity_type"], r["precision"], r["recall"], r["f1"], r["support"], r["tp"], r["fp"], r["fn"]]
-                         for r in d["per_type"]])
+        lines += markdown_table(
+            ["metric", "value", "95% CI"],
+            _metric_rows(
+                d, [("micro_precision", "micro precision"), ("micro_recall", "micro recall"), ("micro_f1", "micro F1")]
+            ),
+        )
+        lines += [
+            f"Matching: {d['matching']}. {d['n_docs']} documents, {d['n_gold']} gold spans, "
+            f"{d['n_pred']} predicted; TP={d['tp']}, FP={d['fp']}, FN={d['fn']}.",
+            "",
+        ]
+        lines += markdown_table(
+            ["entity type", "precision", "recall", "F1", "support", "TP", "FP", "FN"],
+            [
+                [r["entity_type"], r["precision"], r["recall"], r["f1"], r["support"], r["tp"], r["fp"], r["fn"]]
+                for r in d["per_type"]
+            ],
+        )
         if d["types_below_min_support"]:
             lines += [f"Types with fewer than {d['min_support']} gold spans (too few to score):", ""]
-            lines += _table(["entity type", "gold spans", "predicted spans"],
-                            [[r["entity_type"], r["support"], r["predicted"]] for r in d["types_below_min_support"]])
+            lines += markdown_table(
+                ["entity type", "gold spans", "predicted spans"],
+                [[r["entity_type"], r["support"], r["predicted"]] for r in d["types_below_min_support"]],
+            )
     elif kind == "latency":
-        lines += _table(["n", "p50 (ms)", "p99 (ms)", "mean (ms)"], [[d["n"], d["p50_ms"], d["p99_ms"], d["mean_ms"]]])
+        lines += markdown_table(
+            ["n", "p50 (ms)", "p99 (ms)", "mean (ms)"], [[d["n"], d["p50_ms"], d["p99_ms"], d["mean_ms"]]]
+        )
     else:
         lines += ["(no Markdown view for this kind; see metrics.json)", ""]
     return lines
 
 
-def write_report(output_dir: str | os.PathLike, metrics: dict, *, title: str,
-                 extra_sections: dict[str, str] | None = None) -> None:
+def write_report(
+    output_dir: str | os.PathLike, metrics: dict, *, title: str, extra_sections: dict[str, str] | None = None
+) -> None:
     """Write ``metrics.json`` (sorted keys, strict JSON) and ``report.md`` into ``output_dir``.
 
     The report links every PNG already in ``output_dir`` (so plot first, then call this) and appends
@@ -238,10 +258,10 @@ def write_report(output_dir: str | os.PathLike, metrics: dict, *, title: str,
     lines = [f"# {title}", ""]
     details = list(_details(metrics))
     if details:
-        lines += [f"- **{_cell(k)}**: {_cell(v)}" for k, v in details] + [""]
+        lines += [f"- **{markdown_cell(k)}**: {markdown_cell(v)}" for k, v in details] + [""]
     headline = [row for name, d in sections for row in _headline(name, d)]
     if headline:
-        lines += ["## Summary", ""] + _table(["section", "metric", "value", "95% CI", "counts"], headline)
+        lines += ["## Summary", ""] + markdown_table(["section", "metric", "value", "95% CI", "counts"], headline)
     for name, d in sections:
         lines += _render_section(name, d)
     pngs = sorted(p.name for p in out.glob("*.png"))
@@ -256,8 +276,15 @@ def write_report(output_dir: str | os.PathLike, metrics: dict, *, title: str,
 PREDICTIONS_FILE = "predictions.jsonl"
 
 
-def write_evaluation(output: str | os.PathLike, metrics: dict, *, title: str, sections: dict[str, str],
-                     predictions: list[dict], jailbreak_scores: tuple[list, list] | None = None) -> Path:
+def write_evaluation(
+    output: str | os.PathLike,
+    metrics: dict,
+    *,
+    title: str,
+    sections: dict[str, str],
+    predictions: list[dict],
+    jailbreak_scores: tuple[list, list] | None = None,
+) -> Path:
     """One head's evaluation as a directory: ``metrics.json``, ``report.md``, ``predictions.jsonl`` (row hashes,
     gold, predicted, served probabilities; no text) and its plots. Written atomically: no stale plots from an
     earlier report, nothing half-written; a directory that is not an earlier report is not replaced."""
@@ -268,11 +295,9 @@ def write_evaluation(output: str | os.PathLike, metrics: dict, *, title: str, se
     with atomic_directory(target) as out:
         if "classification" in metrics:
             c = metrics["classification"]
-            plot_confusion_matrix(np.array(c["confusion_matrix"]), c["confusion_matrix_labels"],
-                                  out / "confusion.png")
+            plot_confusion_matrix(np.array(c["confusion_matrix"]), c["confusion_matrix_labels"], out / "confusion.png")
         if jailbreak_scores is not None:
             plot_roc_pr(*jailbreak_scores, out / "roc_pr.png")
-        (out / PREDICTIONS_FILE).write_text("".join(json.dumps(row) + "\n" for row in predictions),
-                                            encoding="utf-8")
+        (out / PREDICTIONS_FILE).write_text("".join(json.dumps(row) + "\n" for row in predictions), encoding="utf-8")
         write_report(out, metrics, title=title, extra_sections=sections)
     return target

@@ -2,6 +2,7 @@
 head's evaluation (the eval stage's output, else the test metrics recorded at training time), the data reports
 and the pipeline stages. Only reads files; a missing or unreadable one reads as absent ("not run").
 """
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,9 @@ PIPELINE_FILE = "pipeline.json"
 class ModelRun:
     """A model the run made (or should have made): a per-task model or the multitask bundle."""
 
-    key: str                      # "bundle" or "models/<task>": its place in the run directory
+    key: str  # "bundle" or "models/<task>": its place in the run directory
     path: Path
-    info: dict | None             # None: expected by the config, not there
+    info: dict | None  # None: expected by the config, not there
     tasks: list[str]
 
     @property
@@ -36,8 +37,8 @@ class ModelRun:
 
 @dataclass
 class Evaluation:
-    metrics: dict                 # {"classification"?, "detection"?, "spans"?, "latency"?, "evaluated_on"?}
-    source: str                   # where the numbers come from
+    metrics: dict  # {"classification"?, "detection"?, "spans"?, "latency"?, "evaluated_on"?}
+    source: str  # where the numbers come from
     predictions: list[dict] | None = None
     directory: Path | None = None
 
@@ -71,8 +72,9 @@ def discover_models(run_dir: Path, config) -> list[ModelRun]:
     elif mode in ("multitask", "both"):
         found["bundle"] = ModelRun("bundle", run_dir / "bundle", None, tasks)
     order = {t: i for i, t in enumerate(tasks)}
-    return sorted(found.values(), key=lambda m: (m.key == "bundle", min((order.get(t, 99) for t in m.tasks),
-                                                                       default=99), m.key))
+    return sorted(
+        found.values(), key=lambda m: (m.key == "bundle", min((order.get(t, 99) for t in m.tasks), default=99), m.key)
+    )
 
 
 def _read_predictions(path: Path) -> list[dict] | None:
@@ -108,8 +110,12 @@ def find_evaluation(run_dir: Path, model: ModelRun, task: str) -> Evaluation | N
     if directory is not None:
         metrics = read_json(directory / "metrics.json") or {}
         where = (metrics.get("evaluated_on") or {}).get("split") or "given data"
-        return Evaluation(metrics, f"eval stage ({where} split): {directory.relative_to(run_dir)}",
-                          _read_predictions(directory / PREDICTIONS_FILE), directory)
+        return Evaluation(
+            metrics,
+            f"eval stage ({where} split): {directory.relative_to(run_dir)}",
+            _read_predictions(directory / PREDICTIONS_FILE),
+            directory,
+        )
     recorded = head_metrics(model.info or {}, task).get("test")
     if recorded and "error" not in recorded:
         return Evaluation(recorded, "test split, scored at training time (routerforge.json); eval stage not run")

@@ -23,6 +23,7 @@ its final place and renamed, so a reader never sees half a report.
 The document model and its two renderers are in :mod:`.document`; reading the run directory is in
 :mod:`.run_contents`; this module measures latency, draws the run's own plots and lays out the sections.
 """
+
 from __future__ import annotations
 
 import html
@@ -37,12 +38,14 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..io import atomic_directory
+from ..bundle import head_metrics, heads_of
 from ..evaluation.calibration import expected_calibration_error, reliability_bins
-from .document import Doc, fmt, not_run, render_html, render_markdown, slug, value_ci
 from ..evaluation.evaluator import request_latency
-from .model_card import data_sources, headline_metrics, licence_of
+from ..io import atomic_directory
+from .document import Doc, not_run, render_html, render_markdown, slug
 from .eval_report import figure_png, plot_confusion_matrix, plot_roc_pr
+from .format import ci, headline_metrics, number, primary_metric, value_ci
+from .model_card import data_sources, licence_of
 from .run_contents import (
     PIPELINE_FILE,
     Evaluation,
@@ -53,7 +56,6 @@ from .run_contents import (
     pipeline_stages,
     read_json,
 )
-from ..bundle import head_metrics, heads_of
 
 REPORT_DIR = "report"
 LATENCY_FILE = "latency.json"
@@ -69,11 +71,13 @@ def _latency_prompts(n: int = LATENCY_PROMPTS) -> list[str]:
     return [text for group in zip(*per_task) for text in group][:n]
 
 
-def measure_latency(models: list[ModelRun], *, budget_s: float = LATENCY_BUDGET_S,
-                    n: int = LATENCY_PROMPTS) -> dict[str, dict]:
+def measure_latency(
+    models: list[ModelRun], *, budget_s: float = LATENCY_BUDGET_S, n: int = LATENCY_PROMPTS
+) -> dict[str, dict]:
     """p50/p99 of ``Router.classify`` (batch 1) on ``n`` short synthetic prompts, per model, with the backend
     it is served with (the fastest export present). Models past the time budget are "skipped"."""
     from ..runtime.engine import Router
+
     prompts, out, started = _latency_prompts(n), {}, time.perf_counter()
     for model in models:
         if model.info is None:
@@ -84,7 +88,10 @@ def measure_latency(models: list[ModelRun], *, budget_s: float = LATENCY_BUDGET_
         try:
             router = Router.load(model.path)
             out[model.key] = request_latency(router, prompts, LATENCY_WARMUP) | {
-                "backend": router.backend_name, "prompts": "short synthetic", "measured_by": "report"}
+                "backend": router.backend_name,
+                "prompts": "short synthetic",
+                "measured_by": "report",
+            }
         except Exception as err:  # noqa: BLE001 - a report shows what failed instead of failing
             out[model.key] = {"error": f"{type(err).__name__}: {err}"}
     return out
@@ -116,8 +123,9 @@ def probabilities_before_scaling(p_after: np.ndarray, temperature: float) -> np.
     return softmax(np.log(np.clip(np.asarray(p_after, dtype=np.float64), 1e-300, None)) * temperature)
 
 
-def plot_reliability(p_before: np.ndarray, p_after: np.ndarray, y: np.ndarray, temperature: float,
-                     n_bins: int = N_BINS) -> bytes:
+def plot_reliability(
+    p_before: np.ndarray, p_after: np.ndarray, y: np.ndarray, temperature: float, n_bins: int = N_BINS
+) -> bytes:
     """Two reliability diagrams (top-label accuracy vs confidence per bin, bar width = bin): T=1 and T."""
     fig, axes = _figure(10.5, 4.4, 2)
     panels = ((axes[0], p_before, "before (T = 1)"), (axes[1], p_after, f"after (T = {temperature:.3f})"))
@@ -130,8 +138,18 @@ def plot_reliability(p_before: np.ndarray, p_after: np.ndarray, y: np.ndarray, t
         conf = np.array([b["confidence"] if b["count"] else np.nan for b in bins])
         counts = np.array([b["count"] for b in bins])
         ax.bar(lo, acc, width=width, align="edge", color="#4c72b0", edgecolor="white", label="accuracy")
-        ax.bar(lo, np.where(counts > 0, conf - acc, 0), bottom=acc, width=width, align="edge", fill=False,
-               edgecolor="#c44e52", hatch="//", linewidth=0.8, label="gap to mean confidence")
+        ax.bar(
+            lo,
+            np.where(counts > 0, conf - acc, 0),
+            bottom=acc,
+            width=width,
+            align="edge",
+            fill=False,
+            edgecolor="#c44e52",
+            hatch="//",
+            linewidth=0.8,
+            label="gap to mean confidence",
+        )
         ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
@@ -140,8 +158,14 @@ def plot_reliability(p_before: np.ndarray, p_after: np.ndarray, y: np.ndarray, t
         ax.set_title(f"{title}: ECE {ece:.3f}")
         share = ax.twinx()
         used = counts > 0
-        share.plot((lo + width / 2)[used], (counts / max(counts.sum(), 1))[used], color="#55a868", marker="o",
-                   markersize=3, linewidth=1)
+        share.plot(
+            (lo + width / 2)[used],
+            (counts / max(counts.sum(), 1))[used],
+            color="#55a868",
+            marker="o",
+            markersize=3,
+            linewidth=1,
+        )
         share.set_ylim(0, 1)
         share.set_ylabel("share of rows", color="#55a868")
     handles, labels = axes[0].get_legend_handles_labels()
@@ -187,16 +211,6 @@ def plot_training_curves(log_history: list[dict]) -> bytes | None:
 
 
 # ------------------------------------------------------------------------------------------------ sections
-def _headline_metric(task: str, metrics: dict) -> tuple[str, dict | None]:
-    if "spans" in metrics:
-        return "span F1 (exact)", metrics["spans"].get("micro_f1")
-    if task == "jailbreak" and "detection" in metrics:
-        return "ROC-AUC", metrics["detection"].get("roc_auc")
-    if "classification" in metrics:
-        return "macro F1", metrics["classification"].get("macro_f1")
-    return "-", None
-
-
 def _test_rows(metrics: dict) -> int | None:
     if "evaluated_on" in metrics and metrics["evaluated_on"].get("rows") is not None:
         return metrics["evaluated_on"]["rows"]
@@ -221,8 +235,11 @@ def _items_cell(stage: dict) -> str:
         parts.append(f"{len(stage['ran'])} ran")
     if stage.get("skipped"):
         parts.append(f"{len(stage['skipped'])} unchanged")
-    failed = [f"{name}: {e.get('error', 'failed')}" for name, e in items.items()
-              if isinstance(e, dict) and e.get("status") == "failed"]
+    failed = [
+        f"{name}: {e.get('error', 'failed')}"
+        for name, e in items.items()
+        if isinstance(e, dict) and e.get("status") == "failed"
+    ]
     return ", ".join(parts + failed[:1]) or (f"{len(items)}" if items else "-")
 
 
@@ -236,8 +253,13 @@ def _stage_row(stage: dict) -> list[Any]:
         return [name, "this report", "", "", input_hash]
     items = [i for i in (stage.get("items") or {}).values() if isinstance(i, dict)]
     seconds = sum(i.get("seconds") or 0 for i in items) if items else stage.get("seconds")
-    return [name, status, f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else seconds, _items_cell(stage),
-            input_hash]
+    return [
+        name,
+        status,
+        f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else seconds,
+        _items_cell(stage),
+        input_hash,
+    ]
 
 
 def _latency_cell(rows: list[dict]) -> Any:
@@ -250,8 +272,9 @@ def _latency_cell(rows: list[dict]) -> Any:
     return text if best.get("backend") == "onnx-int8" else f"{text} ({best.get('backend')}; no int8 export)"
 
 
-def _summary(doc: Doc, models: list[ModelRun], evaluations: dict, latency: dict, stages,
-             tasks: list[str]) -> list[dict]:
+def _summary(
+    doc: Doc, models: list[ModelRun], evaluations: dict, latency: dict, stages, tasks: list[str]
+) -> list[dict]:
     doc.heading(2, "Summary", "summary")
     rows, records = [], []
     for task in tasks:
@@ -264,28 +287,60 @@ def _summary(doc: Doc, models: list[ModelRun], evaluations: dict, latency: dict,
                 continue
             evaluation = evaluations.get((model.key, task))
             metrics = evaluation.metrics if evaluation else {}
-            name, m = _headline_metric(task, metrics)
-            calibration = ((model.info.get("calibration") or {}).get(task) or {})
+            name, m = primary_metric(task, metrics)
+            calibration = (model.info.get("calibration") or {}).get(task) or {}
             ece = (calibration.get("test") or calibration.get("val") or {}).get("ece_after")
             threshold = (model.info.get("thresholds") or {}).get("jailbreak") if task == "jailbreak" else None
             at = _threshold_on_test(model, evaluation) if task == "jailbreak" else None
-            rows.append([model.key, task, f"{name}: {value_ci(m)}" if m else not_run("no evaluation"),
-                         _test_rows(metrics) if metrics else "-",
-                         ece if ece is not None else (not_run() if task not in calibration else "-"),
-                         ("-" if task != "jailbreak" else threshold if threshold is not None else not_run()),
-                         (f"{fmt(at.get('recall'))} / {fmt(at.get('fpr'))}" if at else
-                          ("-" if task != "jailbreak" else not_run())),
-                         _latency_cell(_latency_rows(latency, model.key)),
-                         "eval stage" if evaluation and evaluation.directory else
-                         ("training record" if evaluation else not_run())])
-            records.append({"model": model.key, "task": task, "metric": name, "value": (m or {}).get("value"),
-                            "ci95": (m or {}).get("ci95"), "test_rows": _test_rows(metrics) if metrics else None,
-                            "ece_after": ece, "threshold": threshold,
-                            "tpr_at_threshold": (at or {}).get("recall"), "fpr_at_threshold": (at or {}).get("fpr")})
+            rows.append(
+                [
+                    model.key,
+                    task,
+                    f"{name}: {value_ci(m)}" if m else not_run("no evaluation"),
+                    _test_rows(metrics) if metrics else "-",
+                    ece if ece is not None else (not_run() if task not in calibration else "-"),
+                    ("-" if task != "jailbreak" else threshold if threshold is not None else not_run()),
+                    (
+                        f"{number(at.get('recall'))} / {number(at.get('fpr'))}"
+                        if at
+                        else ("-" if task != "jailbreak" else not_run())
+                    ),
+                    _latency_cell(_latency_rows(latency, model.key)),
+                    "eval stage"
+                    if evaluation and evaluation.directory
+                    else ("training record" if evaluation else not_run()),
+                ]
+            )
+            records.append(
+                {
+                    "model": model.key,
+                    "task": task,
+                    "metric": name,
+                    "value": (m or {}).get("value"),
+                    "ci95": (m or {}).get("ci95"),
+                    "test_rows": _test_rows(metrics) if metrics else None,
+                    "ece_after": ece,
+                    "threshold": threshold,
+                    "tpr_at_threshold": (at or {}).get("recall"),
+                    "fpr_at_threshold": (at or {}).get("fpr"),
+                }
+            )
     if rows:
-        doc.table(["model", "head", "headline metric, test [95% CI]", "test rows", "ECE after T (test)",
-                   "jailbreak threshold", "TPR / FPR at threshold (test)", "p50 latency (int8)", "numbers from"],
-                  rows, "headline")
+        doc.table(
+            [
+                "model",
+                "head",
+                "headline metric, test [95% CI]",
+                "test rows",
+                "ECE after T (test)",
+                "jailbreak threshold",
+                "TPR / FPR at threshold (test)",
+                "p50 latency (int8)",
+                "numbers from",
+            ],
+            rows,
+            "headline",
+        )
     else:
         doc.para(not_run("no models in this run"))
     stage_rows = [_stage_row(s) for s in stages or []]
@@ -299,11 +354,20 @@ def _summary(doc: Doc, models: list[ModelRun], evaluations: dict, latency: dict,
     for model in models:
         for r in _latency_rows(latency, model.key):
             if r.get("p50_ms") is None:
-                lat_rows.append([model.key, r.get("backend", "-"), not_run(r.get("skipped") or r.get("error")),
-                                 "-", "-", "-"])
+                lat_rows.append(
+                    [model.key, r.get("backend", "-"), not_run(r.get("skipped") or r.get("error")), "-", "-", "-"]
+                )
             else:
-                lat_rows.append([model.key, r.get("backend"), f"{r['p50_ms']:.1f} ms", f"{r['p99_ms']:.1f} ms",
-                                 r.get("n"), r.get("prompts", "-")])
+                lat_rows.append(
+                    [
+                        model.key,
+                        r.get("backend"),
+                        f"{r['p50_ms']:.1f} ms",
+                        f"{r['p99_ms']:.1f} ms",
+                        r.get("n"),
+                        r.get("prompts", "-"),
+                    ]
+                )
         if model.info is not None and not _latency_rows(latency, model.key):
             lat_rows.append([model.key, "-", not_run("not measured"), "-", "-", "-"])
     if lat_rows:
@@ -325,15 +389,36 @@ def _data_glance(doc: Doc, run_dir: Path, models: list[ModelRun], tasks: list[st
         per_split = report.get("rows_per_split") or {}
         moved = report.get("near_duplicates_moved_to_train") or {}
         sources = data_sources(manifest) if manifest else []
-        names = list(dict.fromkeys((e["source"].name if e["source"] else Path(e["path"]).name) + f" ({licence_of(e)})"
-                                   for e in sources))
-        rows.append([task, per_split.get("train"), per_split.get("val"), per_split.get("test"),
-                     f"{report.get('duplicates_removed', 0)} + {(moved.get('val') or 0) + (moved.get('test') or 0)} "
-                     "moved" if moved else report.get("duplicates_removed"),
-                     (report.get("rows_longer_than_training_window") or {}).get("train"),
-                     "; ".join(names) or "-"])
-    doc.table(["task", "train", "val", "test", "duplicates removed + near-duplicates moved to train",
-               "train rows truncated", "data (licence)"], rows)
+        names = list(
+            dict.fromkeys(
+                (e["source"].name if e["source"] else Path(e["path"]).name) + f" ({licence_of(e)})" for e in sources
+            )
+        )
+        rows.append(
+            [
+                task,
+                per_split.get("train"),
+                per_split.get("val"),
+                per_split.get("test"),
+                f"{report.get('duplicates_removed', 0)} + {(moved.get('val') or 0) + (moved.get('test') or 0)} moved"
+                if moved
+                else report.get("duplicates_removed"),
+                (report.get("rows_longer_than_training_window") or {}).get("train"),
+                "; ".join(names) or "-",
+            ]
+        )
+    doc.table(
+        [
+            "task",
+            "train",
+            "val",
+            "test",
+            "duplicates removed + near-duplicates moved to train",
+            "train rows truncated",
+            "data (licence)",
+        ],
+        rows,
+    )
 
 
 def _data_section(doc: Doc, task: str, report: dict, manifest: dict) -> None:
@@ -346,39 +431,65 @@ def _data_section(doc: Doc, task: str, report: dict, manifest: dict) -> None:
     splits = [s for s in ("train", "val", "test") if s in per_split or s in labels]
     moved = report.get("near_duplicates_moved_to_train") or {}
     long_rows = report.get("rows_longer_than_training_window") or {}
-    cleaning = [["rows read", report.get("rows_read")],
-                ["rows per split", ", ".join(f"{s}: {per_split[s]}" for s in splits if s in per_split) or "-"],
-                ["rows dropped by the loader", report.get("rows_dropped_by_loader") or 0],
-                ["exact duplicates removed", report.get("duplicates_removed")],
-                ["rows with conflicting labels dropped", report.get("conflicting_label_rows_dropped")],
-                ["near-duplicates moved to train",
-                 f"val: {moved.get('val', 0)}, test: {moved.get('test', 0)} "
-                 f"(TF-IDF cosine >= {moved.get('threshold', '-')})" if moved else "-"],
-                ["rows longer than the training window (truncated for training)",
-                 f"train: {long_rows.get('train', 0)}, val: {long_rows.get('val', 0)} "
-                 f"(window {long_rows.get('window', '-')} tokens)" if long_rows else "-"]]
+    cleaning = [
+        ["rows read", report.get("rows_read")],
+        ["rows per split", ", ".join(f"{s}: {per_split[s]}" for s in splits if s in per_split) or "-"],
+        ["rows dropped by the loader", report.get("rows_dropped_by_loader") or 0],
+        ["exact duplicates removed", report.get("duplicates_removed")],
+        ["rows with conflicting labels dropped", report.get("conflicting_label_rows_dropped")],
+        [
+            "near-duplicates moved to train",
+            f"val: {moved.get('val', 0)}, test: {moved.get('test', 0)} (TF-IDF cosine >= {moved.get('threshold', '-')})"
+            if moved
+            else "-",
+        ],
+        [
+            "rows longer than the training window (truncated for training)",
+            f"train: {long_rows.get('train', 0)}, val: {long_rows.get('val', 0)} "
+            f"(window {long_rows.get('window', '-')} tokens)"
+            if long_rows
+            else "-",
+        ],
+    ]
     if report.get("synthetic_train_rows"):
         cleaning.append(["synthetic training rows", report["synthetic_train_rows"]])
     if report.get("rows_in_unused_splits"):
         cleaning.append(["rows in unused splits", report["rows_in_unused_splits"]])
-    cleaning += [["labels without test rows", report.get("labels_without_test_support") or "none"],
-                 ["fingerprint", report.get("fingerprint") or manifest.get("fingerprint")]]
-    shown = {"rows_read", "rows_per_split", "labels_per_split", "rows_dropped_by_loader", "duplicates_removed",
-             "conflicting_label_rows_dropped", "near_duplicates_moved_to_train", "rows_longer_than_training_window",
-             "synthetic_train_rows", "rows_in_unused_splits", "labels_without_test_support", "fingerprint"}
+    cleaning += [
+        ["labels without test rows", report.get("labels_without_test_support") or "none"],
+        ["fingerprint", report.get("fingerprint") or manifest.get("fingerprint")],
+    ]
+    shown = {
+        "rows_read",
+        "rows_per_split",
+        "labels_per_split",
+        "rows_dropped_by_loader",
+        "duplicates_removed",
+        "conflicting_label_rows_dropped",
+        "near_duplicates_moved_to_train",
+        "rows_longer_than_training_window",
+        "synthetic_train_rows",
+        "rows_in_unused_splits",
+        "labels_without_test_support",
+        "fingerprint",
+    }
     cleaning += [[key.replace("_", " "), value] for key, value in report.items() if key not in shown]
     doc.grid(True)
     doc.table(["", "value"], cleaning)
     if labels:
         names = sorted({name for s in splits for name in (labels.get(s) or {})})
         unit = "spans" if task == "pii" else "rows"
-        doc.table(["label"] + [f"{s} ({unit})" for s in splits],
-                  [[name] + [(labels.get(s) or {}).get(name, 0) for s in splits] for name in names])
+        doc.table(
+            ["label"] + [f"{s} ({unit})" for s in splits],
+            [[name] + [(labels.get(s) or {}).get(name, 0) for s in splits] for name in names],
+        )
     doc.grid(False)
     sources = data_sources(manifest) if manifest else []
     if sources:
-        doc.table(["source", "rows", "sha256", "licence"],
-                  [[e["path"], e["rows"], (e["sha256"] or "")[:12] or "-", licence_of(e)] for e in sources])
+        doc.table(
+            ["source", "rows", "sha256", "licence"],
+            [[e["path"], e["rows"], (e["sha256"] or "")[:12] or "-", licence_of(e)] for e in sources],
+        )
 
 
 def _metric_table(evaluation: Evaluation, val: dict) -> list[list[Any]]:
@@ -388,15 +499,19 @@ def _metric_table(evaluation: Evaluation, val: dict) -> list[list[Any]]:
     extra = []
     if "classification" in test:
         c = test["classification"]
-        extra = [("macro precision", c.get("macro_precision")), ("macro recall", c.get("macro_recall")),
-                 ("weighted F1", c.get("weighted_f1"))]
+        extra = [
+            ("macro precision", c.get("macro_precision")),
+            ("macro recall", c.get("macro_recall")),
+            ("weighted F1", c.get("weighted_f1")),
+        ]
         val_c = val.get("classification") or {}
-        val_metrics |= {"macro precision": val_c.get("macro_precision"), "macro recall": val_c.get("macro_recall"),
-                        "weighted F1": val_c.get("weighted_f1")}
+        val_metrics |= {
+            "macro precision": val_c.get("macro_precision"),
+            "macro recall": val_c.get("macro_recall"),
+            "weighted F1": val_c.get("weighted_f1"),
+        }
     for name, m in headline_metrics(test) + [(n, m) for n, m in extra if m]:
-        ci = m.get("ci95")
-        rows.append([name, m.get("value"), f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "-",
-                     value_ci(val_metrics.get(name)) if val_metrics.get(name) else "-"])
+        rows.append([name, m.get("value"), ci(m), value_ci(val_metrics.get(name)) if val_metrics.get(name) else "-"])
     if "classification" in test:
         for key in ("ece", "nll"):
             if test["classification"].get(key) is not None:
@@ -407,18 +522,25 @@ def _metric_table(evaluation: Evaluation, val: dict) -> list[list[Any]]:
 def _per_class(doc: Doc, metrics: dict) -> None:
     if "classification" in metrics:
         c = metrics["classification"]
-        doc.table(["label", "precision", "recall", "F1", "support"],
-                  [[r["label"], r["precision"], r["recall"], r["f1"], r["support"]] for r in c.get("per_class", [])])
+        doc.table(
+            ["label", "precision", "recall", "F1", "support"],
+            [[r["label"], r["precision"], r["recall"], r["f1"], r["support"]] for r in c.get("per_class", [])],
+        )
     if "spans" in metrics:
         s = metrics["spans"]
-        doc.table(["entity type", "precision", "recall", "F1", "support", "TP", "FP", "FN"],
-                  [[r["entity_type"], r["precision"], r["recall"], r["f1"], r["support"], r["tp"], r["fp"], r["fn"]]
-                   for r in s.get("per_type", [])])
+        doc.table(
+            ["entity type", "precision", "recall", "F1", "support", "TP", "FP", "FN"],
+            [
+                [r["entity_type"], r["precision"], r["recall"], r["f1"], r["support"], r["tp"], r["fp"], r["fn"]]
+                for r in s.get("per_type", [])
+            ],
+        )
         below = s.get("types_below_min_support") or []
         if below:
-            doc.para(f"Too few gold spans to score (fewer than {s.get('min_support')}): "
-                     + ", ".join(f"{r['entity_type']} ({r['support']} gold, {r['predicted']} predicted)"
-                                 for r in below))
+            doc.para(
+                f"Too few gold spans to score (fewer than {s.get('min_support')}): "
+                + ", ".join(f"{r['entity_type']} ({r['support']} gold, {r['predicted']} predicted)" for r in below)
+            )
 
 
 def _probability_matrix(predictions: list[dict], names: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -453,10 +575,19 @@ def _head_section(doc: Doc, run_dir: Path, model: ModelRun, task: str, evaluatio
     figures = []
     if head["kind"] != "token":
         c = metrics.get("classification") or {}
-        png = plot_confusion_matrix(np.array(c["confusion_matrix"]), c["confusion_matrix_labels"]) \
-            if c.get("confusion_matrix") else None
-        figures.append((f"{model.key}-{task}-confusion", png, f"{task} ({model.key}): confusion matrix on test",
-                        "no confusion matrix: eval stage not run"))
+        png = (
+            plot_confusion_matrix(np.array(c["confusion_matrix"]), c["confusion_matrix_labels"])
+            if c.get("confusion_matrix")
+            else None
+        )
+        figures.append(
+            (
+                f"{model.key}-{task}-confusion",
+                png,
+                f"{task} ({model.key}): confusion matrix on test",
+                "no confusion matrix: eval stage not run",
+            )
+        )
     predictions = evaluation.predictions if evaluation else None
     names = list(head["label_names"])
     matrix = _probability_matrix(predictions, names) if predictions and head["kind"] != "token" else None
@@ -469,8 +600,14 @@ def _head_section(doc: Doc, run_dir: Path, model: ModelRun, task: str, evaluatio
                 png = plot_roc_pr(positive, probs[:, names.index("jailbreak")])
             else:
                 why = "the evaluated rows hold one class only"
-        figures.append((f"{model.key}-{task}-roc", png, (f"{task} ({model.key}): ROC and precision-recall on test "
-                                                        "(AUC / AP in the legends)"), why))
+        figures.append(
+            (
+                f"{model.key}-{task}-roc",
+                png,
+                (f"{task} ({model.key}): ROC and precision-recall on test (AUC / AP in the legends)"),
+                why,
+            )
+        )
     side_by_side = len(names) <= 4  # a small confusion matrix sits beside the ROC/PR curves
     if side_by_side:
         doc.grid(True)
@@ -483,13 +620,27 @@ def _head_section(doc: Doc, run_dir: Path, model: ModelRun, task: str, evaluatio
     if not calibration:
         doc.para(not_run("no temperature fitted"))
     else:
-        doc.table(["split", "rows" if calibration.get("unit") != "token" else "tokens", "ECE before", "ECE after",
-                   "NLL before", "NLL after"],
-                  [[split, d.get("n"), d.get("ece_before"), d.get("ece_after"), d.get("nll_before"), d.get("nll_after")]
-                   for split in ("val", "test") for d in [calibration.get(split)] if d])
-        doc.para(f"Temperature T = {fmt(calibration.get('temperature'))}, "
-                 f"fitted on {calibration.get('fitted_on', 'val')} "
-                 f"(unit: {calibration.get('unit', 'text')}).")
+        doc.table(
+            [
+                "split",
+                "rows" if calibration.get("unit") != "token" else "tokens",
+                "ECE before",
+                "ECE after",
+                "NLL before",
+                "NLL after",
+            ],
+            [
+                [split, d.get("n"), d.get("ece_before"), d.get("ece_after"), d.get("nll_before"), d.get("nll_after")]
+                for split in ("val", "test")
+                for d in [calibration.get(split)]
+                if d
+            ],
+        )
+        doc.para(
+            f"Temperature T = {number(calibration.get('temperature'))}, "
+            f"fitted on {calibration.get('fitted_on', 'val')} "
+            f"(unit: {calibration.get('unit', 'text')})."
+        )
     if head["kind"] == "token":
         doc.para("Reliability diagram: not drawn for span heads (calibration is per token; see the table).")
     elif matrix is not None and calibration:
@@ -497,10 +648,12 @@ def _head_section(doc: Doc, run_dir: Path, model: ModelRun, task: str, evaluatio
         # the temperature the predictions were served with (recorded by evaluate), else the model's current one
         applied = (metrics.get("evaluated_on") or {}).get("temperature")
         temperature = float(applied if applied is not None else calibration.get("temperature", 1.0))
-        doc.image(f"{model.key}-{task}-reliability", plot_reliability(probabilities_before_scaling(probs, temperature),
-                                                                      probs, y, temperature),
-                  f"{task} ({model.key}): reliability on the evaluated rows (n={len(y)}), before and after "
-                  "temperature scaling")
+        doc.image(
+            f"{model.key}-{task}-reliability",
+            plot_reliability(probabilities_before_scaling(probs, temperature), probs, y, temperature),
+            f"{task} ({model.key}): reliability on the evaluated rows (n={len(y)}), before and after "
+            "temperature scaling",
+        )
     else:
         doc.para(not_run("reliability diagram needs predictions.jsonl from the eval stage and a fitted temperature"))
     if task == "jailbreak":
@@ -511,13 +664,25 @@ def _head_section(doc: Doc, run_dir: Path, model: ModelRun, task: str, evaluatio
         if threshold is None:
             doc.para(not_run("no threshold chosen; the runtime default 0.5 applies"))
         else:
-            doc.para(f"Flag when P(jailbreak) >= **{threshold:.4f}**, chosen on validation for a target FPR of "
-                     f"{fmt(chosen.get('target_fpr'))}" + ("" if chosen.get("resolvable", True) else
-                                                            " (too few benign validation rows to resolve it: the "
-                                                            "threshold admits no validation false positive)") + ".")
-            doc.table(["split", "TPR (recall)", "FPR", "TP", "FP", "FN", "TN"],
-                      [[split, d.get("recall"), d.get("fpr"), d.get("tp"), d.get("fp"), d.get("fn"), d.get("tn")]
-                       for split, d in (("validation", chosen), ("test", at)) if d])
+            doc.para(
+                f"Flag when P(jailbreak) >= **{threshold:.4f}**, chosen on validation for a target FPR of "
+                f"{number(chosen.get('target_fpr'))}"
+                + (
+                    ""
+                    if chosen.get("resolvable", True)
+                    else " (too few benign validation rows to resolve it: the "
+                    "threshold admits no validation false positive)"
+                )
+                + "."
+            )
+            doc.table(
+                ["split", "TPR (recall)", "FPR", "TP", "FP", "FN", "TN"],
+                [
+                    [split, d.get("recall"), d.get("fpr"), d.get("tp"), d.get("fp"), d.get("fn"), d.get("tn")]
+                    for split, d in (("validation", chosen), ("test", at))
+                    if d
+                ],
+            )
 
 
 def _training_section(doc: Doc, model: ModelRun) -> None:
@@ -528,8 +693,11 @@ def _training_section(doc: Doc, model: ModelRun) -> None:
     info = model.info
     training = info.get("training") or {}
     backbone = info.get("backbone") or {}
-    summary = [["backbone", f"{backbone.get('name')} ({backbone.get('model_type')})"],
-               ["LoRA", info.get("lora") or "no (full fine-tuning)"], ["max length (tokens)", info.get("max_length")]]
+    summary = [
+        ["backbone", f"{backbone.get('name')} ({backbone.get('model_type')})"],
+        ["LoRA", info.get("lora") or "no (full fine-tuning)"],
+        ["max length (tokens)", info.get("max_length")],
+    ]
     summary += [[k.replace("_", " "), v] for k, v in training.items() if k != "log_history"]
     if info.get("multitask"):
         summary.append(["task sampling", (info["multitask"] or {}).get("sampling")])
@@ -537,8 +705,12 @@ def _training_section(doc: Doc, model: ModelRun) -> None:
     doc.table(["", "value"], summary)
     doc.table(["hyperparameter", "value"], [[k, v] for k, v in (info.get("hyperparams") or {}).items()])
     doc.grid(False)
-    doc.image(f"{model.key}-training", plot_training_curves(training.get("log_history") or []),
-              f"{model.key}: training and validation curves", "no Trainer log history recorded")
+    doc.image(
+        f"{model.key}-training",
+        plot_training_curves(training.get("log_history") or []),
+        f"{model.key}: training and validation curves",
+        "no Trainer log history recorded",
+    )
 
 
 def _exports_section(doc: Doc, models: list[ModelRun]) -> None:
@@ -552,9 +724,17 @@ def _exports_section(doc: Doc, models: list[ModelRun]) -> None:
             rows.append([model.key, not_run(), "-", "-", "-", "-"])
         for export, e in exports.items():
             parity = e.get("parity") or {}
-            rows.append([model.key, export, e.get("file"), e.get("size_mb"),
-                         ("passed" if parity.get("passed") else "FAILED" if parity else "-")
-                         + (f": {parity['criteria']}" if parity.get("criteria") else ""), e.get("recipe", "-")])
+            rows.append(
+                [
+                    model.key,
+                    export,
+                    e.get("file"),
+                    e.get("size_mb"),
+                    ("passed" if parity.get("passed") else "FAILED" if parity else "-")
+                    + (f": {parity['criteria']}" if parity.get("criteria") else ""),
+                    e.get("recipe", "-"),
+                ]
+            )
     if rows:
         doc.table(["model", "format", "file", "size (MB)", "parity", "recipe"], rows)
     else:
@@ -566,8 +746,9 @@ def _versions_section(doc: Doc, models: list[ModelRun]) -> None:
     recorded = [(m.key, m.info.get("versions") or {}) for m in models if m.info]
     packages = list(dict.fromkeys(p for _, v in recorded for p in v))
     if packages:
-        doc.table(["package"] + [key for key, _ in recorded],
-                  [[p] + [v.get(p, "-") for _, v in recorded] for p in packages])
+        doc.table(
+            ["package"] + [key for key, _ in recorded], [[p] + [v.get(p, "-") for _, v in recorded] for p in packages]
+        )
     from .. import __version__
 
     doc.para(f"Report written by routerforge {__version__} on Python {platform.python_version()}.")
@@ -590,16 +771,23 @@ def build_report(run_dir: Path, config, latency: dict | None = None) -> tuple[Do
     trained = max((i.get("created", "") for i in infos), default="") or "not run"
     backbone = (infos[0].get("backbone") or {}) if infos else {}
     mode = config.training.mode if config is not None else ("multitask" if any(m.is_bundle for m in models) else "-")
-    subtitle = (f"report {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} · trained {trained[:16].replace('T', ' ')}"
-                f" · backbone {config.backbone if config is not None else backbone.get('name', '?')}"
-                + (f" ({backbone.get('model_type')})" if backbone.get("model_type") else "")
-                + f" · mode {mode} · heads {', '.join(tasks) or '-'}"
-                + (f" · seed {config.seed}" if config is not None else ""))
+    subtitle = (
+        f"report {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} · trained {trained[:16].replace('T', ' ')}"
+        f" · backbone {config.backbone if config is not None else backbone.get('name', '?')}"
+        + (f" ({backbone.get('model_type')})" if backbone.get("model_type") else "")
+        + f" · mode {mode} · heads {', '.join(tasks) or '-'}"
+        + (f" · seed {config.seed}" if config is not None else "")
+    )
     doc = Doc()
-    links = [("summary", "Summary"), ("data-glance", "Data")] + [(f"task-{slug(t)}", t) for t in tasks] + [
-        ("training", "Training"), ("exports", "Exports"), ("config", "Config"), ("versions", "Versions")]
-    doc.raw_html('<nav>' + "".join(f'<a href="#{a}">{html.escape(text)}</a>' for a, text in links) + "</nav>",
-                 " · ".join(f"[{text}](#{a})" for a, text in links))
+    links = (
+        [("summary", "Summary"), ("data-glance", "Data")]
+        + [(f"task-{slug(t)}", t) for t in tasks]
+        + [("training", "Training"), ("exports", "Exports"), ("config", "Config"), ("versions", "Versions")]
+    )
+    doc.raw_html(
+        "<nav>" + "".join(f'<a href="#{a}">{html.escape(text)}</a>' for a, text in links) + "</nav>",
+        " · ".join(f"[{text}](#{a})" for a, text in links),
+    )
     records = _summary(doc, models, evaluations, latency, pipeline_stages(run_dir), tasks)
     _data_glance(doc, run_dir, models, tasks)
 
