@@ -112,7 +112,7 @@ def test_unknown_hyperparameter(tmp_path):
         ("  max_length: 128", "  max_length: 4", "field training.max_length"),
         ("  mode: per-task", "  mode: sometimes", "field training.mode"),
         ("splits: {val: 0.1,", "splits: {val: 1.5,", "field splits.val"),
-        ("export: {formats: [onnx, onnx-int8]}", "export: {formats: [tflite]}", "field export.formats.0"),
+        ("export: {formats: [onnx, onnx-int8]}", "export: {formats: [tflite]}", "field export.formats[0]"),
         ("name: local-data", "name: my run/1", "field name"),
         ("  lora: null", "  lora: {rank: 0}", "field training.lora.rank"),
         ("  lora: null", "  lora: {rank: 8, scale: 2}", "field training.lora.scale"),

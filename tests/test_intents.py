@@ -225,7 +225,7 @@ rules:
         ("skip_name_patterns: ['[']\nrules: []\n", "skip_name_patterns"),
         ("rules: {}\n", "'rules:' list"),
         ("- just a list\n", "'rules:' list"),
-        ("rules: [\n", "not valid YAML"),
+        ("rules: [\n", "invalid YAML"),
     ],
 )
 def test_yaml_validation_errors_name_file_and_field(tmp_path, text, expected):
@@ -242,5 +242,5 @@ def test_bad_intent_error_lists_the_choices(tmp_path):
 
 
 def test_missing_rules_file(tmp_path):
-    with pytest.raises(RouterforgeError, match="cannot read intent rules"):
+    with pytest.raises(RouterforgeError, match="intent rule table file not found"):
         load_rules(tmp_path / "nope.yaml")

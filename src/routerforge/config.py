@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .data.sources import is_file_spec, parse_synth
 from .errors import RouterforgeError
@@ -191,25 +190,7 @@ class ProjectConfig(_Strict):
 
 
 def load_config(path: str | Path) -> ProjectConfig:
-    """Read and validate a YAML config; errors name the file and the field."""
-    path = Path(path)
-    if not path.is_file():
-        raise RouterforgeError("config file not found", source=str(path))
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise RouterforgeError(f"invalid YAML: {err}", source=str(path), line=mark.line + 1 if mark else None) from None
-    if not isinstance(raw, dict):
-        raise RouterforgeError("a config must be a YAML mapping", source=str(path))
-    try:
-        return ProjectConfig.model_validate(raw)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
-        raise RouterforgeError(
-            f"field {where}: {message}",
-            source=str(path),
-            hint=f"{len(err.errors())} problem(s); see docs in routerforge.config",
-        ) from None
+    """Read and validate a pipeline YAML config; errors name the file, the line and the field."""
+    from .io import load_yaml
+
+    return load_yaml(path, ProjectConfig, what="config", hint="the fields are in docs/pipeline-config.md")

@@ -1,4 +1,6 @@
-"""Atomic writes: a crash or kill never leaves a half-written model, bundle or report behind."""
+"""File I/O every layer shares: atomic writes (a crash or kill never leaves a half-written model, bundle or
+report behind; files are as readable as the umask allows, not mkstemp's 0600) and the one YAML -> pydantic
+loader (errors name the file, the line and the field)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
+
+M = TypeVar("M")
 
 
 @contextmanager
@@ -58,19 +63,102 @@ def refuse_to_replace(target: str | Path, markers: tuple[str, ...], allowed: tup
         )
 
 
-def write_json(path: str | Path, payload) -> None:
-    """Write JSON through a temporary file and a rename."""
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` through a temporary file in the same directory and a rename; returns the path."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.chmod(tmp, 0o666 & ~_umask())
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=False, default=_jsonable)
-            handle.write("\n")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """:func:`write_bytes` for UTF-8 text."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, payload) -> Path:
+    """Write JSON (indented, numpy values and paths converted) atomically."""
+    return write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def load_yaml(path: str | Path, model: type[M], *, what: str, hint: str, prepare=None) -> M:
+    """Read the YAML mapping at ``path`` and validate it as ``model`` (pydantic). Every problem is one
+    :class:`RouterforgeError` naming the file and line: a missing file, bad YAML, a non-mapping, or the first
+    invalid field (with its dotted path, e.g. ``tasks.pii.data``). ``prepare(raw)`` may adjust the mapping
+    before validation (e.g. resolve relative paths); ``hint`` says where the fields are documented."""
+    import yaml
+    from pydantic import ValidationError
+
+    from .errors import RouterforgeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise RouterforgeError(f"{what} file not found", source=str(path), hint=hint)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise RouterforgeError(f"cannot read the {what}: {err.strerror}", source=str(path), hint=hint) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise RouterforgeError(
+            f"invalid YAML: {getattr(err, 'problem', None) or err}",
+            source=str(path),
+            line=mark.line + 1 if mark else None,
+        ) from None
+    if not isinstance(raw, dict):
+        raise RouterforgeError(f"the {what} must be a YAML mapping", source=str(path), hint=hint)
+    if prepare is not None:
+        prepare(raw)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = [part for part in first["loc"] if not str(part).startswith("function-")]
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+        message = first["msg"].removeprefix("Value error, ")
+        more = f"{len(err.errors())} problems; " if len(err.errors()) > 1 else ""
+        raise RouterforgeError(
+            f"field {where}: {message}" if where else message,
+            source=str(path),
+            line=_yaml_line(text, loc),
+            hint=more + hint,
+        ) from None
+
+
+def _yaml_line(text: str, loc: list) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (or of its nearest existing parent)."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == str(part)), None)
+            key = next((k for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                break
+            line, node = key.start_mark.line + 1, match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
 
 
 def _umask() -> int:

@@ -37,8 +37,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..errors import RouterforgeError
 from ..tasks import INTENT_LABELS
@@ -166,35 +165,15 @@ class IntentRules(BaseModel):
 
 def load_rules(path: str | Path) -> IntentRules:
     """Read and validate a YAML rule table (``rules:`` list of ``intent``/``name_patterns``/... mappings)."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise RouterforgeError(
-            f"cannot read intent rules: {err.strerror}",
-            source=str(path),
-            hint="pass an existing YAML file, or rules: null for the built-in table",
-        ) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise RouterforgeError(
-            f"not valid YAML: {getattr(err, 'problem', err)}", source=str(path), line=mark.line + 1 if mark else None
-        ) from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("rules"), list):
-        raise RouterforgeError(
-            "expected a mapping with a 'rules:' list",
-            source=str(path),
-            hint=f"copy routerforge/data/{DEFAULT_RULES_FILE} and edit it",
-        )
-    try:
-        return IntentRules.model_validate(raw)
-    except ValidationError as err:
-        first = err.errors()[0]
-        field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
-        message = first["msg"].removeprefix("Value error, ")
-        raise RouterforgeError(
-            f"field {field or 'rules'}: {message}", source=str(path), hint=f"{len(err.errors())} problem(s) in all"
-        ) from None
+    from ..io import load_yaml
+
+    return load_yaml(
+        path,
+        IntentRules,
+        what="intent rule table",
+        hint=f"expected a mapping with a 'rules:' list; copy routerforge/data/{DEFAULT_RULES_FILE} and edit it, "
+        "or rules: null for the built-in table",
+    )
 
 
 def _default_rules() -> IntentRules:

@@ -22,12 +22,12 @@ import json
 import os
 import random
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 from ..errors import RouterforgeError
+from ..io import write_text
 from ..tasks import INTENT_LABELS, JAILBREAK_LABELS, MMLU_PRO_CATEGORIES
 from .schema import Example, Span
 
@@ -921,15 +921,6 @@ def write_jsonl(task: str, path: str | os.PathLike, n: int, seed: int = 0) -> Pa
     "template_id"}``. The file is written to a temporary name and renamed, so it is never half-written.
     """
     rows = generate(task, n, seed)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for ex in rows:
-                fh.write(json.dumps(_to_record(task, ex), ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    lines = (json.dumps(_to_record(task, ex), ensure_ascii=False) + "\n" for ex in rows)
+    write_text(path, "".join(lines))
+    return Path(path)

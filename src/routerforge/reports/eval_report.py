@@ -22,24 +22,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
+from ..io import write_bytes
 from .format import ci, markdown_cell, markdown_table
 
 
 # ---------------------------------------------------------------------------------------------- writing
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are meant to be read
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def figure_png(fig: Figure, dpi: int = 120) -> bytes:
     """A figure as PNG bytes (for a file, or a ``data:`` URI in a self-contained HTML report)."""
     import io
@@ -55,7 +42,7 @@ def _save_figure(fig: Figure, path: str | os.PathLike | None) -> bytes:
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, data)
+        write_bytes(path, data)
     return data
 
 
@@ -252,7 +239,7 @@ def write_report(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_jsonable(metrics), sort_keys=True, indent=2, allow_nan=False) + "\n"
-    _atomic_write(out / "metrics.json", text.encode())
+    write_bytes(out / "metrics.json", text.encode())
 
     sections = list(_sections(metrics))
     lines = [f"# {title}", ""]
@@ -270,7 +257,7 @@ def write_report(
     for heading, body in (extra_sections or {}).items():
         lines += [f"## {heading}", "", body.rstrip(), ""]
     lines += ["All numbers, including bootstrap settings: [metrics.json](metrics.json)", ""]
-    _atomic_write(out / "report.md", "\n".join(lines).encode())
+    write_bytes(out / "report.md", "\n".join(lines).encode())
 
 
 PREDICTIONS_FILE = "predictions.jsonl"

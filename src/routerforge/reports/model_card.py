@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..bundle import CARD_FILE, head_data, head_metrics, heads_of, is_bundle, read_info
-from .eval_report import _atomic_write
+from ..io import write_text
 from .format import headline_metrics, markdown_table, number, value_ci
 
 
@@ -510,5 +510,5 @@ def write_model_card(model_dir: Path, config=None) -> Path:
     info = read_info(model_dir)
     name = f"{config.name} / {model_dir.name}" if config is not None else model_dir.name
     path = model_dir / CARD_FILE
-    _atomic_write(path, model_card(info, name=name, config=config).encode("utf-8"))
+    write_text(path, model_card(info, name=name, config=config))
     return path

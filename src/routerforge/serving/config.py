@@ -16,11 +16,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..data.intents import IntentRules, intent_for_function, load_rules
-from ..errors import RouterforgeError
 
 ReasoningStyle = Literal["qwen3", "openai", "none"]
 #: Roles a check may name (``developer`` is OpenAI's newer name for ``system``; ``function`` the legacy ``tool``).
@@ -65,9 +63,9 @@ class BackendConfig(_Strict):
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
         if value is not None and not _ENV_NAME.match(value):
+            # the value is not quoted: it may be a key pasted by mistake, and this message reaches logs
             raise ValueError(
-                f"{value!r} is not an environment variable name; give the NAME (e.g. OPENAI_API_KEY), "
-                "never the key itself"
+                "is not an environment variable name; give the NAME (e.g. OPENAI_API_KEY), never the key itself"
             )
         return value
 
@@ -146,17 +144,55 @@ class PiiConfig(_Strict):
     )
 
 
+#: Top-level chat fields forwarded by default: none of them is text a model reads.
+DEFAULT_FIELDS = [
+    "stream", "stream_options", "temperature", "top_p", "top_k", "min_p", "max_tokens", "max_completion_tokens",
+    "n", "stop", "seed", "presence_penalty", "frequency_penalty", "repetition_penalty", "logit_bias", "logprobs",
+    "top_logprobs", "parallel_tool_calls", "reasoning_effort", "min_tokens", "ignore_eos", "skip_special_tokens",
+    "add_generation_prompt", "continue_final_message", "store", "service_tier",
+]  # fmt: skip
+
+
 class ChecksConfig(_Strict):
-    """Which messages each check reads (the category and intent always come from the last user message)."""
+    """Which texts each check reads, and what else a request may carry (serving/inspect.py: what a backend reads;
+    the category and intent always come from the last user message)."""
 
     pii_roles: list[Role] = Field(
-        ["system", "developer", "user", "tool", "function"],
-        description=("roles whose text is checked for PII and redacted"),
+        ["system", "developer", "user", "assistant", "tool", "function"],
+        description="roles whose text is checked for PII and redacted (tool definitions count as system)",
     )
     jailbreak_roles: list[Role] = Field(
-        ["user", "tool", "function"],
-        description=("roles whose text is checked for jailbreaks (tool results carry indirect prompt injections)"),
+        ["system", "developer", "user", "assistant", "tool", "function"],
+        description=(
+            "roles whose text is checked for jailbreaks; every role is client-written (tool results carry indirect "
+            "prompt injections, assistant turns prefill); tool definitions count as system"
+        ),
     )
+    skip_part_types: list[str] = Field(
+        ["image_url", "input_audio"],
+        description="content part types forwarded unread (the router has no check for them); any other non-text type: 400",
+    )
+    allowed_fields: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_FIELDS),
+        description=(
+            "top-level fields forwarded besides those the router reads (model, messages, tools, tool_choice, "
+            "response_format, chat_template_kwargs); list only fields no model reads as text"
+        ),
+    )
+    unknown_fields: Literal["refuse", "strip"] = Field(
+        "refuse", description="a top-level field not allowed: refuse (400 naming it) or strip (removed, not forwarded)"
+    )
+    template_kwargs: list[str] = Field(
+        ["enable_thinking"],
+        description="chat_template_kwargs keys a client may send (values: boolean, number or null)",
+    )
+
+
+class FailModeConfig(_Strict):
+    """Per check: what a request gets when its classification fails or times out."""
+
+    jailbreak: Literal["open", "closed"] = Field("closed", description="open: forward unchecked; closed: 503")
+    pii: Literal["open", "closed"] = Field("closed", description="open: forward unchecked; closed: 503")
 
 
 class JailbreakConfig(_Strict):
@@ -228,7 +264,7 @@ class ServerConfig(_Strict):
     port: int = Field(8080, ge=1, le=65535, description="port to listen on")
     max_batch_size: int = Field(16, ge=1, description="texts classified in one encoder call")
     max_wait_ms: float = Field(2.0, ge=0, description="how long a batch waits to fill before it runs")
-    queue_size: int = Field(256, ge=1, description="texts waiting for classification; beyond it requests get 429")
+    queue_size: int = Field(4096, ge=1, description="texts waiting for classification; beyond it requests get 429")
     max_body_bytes: int = Field(1_000_000, ge=1, description="larger request bodies get 413")
     auth_token_env: str | None = Field(
         None,
@@ -239,12 +275,40 @@ class ServerConfig(_Strict):
     classify_timeout_s: float = Field(
         5.0, gt=0, description="classification slower than this counts as failed (fail_mode applies)"
     )
+    max_batch_chars: int = Field(
+        32_000, ge=1, description="characters classified in one encoder call (at least one text): long texts go fewer"
+    )
+    allowed_hosts: list[str] | None = Field(
+        None,
+        description=(
+            "Host header values accepted (without port; '*': any); null: loopback names only without auth_token_env, "
+            "any with it (DNS rebinding needs no token)"
+        ),
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="browser Origin values accepted (e.g. https://app.example.com); a request with another Origin: 403",
+    )
+    expose_reasons: bool = Field(
+        False,
+        description=(
+            "send x-routerforge-reasons (scores, thresholds) to clients; false: action and block reason only, the "
+            "reasons stay in the logs (exact scores are an oracle for tuning attacks)"
+        ),
+    )
+    max_connections: int = Field(
+        512, ge=1, description="concurrent connections and requests (uvicorn limit_concurrency); beyond: 503"
+    )
+    body_timeout_s: float = Field(10.0, gt=0, description="seconds to receive a request body; slower: 408")
+    max_upstream_bytes: int = Field(
+        16_000_000, ge=1, description="largest non-streamed backend answer relayed; larger: 502"
+    )
 
     @field_validator("auth_token_env")
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
         if value is not None and not _ENV_NAME.match(value):
-            raise ValueError(f"{value!r} is not an environment variable name; give the NAME, never the token")
+            raise ValueError("is not an environment variable name; give the NAME (e.g. ROUTERFORGE_TOKEN), never the token")
         return value
 
 
@@ -265,9 +329,12 @@ class RouterConfig(_Strict):
     jailbreak: JailbreakConfig = Field(default_factory=JailbreakConfig, description="jailbreak policy")
     checks: ChecksConfig = Field(default_factory=ChecksConfig, description="which roles each check reads")
     tools: ToolsConfig = Field(default_factory=ToolsConfig, description="tool filtering by intent")
-    fail_mode: Literal["open", "closed"] = Field(
-        "open",
-        description=("when classification fails: open routes without PII/jailbreak action; closed refuses the request"),
+    fail_mode: Literal["open", "closed"] | FailModeConfig = Field(
+        "closed",
+        description=(
+            "when classification fails or times out: closed refuses (503 + Retry-After); open forwards unchecked "
+            "(counted in routerforge_fail_open_total, logged); one value for both checks, or {jailbreak: .., pii: ..}"
+        ),
     )
     missing_signals: MissingSignalsConfig = Field(
         default_factory=MissingSignalsConfig, description="fallbacks when a head is missing"
@@ -339,6 +406,9 @@ class RouterConfig(_Strict):
             pairs.append((backend, model if model in backend.models else backend.models[0]))
         return pairs
 
+    def fail_mode_of(self, check: Literal["jailbreak", "pii"]) -> Literal["open", "closed"]:
+        return self.fail_mode if isinstance(self.fail_mode, str) else getattr(self.fail_mode, check)
+
     def pii_policy(self, model: str) -> PiiPolicy:
         return self.pii.models.get(model, self.pii.default)
 
@@ -382,27 +452,14 @@ def _resolve_paths(raw: dict, base: Path) -> None:
 
 
 def load_router_config(path: str | Path) -> RouterConfig:
-    """Read and validate a router YAML file; errors name the file, the field path and the fix."""
+    """Read and validate a router YAML file; errors name the file, the line, the field path and the fix."""
+    from ..io import load_yaml
+
     path = Path(path)
-    if not path.is_file():
-        raise RouterforgeError("router config file not found", source=str(path), hint="see configs/router.example.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise RouterforgeError(
-            f"invalid YAML: {getattr(err, 'problem', err)}", source=str(path), line=mark.line + 1 if mark else None
-        ) from None
-    if not isinstance(raw, dict):
-        raise RouterforgeError("a router config must be a YAML mapping", source=str(path))
-    _resolve_paths(raw, path.parent)
-    try:
-        return RouterConfig.model_validate(raw)
-    except ValidationError as err:
-        first = err.errors()[0]
-        message = first["msg"].removeprefix("Value error, ")
-        if first["loc"]:
-            message = f"field {_field_path(first['loc'])}: {message}"
-        raise RouterforgeError(
-            message, source=str(path), hint=f"{len(err.errors())} problem(s); fields in docs/router-config.md"
-        ) from None
+    return load_yaml(
+        path,
+        RouterConfig,
+        what="router config",
+        hint="fields in docs/router-config.md; see configs/router.example.yaml",
+        prepare=lambda raw: _resolve_paths(raw, path.parent),
+    )
