@@ -2,7 +2,8 @@
 twice, to a self-contained HTML page (inline CSS, plots as ``data:`` URIs, no links outside itself) and to
 Markdown (plots as PNG files beside it), so that both say the same thing.
 
-Cells are formatted by :func:`routerforge.reports.format.number`; a :class:`NotRun` (from :func:`not_run`) marks a missing piece of the run.
+Cells are formatted by :func:`routerforge.reports.format.number`; a :class:`NotRun` (from :func:`not_run`) marks a
+missing piece of the run.
 """
 
 from __future__ import annotations

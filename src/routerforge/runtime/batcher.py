@@ -8,11 +8,19 @@ Texts wait in a bounded queue; one worker takes up to ``max_batch_size`` of them
 ``max_wait_ms`` after the first for more to arrive, and runs ``fn`` on a single thread off the event loop
 (ONNX Runtime already spreads one call over the cores; two calls at once would only fight for them).
 ``max_batch_size=1`` turns batching off (one text per call) for the on/off benchmark.
+
+Admission and fairness (a hostile client must not starve the others): each submission has its own queue and a
+batch takes one text from each in turn (round robin), so a request of 250 long texts does not delay a
+one-text request by 250 texts; a batch stops at ``max_batch_work`` (characters, plus a per-text cost) so long
+texts share a call with fewer others. The worker measures its seconds per unit of work; ``submit(...,
+deadline_s=)`` refuses up front a request that could not finish in time: :class:`TooMuchWork` when the
+request alone could not (413), :class:`QueueFull` when the work ahead of it is the reason (429).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,13 +34,27 @@ class QueueFull(Exception):
 
 
 class TooManyTexts(ValueError):
-    """One request holds more texts than the whole queue: it could never be accepted (400, not 429)."""
+    """One request holds more texts than the whole queue: it could never be accepted (413, not 429)."""
+
+
+class TooMuchWork(ValueError):
+    """One request holds more text than can be classified before its deadline, even on an idle server (413)."""
+
+
+WORK_PER_TEXT = 64  # work units (characters) a text costs beyond its length: tokenising, padding, one window
+_RATE_SMOOTHING = 0.2
+
+
+def work_of(text: str) -> int:
+    """The work a text costs, in characters-equivalent units (cheap to compute before queueing)."""
+    return len(text) + WORK_PER_TEXT
 
 
 @dataclass
 class _Item:
     text: str
     future: asyncio.Future
+    work: int = 0
 
 
 class MicroBatcher:
@@ -42,13 +64,18 @@ class MicroBatcher:
         max_batch_size: int = 16,
         max_wait_ms: float = 2.0,
         queue_size: int = 256,
+        max_batch_work: int | None = None,
     ):
         if max_batch_size < 1 or queue_size < 1 or max_wait_ms < 0:
             raise ValueError("max_batch_size and queue_size must be >= 1, max_wait_ms >= 0")
         self.fn = fn
         # plain attributes, read on every batch: a config reload may change them while the batcher runs
         self.max_batch_size, self.max_wait_ms, self.queue_size = max_batch_size, max_wait_ms, queue_size
-        self._pending: deque[_Item] = deque()
+        self.max_batch_work = max_batch_work  # None: no cap beyond max_batch_size
+        self.seconds_per_work: float | None = None  # measured on the batches run so far
+        self._queues: deque[deque[_Item]] = deque()  # one per submission, served round robin
+        self._depth = 0
+        self._running_work = 0
         self._arrived: asyncio.Event | None = None  # made in start(): an Event belongs to one event loop
         self._worker: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -56,7 +83,22 @@ class MicroBatcher:
     @property
     def depth(self) -> int:
         """Texts waiting for a batch (not counting the batch being classified)."""
-        return len(self._pending)
+        return self._depth
+
+    def estimate_s(self, texts: list[str]) -> tuple[float, float]:
+        """Seconds to classify ``texts`` alone, and with the work that round robin serves before their last text
+        (each other queue's first ``len(texts)`` texts, and the running batch); ``(0, 0)`` before any batch ran."""
+        rate = self.seconds_per_work
+        if rate is None:
+            return 0.0, 0.0
+        own, k = sum(work_of(t) for t in texts), len(texts)
+        ahead = self._running_work
+        for queue in self._queues:
+            for n, item in enumerate(queue):
+                if n >= k:
+                    break
+                ahead += item.work
+        return own * rate, (own + ahead) * rate
 
     @property
     def running(self) -> bool:
@@ -75,10 +117,11 @@ class MicroBatcher:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
-        while self._pending:
-            item = self._pending.popleft()
-            if not item.future.done():
-                item.future.set_exception(RuntimeError("the batcher stopped"))
+        while self._queues:
+            for item in self._queues.popleft():
+                if not item.future.done():
+                    item.future.set_exception(RuntimeError("the batcher stopped"))
+        self._depth = 0
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
@@ -90,17 +133,32 @@ class MicroBatcher:
     async def __aexit__(self, *exc) -> None:
         await self.stop()
 
-    async def submit(self, texts: list[str]) -> list[Signals]:
-        """Signals for ``texts``, in order; raises QueueFull when the queue cannot take them all right now."""
+    async def submit(self, texts: list[str], deadline_s: float | None = None) -> list[Signals]:
+        """Signals for ``texts``, in order; raises QueueFull when the queue cannot take them all right now, or
+        (with ``deadline_s``) when the work ahead would make them late, TooMuchWork when they alone would be."""
         if not self.running:
             raise RuntimeError("the batcher is not running (call start() first)")
         if len(texts) > self.queue_size:
-            raise TooManyTexts(f"a request may hold at most {self.queue_size} texts, this one has {len(texts)}")
-        if len(self._pending) + len(texts) > self.queue_size:
-            raise QueueFull(f"{len(self._pending)} texts already waiting (queue_size {self.queue_size})")
+            raise TooManyTexts(
+                f"a request may hold at most {self.queue_size} texts to check (server.queue_size), "
+                f"this one has {len(texts)}"
+            )
+        if self._depth + len(texts) > self.queue_size:
+            raise QueueFull(f"{self._depth} texts already waiting (queue_size {self.queue_size})")
+        if deadline_s is not None and texts:
+            alone, queued = self.estimate_s(texts)
+            if alone > deadline_s:
+                raise TooMuchWork(
+                    f"this request holds more text than can be checked within {deadline_s:g} s "
+                    f"(about {alone:.1f} s on an idle server); send less text per request"
+                )
+            if queued > deadline_s:
+                raise QueueFull(f"about {queued:.1f} s of work ahead (deadline {deadline_s:g} s)")
         loop = asyncio.get_running_loop()
-        items = [_Item(text, loop.create_future()) for text in texts]
-        self._pending.extend(items)
+        items = [_Item(text, loop.create_future(), work_of(text)) for text in texts]
+        if items:
+            self._queues.append(deque(items))
+            self._depth += len(items)
         self._arrived.set()
         results = await asyncio.gather(*(item.future for item in items), return_exceptions=True)
         for result in results:  # one exception per failed batch; a request may span two batches
@@ -111,26 +169,43 @@ class MicroBatcher:
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            while not self._pending:
+            while not self._depth:
                 self._arrived.clear()
                 await self._arrived.wait()
             deadline = loop.time() + self.max_wait_ms / 1000
-            while len(self._pending) < self.max_batch_size and loop.time() < deadline:
+            while self._depth < self.max_batch_size and loop.time() < deadline:
                 self._arrived.clear()
                 try:
                     async with asyncio.timeout_at(deadline):
                         await self._arrived.wait()
                 except TimeoutError:
                     break
-            batch = []
-            while self._pending and len(batch) < self.max_batch_size:
-                item = self._pending.popleft()
-                if not item.future.done():  # its request was cancelled (client gone): skip the text
-                    batch.append(item)
+            batch = self._take()
             if batch:
                 await self._run(loop, batch)
 
+    def _take(self) -> list[_Item]:
+        """The next batch: one text from each queue in turn, up to ``max_batch_size`` texts and ``max_batch_work``."""
+        batch: list[_Item] = []
+        work, cap = 0, self.max_batch_work
+        while self._queues and len(batch) < self.max_batch_size:
+            queue = self._queues[0]
+            if batch and cap is not None and work + queue[0].work > cap:
+                break
+            self._queues.popleft()
+            item = queue.popleft()
+            if queue:
+                self._queues.append(queue)  # to the back: the next text comes from the next request
+            self._depth -= 1
+            if not item.future.done():  # its request was cancelled (client gone): skip the text
+                batch.append(item)
+                work += item.work
+        return batch
+
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+        work = sum(item.work for item in batch)
+        self._running_work = work
+        started = time.perf_counter()
         try:
             results = await loop.run_in_executor(self._executor, self.fn, [item.text for item in batch])
             if len(results) != len(batch):
@@ -141,6 +216,11 @@ class MicroBatcher:
         except Exception as err:  # every waiter of this batch sees it; the worker carries on
             _fail(batch, err)
             return
+        finally:
+            self._running_work = 0
+        rate = (time.perf_counter() - started) / work
+        previous = self.seconds_per_work
+        self.seconds_per_work = rate if previous is None else previous + _RATE_SMOOTHING * (rate - previous)
         for item, result in zip(batch, results):
             if not item.future.done():
                 item.future.set_result(result)

@@ -37,6 +37,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..errors import RouterforgeError
+
 if TYPE_CHECKING:
     from .config import ChecksConfig
 
@@ -59,8 +61,9 @@ IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:$/#-]{1,128}$")
 MAX_TEXTS = 4096  # texts one request may hold (beyond: 413)
 
 
-class Refused(Exception):
-    """A request the router will not forward, with the HTTP status, message and OpenAI-style code to answer."""
+class Refused(RouterforgeError):
+    """A request the router will not forward, with the HTTP status, message and OpenAI-style code to answer
+    (the message names the field, never quotes its text)."""
 
     def __init__(self, message: str, code: str = "invalid_request", status: int = 400):
         super().__init__(message)

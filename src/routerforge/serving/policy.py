@@ -9,8 +9,11 @@ The proxy and the ExtProc server both run it the same way::
 
 Order of the rules (``docs/router-config.md`` has the details):
 
-1. ``failed=True`` (classification raised or timed out): ``fail_mode`` open routes with no PII/jailbreak
-   action and the tools untouched; closed blocks.
+0. What is checked: :mod:`.inspect` names every text a backend reads (or refuses the request); a text the
+   classifier could not read whole blocks the request (``text_too_long``: 413), never forwards an unread tail.
+1. ``failed=True`` (classification raised or timed out): ``fail_mode`` (per check, default closed) blocks
+   (``classification_failed``: 503); a check explicitly ``open`` routes with no PII/jailbreak action and the
+   tools untouched, recorded in ``Decision.failed_open``.
 2. Model: an explicit ``model`` passes through; ``"auto"`` (or none) is routed by the category of the LAST
    user message (the request being answered; earlier turns and tool results do not steer it). Confident
    enough and configured -> the route's highest-scoring model, else ``default_model``.
@@ -23,7 +26,6 @@ Order of the rules (``docs/router-config.md`` has the details):
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -31,11 +33,10 @@ from ..data.intents import NO_FUNCTION
 from ..errors import RouterforgeError
 from ..runtime.signals import LabelSignal, PiiSpan, Signals
 from .config import AUTO, CategoryRoute, ReasoningConfig, ReasoningStyle, RouterConfig
-
-#: (message index, content-part index, or None when the message's content is a plain string)
-TextKey = tuple[int, int | None]
+from .inspect import Text, TextKey, inspect_chat
 
 _HEADER_LIMIT = 1024  # characters of the reasons header; proxies reject very long headers
+_MODEL_LIMIT = 128  # a client's model name is echoed back cut
 
 
 @dataclass
@@ -50,17 +51,22 @@ class Decision:
     category: str | None = None  # predicted category of the last user message (even when not used)
     intent: str | None = None  # predicted intent of the last user message
     tools: list[dict] | None = None  # tools kept; None when the request had no ``tools``
-    block_reason: str | None = None  # jailbreak | pii | classification_failed | jailbreak_unchecked | pii_unchecked
+    # jailbreak | pii | classification_failed | jailbreak_unchecked | pii_unchecked | text_too_long
+    block_reason: str | None = None
     body: dict = field(default_factory=dict)
+    failed_open: tuple[str, ...] = ()  # checks skipped because classification failed under fail_mode open
+    truncated: int = 0  # checked texts the classifier could not read whole
 
-    def headers(self) -> dict[str, str]:
-        """``x-routerforge-*`` response headers (ASCII, reasons cut to a safe length)."""
+    def headers(self, expose_reasons: bool = True) -> dict[str, str]:
+        """``x-routerforge-*`` response headers (ASCII, cut to a safe length); ``expose_reasons=False`` leaves
+        out the reasons (scores and thresholds are an oracle for tuning attacks; the logs keep them)."""
         headers = {
-            "x-routerforge-model": self.model,
+            "x-routerforge-model": self.model[:_MODEL_LIMIT],
             "x-routerforge-action": self.action,
             "x-routerforge-category": self.category or "none",
-            "x-routerforge-reasons": "; ".join(self.reasons)[:_HEADER_LIMIT],
         }
+        if expose_reasons:
+            headers["x-routerforge-reasons"] = "; ".join(self.reasons)[:_HEADER_LIMIT]
         if self.intent is not None:
             headers["x-routerforge-intent"] = self.intent
         if self.reasoning is not None:
@@ -79,33 +85,42 @@ def _messages(request: dict) -> list[dict]:
     return messages
 
 
-def _texts(message: dict) -> Iterator[tuple[int | None, str]]:
-    """A message's texts: the content string, or each ``{"type": "text"}`` part (images, audio are skipped)."""
-    content = message.get("content")
-    if isinstance(content, str):
-        yield None, content
-    elif isinstance(content, list):
-        for index, part in enumerate(content):
-            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
-                yield index, part["text"]
-
-
 def _last_user(messages: list[dict]) -> int | None:
     return next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"), None)
 
 
-def texts_to_check(request: dict, config: RouterConfig) -> dict[TextKey, str]:
-    """Every non-blank text a check reads: PII roles, jailbreak roles, and the last user message."""
+def _is_content(key: TextKey) -> bool:
+    """A message's content (string or part), as opposed to its other fields or texts outside the messages."""
+    return len(key) == 2 and isinstance(key[0], int) and not isinstance(key[1], str)
+
+
+def checked_texts(request: dict, config: RouterConfig) -> dict[TextKey, Text]:
+    """The texts a check reads (PII roles, jailbreak roles, the last user message's content), with role and
+    path; Refused (a RouterforgeError with the status to answer) for a request with something no check reads."""
     messages = _messages(request)
     roles = {*config.checks.pii_roles, *config.checks.jailbreak_roles}
     last = _last_user(messages)
     return {
-        (i, part): text
-        for i, message in enumerate(messages)
-        if i == last or message.get("role") in roles
-        for part, text in _texts(message)
-        if text.strip()
+        key: text
+        for key, text in inspect_chat(request, config.checks).items()
+        if text.role in roles or (key[0] == last and _is_content(key))
     }
+
+
+def texts_to_check(request: dict, config: RouterConfig) -> dict[TextKey, str]:
+    """:func:`checked_texts`, text only: what the classifier is given."""
+    return {key: text.text for key, text in checked_texts(request, config).items()}
+
+
+def _set_path(body: object, path: tuple, value: str) -> None:
+    for step in path[:-1]:
+        body = body[step]
+    body[path[-1]] = value
+
+
+def _where(path: tuple) -> str:
+    """``messages[2].content[0].text``: where a text sits, for reasons and errors (never the text)."""
+    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(".")
 
 
 def _most_confident(found: list[LabelSignal | None]) -> LabelSignal | None:
@@ -214,14 +229,16 @@ def decide(
     policy and reasoning style apply. A text with no entry in ``signals`` counts as a missing head.
     """
     messages = _messages(request)
-    texts = texts_to_check(request, config)
+    texts = checked_texts(request, config)
     requested = request.get("model")
     if requested is not None and not isinstance(requested, str):
         raise RouterforgeError("request.model must be a string", hint=f"a served model name or {AUTO!r}")
     category = intent = None
     if not failed:
         last = _last_user(messages)
-        user_signals = [found for key in texts if key[0] == last and (found := signals.get(key)) is not None]
+        user_signals = [
+            found for key in texts if key[0] == last and _is_content(key) and (found := signals.get(key)) is not None
+        ]
         category = _most_confident([found.category for found in user_signals])
         intent = _most_confident([found.intent for found in user_signals])
 
@@ -247,20 +264,33 @@ def decide(
         )
 
     if failed:
-        reasons += ["classification_failed", f"fail_mode={config.fail_mode}"]
-        if config.fail_mode == "closed":
+        modes = {check: config.fail_mode_of(check) for check in ("jailbreak", "pii")}
+        reasons += ["classification_failed", *(f"fail_mode.{check}={mode}" for check, mode in modes.items())]
+        if "closed" in modes.values():
             return block("classification_failed")
         body = copy.deepcopy(request)
         body["model"] = model
         tools = body.get("tools")
         return Decision(
-            model, backend_name, None, "route", reasons, tools=tools if isinstance(tools, list) else None, body=body
+            model,
+            backend_name,
+            None,
+            "route",
+            reasons,
+            tools=tools if isinstance(tools, list) else None,
+            body=body,
+            failed_open=tuple(modes),
         )
 
-    reasons += [f"truncated messages[{key[0]}]" for key in texts if (found := signals.get(key)) and found.truncated]
+    cut = [key for key in texts if (found := signals.get(key)) and found.truncated]
+    if cut:  # an unread tail may hold anything: refuse rather than forward it
+        reasons += [f"text too long to check whole: {_where(texts[key].path)}" for key in cut]
+        decision = block("text_too_long")
+        decision.truncated = len(cut)
+        return decision
 
     def role_keys(roles: list[str]) -> list[TextKey]:
-        return [key for key in texts if messages[key[0]].get("role") in roles]
+        return [key for key in texts if texts[key].role in roles]
 
     # jailbreak
     settings = config.jailbreak
@@ -278,7 +308,7 @@ def decide(
         if hit:
             flagged = True
             reasons.append(
-                f"jailbreak p={signal.p_jailbreak:.2f}>={threshold:.2f} messages[{key[0]}]"
+                f"jailbreak p={signal.p_jailbreak:.2f}>={threshold:.2f} {_where(texts[key].path)}"
                 + (" allowed" if settings.action == "allow" else "")
             )
     if unchecked:
@@ -314,11 +344,8 @@ def decide(
     body = copy.deepcopy(request)
     body["model"] = model
     if policy.action == "redact":
-        for (i, part), spans in found_spans.items():
-            if part is None:
-                body["messages"][i]["content"] = _redact(texts[(i, part)], spans)
-            else:
-                body["messages"][i]["content"][part]["text"] = _redact(texts[(i, part)], spans)
+        for key, spans in found_spans.items():
+            _set_path(body, texts[key].path, _redact(texts[key].text, spans))
 
     tools = body.get("tools")
     if isinstance(tools, list):
