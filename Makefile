@@ -5,7 +5,10 @@ RF := $(VENV)/bin/routerforge
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test test-fast bench-quality bench-latency bench-load bench-robustness clean
+# The public data sets for the benchmarks, laid out as configs/local-data.yaml says.
+DATA_DIR ?= data
+
+.PHONY: demo test test-fast lint bench-quality bench-latency bench-load bench-robustness clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,15 +23,22 @@ demo: $(VENV)/.installed
 	$(RF) pipeline configs/quickstart.yaml
 	$(RF) classify runs/quickstart/bundle "Remind me to call John Smith at 555-123-4567 tomorrow about the integral of x squared"
 
-test: $(VENV)/.installed
+# Lint, format check and type check (src/), then every test.
+test: lint
 	$(PY) -m pytest -q
 
-test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not minilm"
+# The tests without the slow ones (DDP, kill-and-resume, hostile loaders, real MiniLM): a few minutes less.
+test-fast: lint
+	$(PY) -m pytest -q -m "not slow"
 
-# Quality runs on ../shared/data, then the TF-IDF baselines on the same splits (by hand; benchmarks/README.md)
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	$(VENV)/bin/mypy
+
+# Quality runs on $(DATA_DIR), then the TF-IDF baselines on the same splits (by hand; benchmarks/README.md)
 bench-quality: $(VENV)/.installed
-	PATH=$(VENV)/bin:$$PATH bash benchmarks/quality.sh ../shared/data models
+	PATH=$(VENV)/bin:$$PATH bash benchmarks/quality.sh $(DATA_DIR) models
 	$(PY) benchmarks/baselines.py models/category models/category-lora models/intent models/clinc150
 
 # Serving latency: the four per-task models vs the multitask bundle (torch, ONNX, ONNX int8); benchmarks/README.md

@@ -6,7 +6,7 @@ by hand. Reads the data in place; writes nothing.
 
     python benchmarks/intent_audit.py [DATA_DIR] [--seed 0] [--sample 100] [--rules my_rules.yaml] [--functions]
 
-DATA_DIR defaults to ../shared/data (its function_calling/ folder holds the two files).
+DATA_DIR (default: data/) holds function_calling/ with the two files.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def called_functions(file: str, row: dict) -> list[tuple[str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data_dir", nargs="?", default="../shared/data")
+    parser.add_argument("data_dir", nargs="?", default="data")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sample", type=int, default=100)
     parser.add_argument("--rules", default=None, help="YAML rule table (default: the built-in one)")

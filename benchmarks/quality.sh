@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Quality runs on the public data (read in place), one after another, each with its wall time:
-#   bash benchmarks/quality.sh [DATA_DIR] [OUT_DIR]      (defaults: ../shared/data, models/)
+#   bash benchmarks/quality.sh [DATA_DIR] [OUT_DIR]      (defaults: data/, models/)
 # Then: python benchmarks/baselines.py OUT_DIR/category OUT_DIR/intent ...; routerforge eval OUT_DIR/<name>
 set -uo pipefail
-D=${1:-../shared/data}
+D=${1:-data}
 OUT=${2:-models}
 mkdir -p "$OUT"
 export TRANSFORMERS_VERBOSITY=error HF_HUB_DISABLE_PROGRESS_BARS=1 TOKENIZERS_PARALLELISM=false

@@ -162,3 +162,21 @@ def test_data_paths(tmp_path):
 def test_data_paths_from_design_example(tmp_path):
     config = load_config(write(tmp_path, VALID))
     assert config.data_paths("category") == [str(Path("../shared/data") / "mmlu_pro/questions.jsonl")]
+
+
+def test_pipeline_config_doc_names_every_field():
+    """docs/pipeline-config.md documents the schema field by field; a new field must get a line there."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("doc", root / "scripts" / "pipeline-config-doc.py")
+    doc_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(doc_module)
+    doc = (root / "docs" / "pipeline-config.md").read_text()
+    missing = [
+        f"{prefix}{name}"
+        for model, prefix, _ in doc_module.SECTIONS
+        for name in model.model_fields
+        if f"| `{prefix}{name}` |" not in doc
+    ]
+    assert not missing, f"add these to docs/pipeline-config.md (scripts/pipeline-config-doc.py): {missing}"

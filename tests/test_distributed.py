@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 BATCH = 4
 WORLD = 2
 HYPER = {"epochs": 2, "batch_size": BATCH, "lr": 3e-3, "patience": 0, "warmup": 0.0, "max_length": 32}

@@ -18,6 +18,8 @@ import routerforge as rf
 from routerforge.errors import RouterforgeError
 from routerforge.tasks import INTENT_LABELS, JAILBREAK_LABELS, MMLU_PRO_CATEGORIES
 
+pytestmark = pytest.mark.slow
+
 TASKS = ("category", "pii", "jailbreak", "intent")
 HUGE = "many words " * 100_000  # ~1 MB
 LABELS = {

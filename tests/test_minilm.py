@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from routerforge.cli import app
 
-pytestmark = pytest.mark.minilm
+pytestmark = [pytest.mark.minilm, pytest.mark.slow]
 runner = CliRunner()
 
 

@@ -18,6 +18,8 @@ import routerforge as rf
 from routerforge.data.synth import write_jsonl
 from routerforge.errors import RouterforgeError
 
+pytestmark = pytest.mark.slow
+
 MAX_STEPS = 40
 CLI = "import sys; from routerforge.cli import main; main()"
 # the CLI with the final save slowed down: it writes a marker when the model directory is half written

@@ -581,12 +581,13 @@ def serve(
         Optional[str], typer.Option(help="onnx-int8 | onnx | torch (default: the fastest present)")
     ] = None,
     threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime intra-op threads (default: all cores)")] = None,
+    insecure: Annotated[bool, typer.Option(help="allow a non-loopback address without server.auth_token_env")] = False,
 ):
     """Serve the OpenAI-compatible router proxy and classify API (SIGHUP or POST /admin/reload reloads the
     bundle and config without dropping requests)."""
     from .serving.proxy import serve as run_server
 
-    run_server(bundle, config, host, port, backend=backend, threads=threads)
+    run_server(bundle, config, host, port, backend=backend, threads=threads, insecure=insecure)
 
 
 @app.command()
@@ -605,6 +606,10 @@ def extproc(
         Optional[str], typer.Option(help="onnx-int8 | onnx | torch (default: the fastest present)")
     ] = None,
     threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime intra-op threads (default: all cores)")] = None,
+    metrics_port: Annotated[
+        Optional[int], typer.Option(help="serve Prometheus /metrics on this port (same host)")
+    ] = None,
+    insecure: Annotated[bool, typer.Option(help="allow a non-loopback address without server.auth_token_env")] = False,
 ):
     """Serve Envoy's external processing gRPC API (docs/envoy.md): Envoy asks, routerforge decides, Envoy
     forwards. SIGHUP reloads the bundle and config without dropping requests."""
@@ -616,7 +621,9 @@ def extproc(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = RouterService.load(bundle, config, backend=backend, threads=threads)
-    asyncio.run(serve_extproc(service, port, host, route_header=route_header))
+    asyncio.run(
+        serve_extproc(service, port, host, route_header=route_header, metrics_port=metrics_port, insecure=insecure)
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point

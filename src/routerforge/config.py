@@ -133,7 +133,10 @@ class CalibrationConfig(_Strict):
 
 
 class ExportConfig(_Strict):
-    formats: list[Literal["onnx", "onnx-int8", "torchscript"]] = Field(default_factory=lambda: ["onnx", "onnx-int8"])
+    formats: list[Literal["onnx", "onnx-int8", "torchscript"]] = Field(
+        default_factory=lambda: ["onnx", "onnx-int8"],
+        description="export formats, each parity-checked; an int8 export that fails parity is refused and recorded",
+    )
 
 
 class ProjectConfig(_Strict):
@@ -144,11 +147,11 @@ class ProjectConfig(_Strict):
     backbone: str = Field("minilm", description="alias (minilm, modernbert-base, ...), local dir or hub id")
     data_dir: str | None = Field(None, description="relative data paths resolve against it (CLI --data-dir wins)")
     tasks: dict[str, TaskConfig] = Field(description="task name -> how to read its data")
-    splits: SplitsConfig = Field(default_factory=SplitsConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
-    multitask: MultitaskConfig = Field(default_factory=MultitaskConfig)
-    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
-    export: ExportConfig = Field(default_factory=ExportConfig)
+    splits: SplitsConfig = Field(default_factory=SplitsConfig, description="split fractions and near-copy rule")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="mode, window, LoRA, overrides")
+    multitask: MultitaskConfig = Field(default_factory=MultitaskConfig, description="the bundle's task sampling")
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig, description="the jailbreak threshold")
+    export: ExportConfig = Field(default_factory=ExportConfig, description="which exports the export stage makes")
 
     @field_validator("tasks")
     @classmethod

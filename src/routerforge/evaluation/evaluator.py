@@ -1,8 +1,8 @@
 """``routerforge eval``: score a saved model on its own test split (re-read from the manifest) or on other data.
 
 Predictions come from the runtime (:class:`routerforge.runtime.engine.Router`), the code that serves, so the
-numbers describe what is deployed. (DESIGN.md puts ``evaluation/`` before ``runtime/`` in the data flow; we
-deliberately evaluate through the runtime rather than a second prediction path.)
+numbers describe what is deployed: evaluation sits above the runtime and never has a second prediction path
+(docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -17,14 +17,18 @@ import secrets
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from ..runtime.batcher import QueueFull, TooManyTexts
+from ..runtime.batcher import QueueFull, TooManyTexts, TooMuchWork
 from .config import AUTO
+from .inspect import Refused
 from .policy import Decision
 
 CHAT_PATH = "/v1/chat/completions"
 ROUTE_HEADER = "x-routerforge-backend"  # names the backend that answered; Envoy's routes match it
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # a client's x-request-id; anything else stays out of logs
 RETRY = {"retry-after": "1"}
+MAX_DEPTH = 64  # JSON nesting a request may have (chat bodies need about 10; deeper ones are refused, never a 500)
+#: OpenAI paths the router does not serve: refused with a clear error, never forwarded unchecked
+UNSUPPORTED_PATHS = ("/v1/completions", "/v1/responses", "/v1/messages", "/v1/embeddings", "/v1/audio", "/v1/files")
 
 
 class ApiError(Exception):
@@ -66,6 +70,10 @@ def parse_json(raw: bytes) -> object:
     """The body as JSON: 400 for invalid UTF-8 (lone surrogates included), invalid JSON, NaN/Infinity."""
     try:
         payload = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        if _depth(payload) > MAX_DEPTH:
+            raise ApiError(
+                400, f"request body nests deeper than {MAX_DEPTH} levels", "invalid_request_error", "too_deep"
+            )
         # a \ud800 escape parses into a lone surrogate, which no tokenizer (and no upstream) accepts; only a
         # body holding such an escape needs the (whole-body) check
         if _SURROGATE_ESCAPE.search(raw):
@@ -84,6 +92,19 @@ def parse_json(raw: bytes) -> object:
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of a parsed JSON value, without recursion (a hostile body may nest thousands deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                return depth
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _reject_constant(name: str):
@@ -126,14 +147,30 @@ def unauthorised() -> ApiError:
 
 def unknown_model(model: str, headers: dict[str, str] | None = None) -> ApiError:
     return ApiError(
-        404, f"model {model!r} is not served by this router", "invalid_request_error", "model_not_found", headers
+        404, f"model {model[:64]!r} is not served by this router", "invalid_request_error", "model_not_found", headers
     )
 
 
-def overloaded(err: QueueFull | TooManyTexts) -> ApiError:
-    """A full queue is worth a retry (429); a request larger than the whole queue never is (400)."""
-    if isinstance(err, TooManyTexts):
-        return ApiError(400, str(err), "invalid_request_error", "too_many_texts")
+def refused(err: Refused) -> ApiError:
+    """What :mod:`.inspect` would not forward: 400 (the field is named), 413 (too many texts)."""
+    kind = "request_too_large" if err.status == 413 else err.code
+    return ApiError(err.status, err.message, "invalid_request_error", kind)
+
+
+def unsupported(path: str) -> ApiError:
+    return ApiError(
+        404,
+        f"{path[:64]} is not served by this router (it checks chat completions only); use {CHAT_PATH}",
+        "invalid_request_error",
+        "unsupported_endpoint",
+    )
+
+
+def overloaded(err: QueueFull | TooManyTexts | TooMuchWork) -> ApiError:
+    """A full queue (or too much work ahead) is worth a retry (429); a request that could never be checked in
+    time, or holds more texts than the whole queue, never is (413)."""
+    if isinstance(err, (TooManyTexts, TooMuchWork)):
+        return ApiError(413, str(err), "invalid_request_error", "request_too_large")
     return ApiError(
         429,
         "the router is overloaded (classification queue full); retry shortly",
@@ -143,9 +180,18 @@ def overloaded(err: QueueFull | TooManyTexts) -> ApiError:
     )
 
 
-def blocked(decision: Decision) -> ApiError:
-    """403 with the block reason as ``code``; a fail-closed classification failure is the router's fault: 503."""
-    headers = decision.headers()
+def blocked(decision: Decision, expose_reasons: bool = False) -> ApiError:
+    """403 with the block reason as ``code``; a fail-closed classification failure is the router's fault: 503;
+    a text too long to read whole: 413."""
+    headers = decision.headers(expose_reasons)
+    if decision.block_reason == "text_too_long":
+        return ApiError(
+            413,
+            "a text of this request is too long for the router to check whole; split it or send less",
+            "invalid_request_error",
+            "text_too_long",
+            headers,
+        )
     if decision.block_reason == "classification_failed":
         return ApiError(
             503,

@@ -170,7 +170,9 @@ class ChecksConfig(_Strict):
     )
     skip_part_types: list[str] = Field(
         ["image_url", "input_audio"],
-        description="content part types forwarded unread (the router has no check for them); any other non-text type: 400",
+        description=(
+            "content part types forwarded unread (the router has no check for them); any other non-text type: 400"
+        ),
     )
     allowed_fields: list[str] = Field(
         default_factory=lambda: list(DEFAULT_FIELDS),
@@ -308,7 +310,9 @@ class ServerConfig(_Strict):
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
         if value is not None and not _ENV_NAME.match(value):
-            raise ValueError("is not an environment variable name; give the NAME (e.g. ROUTERFORGE_TOKEN), never the token")
+            raise ValueError(
+                "is not an environment variable name; give the NAME (e.g. ROUTERFORGE_TOKEN), never the token"
+            )
         return value
 
 
@@ -329,8 +333,8 @@ class RouterConfig(_Strict):
     jailbreak: JailbreakConfig = Field(default_factory=JailbreakConfig, description="jailbreak policy")
     checks: ChecksConfig = Field(default_factory=ChecksConfig, description="which roles each check reads")
     tools: ToolsConfig = Field(default_factory=ToolsConfig, description="tool filtering by intent")
-    fail_mode: Literal["open", "closed"] | FailModeConfig = Field(
-        "closed",
+    fail_mode: FailModeConfig = Field(
+        default_factory=FailModeConfig,
         description=(
             "when classification fails or times out: closed refuses (503 + Retry-After); open forwards unchecked "
             "(counted in routerforge_fail_open_total, logged); one value for both checks, or {jailbreak: .., pii: ..}"
@@ -406,8 +410,18 @@ class RouterConfig(_Strict):
             pairs.append((backend, model if model in backend.models else backend.models[0]))
         return pairs
 
+    @field_validator("fail_mode", mode="before")
+    @classmethod
+    def _one_fail_mode(cls, value: object) -> object:
+        """``fail_mode: open`` is short for ``{jailbreak: open, pii: open}``."""
+        if isinstance(value, str):
+            if value not in ("open", "closed"):
+                raise ValueError("must be 'open' or 'closed', or a mapping {jailbreak: open|closed, pii: open|closed}")
+            return {"jailbreak": value, "pii": value}
+        return value
+
     def fail_mode_of(self, check: Literal["jailbreak", "pii"]) -> Literal["open", "closed"]:
-        return self.fail_mode if isinstance(self.fail_mode, str) else getattr(self.fail_mode, check)
+        return getattr(self.fail_mode, check)
 
     def pii_policy(self, model: str) -> PiiPolicy:
         return self.pii.models.get(model, self.pii.default)

@@ -6,17 +6,23 @@ server, which answers with the routing decision as header and body mutations, or
 
 Envoy's filter runs ``request_header_mode: SEND`` and ``request_body_mode: BUFFERED`` (docs/envoy.md):
 
-1. ``request_headers`` -> CONTINUE, after the bearer check when ``server.auth_token_env`` is set (else 401).
-   A client-sent routing header is removed, so clients cannot pick a backend. Requests other than
-   ``POST /v1/chat/completions`` get ``mode_override`` (body NONE) too: with ``allow_mode_override`` Envoy
-   then streams their bodies straight through.
+1. ``request_headers`` -> CONTINUE, after the bearer check when ``server.auth_token_env`` is set (else 401)
+   and the Origin check (a browser Origin not in ``server.allowed_origins``: 403). Every client-sent
+   ``x-routerforge-*`` header and the routing header are removed, so clients cannot pick a backend or fake a
+   decision. Nothing but ``POST /v1/chat/completions`` goes on: ``GET /v1/models`` is answered here (the
+   router's models), anything else (``/v1/completions``, ``/v1/responses``, a percent-encoded chat path, ...)
+   gets an immediate 404, so no body reaches a backend unchecked.
 2. ``request_body`` (the whole body, one message) -> ``decide(body)``. Routed: a body mutation with the new
    body; headers ``x-routerforge-*``, the routing header (the backend's name, which Envoy's routes match),
    ``authorization`` (the backend's key; the client's is never forwarded) and ``content-length`` (in BUFFERED
    + SEND Envoy rejects a new body whose length disagrees with it); and ``clear_route_cache`` so Envoy picks
    the route again on the new header. Otherwise an ``immediate_response`` with the proxy's OpenAI-style errors
-   (:mod:`.api`): 400 bad body, 403 blocked, 404 unknown model, 413 too large, 429 queue full, 500 internal
-   error, 503 fail-closed.
+   (:mod:`.api`): 400 bad body, 403 blocked, 404 unknown model, 413 too large (the body, or a text too long to
+   check whole), 429 overloaded, 500 internal error, 503 fail-closed. A large body is parsed off the event loop.
+
+The gRPC message limit is above Envoy's buffer (``ENVOY_BUFFER_BYTES``; keep ``per_connection_buffer_limit_bytes``
+at or below it), so an over-limit body gets this server's 413, never a broken stream. ``serve_extproc`` can
+serve Prometheus ``/metrics`` on ``metrics_port``.
 
 Any failure answers a JSON error and the stream stays usable; prompt text never reaches a log, not even through
 an exception's message.
@@ -34,13 +40,12 @@ from typing import TYPE_CHECKING
 
 import grpc
 from envoy.config.core.v3 import base_pb2
-from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from envoy.type.v3 import http_status_pb2
 
 from ..errors import RouterforgeError
-from ..runtime.batcher import QueueFull, TooManyTexts
+from ..runtime.batcher import QueueFull, TooManyTexts, TooMuchWork
 from .api import (
     CHAT,
     CHAT_PATH,
@@ -52,11 +57,15 @@ from .api import (
     internal_error,
     overloaded,
     parse_json,
+    refused,
     too_large,
     unauthorised,
     unknown_model,
+    unsupported,
     validated,
 )
+from .config import ServerConfig
+from .inspect import Refused
 
 if TYPE_CHECKING:
     from .policy import Decision
@@ -67,6 +76,8 @@ log = logging.getLogger(__name__)
 PORT = 50051
 MAX_BODY_BYTES = 1_000_000
 GRPC_HEADROOM = 64 * 1024  # the headers and framing around a maximal body in one gRPC message
+ENVOY_BUFFER_BYTES = 4 * 1024 * 1024  # the largest body Envoy may buffer and send (configs/envoy.yaml stays below)
+OFFLOAD_BYTES = 64 * 1024  # bodies above this are parsed off the event loop
 
 Decide = Callable[[dict], Awaitable["Decision"]]
 
@@ -77,23 +88,21 @@ _UNTOUCHED = {
     "request_trailers": pb.TrailersResponse,
     "response_trailers": pb.TrailersResponse,
 }
-# mode_override for requests that are not routed: no body. Response headers stay skipped, said explicitly
-# because Envoy reads an override's unset (DEFAULT) header mode as SEND.
-_SKIP_BODY = processing_mode_pb2.ProcessingMode(
-    request_body_mode=processing_mode_pb2.ProcessingMode.NONE,
-    response_header_mode=processing_mode_pb2.ProcessingMode.SKIP,
-)
+_PREFIX = "x-routerforge-"
 
 
 def _immediate(err: ApiError) -> pb.ProcessingResponse:
     """The error as a reply Envoy sends itself: the request never reaches a backend."""
-    headers = {"content-type": "application/json"} | err.headers
+    return _reply(err.status, err.body(), err.headers, f"routerforge_{err.code}")
+
+
+def _reply(status: int, body: dict, headers: dict[str, str], details: str) -> pb.ProcessingResponse:
     return pb.ProcessingResponse(
         immediate_response=pb.ImmediateResponse(
-            status=http_status_pb2.HttpStatus(code=err.status),
-            headers=pb.HeaderMutation(set_headers=_set(headers)),
-            body=json.dumps(err.body()).encode("utf-8"),
-            details=f"routerforge_{err.code}",
+            status=http_status_pb2.HttpStatus(code=status),
+            headers=pb.HeaderMutation(set_headers=_set({"content-type": "application/json"} | headers)),
+            body=json.dumps(body).encode("utf-8"),
+            details=details,
         )
     )
 
@@ -110,8 +119,9 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
     """``envoy.service.ext_proc.v3.ExternalProcessor`` over any async ``decide(body) -> Decision``.
 
     ``backend_key(name)``: the API key sent to that backend (None: no Authorization header);
-    ``auth_token()``: the bearer token clients must send (None: no check). Both are read per request, so a
-    reload takes effect at once.
+    ``auth_token()``: the bearer token clients must send (None: no check); ``server()``: the
+    :class:`ServerConfig` (allowed origins, expose_reasons); ``models()``: what ``GET /v1/models`` lists.
+    All are read per request, so a reload takes effect at once.
     """
 
     def __init__(
@@ -122,9 +132,11 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
         max_body_bytes: int = MAX_BODY_BYTES,
         backend_key: Callable[[str], str | None] = lambda name: None,
         auth_token: Callable[[], str | None] = lambda: None,
+        server: Callable[[], ServerConfig] = ServerConfig,
+        models: Callable[[], list[str]] = lambda: [],
     ):
         self.decide, self.route_header, self.max_body_bytes = decide, route_header.lower(), max_body_bytes
-        self.backend_key, self.auth_token = backend_key, auth_token
+        self.backend_key, self.auth_token, self.server, self.models = backend_key, auth_token, server, models
 
     async def Process(self, request_iterator, context):
         stream = _Stream()
@@ -150,38 +162,53 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
         given = headers.get("x-request-id", "")
         stream.request_id = given if REQUEST_ID.match(given) else "-"
         token = self.auth_token()
+        origin = headers.get("origin")
+        if origin is not None and origin not in self.server().allowed_origins:
+            raise ApiError(
+                403,
+                "cross-origin requests are refused; list the origin in server.allowed_origins",
+                "invalid_request_error",
+                "origin_not_allowed",
+            )
         if token is not None and not bearer_matches(headers.get("authorization"), token):
             raise unauthorised()
-        stream.routed = headers.get(":method") == "POST" and headers.get(":path", "").split("?")[0] == CHAT_PATH
-        if stream.routed and message.end_of_stream:
+        method, path = headers.get(":method"), headers.get(":path", "").split("?")[0]
+        if method == "GET" and path == "/v1/models":
+            data = [
+                {"id": model, "object": "model", "created": 0, "owned_by": "routerforge"} for model in self.models()
+            ]
+            return _reply(200, {"object": "list", "data": data}, {}, "routerforge_models")
+        stream.routed = method == "POST" and path == CHAT_PATH
+        if not stream.routed:  # nothing else may pass: its body would reach a backend unchecked
+            raise unsupported(path)
+        if message.end_of_stream:
             raise ApiError(
                 400,
                 "request body is missing; send a chat completions JSON body",
                 "invalid_request_error",
                 "invalid_json",
             )
-        removed = [self.route_header] + (["authorization"] if token is not None else [])
-        response = pb.ProcessingResponse(
+        removed = [self.route_header, *(name for name in headers if name.lower().startswith(_PREFIX))]
+        removed = list(dict.fromkeys(removed + (["authorization"] if token is not None else [])))
+        return pb.ProcessingResponse(
             request_headers=pb.HeadersResponse(
                 response=pb.CommonResponse(
                     header_mutation=pb.HeaderMutation(remove_headers=removed), clear_route_cache=True
                 )
             )
         )
-        if not stream.routed:
-            response.mode_override.CopyFrom(_SKIP_BODY)
-        return response
 
     async def _on_body(self, raw: bytes, stream: _Stream) -> pb.ProcessingResponse:
         if not stream.routed:  # Envoy sent the body anyway (allow_mode_override: false)
             return pb.ProcessingResponse(request_body=pb.BodyResponse())
         if len(raw) > self.max_body_bytes:
             raise too_large(self.max_body_bytes)
-        payload = parse_json(raw)
+        payload = await asyncio.to_thread(parse_json, raw) if len(raw) > OFFLOAD_BYTES else parse_json(raw)
         validated(CHAT, payload)
         decision = await self._decide(payload, stream.request_id)
         body = json.dumps(decision.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        headers = decision.headers() | {self.route_header: decision.backend, "content-length": str(len(body))}
+        expose = self.server().expose_reasons
+        headers = decision.headers(expose) | {self.route_header: decision.backend, "content-length": str(len(body))}
         removed = []
         if key := self.backend_key(decision.backend):
             headers["authorization"] = f"Bearer {key}"
@@ -201,11 +228,14 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
         """The routed decision, or the ApiError the proxy would answer (a block, an unknown model, overload)."""
         try:
             decision = await self.decide(body)
-        except (QueueFull, TooManyTexts) as err:
+        except (QueueFull, TooManyTexts, TooMuchWork) as err:
             raise overloaded(err) from None
+        except Refused as err:
+            raise refused(err) from None
+        expose = self.server().expose_reasons
         if decision.backend is None:  # an explicit model no backend serves; the client's string stays out of logs
             log.info("request %s: unknown model", request_id)
-            raise unknown_model(decision.model, decision.headers())
+            raise unknown_model(decision.model, decision.headers(expose))
         log.info(
             "request %s: model=%s backend=%s action=%s category=%s reasons=%r",
             request_id,
@@ -216,7 +246,7 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
             "; ".join(decision.reasons),
         )
         if decision.action == "block":
-            raise blocked(decision)
+            raise blocked(decision, expose)
         return decision
 
 
@@ -240,9 +270,11 @@ async def start_extproc(
     max_body_bytes: int = MAX_BODY_BYTES,
     backend_key: Callable[[str], str | None] = lambda n: None,
     auth_token: Callable[[], str | None] = lambda: None,
+    server_config: Callable[[], ServerConfig] = ServerConfig,
+    models: Callable[[], list[str]] = lambda: [],
 ) -> tuple[grpc.aio.Server, int]:
     """Start the gRPC server (``port=0``: any free port); returns it and the bound port."""
-    limit = max_body_bytes + GRPC_HEADROOM
+    limit = max(max_body_bytes, ENVOY_BUFFER_BYTES) + GRPC_HEADROOM
     # so_reuseport off: a second server on a taken port fails instead of silently sharing it
     server = grpc.aio.server(
         options=[
@@ -258,6 +290,8 @@ async def start_extproc(
             max_body_bytes=max_body_bytes,
             backend_key=backend_key,
             auth_token=auth_token,
+            server=server_config,
+            models=models,
         ),
         server,
     )
@@ -278,15 +312,26 @@ async def serve_extproc(
     *,
     route_header: str = ROUTE_HEADER,
     grace_s: float = 5.0,
+    metrics_port: int | None = None,
+    insecure: bool = False,
 ) -> None:
     """Serve ``service`` until SIGINT/SIGTERM (open streams get ``grace_s``); SIGHUP reloads its bundle and
-    config off the event loop, and a failed reload keeps the previous ones serving."""
+    config off the event loop, and a failed reload keeps the previous ones serving. ``metrics_port``: also
+    serve Prometheus ``/metrics`` there. A non-loopback host without a client token needs ``insecure``."""
+    from prometheus_client import start_http_server
+
+    from .config import AUTO
+    from .proxy import check_exposure
 
     def backend_key(name: str) -> str | None:
         backend = next((b for b in service.config.backends if b.name == name), None)
         return backend.api_key() if backend is not None else None
 
     host = host or service.config.server.host
+    check_exposure(host, service.auth_token, insecure)
+    metrics_server = None
+    if metrics_port is not None:
+        metrics_server, _ = start_http_server(metrics_port, addr=host, registry=service.metrics.registry)
     async with service:
         server, bound = await start_extproc(
             service.decide,
@@ -296,6 +341,8 @@ async def serve_extproc(
             max_body_bytes=service.config.server.max_body_bytes,
             backend_key=backend_key,
             auth_token=lambda: service.auth_token,
+            server_config=lambda: service.config.server,
+            models=lambda: [AUTO, *service.config.served_models()],
         )
         loop, stop = asyncio.get_running_loop(), asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -304,3 +351,5 @@ async def serve_extproc(
         log.info("ExtProc server on %s:%d", host, bound)  # after the handlers: a signal from now on is handled
         await stop.wait()
         await server.stop(grace_s)
+        if metrics_server is not None:
+            metrics_server.shutdown()

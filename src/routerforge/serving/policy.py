@@ -119,7 +119,10 @@ def _set_path(body: object, path: tuple, value: str) -> None:
 
 
 def _where(path: tuple) -> str:
-    """``messages[2].content[0].text``: where a text sits, for reasons and errors (never the text)."""
+    """Where a text sits, for reasons (never the text): ``messages[2]`` for a message's content (string or
+    part), else its path (``messages[1].tool_calls[0].function.arguments``, ``tools[0].function.description``)."""
+    if len(path) in (3, 5) and path[0] == "messages" and path[2] == "content":
+        return f"messages[{path[1]}]"
     return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(".")
 
 

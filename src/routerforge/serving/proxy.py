@@ -29,11 +29,22 @@ Choices worth knowing:
   category and reasons). Prompt text and PII never reach a log: exceptions are logged by type only.
 - ``/readyz`` answers 200 while the batcher runs; ``serve`` loads the bundle before it binds the port, and a
   reload keeps serving the old bundle until the new one is loaded.
+- The guard (docs/serving.md, "The guard"): every text a backend reads is checked or the request refused
+  (serving/inspect.py); classification failures fail closed (503) unless ``fail_mode`` says open; admission
+  by work (429 / 413 up front); ``/v1/completions``, ``/v1/responses``, ``/v1/messages`` are refused (404).
+  Browser and network hardening: the Host header must be allowed (``server.allowed_hosts``; loopback names
+  by default without a token), a request carrying an ``Origin`` not in ``server.allowed_origins`` is refused
+  (403), POST bodies must be ``application/json`` (415), bodies must arrive within ``server.body_timeout_s``
+  (408); the upstream client keeps no cookies; backend answers are capped (``server.max_upstream_bytes``);
+  a stream cut mid-way ends with an SSE ``error`` event; bodies over 64 KiB are parsed and checked off the
+  event loop; ``serve`` refuses a non-loopback address without ``server.auth_token_env`` unless ``insecure``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
+import ipaddress
 import json
 import logging
 import signal
@@ -52,25 +63,29 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import RouterforgeError
-from ..runtime.batcher import QueueFull, TooManyTexts
+from ..runtime.batcher import QueueFull, TooManyTexts, TooMuchWork
 from .api import (
     CHAT,
     CHAT_PATH,
     REQUEST_ID,
     RETRY,
     ROUTE_HEADER,
+    UNSUPPORTED_PATHS,
     ApiError,
     bearer_matches,
     blocked,
     internal_error,
     overloaded,
     parse_json,
+    refused,
     too_large,
     unauthorised,
     unknown_model,
+    unsupported,
     validated,
 )
-from .config import AUTO
+from .config import AUTO, RouterConfig
+from .inspect import Refused
 from .policy import Decision, is_auto
 from .service import Checked, RouterService
 
@@ -79,6 +94,39 @@ log = logging.getLogger(__name__)
 # One shared upstream client; connections are pooled per backend. The limit is far above what one router
 # process sends, so the pool never becomes the bottleneck the load benchmark measures.
 UPSTREAM_LIMITS = httpx.Limits(max_connections=1024, max_keepalive_connections=256)
+OFFLOAD_BYTES = 64 * 1024  # bodies above this are parsed and checked in a thread, off the event loop
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+_ADMITTED = (QueueFull, TooManyTexts, TooMuchWork)
+
+
+def _no_cookies() -> httpx.Cookies:
+    """A jar that stores nothing: one backend's Set-Cookie must never be replayed on another client's request."""
+    return httpx.Cookies(http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])))
+
+
+def _host_of(value: str) -> str:
+    """The Host header without its port (``[::1]:8080`` -> ``::1``)."""
+    if value.startswith("["):
+        return value[1:].partition("]")[0]
+    return value.rpartition(":")[0] if value.count(":") == 1 else value
+
+
+def allowed_host(host: str, config: RouterConfig, token: str | None) -> bool:
+    """Whether a Host header may be served: ``server.allowed_hosts``, or (null) loopback names without a token
+    and any host with one (DNS rebinding cannot carry the token)."""
+    allowed = config.server.allowed_hosts
+    if allowed is None:
+        allowed = ["*"] if token is not None else list(LOOPBACK_NAMES)
+    return "*" in allowed or _host_of(host).lower() in {name.lower() for name in allowed}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _response(err: ApiError) -> JSONResponse:
@@ -100,17 +148,39 @@ class _ClassifyRequest(BaseModel):
 _CLASSIFY = TypeAdapter(_ClassifyRequest)
 
 
-async def _read_json(request: Request, limit: int) -> object:
-    """The body as JSON: 413 past ``limit`` (declared or actually sent), 400 for anything but UTF-8 JSON."""
+async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The raw body: 415 unless JSON, 413 past ``limit`` (declared or actually sent), 408 if it does not
+    arrive within ``timeout_s`` (a half-sent body must not hold a connection for long)."""
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media != "application/json":
+        raise ApiError(
+            415,
+            "send the body as Content-Type: application/json",
+            "invalid_request_error",
+            "unsupported_media_type",
+        )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(limit)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large(limit)
-    return parse_json(bytes(body))
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise too_large(limit)
+    except TimeoutError:
+        raise ApiError(
+            408, f"the request body did not arrive within {timeout_s:g} s", "invalid_request_error", "request_timeout"
+        ) from None
+    return bytes(body)
+
+
+async def _read_json(request: Request, config: RouterConfig) -> object:
+    """The body as JSON (400 for anything but UTF-8 JSON); a large one is parsed in a thread."""
+    server = config.server
+    raw = await _read_body(request, server.max_body_bytes, server.body_timeout_s)
+    return await asyncio.to_thread(parse_json, raw) if len(raw) > OFFLOAD_BYTES else parse_json(raw)
 
 
 # -- app -------------------------------------------------------------------------------------------------------
@@ -121,7 +191,7 @@ def create_app(service: RouterService) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with service, httpx.AsyncClient(limits=UPSTREAM_LIMITS) as client:
+        async with service, httpx.AsyncClient(limits=UPSTREAM_LIMITS, cookies=_no_cookies()) as client:
             app.state.client = client
             yield
 
@@ -139,6 +209,14 @@ def create_app(service: RouterService) -> FastAPI:
 
     def authorised(request: Request) -> None:
         token = service.auth_token
+        origin = request.headers.get("origin")
+        if origin is not None and origin not in service.config.server.allowed_origins:
+            raise ApiError(
+                403,
+                "cross-origin requests are refused; list the origin in server.allowed_origins",
+                "invalid_request_error",
+                "origin_not_allowed",
+            )
         if token is not None and not bearer_matches(request.headers.get("authorization"), token):
             raise unauthorised()
 
@@ -171,11 +249,11 @@ def create_app(service: RouterService) -> FastAPI:
 
     @app.post("/v1/classify", dependencies=guarded)
     async def classify(request: Request):
-        body = validated(_CLASSIFY, await _read_json(request, service.config.server.max_body_bytes))
+        body = validated(_CLASSIFY, await _read_json(request, service.config))
         texts = [body.text] if body.text is not None else body.texts
         try:
             signals = await service.classify(texts)
-        except (QueueFull, TooManyTexts) as err:
+        except _ADMITTED as err:
             raise overloaded(err) from None
         except Exception as err:  # noqa: BLE001
             log.warning("classification failed (%s)", type(err).__name__)
@@ -186,29 +264,45 @@ def create_app(service: RouterService) -> FastAPI:
             return signals[0].to_dict()
         return {"results": [s.to_dict() for s in signals]}
 
+    for path in UNSUPPORTED_PATHS:
+
+        @app.api_route(path, methods=["GET", "POST"], include_in_schema=False)
+        @app.api_route(path + "/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
+        async def refuse_endpoint(request: Request):
+            raise unsupported(request.url.path)
+
     @app.post(CHAT_PATH, dependencies=guarded)
     async def chat_completions(request: Request):
         config = service.config
-        payload = await _read_json(request, config.server.max_body_bytes)
+        payload = await _read_json(request, config)
         chat = validated(CHAT, payload)
         if not is_auto(chat.model) and config.backend_for(chat.model) is None:
             raise unknown_model(chat.model)
+        offload = int(request.headers.get("content-length") or 0) > OFFLOAD_BYTES
         try:
-            checked = await service.check(payload, config)
-        except (QueueFull, TooManyTexts) as err:
+            checked = await service.check(payload, config, offload=offload)
+        except _ADMITTED as err:
             raise overloaded(err) from None
-        decision = checked.decide()
+        except Refused as err:
+            raise refused(err) from None
+        decision = await asyncio.to_thread(checked.decide) if offload else checked.decide()
         service.metrics.record(decision)
+        if decision.failed_open:
+            log.warning(
+                "request %s: forwarded with checks skipped (fail_mode open): %s",
+                request.state.request_id,
+                ", ".join(decision.failed_open),
+            )
         request.state.decision = decision
         if decision.action == "block":
-            raise blocked(decision)
+            raise blocked(decision, config.server.expose_reasons)
         return await _forward(request, service, checked, decision, chat.stream)
 
     @app.post("/admin/reload", dependencies=guarded)
     async def admin_reload():
         try:
             await service.reload_async()
-        except RouterforgeError as err:
+        except RouterforgeError as err:  # config errors name fields, never values (a pasted secret stays out)
             raise ApiError(500, str(err), "server_error", "reload_failed") from None
         router = service.router
         return {
@@ -230,6 +324,7 @@ async def _forward(
     """Send the decided body to the model's backend, then along its fallback chain on failure."""
     client: httpx.AsyncClient = request.app.state.client
     metrics, request_id = service.metrics, request.state.request_id
+    expose, cap = checked.config.server.expose_reasons, checked.config.server.max_upstream_bytes
     failures = []
     for backend, model in checked.config.targets(decision.model):
         attempt = decision if model == decision.model else checked.decide(target=model)
@@ -247,13 +342,32 @@ async def _forward(
             timeout=backend.timeout_s,
         )
         started = time.perf_counter()
+        content = b""
         try:
             response = await client.send(upstream, stream=True)
             if response.status_code < 500 and not stream:
                 try:
-                    await response.aread()
+                    content = await _read_capped(response, cap)
                 finally:
                     await response.aclose()
+        except _UpstreamTooLarge:
+            metrics.upstream_errors.labels(backend.name, "too_large").inc()
+            raise ApiError(
+                502,
+                f"backend {backend.name} answered more than {cap} bytes",
+                "server_error",
+                "upstream_too_large",
+                attempt.headers(expose),
+            ) from None
+        except httpx.DecodingError:
+            metrics.upstream_errors.labels(backend.name, "bad_encoding").inc()
+            raise ApiError(
+                502,
+                f"backend {backend.name} sent a body that cannot be decoded",
+                "server_error",
+                "upstream_bad_response",
+                attempt.headers(expose),
+            ) from None
         except httpx.TimeoutException:
             metrics.upstream_errors.labels(backend.name, "timeout").inc()
             raise ApiError(
@@ -261,7 +375,7 @@ async def _forward(
                 f"backend {backend.name} did not answer within {backend.timeout_s:g} s",
                 "server_error",
                 "upstream_timeout",
-                attempt.headers(),
+                attempt.headers(expose),
             ) from None
         except httpx.TransportError as err:
             metrics.upstream_errors.labels(backend.name, "connect").inc()
@@ -276,11 +390,11 @@ async def _forward(
             continue
         metrics.upstream_seconds.labels(backend.name).observe(time.perf_counter() - started)
         request.state.decision = attempt
-        headers = attempt.headers() | {ROUTE_HEADER: backend.name}
+        headers = attempt.headers(expose) | {ROUTE_HEADER: backend.name}
         if stream:
             return _Relay(response, request_id, headers)
         return Response(
-            response.content,
+            content,
             status_code=response.status_code,
             media_type=response.headers.get("content-type"),
             headers=headers,
@@ -290,8 +404,22 @@ async def _forward(
         f"no backend could answer: {'; '.join(failures)}",
         "server_error",
         "upstream_unavailable",
-        decision.headers(),
+        decision.headers(expose),
     )
+
+
+class _UpstreamTooLarge(Exception):
+    pass
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> bytes:
+    """The (decoded) body, refusing past ``cap`` bytes instead of buffering whatever a backend sends."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > cap:
+            raise _UpstreamTooLarge
+    return bytes(body)
 
 
 class _Relay(StreamingResponse):
@@ -313,8 +441,10 @@ class _Relay(StreamingResponse):
         try:
             async for chunk in upstream.aiter_bytes():
                 yield chunk
-        except httpx.HTTPError as err:  # headers are sent: all we can do is end the stream
+        except httpx.HTTPError as err:  # headers are sent: end the stream so clients can tell it was cut
             log.warning("request %s: upstream stream broke (%s)", request_id, type(err).__name__)
+            error = {"error": {"message": "the backend stream broke", "type": "server_error", "code": "stream_cut"}}
+            yield f"\n\nevent: error\ndata: {json.dumps(error)}\n\n".encode()
 
     async def __call__(self, scope, receive, send) -> None:
         try:
@@ -350,6 +480,13 @@ class _RequestContext:
             await send(message)
 
         try:
+            host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+            if not allowed_host(host, self.service.config, self.service.auth_token):
+                # DNS rebinding: a page on evil.example resolving to 127.0.0.1 still sends its own Host
+                err = ApiError(421, "this Host is not served; list it in server.allowed_hosts", "invalid_request_error",
+                               "host_not_allowed")  # fmt: skip
+                await _response(err)(scope, receive, send_with_id)
+                return
             await self.app(scope, receive, send_with_id)
         except Exception as err:  # noqa: BLE001 - its message may quote the request: log the type only
             log.error("request %s: unhandled %s", request_id, type(err).__name__)
@@ -383,6 +520,18 @@ class _RequestContext:
 # -- serve -------------------------------------------------------------------------------------------------------
 
 
+def check_exposure(host: str, token: str | None, insecure: bool) -> None:
+    """Refuse to listen beyond loopback without a token (``insecure``: a warning instead)."""
+    if token is not None or is_loopback(host):
+        return
+    if not insecure:
+        raise RouterforgeError(
+            f"refusing to listen on {host} without a client token: anyone who can reach it could use the backends",
+            hint="set server.auth_token_env, bind 127.0.0.1, or pass --insecure",
+        )
+    log.warning("listening on %s without a client token (--insecure)", host)
+
+
 def serve(
     bundle: str | Path | None,
     config_path: str | Path,
@@ -392,22 +541,30 @@ def serve(
     backend: str | None = None,
     threads: int | None = None,
     log_level: Literal["debug", "info", "warning"] = "info",
+    insecure: bool = False,
 ) -> None:
-    """Load, then serve until SIGINT/SIGTERM (graceful: in-flight requests finish); SIGHUP reloads."""
+    """Load, then serve until SIGINT/SIGTERM (graceful: in-flight requests finish); SIGHUP reloads.
+
+    A non-loopback ``host`` without ``server.auth_token_env`` is refused unless ``insecure``: anyone on the
+    network could use the backends' keys."""
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
     service = RouterService.load(bundle, config_path, backend=backend, threads=threads)
+    host = host or service.config.server.host
+    check_exposure(host, service.auth_token, insecure)
     logging_config = json.loads(json.dumps(LOGGING_CONFIG))
     logging_config["loggers"]["routerforge"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(service),
-            host=host or service.config.server.host,
+            host=host,
             port=port or service.config.server.port,
             log_config=logging_config,
             log_level=log_level,
             access_log=False,
+            limit_concurrency=service.config.server.max_connections,
+            timeout_keep_alive=5,
         )
     )
 

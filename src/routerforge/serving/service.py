@@ -23,9 +23,10 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..errors import RouterforgeError
-from ..runtime.batcher import MicroBatcher, QueueFull, TooManyTexts
+from ..runtime.batcher import MicroBatcher, QueueFull, TooManyTexts, TooMuchWork
 from ..runtime.signals import Signals
 from .config import RouterConfig, load_router_config
+from .inspect import Refused
 from .policy import Decision, TextKey, decide, texts_to_check
 
 log = logging.getLogger(__name__)
@@ -74,12 +75,42 @@ class Metrics:
         )
         self.queue_depth = Gauge("routerforge_queue_depth", "texts waiting for classification", registry=r)
         self.reloads = Counter("routerforge_reloads", "reloads by outcome", ["outcome"], registry=r)
+        self.classification_failures = Counter(
+            "routerforge_classification_failures", "classifications that failed, by kind (error | timeout)", ["kind"],
+            registry=r,
+        )  # fmt: skip
+        self.fail_open = Counter(
+            "routerforge_fail_open", "requests forwarded with a check skipped under fail_mode open", ["check"],
+            registry=r,
+        )  # fmt: skip
+        self.admission_refused = Counter(
+            "routerforge_admission_refused",
+            "requests refused before classification (queue_full: 429, too_much_work / too_many_texts: 413)",
+            ["reason"],
+            registry=r,
+        )
+        self.texts_too_long = Counter(
+            "routerforge_texts_too_long", "checked texts the classifier could not read whole (request refused: 413)",
+            registry=r,
+        )  # fmt: skip
+        self.refused = Counter(
+            "routerforge_refused", "requests refused for what they hold (unknown role, part, field...), by code",
+            ["code"], registry=r,
+        )  # fmt: skip
 
     def record(self, decision: Decision) -> None:
         model = decision.model if decision.backend is not None else "unknown"  # bounded label values
         self.decisions.labels(decision.category or "none", model, decision.action).inc()
         if decision.block_reason is not None:
             self.blocks.labels(decision.block_reason).inc()
+        for check in decision.failed_open:
+            self.fail_open.labels(check).inc()
+        if decision.truncated:
+            self.texts_too_long.inc(decision.truncated)
+
+    def admission(self, err: Exception) -> None:
+        reason = {TooMuchWork: "too_much_work", TooManyTexts: "too_many_texts"}.get(type(err), "queue_full")
+        self.admission_refused.labels(reason).inc()
 
 
 @dataclass(frozen=True)
@@ -127,7 +158,9 @@ class RouterService:
         self._reloading: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
         self.metrics = Metrics()
         server = config.server
-        self.batcher = MicroBatcher(self._classify_batch, server.max_batch_size, server.max_wait_ms, server.queue_size)
+        self.batcher = MicroBatcher(
+            self._classify_batch, server.max_batch_size, server.max_wait_ms, server.queue_size, server.max_batch_chars
+        )
         self.metrics.queue_depth.set_function(lambda: self.batcher.depth)
         _warn_heads(router, config)
 
@@ -196,34 +229,55 @@ class RouterService:
         return self.router.classify_batch(texts)
 
     async def classify(self, texts: list[str]) -> list[Signals]:
-        """Signals through the batcher; QueueFull when it is full, TimeoutError past ``classify_timeout_s``."""
+        """Signals through the batcher: QueueFull when it is full or the work ahead would make ``texts`` late,
+        TooMuchWork / TooManyTexts when they could never make it (admission counted in metrics), TimeoutError
+        past ``classify_timeout_s``."""
         started = time.perf_counter()
-        async with asyncio.timeout(self.config.server.classify_timeout_s):
-            signals = await self.batcher.submit(texts)
+        timeout = self.config.server.classify_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                signals = await self.batcher.submit(texts, deadline_s=timeout)
+        except (QueueFull, TooManyTexts, TooMuchWork) as err:
+            self.metrics.admission(err)
+            raise
         self.metrics.classify_seconds.observe(time.perf_counter() - started)
         return signals
 
-    async def check(self, request: dict, config: RouterConfig | None = None) -> Checked:
+    async def check(self, request: dict, config: RouterConfig | None = None, *, offload: bool = False) -> Checked:
         """Classify the texts the policy reads; a failure (not an overload) becomes ``failed=True``.
 
-        ``config``: the generation the caller already validated the request against (default: the current one),
-        so a reload in between cannot make the request decide under another config.
+        Refused (400/413) for a request holding something no check reads (serving/inspect.py). ``config``: the
+        generation the caller already validated the request against (default: the current one), so a reload in
+        between cannot make the request decide under another config. ``offload``: inspect in a thread (a large
+        body would hold the event loop).
         """
         config = config or self.config
-        texts = texts_to_check(request, config)
+        try:
+            texts = (
+                await asyncio.to_thread(texts_to_check, request, config) if offload else texts_to_check(request, config)
+            )
+        except Refused as err:
+            self.metrics.refused.labels(err.code).inc()
+            raise
         try:
             signals = dict(zip(texts, await self.classify(list(texts.values())))) if texts else {}
-        except (QueueFull, TooManyTexts):
+        except (QueueFull, TooManyTexts, TooMuchWork):
             raise
         except Exception as err:  # noqa: BLE001 - any classifier failure is what fail_mode is for
-            log.warning("classification failed (%s); fail_mode=%s", type(err).__name__, config.fail_mode)
+            kind = "timeout" if isinstance(err, TimeoutError) else "error"
+            self.metrics.classification_failures.labels(kind).inc()
+            modes = {check: config.fail_mode_of(check) for check in ("jailbreak", "pii")}
+            log.warning("classification failed (%s: %s); fail_mode=%s", kind, type(err).__name__, modes)
             return Checked(request, config, {}, True)
         return Checked(request, config, signals, False)
 
-    async def decide(self, request: dict) -> Decision:
+    async def decide(self, request: dict, *, offload: bool = False) -> Decision:
         """The routing decision for one chat completions body (what the ExtProc server calls)."""
-        decision = (await self.check(request)).decide()
+        checked = await self.check(request, offload=offload)
+        decision = await asyncio.to_thread(checked.decide) if offload else checked.decide()
         self.metrics.record(decision)
+        if decision.failed_open:
+            log.warning("forwarded with checks skipped (fail_mode open): %s", ", ".join(decision.failed_open))
         return decision
 
     # -- reload -------------------------------------------------------------------------------------------------
@@ -255,7 +309,7 @@ class RouterService:
             self.config_path, self.bundle_path = config_path, bundle
             server = config.server
             self.batcher.max_batch_size, self.batcher.max_wait_ms = server.max_batch_size, server.max_wait_ms
-            self.batcher.queue_size = server.queue_size
+            self.batcher.queue_size, self.batcher.max_batch_work = server.queue_size, server.max_batch_chars
             self.metrics.reloads.labels("ok").inc()
             log.info(
                 "reloaded: bundle=%s backend=%s config=%s", bundle, getattr(router, "backend_name", "-"), config_path

@@ -1,6 +1,6 @@
 """Text normalisation before tokenisation, with a map from every normalised character back to the original.
 
-One step, the same at training and inference (DESIGN.md), versioned: a model records the normaliser it was
+One step, the same at training and inference, versioned: a model records the normaliser it was
 trained with in ``routerforge.json`` (``"normalisation": "robust-v2"``) and :func:`normaliser_for` gives the
 runtime that same one; a model without the key was trained on raw text and gets :func:`identity`.
 
