@@ -313,8 +313,8 @@ def test_decide_failures_map_to_proxy_statuses_and_the_server_keeps_answering():
     status, body, headers = _error(overloaded[1])  # a full queue: 429 with Retry-After, as the proxy answers
     assert (status, body["error"]["code"], headers["retry-after"]) == (429, "queue_full", "1")
     assert _error(too_many[1])[:2] == (
-        400,
-        {"error": {"message": "too many", "type": "invalid_request_error", "code": "too_many_texts"}},
+        413,
+        {"error": {"message": "too many", "type": "invalid_request_error", "code": "request_too_large"}},
     )
     assert recovered[1].HasField("request_body")
 
@@ -362,19 +362,20 @@ def test_unknown_model_and_fail_closed(decision, status, code, caplog):
     assert "jane" not in caplog.text  # an unknown model's name is the client's text: never logged
 
 
-def test_other_paths_pass_through_and_skip_the_body():
+def test_models_are_answered_here_and_other_paths_refused_before_any_body():
     decide = FakeDecide(_decision())
-    # a filter without allow_mode_override still sends the body: it goes through untouched
-    (models,), (headers, body) = _talk(
+    (models,), (embeddings,), (encoded,) = _talk(
         decide,
         (_headers("/v1/models", "GET", end_of_stream=True),),
         (_headers("/v1/embeddings"), _body({"input": "hi"})),
+        (_headers("/v1/chat%2Fcompletions"), _body(CHAT)),
+        models=lambda: ["auto", "qwen3-8b"],
     )
-    for answer in (models, headers):
-        assert answer.HasField("request_headers")
-        assert answer.mode_override.request_body_mode == Mode.NONE
-        assert answer.mode_override.response_header_mode == Mode.SKIP
-    assert body.HasField("request_body") and body.request_body == pb.BodyResponse()
+    status, body, _ = _error(models)
+    assert status == 200 and [m["id"] for m in body["data"]] == ["auto", "qwen3-8b"]
+    for answer in (embeddings, encoded):
+        status, body, _ = _error(answer)
+        assert (status, body["error"]["code"]) == (404, "unsupported_endpoint")
     assert decide.seen == []
 
 

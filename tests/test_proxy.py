@@ -404,18 +404,25 @@ def test_queue_full_is_429_with_retry_after(upstreams, tmp_path):
         rejected = next(r for r in responses if r.status_code == 429)
         assert rejected.headers["retry-after"] == "1" and error_of(rejected)["code"] == "queue_full"
         too_many = {"model": "auto", "messages": [{"role": "user", "content": f"m{i}"} for i in range(3)]}
-        assert client.post(CHAT, json=too_many).status_code == 400  # could never fit: not worth a retry
+        assert client.post(CHAT, json=too_many).status_code == 413  # could never fit: not worth a retry
         assert_healthy(client)
 
 
 @pytest.mark.parametrize("fail_mode", ["open", "closed"])
 def test_classification_failure_follows_fail_mode(upstreams, tmp_path, fail_mode):
-    config = write_config(tmp_path, upstreams["primary_url"], upstreams["backup_url"], fail_mode=fail_mode)
-    with running_proxy(FakeRouter(fail=True), config) as (client, _):
+    config = write_config(
+        tmp_path,
+        upstreams["primary_url"],
+        upstreams["backup_url"],
+        fail_mode=fail_mode,
+        server={"expose_reasons": True},
+    )
+    with running_proxy(FakeRouter(fail=True), config) as (client, service):
         response = client.post(CHAT, json=chat("the integral of x"))
         if fail_mode == "open":
             assert response.status_code == 200 and response.headers["x-routerforge-model"] == "small-model"
             assert "classification_failed" in response.headers["x-routerforge-reasons"]
+            assert service.metrics.fail_open.labels("jailbreak")._value.get() == 1
         else:
             assert response.status_code == 503 and response.headers["retry-after"] == "1"
             assert error_of(response)["code"] == "classification_failed"
@@ -525,7 +532,7 @@ def test_logs_hold_no_prompt_or_pii_text(upstreams, tmp_path, caplog):
         upstreams["primary"].status = 500
         client.post(CHAT, json=chat("John Smith again"))
 
-        async def broken(request: dict, config):
+        async def broken(request: dict, config, **options):
             raise KeyError(request["messages"][0]["content"])  # a bug whose message quotes the prompt
 
         service.check = broken

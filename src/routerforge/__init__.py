@@ -5,7 +5,7 @@
 >>> run = rf.train(data, model="minilm", output="models/category")
 >>> metrics = rf.evaluate("models/category", output="reports/category")
 >>> rf.Router.load("models/category").classify("What is the integral of x^2?").category.label
->>> state = rf.run_pipeline(rf.load_config("configs/quickstart.yaml"))
+>>> state = rf.run_pipeline(rf.load_config("configs/quickstart.yaml"), runs_dir="runs")
 """
 
 from __future__ import annotations

@@ -11,9 +11,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-M = TypeVar("M")
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
 
 
 @contextmanager
@@ -150,7 +153,7 @@ def _yaml_line(text: str, loc: list) -> int | None:
         if isinstance(node, yaml.MappingNode):
             match = next((v for k, v in node.value if k.value == str(part)), None)
             key = next((k for k, v in node.value if k.value == str(part)), None)
-            if match is None:
+            if match is None or key is None:
                 break
             line, node = key.start_mark.line + 1, match
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):

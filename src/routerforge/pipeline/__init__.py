@@ -1,7 +1,7 @@
 """``routerforge pipeline CONFIG.yaml``: every stage from one YAML, with skip and resume.
 
 >>> from routerforge.pipeline import run_pipeline
->>> state = run_pipeline("configs/quickstart.yaml")
+>>> state = run_pipeline("configs/quickstart.yaml", runs_dir="runs")
 
 :mod:`.engine` runs a table of stages (state, hashing, skip/resume); :mod:`.stages` is that table.
 """

@@ -2,7 +2,7 @@
 (:data:`STAGES`) of functions that list a stage's items for the engine (:mod:`routerforge.pipeline.engine`).
 
 >>> from routerforge.pipeline import run_pipeline
->>> state = run_pipeline("configs/quickstart.yaml")   # runs/quickstart/{data,bundle,eval,report}/ + pipeline.json
+>>> state = run_pipeline("configs/quickstart.yaml", runs_dir="runs")   # runs/quickstart/{data,bundle,...}/ + pipeline.json
 
 The train stage trains through :mod:`routerforge.training.from_config`, as ``routerforge train --config`` does,
 and resumes a killed training from its last checkpoint. Calibration runs before evaluation, so the scores
@@ -31,7 +31,7 @@ class Pipeline(Engine):
         config: ProjectConfig,
         *,
         config_path: Path | None = None,
-        runs_dir: str | Path = "runs",
+        runs_dir: str | Path,
         data_dir: str | None = None,
         allow_pickle: bool = False,
         console: Console | None = None,
@@ -337,7 +337,7 @@ STAGES = {
 def run_pipeline(
     config: str | Path | ProjectConfig,
     *,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path,
     data_dir: str | None = None,
     start: str | None = None,
     only: str | None = None,

@@ -97,6 +97,7 @@ UPSTREAM_LIMITS = httpx.Limits(max_connections=1024, max_keepalive_connections=2
 OFFLOAD_BYTES = 64 * 1024  # bodies above this are parsed and checked in a thread, off the event loop
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 _ADMITTED = (QueueFull, TooManyTexts, TooMuchWork)
+_OPEN_PATHS = ("/healthz", "/readyz", "/metrics")  # no token, no Host check: probes and scrapers
 
 
 def _no_cookies() -> httpx.Cookies:
@@ -481,7 +482,8 @@ class _RequestContext:
 
         try:
             host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
-            if not allowed_host(host, self.service.config, self.service.auth_token):
+            probe = scope["path"] in _OPEN_PATHS  # probes use the pod address; these hold no prompt text
+            if not probe and not allowed_host(host, self.service.config, self.service.auth_token):
                 # DNS rebinding: a page on evil.example resolving to 127.0.0.1 still sends its own Host
                 err = ApiError(421, "this Host is not served; list it in server.allowed_hosts", "invalid_request_error",
                                "host_not_allowed")  # fmt: skip

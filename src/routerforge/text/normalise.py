@@ -188,7 +188,7 @@ def _join_spaced(chars: str, index: list[int] | None) -> tuple[str, list[int] | 
                 out.append(chars[j])
                 kept.append(index[j])
         pos = m.end()
-    if not out:
+    if not out or index is None:  # index is set whenever a phrase was joined
         return chars, index
     out.append(chars[pos:])
     kept.extend(index[pos:])

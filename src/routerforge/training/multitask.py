@@ -179,7 +179,7 @@ def _predictions_fn(model: MultitaskModel, task: dict):
 def train_multitask(
     data: dict[str, TaskData],
     model: str = "minilm",
-    output: str | Path = "bundle",
+    output: str | Path | None = None,
     *,
     lora: LoraSettings | None = None,
     hyperparams: Hyperparams | dict | None = None,
@@ -201,6 +201,8 @@ def train_multitask(
     from transformers import AutoModel
 
     started = time.perf_counter()
+    if output is None:
+        raise RouterforgeError("say where to write the model: output=DIR", hint="the CLI's default is models/<task>")
     if not data:
         raise RouterforgeError("multitask training needs at least one task")
     output = Path(output)

@@ -95,7 +95,7 @@ def _make_trainer_class():
 def train(
     data: TaskData,
     model: str = "minilm",
-    output: str | Path = "models/model",
+    output: str | Path | None = None,
     *,
     lora: LoraSettings | None = None,
     hyperparams: Hyperparams | dict | None = None,
@@ -122,6 +122,8 @@ def train(
     )
 
     started = time.perf_counter()
+    if output is None:
+        raise RouterforgeError("say where to write the model: output=DIR", hint="the CLI's default is models/<task>")
     output = Path(output)
     refuse_to_replace(output, markers=(INFO_FILE,), allowed=(CHECKPOINTS,))
     if isinstance(hyperparams, Hyperparams):
