@@ -35,7 +35,7 @@ def test_data_command_reads_the_config_and_flags_override_it(tmp_path):
     assert cli.exit_code == 0, cli.output
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert manifest["load_options"]["seed"] == 5 and manifest["load_options"]["test"] == 0.2
-    cli = runner.invoke(app, ["data", "--config", str(config), "--task", "jailbreak", "--test", "0.3"])
+    cli = runner.invoke(app, ["data", "--config", str(config), "--task", "jailbreak", "--test", "0.3", "--json"])
     assert cli.exit_code == 0, cli.output
     report = json.loads(cli.stdout)
     assert report["rows_per_split"]["test"] > len(manifest["splits"]["test"])  # the flag won over the config
@@ -67,3 +67,40 @@ def test_refuses_to_replace_a_directory_it_did_not_write(tmp_path):
         refuse_to_replace(tmp_path / "models", markers=("routerforge.json",))
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     refuse_to_replace(tmp_path / "run", markers=("routerforge.json",), allowed=("checkpoints",))
+
+
+def test_version_flag_prints_the_version():
+    cli = runner.invoke(app, ["--version"])
+    assert cli.exit_code == 0 and cli.stdout.strip() == f"routerforge {rf.__version__}"
+
+
+def test_boolean_flags_have_help_and_no_bool_metavar():
+    cli = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    flags = [line for line in cli.stdout.splitlines() if "--allow-pickle " in line or "--augment " in line]
+    assert len(flags) == 2 and not any("<bool>" in line for line in flags), flags
+
+
+def test_batch_classify_streams_jsonl_line_for_line(tiny_bundle):
+    """stdin: raw lines and JSON objects, blank lines kept; stdout: one JSON line per input line, in order."""
+    lines = ["What is the integral of x^2?", "", json.dumps({"text": "Call John at 555-123-4567", "id": 7}), "ok"]
+    cli = runner.invoke(
+        app,
+        ["classify", str(tiny_bundle), "-", "--backend", "torch", "--batch-size", "2"],
+        input="\n".join(lines) + "\n",
+    )
+    assert cli.exit_code == 0, cli.output
+    out = [json.loads(line) for line in cli.stdout.splitlines()]
+    assert [o["text"] for o in out] == ["What is the integral of x^2?", "", "Call John at 555-123-4567", "ok"]
+    assert all(set(o) >= {"category", "jailbreak", "intent", "pii"} for o in out)
+    bad = runner.invoke(app, ["classify", str(tiny_bundle), "-", "--backend", "torch"], input='{"txt": "x"}\n')
+    assert bad.exit_code == 2 and "stdin:1" in bad.output and "'text'" in bad.output
+
+
+def test_signals_round_trip_and_short_repr(tiny_bundle):
+    from routerforge.runtime import Router, Signals
+
+    router = Router.load(tiny_bundle, "torch")
+    assert repr(router) == f"Router({str(tiny_bundle)!r}, backend='torch', heads={list(router.heads)})"
+    signals = router.classify("Call John at 555-123-4567 about the integral of x^2")
+    assert Signals.from_dict(json.loads(signals.to_json())) == signals
+    assert len(repr(signals)) < 300 and repr(signals).startswith("Signals(category=")

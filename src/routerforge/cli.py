@@ -21,8 +21,43 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Train, evaluate, export and serve the classifiers behind an LLM semantic router.",
 )
-err_console = Console(stderr=True)
-out_console = Console()
+err_console = Console(stderr=True, soft_wrap=True)  # for people; stdout carries results only (JSON)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"routerforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", help="print the version and exit", callback=_version, is_eager=True, metavar="")
+    ] = False,
+) -> None:
+    """Train, evaluate, export and serve the classifiers behind an LLM semantic router."""
+
+
+def _emit(result, as_json: bool, table: Table | None = None) -> None:
+    """One command's result: JSON on stdout with --json, else ``table`` (if any) for people on stderr."""
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, default=str))
+    elif table is not None:
+        err_console.print(table)
+
+
+def _table(title: str, columns: list[str], rows: list[list]) -> Table:
+    from .reports.format import number
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(number(c) for c in row))
+    return table
 
 
 def _friendly(func):
@@ -39,6 +74,13 @@ def _friendly(func):
     return wrapper
 
 
+def _flag(name: str, help: str):
+    """A boolean --flag (no ``<bool>`` metavar in the help)."""
+    return typer.Option(name, help=help, metavar="")
+
+
+AllowPickle = Annotated[bool, _flag("--allow-pickle", "accept weights that are not safetensors (trusted models only)")]
+Json = Annotated[bool, _flag("--json", "print the result as JSON on stdout (tables and progress go to stderr)")]
 Data = Annotated[Optional[list[str]], typer.Option("--data", help="data file or hf:ORG/NAME[:split]; repeatable")]
 TextField = Annotated[Optional[str], typer.Option(help="column holding the text")]
 LabelField = Annotated[Optional[str], typer.Option(help="column holding the label (uses the data's own labels)")]
@@ -168,12 +210,12 @@ def train(
     ] = None,
     augment: Annotated[
         bool,
-        typer.Option(
+        _flag(
             "--augment",
-            help="jailbreak: add an obfuscated copy of every training row (both classes) to the training split only",
+            "jailbreak: add an obfuscated copy of every training row (both classes) to the training split only",
         ),
     ] = False,
-    lora: Annotated[bool, typer.Option("--lora", help="train a LoRA adapter instead of all weights")] = False,
+    lora: Annotated[bool, _flag("--lora", "train a LoRA adapter instead of all weights")] = False,
     lora_rank: Annotated[Optional[int], typer.Option(help="LoRA rank (default: 8)")] = None,
     lora_alpha: Annotated[Optional[float], typer.Option(help="LoRA alpha (default: 2 x rank)")] = None,
     lora_dropout: Annotated[Optional[float], typer.Option(help="LoRA dropout (default: 0.1)")] = None,
@@ -194,11 +236,14 @@ def train(
     seed: Seed = None,
     loss: Annotated[Optional[str], typer.Option(help="ce | weighted | focal (default: weighted if imbalanced)")] = None,
     focal_gamma: Annotated[Optional[float], typer.Option(help="focal loss gamma (default: 2)")] = None,
-    gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
+    gradient_checkpointing: Annotated[
+        bool, _flag("--gradient-checkpointing", "recompute activations in the backward pass: less memory, slower")
+    ] = False,
     eval_batch_size: Annotated[Optional[int], typer.Option(help="batch size for validation/test (default: 32)")] = None,
-    crf: Annotated[bool, typer.Option("--crf", help="pii: a CRF over the token head (well-formed BIO spans)")] = False,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="accept non-safetensors backbones")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint in OUTPUT")] = False,
+    crf: Annotated[bool, _flag("--crf", "pii: a CRF over the token head (well-formed BIO spans)")] = False,
+    allow_pickle: AllowPickle = False,
+    resume: Annotated[bool, _flag("--resume", "continue from the last checkpoint in OUTPUT")] = False,
+    as_json: Json = False,
 ):
     """Fine-tune one task's classifier, or (--config without --task) every task of the config: per-task models
     and/or one multitask bundle (one encoder, one head per task), as its training.mode says. Runs unchanged under
@@ -206,7 +251,7 @@ def train(
     from .config import load_config
 
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun rank 0 reports; the other ranks train quietly
-        err_console.quiet = out_console.quiet = True
+        err_console.quiet = True
 
     cfg = load_config(config) if config else None
     flags = dict(
@@ -239,7 +284,7 @@ def train(
         from .training.from_config import planned_models, train_planned
 
         models = planned_models(cfg, run_dir=Path("runs") / cfg.name, mode=mode)
-        datasets = {}
+        datasets, results = {}, []
         for name in cfg.tasks:  # each task's data exactly as a per-task run loads it: same splits either way
             augment_task = (augment and name == "jailbreak") or None
             datasets[name] = _task_data(name, cfg, data_dir, split_flags | {"augment": augment_task})
@@ -259,7 +304,9 @@ def train(
                 allow_pickle=allow_pickle,
                 console=err_console,
             )
-            _print_training(result)
+            results.append(_print_training(result, as_json))
+        if as_json:
+            print(json.dumps(results))
         return
     load_flags = dict(
         data=data,
@@ -290,22 +337,22 @@ def train(
         allow_pickle=allow_pickle,
         console=err_console,
     )
-    _print_training(result)
+    summary = _print_training(result, as_json)
+    if as_json:
+        print(json.dumps(summary))
 
 
-def _print_training(result) -> None:
+def _print_training(result, as_json: bool) -> dict:
     """The test-split headline metrics of every head a training run made, and where it wrote the model."""
     from .bundle import head_metrics, heads_of
     from .evaluation.evaluator import headline
 
-    table = Table(title=f"{result.output.name}: test split")
-    for column in ("task", "metric", "value"):
-        table.add_column(column)
-    for name in heads_of(result.info):
-        for key, value in headline(head_metrics(result.info, name).get("test", {})).items():
-            table.add_row(name, key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    err_console.print(table)
-    err_console.print(f"model written to [bold]{result.output}[/] in {result.seconds:.0f}s of training")
+    metrics = {name: headline(head_metrics(result.info, name).get("test", {})) for name in heads_of(result.info)}
+    if not as_json:
+        rows = [[name, key, value] for name, values in metrics.items() for key, value in values.items()]
+        err_console.print(_table(f"{result.output.name}: test split", ["task", "metric", "value"], rows))
+        err_console.print(f"model written to [bold]{result.output}[/] in {result.seconds:.0f}s of training")
+    return {"output": str(result.output), "train_seconds": round(result.seconds, 1), "test": metrics}
 
 
 @app.command("eval")
@@ -321,7 +368,8 @@ def eval_command(
     backend: Annotated[
         Optional[str], typer.Option(help="onnx-int8 | onnx | torch | torchscript (default: torch)")
     ] = None,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="allow non-safetensors weights")] = False,
+    allow_pickle: AllowPickle = False,
+    as_json: Json = False,
 ):
     """Score a model on its own test split (re-read and hash-checked from its manifest) or on --data files."""
     from .evaluation.evaluator import evaluate, headline
@@ -339,15 +387,27 @@ def eval_command(
         allow_pickle=allow_pickle,
     )
     summary = headline(metrics) | {"p50_ms": metrics["latency"]["p50_ms"], "p99_ms": metrics["latency"]["p99_ms"]}
-    out_console.print_json(json.dumps(summary))
-    err_console.print(f"report: {out / 'report.md'}")
+    _emit(
+        summary | {"report": str(out / "report.md")},
+        as_json,
+        _table(
+            f"{model_dir.name}: {metrics['evaluated_on']['task']}",
+            ["metric", "value"],
+            [[k, v] for k, v in summary.items()],
+        ),
+    )
+    if not as_json:
+        err_console.print(f"report: {out / 'report.md'}")
 
 
 @app.command()
 @_friendly
 def classify(
     model_dir: Annotated[Path, typer.Argument(help="model directory")],
-    texts: Annotated[list[str], typer.Argument(help="text(s) to classify; '-' reads lines from stdin")],
+    texts: Annotated[
+        list[str],
+        typer.Argument(help="text(s) to classify; '-' streams stdin: one text (or JSON object with 'text') per line"),
+    ],
     backend: Annotated[
         Optional[str], typer.Option(help="onnx-int8 | onnx | torch | torchscript (default: fastest present)")
     ] = None,
@@ -360,18 +420,64 @@ def classify(
     max_windows: Annotated[
         Optional[int], typer.Option(help="windows read per text; beyond: truncated (default: 64)")
     ] = None,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle")] = False,
+    batch_size: Annotated[int, typer.Option(help="texts per encoder call when streaming stdin")] = 32,
+    allow_pickle: AllowPickle = False,
 ):
-    """Classify text(s) with a model or bundle: every head's Signals as JSON on stdout."""
+    """Classify text(s): every head's Signals as JSON on stdout. One text: indented JSON; several, or '-'
+    (stdin): JSONL, one line per input line in order (blank lines included), progress on stderr."""
     from .runtime.engine import Router
 
-    if texts == ["-"]:
-        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     router = Router.load(
         model_dir, backend, window=window, overlap=overlap, max_windows=max_windows, allow_pickle=allow_pickle
     )
-    results = [{"text": t} | s.to_dict() for t, s in zip(texts, router.classify_batch(texts))]
-    print(json.dumps(results[0] if len(results) == 1 else results, indent=2, ensure_ascii=False))
+    if texts != ["-"]:
+        results = [{"text": t} | s.to_dict() for t, s in zip(texts, router.classify_batch(texts))]
+        if len(results) == 1:
+            print(json.dumps(results[0], indent=2, ensure_ascii=False))
+        else:
+            for result in results:
+                print(json.dumps(result, ensure_ascii=False))
+        return
+    _classify_stream(router, sys.stdin, batch_size)
+
+
+def _stdin_text(line: str, number: int) -> str:
+    """A stdin line as a text: a JSON object's ``text`` (JSONL in), else the line itself."""
+    line = line.rstrip("\n").rstrip("\r")
+    if line.lstrip().startswith("{"):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            return line
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise RouterforgeError("a JSON line needs a string 'text' field", source="stdin", line=number)
+        return row["text"]
+    return line
+
+
+def _classify_stream(router, lines, batch_size: int) -> None:
+    """Read, classify and write in batches, so output starts before input ends and memory stays flat."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    batch: list[str] = []
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.completed} texts"), TimeElapsedColumn(), console=err_console, transient=True
+    ) as progress:
+        bar = progress.add_task("classify", total=None)
+
+        def flush() -> None:
+            for text, signals in zip(batch, router.classify_batch(batch, batch_size=batch_size)):
+                print(json.dumps({"text": text} | signals.to_dict(), ensure_ascii=False), flush=False)
+            sys.stdout.flush()
+            progress.advance(bar, len(batch))
+            batch.clear()
+
+        for number, line in enumerate(lines, start=1):
+            batch.append(_stdin_text(line, number))
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
+            flush()
 
 
 @app.command()
@@ -384,14 +490,18 @@ def export(
     max_rows: Annotated[
         Optional[int], typer.Option(help="validation rows per head for the parity check (default: all)")
     ] = None,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle")] = False,
+    allow_pickle: AllowPickle = False,
+    as_json: Json = False,
 ):
     """Export beside the weights (model.onnx, model.int8.onnx, model.torchscript.pt), parity-checked on the
     validation split: a failing check fails the export and leaves the directory unchanged."""
     from .exporters.exporter import export as run_export
 
+    records = {}
     for fmt in format or ["onnx", "onnx-int8"]:
-        record = run_export(model_dir, fmt, allow_pickle=allow_pickle, max_rows=max_rows)
+        record = records[fmt] = run_export(model_dir, fmt, allow_pickle=allow_pickle, max_rows=max_rows)
+        if as_json:
+            continue
         recipe = f", recipe {record['recipe']}" if record.get("recipe") else ""
         table = Table(
             title=f"{fmt}: {record['file']} ({record['size_mb']} MB{recipe}), parity {record['parity']['criteria']}"
@@ -423,6 +533,8 @@ def export(
                 str(r["passed"]),
             )
         err_console.print(table)
+    if as_json:
+        print(json.dumps(records, default=str))
 
 
 @app.command()
@@ -430,14 +542,25 @@ def export(
 def calibrate(
     model_dir: Annotated[Path, typer.Argument(help="model directory or multitask bundle")],
     target_fpr: Annotated[float, typer.Option(help="jailbreak false-positive rate the threshold aims at")] = 0.01,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle")] = False,
+    allow_pickle: AllowPickle = False,
+    as_json: Json = False,
 ):
     """Refit each head's temperature and the jailbreak threshold on the validation split (training does this
     already); prints ECE before/after and the counts at the threshold."""
     from .evaluation.calibrator import calibrate as run_calibrate
 
     fitted = run_calibrate(model_dir, target_fpr, allow_pickle=allow_pickle)
-    out_console.print_json(json.dumps(fitted))
+    rows = [
+        [head, c.get("temperature"), (c.get("val") or {}).get("ece_before"), (c.get("val") or {}).get("ece_after")]
+        for head, c in fitted["calibration"].items()
+    ]
+    _emit(
+        fitted,
+        as_json,
+        _table(f"{model_dir.name}: calibration (validation)", ["head", "temperature", "ECE before", "ECE after"], rows),
+    )
+    if not as_json and fitted["thresholds"]:
+        err_console.print(f"jailbreak threshold: {fitted['thresholds'].get('jailbreak')}")
 
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (performance claims live here, not in tests).")
@@ -452,6 +575,7 @@ def bench_latency(
     repeats: Annotated[int, typer.Option(help="timed requests (and batches) per configuration")] = 50,
     batch: Annotated[int, typer.Option(help="batch size of the throughput measurement")] = 32,
     output: Annotated[Optional[Path], typer.Option(help="write the full result as JSON here")] = None,
+    as_json: Json = False,
 ):
     """p50/p99 at batch 1 and throughput at batch 32: four per-task PyTorch models one after another vs the
     multitask bundle in PyTorch, ONNX fp32 and ONNX int8, in one process on the same prompts."""
@@ -465,7 +589,10 @@ def bench_latency(
             raise RouterforgeError(f"--per-task expects TASK=DIR, got {item!r}")
         models[task] = Path(path)
     result = latency_benchmark(models, bundle, repeats=repeats, batch=batch)
-    print(format_table(result))
+    if as_json:
+        print(json.dumps(result, default=str))
+    else:
+        err_console.print(format_table(result), highlight=False)
     if output:
         write_json(output, result)
 
@@ -491,6 +618,7 @@ def data_command(
     near_duplicate_threshold: NearDuplicates = None,
     seed: Seed = None,
     rules: Rules = None,
+    as_json: Json = False,
 ):
     """Load, validate and split a task's data without training; prints the data report."""
     from .config import load_config
@@ -520,7 +648,8 @@ def data_command(
             write_json(tmp / "manifest.json", task_data.manifest())
             write_json(tmp / "report.json", task_data.report)
         err_console.print(f"split manifest and report written to {output}")
-    out_console.print_json(json.dumps(task_data.report))
+    if as_json:
+        print(json.dumps(task_data.report, default=str))
 
 
 @app.command()
@@ -530,12 +659,16 @@ def synth(
     output: Annotated[Path, typer.Option(help="JSONL file to write")],
     n: Annotated[int, typer.Option(help="rows")] = 1000,
     seed: Annotated[int, typer.Option(help="generator seed")] = 0,
+    as_json: Json = False,
 ):
     """Write seeded synthetic data (offline; for the quickstart and for trying the tool without data)."""
     from .data.synth import write_jsonl
 
     path = write_jsonl(task, output, n, seed=seed)
-    err_console.print(f"{n} synthetic {task} rows written to {path}")
+    if as_json:
+        print(json.dumps({"path": str(path), "rows": n, "task": task, "seed": seed}))
+    else:
+        err_console.print(f"{n} synthetic {task} rows written to {path}")
 
 
 @app.command()
@@ -550,7 +683,8 @@ def pipeline(
     ] = None,
     only: Annotated[Optional[str], typer.Option(help="run just this stage (its inputs must exist)")] = None,
     runs_dir: Annotated[Path, typer.Option(help="runs/<name>/ holds the artefacts and pipeline.json")] = Path("runs"),
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle")] = False,
+    allow_pickle: AllowPickle = False,
+    as_json: Json = False,
 ):
     """data -> train -> calibrate -> eval -> export -> report from one YAML; stages whose inputs did not change
     are skipped, and a killed run resumes where it stopped (pipeline.json records every stage)."""
@@ -566,6 +700,9 @@ def pipeline(
         allow_pickle=allow_pickle,
         console=err_console,
     )
+    if as_json:
+        print(json.dumps(state, default=str))
+        return
     for table in summary_tables(runs_dir / state["name"]):
         err_console.print(table)
 
@@ -574,7 +711,8 @@ def pipeline(
 @_friendly
 def serve(
     bundle: Annotated[Optional[Path], typer.Argument(help="serving bundle (default: the config's bundle)")] = None,
-    config: Annotated[Path, typer.Option(help="router YAML (backends, routes, policies, server limits)")] = ...,
+    *,
+    config: Annotated[Path, typer.Option(help="router YAML (backends, routes, policies, server limits)")],
     host: Annotated[Optional[str], typer.Option(help="address (default: the config's server.host)")] = None,
     port: Annotated[Optional[int], typer.Option(help="port (default: the config's server.port)")] = None,
     backend: Annotated[
@@ -594,7 +732,8 @@ def serve(
 @_friendly
 def extproc(
     bundle: Annotated[Optional[Path], typer.Argument(help="serving bundle (default: the config's bundle)")] = None,
-    config: Annotated[Path, typer.Option(help="router YAML (backends, routes, policies, server limits)")] = ...,
+    *,
+    config: Annotated[Path, typer.Option(help="router YAML (backends, routes, policies, server limits)")],
     host: Annotated[
         Optional[str], typer.Option(help="address to listen on (default: the config's server.host)")
     ] = None,
@@ -624,6 +763,99 @@ def extproc(
     asyncio.run(
         serve_extproc(service, port, host, route_header=route_header, metrics_port=metrics_port, insecure=insecure)
     )
+
+
+_OUTCOMES = "../shared/data/model_outcomes/mmlu_pro_outcomes.jsonl"
+_PRICES = "configs/model-prices.yaml"
+Pool = Annotated[
+    Optional[list[str]], typer.Option("--pool", help="a model of the pool (repeatable; default: the issue-17 six)")
+]
+
+
+@bench_app.command("routing")
+@_friendly
+def bench_routing(
+    model_dir: Annotated[Optional[Path], typer.Argument(help="category model or bundle (test split scored)")] = None,
+    outcomes: Annotated[Path, typer.Option(help="per-question outcomes JSONL (docs/routing.md)")] = Path(_OUTCOMES),
+    prices: Annotated[Path, typer.Option(help="price table YAML")] = Path(_PRICES),
+    questions: Annotated[
+        Optional[Path], typer.Option(help="questions JSONL: the split source without a model (--probs tfidf)")
+    ] = None,
+    pool: Pool = None,
+    probs: Annotated[str, typer.Option(help="category probabilities: model | tfidf (fitted on train)")] = "model",
+    overhead_tokens: Annotated[
+        Optional[float], typer.Option(help="prompt tokens besides the question (default: the price table's)")
+    ] = None,
+    backend: Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch (default: fastest present)")] = None,
+    resamples: Annotated[int, typer.Option(help="bootstrap resamples for the 95% intervals")] = 1000,
+    output: Annotated[Optional[Path], typer.Option(help="write the full result as JSON here")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="write the frontier plot (PNG) here")] = None,
+    as_json: Json = False,
+):
+    """Accuracy and cost of single models, random, oracle, category routers (predicted and true categories),
+    the expected-accuracy router and their cost-aware sweeps, on the category model's test split."""
+    from .bench.routing import format_table, plot_frontier, routing_benchmark
+    from .io import write_json
+    from .routing.outcomes import DEFAULT_POOL
+
+    result = routing_benchmark(
+        model_dir,
+        outcomes=outcomes,
+        prices=prices,
+        questions=questions,
+        pool=pool or DEFAULT_POOL,
+        probs=probs,
+        overhead_tokens=overhead_tokens,
+        backend=backend,
+        resamples=resamples,
+    )
+    if as_json:
+        print(json.dumps(result, default=str))
+    else:
+        err_console.print(format_table(result), highlight=False)
+    if output:
+        write_json(output, result)
+    if plot:
+        plot_frontier(result, plot)
+
+
+@app.command("route-config")
+@_friendly
+def route_config_command(
+    model_dir: Annotated[Optional[Path], typer.Argument(help="category model (tables fit on its train split)")] = None,
+    outcomes: Annotated[Path, typer.Option(help="per-question outcomes JSONL (docs/routing.md)")] = Path(_OUTCOMES),
+    prices: Annotated[Path, typer.Option(help="price table YAML")] = Path(_PRICES),
+    questions: Annotated[Optional[Path], typer.Option(help="questions JSONL (without a model: all rows)")] = None,
+    pool: Pool = None,
+    selection: Annotated[str, typer.Option(help="top_score | expected_accuracy | cost_aware")] = "top_score",
+    cost_lambda: Annotated[float, typer.Option("--lambda", help="accuracy given up per USD per 1,000 requests")] = 0.0,
+    epsilon: Annotated[
+        Optional[float], typer.Option(help="cost_aware: cheapest model within this of the best accuracy")
+    ] = None,
+    base: Annotated[Optional[Path], typer.Option(help="router YAML whose other fields are kept")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="write here (validated when --base is given)")] = None,
+):
+    """Write a router YAML's categories.<name>.model_scores and default_model from measured outcomes, with
+    the accuracy and cost behind each choice as comments (stdout without --output)."""
+    from .routing.outcomes import DEFAULT_POOL
+    from .routing.route_config import route_config
+
+    text = route_config(
+        outcomes,
+        prices,
+        model_dir=model_dir,
+        questions=questions,
+        pool=pool or DEFAULT_POOL,
+        selection=selection,
+        cost_lambda=cost_lambda,
+        cost_epsilon=epsilon,
+        base=base,
+        output=output,
+    )
+    if output is None:
+        print(text, end="")
+    else:
+        err_console.print(f"wrote {output}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bundle import heads_of, is_bundle, read_info
+from ..bundle import heads_of, is_bundle, pii_min_score, pii_recognizers, read_info
 from ..data.spans import decode_spans
 from ..errors import RouterforgeError
 from ..numerics import softmax
 from ..text.normalise import normaliser_for
 from .backends import ONNX_FILES, TORCHSCRIPT_FILE, OnnxBackend, TorchBackend, TorchScriptBackend
+from .recognizers import RecognizerConfig, Recognizers
 from .signals import JailbreakSignal, LabelSignal, PiiSpan, Signals
 from .windows import merge_token_rows, plan_windows
 
@@ -89,6 +90,7 @@ class Router:
         overlap: int | None = None,
         max_windows: int | None = None,
         normalisation: str | None = None,
+        recognizers: RecognizerConfig | dict | bool | None = None,
     ):
         from tokenizers import Tokenizer
 
@@ -96,6 +98,12 @@ class Router:
         self.heads = heads_of(info)
         self.normalise = normaliser_for(info, normalisation)  # the one the model was trained with
         self.id2label = {task: dict(enumerate(h["label_names"])) for task, h in self.heads.items()}
+        if not (self.path / "tokenizer.json").is_file():
+            raise RouterforgeError(
+                "no tokenizer.json in the model directory",
+                source=str(path),
+                hint="pass a directory written by routerforge",
+            )
         self.tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
@@ -115,6 +123,15 @@ class Router:
         self.temperature = {t: float(calibration.get(t, {}).get("temperature", 1.0)) for t in self.heads}
         self.threshold = float(info.get("thresholds", {}).get("jailbreak", DEFAULT_THRESHOLD))
         self.crf = {t: _crf_parameters(self.path, info, t) for t, h in self.heads.items() if h.get("crf")}
+        # PII post-processing (runtime/recognizers.py): the bundle's pii_recognizers, fields overridden by the
+        # router's; False: the learned head's spans as decoded (ablations)
+        self.recognizers = (
+            None
+            if recognizers is False
+            else Recognizers.for_model(
+                pii_recognizers(info), None if recognizers is True else recognizers, min_score=pii_min_score(info)
+            )
+        )
 
     @classmethod
     def load(
@@ -129,11 +146,14 @@ class Router:
         threads: int | None = None,
         info: dict | None = None,
         normalisation: str | None = None,
+        recognizers: RecognizerConfig | dict | bool | None = None,
     ) -> Router:
         """``backend``: onnx-int8 | onnx | torch | torchscript; default: the fastest export present, else torch.
         ``info`` replaces ``routerforge.json`` (training scores a model before that file is written).
         ``normalisation`` ("identity", "robust-v1", "robust-v2") replaces the one the model was trained with
-        (ablations)."""
+        (ablations). ``recognizers``: the validated PII recognizers and minimum span score
+        (:class:`~routerforge.runtime.recognizers.RecognizerConfig`, over the bundle's ``pii_recognizers``);
+        False returns the token head's spans untouched."""
         path = Path(path)
         info = info if info is not None else read_info(path)
         if backend is None:
@@ -160,12 +180,17 @@ class Router:
             overlap=overlap,
             max_windows=max_windows,
             normalisation=normalisation,
+            recognizers=recognizers,
         )
 
     # -- public API -----------------------------------------------------------------------------------------
 
     def classify(self, text: str) -> Signals:
+        """Every head's signal for one text (one encoder pass; long texts in windows): see :class:`Signals`."""
         return self.classify_batch([text])[0]
+
+    def __repr__(self) -> str:
+        return f"Router({str(self.path)!r}, backend={self.backend_name!r}, heads={list(self.heads)})"
 
     def classify_batch(self, texts: list[str], batch_size: int = 32) -> list[Signals]:
         """Signals for each text; long texts are windowed (``windows``), never silently cut (``truncated``)."""
@@ -265,4 +290,4 @@ class Router:
         for s in spans:
             start, end = norm.to_original(s["start"], s["end"])
             out.append(PiiSpan(s["entity_type"], start, end, norm.original[start:end], s["score"]))
-        return out
+        return out if self.recognizers is None else self.recognizers.apply(norm.original, out, norm)

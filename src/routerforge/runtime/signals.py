@@ -1,7 +1,14 @@
-"""``Signals``: what the runtime returns for one text, and what the classify API serialises."""
+"""``Signals``: what the runtime returns for one text, and what the classify API serialises.
+
+>>> s = router.classify("Call John at 555-123-4567")
+>>> s                                    # Signals(category='math' 0.91, jailbreak=0.02 (ok), pii=[PHONE_NUMBER 13:25])
+>>> Signals.from_dict(json.loads(s.to_json())) == s
+True
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 
 
@@ -13,13 +20,21 @@ class LabelSignal:
     confidence: float
     probs: dict[str, float]
 
+    def __repr__(self) -> str:
+        return f"{self.label!r} {self.confidence:.2f}"
+
 
 @dataclass
 class JailbreakSignal:
+    """The jailbreak head's answer: P(jailbreak) and whether it reaches the calibrated threshold."""
+
     label: str
     p_jailbreak: float
     flagged: bool  # p_jailbreak >= the bundle's threshold (chosen on validation for a target FPR)
     threshold: float
+
+    def __repr__(self) -> str:
+        return f"{self.p_jailbreak:.2f} ({'flagged' if self.flagged else 'ok'})"
 
 
 @dataclass
@@ -32,9 +47,14 @@ class PiiSpan:
     text: str
     score: float
 
+    def __repr__(self) -> str:
+        return f"{self.entity_type} {self.start}:{self.end}"
+
 
 @dataclass
 class Signals:
+    """Every head's answer for one text, from one encoder pass (a head the model lacks is ``None``)."""
+
     category: LabelSignal | None = None
     jailbreak: JailbreakSignal | None = None
     intent: LabelSignal | None = None
@@ -45,4 +65,39 @@ class Signals:
     extra: dict[str, LabelSignal] = field(default_factory=dict)  # heads with other names (custom tasks)
 
     def to_dict(self) -> dict:
+        """Plain JSON-ready data (the shape ``/v1/classify`` and ``routerforge classify`` print)."""
         return asdict(self)
+
+    def to_json(self, **kwargs) -> str:
+        """``to_dict()`` as JSON text (``kwargs`` go to ``json.dumps``, e.g. ``indent=2``)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Signals:
+        """The inverse of :meth:`to_dict` (e.g. a ``/v1/classify`` response read back)."""
+
+        def label(value: dict | None) -> LabelSignal | None:
+            return LabelSignal(**value) if value is not None else None
+
+        jailbreak = data.get("jailbreak")
+        pii = data.get("pii")
+        return cls(
+            category=label(data.get("category")),
+            jailbreak=JailbreakSignal(**jailbreak) if jailbreak is not None else None,
+            intent=label(data.get("intent")),
+            pii=[PiiSpan(**span) for span in pii] if pii is not None else None,
+            windows=data.get("windows", 1),
+            truncated=data.get("truncated", False),
+            latency_ms=data.get("latency_ms", 0.0),
+            extra={name: LabelSignal(**value) for name, value in (data.get("extra") or {}).items()},
+        )
+
+    def __repr__(self) -> str:
+        parts = [f"{name}={value!r}" for name in ("category", "jailbreak", "intent") if (value := getattr(self, name))]
+        if self.pii is not None:
+            shown = ", ".join(map(repr, self.pii[:5])) + (f", +{len(self.pii) - 5} more" if len(self.pii) > 5 else "")
+            parts.append(f"pii=[{shown}]")
+        parts += [f"{name}={value!r}" for name, value in self.extra.items()]
+        if self.truncated:
+            parts.append("truncated=True")
+        return f"Signals({', '.join(parts)})"
