@@ -50,10 +50,14 @@ def test_export_passes_parity_and_is_recorded(jailbreak_model, fmt):
 def test_failing_parity_fails_the_export_and_only_records_the_refusal(jailbreak_model, monkeypatch):
     from routerforge.exporters import parity
 
+    fmt = "torchscript"  # with no earlier passing export of it (one would be kept: the test below)
+    info = json.loads((jailbreak_model / "routerforge.json").read_text())
+    info.get("exports", {}).pop(fmt, None)
+    (jailbreak_model / "routerforge.json").write_text(json.dumps(info))
+    (jailbreak_model / "model.torchscript.pt").unlink(missing_ok=True)
     before = (jailbreak_model / "routerforge.json").read_text()
     files = {p.name: p.stat().st_mtime_ns for p in jailbreak_model.iterdir() if p.is_file()}
     monkeypatch.setattr(parity, "FP32_MAX_DIFF", -1.0)  # nothing can pass
-    fmt = "torchscript" if "model.torchscript.pt" not in files else "onnx"
     with pytest.raises(RouterforgeError, match="parity"):
         rf.export(jailbreak_model, format=fmt)
     after = json.loads((jailbreak_model / "routerforge.json").read_text())
@@ -118,3 +122,33 @@ def test_unknown_format_and_missing_export_are_clear_errors(jailbreak_model):
         rf.export(jailbreak_model, format="tflite")
     with pytest.raises(RouterforgeError, match="unknown backend"):
         rf.Router.load(jailbreak_model, "tensorrt")
+
+
+def test_a_refused_reexport_keeps_the_passing_file_and_the_files_record_and_card_agree(
+    jailbreak_model, tmp_path, monkeypatch
+):
+    """Re-exporting with a failing parity check keeps the earlier passing file and says so; with no passing
+    export before, nothing of that format is left for the runtime to serve. Exported files are 0644."""
+    import shutil
+
+    from routerforge.exporters import parity
+    from routerforge.reports.model_card import write_model_card
+
+    model = tmp_path / "model"
+    shutil.copytree(jailbreak_model, model)
+    rf.export(model, format="onnx")
+    assert (model / "model.onnx").stat().st_mode & 0o777 == 0o644
+    assert all(p.stat().st_mode & 0o044 == 0o044 for p in model.iterdir() if p.is_file())  # readable by all
+    monkeypatch.setattr(parity, "FP32_MAX_DIFF", -1.0)  # nothing can pass
+    with pytest.raises(RouterforgeError, match="earlier passing model.onnx stays"):
+        rf.export(model, format="onnx")
+    record = json.loads((model / "routerforge.json").read_text())["exports"]["onnx"]
+    assert record["parity"]["passed"] and record["last_attempt"]["refused"] == "parity"
+    assert (model / "model.onnx").is_file()
+    card = write_model_card(model).read_text()
+    assert "| onnx | model.onnx |" in card and "| passed (" in card
+    (model / "model.torchscript.pt").write_bytes(b"stale")  # a file with no passing record behind it
+    with pytest.raises(RouterforgeError, match="parity"):
+        rf.export(model, format="torchscript")
+    assert not (model / "model.torchscript.pt").exists()
+    assert json.loads((model / "routerforge.json").read_text())["exports"]["torchscript"]["refused"] == "parity"

@@ -495,46 +495,53 @@ def export(
 ):
     """Export beside the weights (model.onnx, model.int8.onnx, model.torchscript.pt), parity-checked on the
     validation split: a failing check fails the export and leaves the directory unchanged."""
+    from .bundle import CARD_FILE
+    from .exporters import ParityError
     from .exporters.exporter import export as run_export
 
-    records = {}
+    records, refused = {}, None
     for fmt in format or ["onnx", "onnx-int8"]:
-        record = records[fmt] = run_export(model_dir, fmt, allow_pickle=allow_pickle, max_rows=max_rows)
-        if as_json:
-            continue
+        try:
+            records[fmt] = run_export(model_dir, fmt, allow_pickle=allow_pickle, max_rows=max_rows)
+        except ParityError as err:
+            records[fmt], refused = err.parity, err
+        if not as_json:
+            err_console.print(_parity_table(fmt, records[fmt]))
+    if (model_dir / CARD_FILE).is_file():  # the card says what the directory now holds
+        from .reports.model_card import write_model_card
+
+        write_model_card(model_dir)
+    if as_json:
+        print(json.dumps(records, default=str))
+    if refused is not None:
+        raise refused
+
+
+def _parity_table(fmt: str, record: dict) -> Table:
+    """One export's parity check, a row per head: what was compared and whether it passed."""
+    if record.get("refused"):
+        title = f"{fmt}: REFUSED (parity: {record['parity']['criteria']})"
+    else:
         recipe = f", recipe {record['recipe']}" if record.get("recipe") else ""
-        table = Table(
-            title=f"{fmt}: {record['file']} ({record['size_mb']} MB{recipe}), parity {record['parity']['criteria']}"
-        )
-        for column in (
-            "head",
-            "rows",
-            "max |diff|",
-            "agreement (texts; PII: tokens)",
-            "metric torch [95% CI] -> exported",
-            "passed",
-        ):
-            table.add_column(column)
-        for head, r in record["parity"]["heads"].items():
-            metric = (
-                (
-                    f"{r['metric']} {r['torch']:.4f} [{r['torch_ci95'][0]:.4f}, {r['torch_ci95'][1]:.4f}] -> "
-                    f"{r['exported']:.4f}"
-                )
-                if "metric" in r
-                else "-"
-            )
-            table.add_row(
+        title = f"{fmt}: {record['file']} ({record['size_mb']} MB{recipe}), parity {record['parity']['criteria']}"
+    rows = []
+    for head, r in record["parity"]["heads"].items():
+        metric = "-"
+        if "metric" in r:
+            low, high = r["torch_ci95"]
+            metric = f"{r['metric']} {r['torch']:.4f} [{low:.4f}, {high:.4f}] -> {r['exported']:.4f}"
+        rows.append(
+            [
                 head,
                 f"{r['rows']} texts",
                 f"{r['max_abs_logit_diff']:.2e}",
                 f"{r['label_agreement']:.2%}",
                 metric,
-                str(r["passed"]),
-            )
-        err_console.print(table)
-    if as_json:
-        print(json.dumps(records, default=str))
+                "yes" if r["passed"] else "NO",
+            ]
+        )
+    columns = ["head", "rows", "max |diff|", "agreement (texts; PII: tokens)", "metric torch [95% CI] -> exported"]
+    return _table(title, [*columns, "passed"], rows)
 
 
 @app.command()
@@ -719,7 +726,9 @@ def serve(
         Optional[str], typer.Option(help="onnx-int8 | onnx | torch (default: the fastest present)")
     ] = None,
     threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime intra-op threads (default: all cores)")] = None,
-    insecure: Annotated[bool, typer.Option(help="allow a non-loopback address without server.auth_token_env")] = False,
+    insecure: Annotated[
+        bool, _flag("--insecure", "allow a non-loopback address without server.auth_token_env")
+    ] = False,
 ):
     """Serve the OpenAI-compatible router proxy and classify API (SIGHUP or POST /admin/reload reloads the
     bundle and config without dropping requests)."""
@@ -748,7 +757,9 @@ def extproc(
     metrics_port: Annotated[
         Optional[int], typer.Option(help="serve Prometheus /metrics on this port (same host)")
     ] = None,
-    insecure: Annotated[bool, typer.Option(help="allow a non-loopback address without server.auth_token_env")] = False,
+    insecure: Annotated[
+        bool, _flag("--insecure", "allow a non-loopback address without server.auth_token_env")
+    ] = False,
 ):
     """Serve Envoy's external processing gRPC API (docs/envoy.md): Envoy asks, routerforge decides, Envoy
     forwards. SIGHUP reloads the bundle and config without dropping requests."""

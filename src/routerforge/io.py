@@ -32,6 +32,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a model dir should be as readable as any other
     try:
         yield tmp
+        make_readable(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -42,6 +43,15 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     os.replace(tmp, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def make_readable(path: str | Path) -> None:
+    """Give ``path`` (a file, or a directory and everything in it) the permissions the umask allows: some
+    writers (safetensors, mkstemp) make files 0600, which a non-root container could not read."""
+    path = Path(path)
+    mask = _umask()
+    for entry in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        os.chmod(entry, (0o777 if entry.is_dir() else 0o666) & ~mask)
 
 
 def refuse_to_replace(target: str | Path, markers: tuple[str, ...], allowed: tuple[str, ...] = ()) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..bundle import read_info, write_info
 from ..errors import RouterforgeError
+from ..io import make_readable
 from .parity import ParityError, check_parity
 
 FORMATS = ("onnx", "onnx-int8", "torchscript")
@@ -48,9 +49,10 @@ def export(
     splits = {h: rows["val"][:max_rows] for h, rows in head_splits(info, heads, ("val",)).items()}
     started = time.perf_counter()
     module = load_torch_module(path, info, heads, allow_pickle=allow_pickle, attn_implementation="eager")
-    with tempfile.TemporaryDirectory(dir=path, prefix=".export-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(dir=path, prefix=".export-") as tmp_dir:
+        tmp = Path(tmp_dir)
         record: dict = {"file": FILES[format]}
+        attempts: list[tuple[str | None, Path, TorchScriptBackend | None]]  # (int8 recipe, file, backend)
         if format == "torchscript":
             candidate_file = tmp / FILES[format]
             export_torchscript(module, vocab, candidate_file)
@@ -87,16 +89,28 @@ def export(
         }
         if recipe is not None:
             record |= {"recipe": recipe, "recipes_that_failed_parity": failed}
-        if not parity["passed"]:  # no model file changes; the refusal is recorded, so cards and reports say so
+        if not parity["passed"]:
+            # Refused. An earlier passing export of these weights stays (its file and record; this attempt is noted
+            # beside it); anything else of this format goes, so the runtime never serves an unchecked file and
+            # routerforge.json, the files, cards and reports agree.
             record |= {"file": None, "size_mb": None, "refused": "parity"}
-            info.setdefault("exports", {})[format] = record
+            previous = (info.get("exports") or {}).get(format) or {}
+            kept = bool(previous.get("parity", {}).get("passed")) and (path / FILES[format]).is_file()
+            if kept:
+                info["exports"][format] = previous | {"last_attempt": record}
+            else:
+                (path / FILES[format]).unlink(missing_ok=True)
+                info.setdefault("exports", {})[format] = record
             write_info(path, info)
+            failing = ", ".join(head for head, r in parity["heads"].items() if not r["passed"])
             raise ParityError(
-                f"{format} export failed its parity check: {json.dumps(parity['heads'], default=str)}",
+                f"{format} export refused: the {failing} head(s) failed the parity check"
+                + (f" (the earlier passing {FILES[format]} stays)" if kept else ""),
                 record,
                 source=str(path),
                 hint=parity["criteria"],
             )
+        make_readable(candidate_file)
         os.replace(candidate_file, path / FILES[format])
     info.setdefault("exports", {})[format] = record
     write_info(path, info)
