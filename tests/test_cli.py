@@ -104,3 +104,22 @@ def test_signals_round_trip_and_short_repr(tiny_bundle):
     signals = router.classify("Call John at 555-123-4567 about the integral of x^2")
     assert Signals.from_dict(json.loads(signals.to_json())) == signals
     assert len(repr(signals)) < 300 and repr(signals).startswith("Signals(category=")
+
+
+def test_backbone_and_task_errors_come_first_as_one_line(tmp_path, monkeypatch):
+    """A backbone that cannot load, and an eval head that does not exist, fail in one line (exit 2) before any
+    data is split or model loaded: the data path here does not even exist."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    missing = str(tmp_path / "no-such-data.jsonl")
+    cli = runner.invoke(app, ["train", "--task", "jailbreak", "--data", missing, "--model", "someorg/not-cached"])
+    assert cli.exit_code == 2 and "not in the local Hugging Face cache" in cli.output, cli.output
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text("{}")
+    cli = runner.invoke(app, ["train", "--task", "jailbreak", "--data", missing, "--model", str(tmp_path / "empty")])
+    assert cli.exit_code == 2 and "no tokenizer" in cli.output, cli.output
+    assert len(cli.output.strip().splitlines()) == 1
+
+
+def test_eval_names_a_missing_head_before_loading_the_model(tiny_bundle):
+    cli = runner.invoke(app, ["eval", str(tiny_bundle), "--task", "piii"])
+    assert cli.exit_code == 2 and "'piii' is not one of" in cli.output

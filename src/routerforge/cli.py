@@ -277,6 +277,9 @@ def train(
 
     lora_flags = dict(rank=lora_rank, alpha=lora_alpha, dropout=lora_dropout, targets=_targets(lora_targets))
     backbone = model or (cfg.backbone if cfg else "minilm")
+    from .modeling.backbones import check_backbone
+
+    check_backbone(backbone)  # a missing or unreachable backbone fails now, not after the data split
     split_flags = dict(val=val, test=test, near_duplicate_threshold=near_duplicate_threshold, seed=seed)
     if task is None:
         if cfg is None:

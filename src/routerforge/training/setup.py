@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -28,12 +29,16 @@ from ..data.splits import TaskData
 from ..errors import RouterforgeError
 from ..evaluation.calibrator import calibrate_and_score
 from ..io import atomic_directory, write_json
-from ..modeling.backbones import resolve_backbone
+from ..modeling.backbones import check_backbone
 from ..modeling.losses import inverse_frequency_weights, is_imbalanced
 from ..text.normalise import CURRENT as NORMALISATION
 from ..text.normalise import NORMALISERS
 from .hyperparams import Hyperparams
 from .lora import LoraSettings
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
 
 CHECKPOINTS = "checkpoints"
 # Hyperparameters --resume may change: how long to train and how often to checkpoint, not what is trained.
@@ -86,8 +91,8 @@ def encode(data: TaskData, split: str, tokenizer, label2id: dict, max_length: in
     token_task = data.task.kind == "token"
     encoded = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=token_task)
     if token_task:
-        spans = [normalised_spans(n, e.spans) for n, e in zip(norms, examples)]
-        vanished = sum(len(e.spans) for e in examples) - sum(map(len, spans))
+        spans = [normalised_spans(n, e.spans or ()) for n, e in zip(norms, examples)]
+        vanished = sum(len(e.spans or ()) for e in examples) - sum(map(len, spans))
         if vanished:
             warnings.warn(
                 f"{data.task.name} {split}: {vanished} gold span(s) held only invisible characters and "
@@ -104,7 +109,7 @@ def encode(data: TaskData, split: str, tokenizer, label2id: dict, max_length: in
     return datasets.Dataset.from_dict(columns), long_rows
 
 
-def choose_loss(hp: Hyperparams, kind: str, train_set, num_labels: int, crf: bool) -> tuple[str, list | None]:
+def choose_loss(hp: Hyperparams, kind: str, train_set, num_labels: int, crf: bool) -> tuple[str, torch.Tensor | None]:
     """The loss (``crf``; else ``hp.loss``; else class-weighted CE when sequence classes are imbalanced) and its
     class weights, from the training labels (-100 marks special tokens, not ``O``)."""
     labels = (
@@ -112,9 +117,9 @@ def choose_loss(hp: Hyperparams, kind: str, train_set, num_labels: int, crf: boo
         if kind == "token"
         else np.asarray(train_set["labels"])
     )
-    counts = np.bincount(labels[labels >= 0], minlength=num_labels)
+    counts = np.bincount(labels[labels >= 0], minlength=num_labels).tolist()
     loss = "crf" if crf else hp.loss or ("weighted" if kind == "sequence" and is_imbalanced(counts) else "ce")
-    return loss, inverse_frequency_weights(counts.tolist()) if loss in ("weighted", "focal") else None
+    return loss, inverse_frequency_weights(counts) if loss in ("weighted", "focal") else None
 
 
 def training_record(state, seconds: float, use_gpu: bool, resumed_from: str | None) -> dict:
@@ -174,7 +179,7 @@ def training_arguments(hp: Hyperparams, checkpoint_dir: Path, metric: str, use_g
         eval_strategy=strategy,
         save_strategy=strategy,
         eval_steps=every,
-        save_steps=every,
+        save_steps=every,  # type: ignore[arg-type]  # annotated float; None (the "epoch" strategy) is unused
         load_best_model_at_end=True,
         metric_for_best_model=metric,
         greater_is_better=True,
@@ -285,11 +290,11 @@ def move_logs(checkpoint_dir: Path, model_dir: Path) -> None:
         shutil.move(str(checkpoint_dir / "runs"), str(model_dir / "logs"))
 
 
-def load_tokenizer(model: str) -> tuple[str, object]:
+def load_tokenizer(model: str) -> tuple[str, PreTrainedTokenizerBase]:
     """The backbone's local path and its fast tokenizer (character offsets need the Rust one)."""
     from transformers import AutoTokenizer
 
-    backbone_path = resolve_backbone(model)
+    backbone_path = check_backbone(model)
     try:
         tokenizer = AutoTokenizer.from_pretrained(backbone_path)
     except (OSError, ValueError) as err:
@@ -299,7 +304,13 @@ def load_tokenizer(model: str) -> tuple[str, object]:
     return backbone_path, tokenizer
 
 
-def load_backbone(loader: Callable, backbone_path: str, allow_pickle: bool, **options):
+class _Pretrained(Protocol):
+    """A transformers model class (AutoModel, AutoModelFor...): what :func:`load_backbone` is given."""
+
+    def from_pretrained(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def load_backbone(loader: _Pretrained, backbone_path: str, allow_pickle: bool, **options):
     """``loader.from_pretrained`` (AutoModel, AutoModelFor...) with safetensors required unless ``allow_pickle``."""
     try:
         return loader.from_pretrained(backbone_path, use_safetensors=None if allow_pickle else True, **options)
