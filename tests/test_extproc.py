@@ -28,7 +28,7 @@ from google.protobuf import json_format
 from routerforge.runtime.batcher import QueueFull, TooManyTexts
 from routerforge.runtime.signals import JailbreakSignal, LabelSignal, PiiSpan, Signals
 from routerforge.serving.config import RouterConfig, ServerConfig
-from routerforge.serving.extproc import start_extproc
+from routerforge.serving.extproc import ENVOY_BUFFER_BYTES, start_extproc
 from routerforge.serving.policy import Decision
 from routerforge.serving.service import RouterService
 
@@ -73,7 +73,7 @@ def test_envoy_config_parses_as_a_bootstrap_and_is_wired_up(text):
         Mode.BUFFERED,
         Mode.SKIP,
     )
-    assert not ext_proc.failure_mode_allow and ext_proc.allow_mode_override
+    assert not ext_proc.failure_mode_allow and not ext_proc.allow_mode_override  # no body is ever skipped
     assert ext_proc.message_timeout.seconds > ServerConfig().classify_timeout_s
 
     clusters = {c.name: c for c in bootstrap.static_resources.clusters}
@@ -89,7 +89,9 @@ def test_envoy_config_parses_as_a_bootstrap_and_is_wired_up(text):
     by_backend = {r.match.headers[0].string_match.exact: r.route.cluster for r in routes if r.match.headers}
     assert by_backend == {"vllm": "vllm", "openai": "openai"}  # the backend names of router.example.yaml
     assert all(r.match.headers[0].name == "x-routerforge-backend" for r in routes if r.match.headers)
-    assert not routes[-1].match.headers, "the last route is the default (no routing header)"
+    assert all(r.match.headers for r in routes), "no catch-all route: every route needs the routing header"
+    assert hcm.normalize_path.value and hcm.merge_slashes
+    assert listener.per_connection_buffer_limit_bytes.value <= ENVOY_BUFFER_BYTES  # over it: a 413, not a broken stream
     assert {r.route.cluster for r in routes} <= set(clusters)
 
 

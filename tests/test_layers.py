@@ -33,6 +33,9 @@ TORCH_FREE = [
 ]
 
 
+SERVING = ["routerforge.serving.proxy", "routerforge.serving.extproc", "routerforge.runtime.engine", "routerforge.cli"]
+
+
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -104,6 +107,20 @@ def test_layers_below_training_do_not_import_torch(module):
     code = (
         f"import sys, {module}\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("module", SERVING)
+def test_the_serving_path_needs_only_the_base_install(module):
+    """``pip install routerforge`` (no [train] extra) serves ONNX bundles: none of the training stack loads."""
+    from routerforge.cli import TRAINING_MODULES
+
+    code = (
+        f"import sys, {module}\n"
+        f"heavy = sorted(m for m in {sorted(TRAINING_MODULES)!r} if m in sys.modules)\n"
         "assert not heavy, heavy\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

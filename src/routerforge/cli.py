@@ -60,6 +60,26 @@ def _table(title: str, columns: list[str], rows: list[list]) -> Table:
     return table
 
 
+# what `pip install 'routerforge[train]'` adds to the serving-only base install
+TRAINING_MODULES = {
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "datasets",
+    "huggingface_hub",
+    "onnx",
+    "scipy",
+    "sklearn",
+    "seqeval",
+    "torchcrf",
+    "pandas",
+    "pyarrow",
+    "matplotlib",
+    "faker",
+}
+
+
 def _friendly(func):
     """Print RouterforgeError as one red line and exit 2 (bad input), never a traceback."""
 
@@ -69,6 +89,16 @@ def _friendly(func):
             return func(*args, **kwargs)
         except RouterforgeError as err:
             err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)  # one line, unwrapped
+            raise typer.Exit(2) from None
+        except ModuleNotFoundError as err:
+            if (err.name or "").split(".")[0] not in TRAINING_MODULES:
+                raise
+            err_console.print(
+                f"[bold red]error:[/] this command needs the training extra (no module {err.name!r}): "
+                "pip install 'routerforge[train]'",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(2) from None
 
     return wrapper

@@ -9,17 +9,23 @@ Texts wait in a bounded queue; one worker takes up to ``max_batch_size`` of them
 (ONNX Runtime already spreads one call over the cores; two calls at once would only fight for them).
 ``max_batch_size=1`` turns batching off (one text per call) for the on/off benchmark.
 
-Admission and fairness (a hostile client must not starve the others): each submission has its own queue and a
-batch takes one text from each in turn (round robin), so a request of 250 long texts does not delay a
-one-text request by 250 texts; a batch stops at ``max_batch_work`` (characters, plus a per-text cost) so long
-texts share a call with fewer others. The worker measures its seconds per unit of work; ``submit(...,
-deadline_s=)`` refuses up front a request that could not finish in time: :class:`TooMuchWork` when the
-request alone could not (413), :class:`QueueFull` when the work ahead of it is the reason (429).
+Admission and fairness (a hostile client must not starve the others): each submission has its own queue; a
+batch takes one text from each queue in turn, the queues with the least work left first, so a request of 250
+long texts does not delay a one-text request by 250 texts, nor by its own texts; small requests (at most
+``SMALL_TEXTS`` texts and ``SMALL_WORK`` work) are batched apart from large ones, so they wait for at most the
+call that is running; a batch stops at ``max_batch_work`` (characters, plus a per-text cost) so long texts share
+a call with fewer others. Requests of more than ``SMALL_TEXTS`` texts may fill only three quarters of the queue:
+the rest stays for small ones. The
+worker measures what a call costs: a fixed part (the quickest recent call) and a part per unit of work (from
+recent calls at least a quarter full; until one ran, a full call is assumed to cost two quickest ones).
+``submit(..., deadline_s=)`` refuses up front a request that could not finish in time: :class:`TooMuchWork`
+when the request alone could not (413), :class:`QueueFull` when the work ahead of it is the reason (429).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -42,7 +48,21 @@ class TooMuchWork(ValueError):
 
 
 WORK_PER_TEXT = 64  # work units (characters) a text costs beyond its length: tokenising, padding, one window
-_RATE_SMOOTHING = 0.2
+_RECENT = 64  # calls the cost model remembers
+_FULL_WORK = 4096  # without max_batch_work: a call of at least this much work says what work costs
+SMALL_TEXTS = 8  # requests of at most this many texts may use the last quarter of the queue
+SMALL_WORK = 8192  # ... and of at most this much work are "small": batched apart from large ones
+
+
+class _Queue(deque):
+    """One submission's texts waiting, and the work they hold."""
+
+    work: int = 0
+    small: bool = False
+
+
+def _is_small(texts: int, work: int) -> bool:
+    return texts <= SMALL_TEXTS and work <= SMALL_WORK
 
 
 def work_of(text: str) -> int:
@@ -72,8 +92,8 @@ class MicroBatcher:
         # plain attributes, read on every batch: a config reload may change them while the batcher runs
         self.max_batch_size, self.max_wait_ms, self.queue_size = max_batch_size, max_wait_ms, queue_size
         self.max_batch_work = max_batch_work  # None: no cap beyond max_batch_size
-        self.seconds_per_work: float | None = None  # measured on the batches run so far
-        self._queues: deque[deque[_Item]] = deque()  # one per submission, served round robin
+        self._calls: deque[tuple[int, float]] = deque(maxlen=_RECENT)  # (work, seconds) of recent calls
+        self._queues: list[_Queue] = []  # one per submission
         self._depth = 0
         self._running_work = 0
         self._arrived: asyncio.Event | None = None  # made in start(): an Event belongs to one event loop
@@ -85,20 +105,46 @@ class MicroBatcher:
         """Texts waiting for a batch (not counting the batch being classified)."""
         return self._depth
 
+    def cost_model(self) -> tuple[float, float] | None:
+        """``(seconds per call, seconds per unit of work)`` from recent calls; None before any call ran. The per
+        unit part is 0 until a call at least a quarter full ran (an optimistic guess: the deadline still holds)."""
+        if not self._calls:
+            return None
+        fixed = min(seconds for _, seconds in self._calls)
+        full = self.max_batch_work or 4 * _FULL_WORK
+        big = [(work, seconds) for work, seconds in self._calls if work >= full / 4]
+        per_work = sum(max(s - fixed, 0.0) for _, s in big) / sum(w for w, _ in big) if big else fixed / full
+        return fixed, per_work
+
+    def _calls_for(self, work: int, texts: int) -> int:
+        calls = math.ceil(texts / self.max_batch_size)
+        return max(calls, math.ceil(work / self.max_batch_work)) if self.max_batch_work else calls
+
+    def estimate_alone_s(self, work: int, texts: int = 1) -> float:
+        """Seconds ``texts`` texts holding ``work`` units would take on an idle batcher (0 before any call ran)."""
+        model = self.cost_model()
+        return 0.0 if model is None else self._calls_for(work, texts) * model[0] + work * model[1]
+
     def estimate_s(self, texts: list[str]) -> tuple[float, float]:
         """Seconds to classify ``texts`` alone, and with the work that round robin serves before their last text
-        (each other queue's first ``len(texts)`` texts, and the running batch); ``(0, 0)`` before any batch ran."""
-        rate = self.seconds_per_work
-        if rate is None:
+        (each other queue's first ``len(texts)`` texts, and the running batch); ``(0, 0)`` before any call ran."""
+        model = self.cost_model()
+        if model is None:
             return 0.0, 0.0
+        fixed, per_work = model
         own, k = sum(work_of(t) for t in texts), len(texts)
-        ahead = self._running_work
-        for queue in self._queues:
+        small = _is_small(k, own)
+        ahead, ahead_texts = self._running_work, 1 if self._running_work else 0
+        for queue in self._queues:  # (an upper bound: queues with more work left come after ours)
+            if small and not queue.small:
+                continue  # large requests are batched apart: only the running call is ahead of a small one
             for n, item in enumerate(queue):
                 if n >= k:
                     break
-                ahead += item.work
-        return own * rate, (own + ahead) * rate
+                ahead, ahead_texts = ahead + item.work, ahead_texts + 1
+        alone = self._calls_for(own, k) * fixed + own * per_work
+        queued = self._calls_for(own + ahead, k + ahead_texts) * fixed + (own + ahead) * per_work
+        return alone, queued
 
     @property
     def running(self) -> bool:
@@ -118,7 +164,7 @@ class MicroBatcher:
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
         while self._queues:
-            for item in self._queues.popleft():
+            for item in self._queues.pop():
                 if not item.future.done():
                     item.future.set_exception(RuntimeError("the batcher stopped"))
         self._depth = 0
@@ -143,7 +189,8 @@ class MicroBatcher:
                 f"a request may hold at most {self.queue_size} texts to check (server.queue_size), "
                 f"this one has {len(texts)}"
             )
-        if self._depth + len(texts) > self.queue_size:
+        room = self.queue_size if len(texts) <= SMALL_TEXTS else self.queue_size * 3 // 4
+        if self._depth + len(texts) > room:
             raise QueueFull(f"{self._depth} texts already waiting (queue_size {self.queue_size})")
         if deadline_s is not None and texts:
             alone, queued = self.estimate_s(texts)
@@ -157,7 +204,10 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         items = [_Item(text, loop.create_future(), work_of(text)) for text in texts]
         if items:
-            self._queues.append(deque(items))
+            queue = _Queue(items)
+            queue.work = sum(item.work for item in items)
+            queue.small = _is_small(len(items), queue.work)
+            self._queues.append(queue)
             self._depth += len(items)
         self._arrived.set()
         results = await asyncio.gather(*(item.future for item in items), return_exceptions=True)
@@ -185,21 +235,30 @@ class MicroBatcher:
                 await self._run(loop, batch)
 
     def _take(self) -> list[_Item]:
-        """The next batch: one text from each queue in turn, up to ``max_batch_size`` texts and ``max_batch_work``."""
+        """The next batch: one text from each queue in turn (least work left first), up to ``max_batch_size``
+        texts and ``max_batch_work``. Queues of requests that went away (timed out, client gone) are dropped."""
+        for queue in [q for q in self._queues if q[0].future.done() and q[-1].future.done()]:
+            self._queues.remove(queue)  # a cancelled request cancels all its texts at once
+            self._depth -= len(queue)
+        order = sorted(self._queues, key=lambda q: q.work)
+        if order and order[0].small:  # small requests go together, never padded with large ones' texts
+            order = [q for q in order if q.small]
         batch: list[_Item] = []
         work, cap = 0, self.max_batch_work
-        while self._queues and len(batch) < self.max_batch_size:
-            queue = self._queues[0]
-            if batch and cap is not None and work + queue[0].work > cap:
-                break
-            self._queues.popleft()
-            item = queue.popleft()
-            if queue:
-                self._queues.append(queue)  # to the back: the next text comes from the next request
-            self._depth -= 1
-            if not item.future.done():  # its request was cancelled (client gone): skip the text
-                batch.append(item)
-                work += item.work
+        while order and len(batch) < self.max_batch_size:
+            for queue in list(order):
+                if len(batch) >= self.max_batch_size or (batch and cap is not None and work + queue[0].work > cap):
+                    order = []
+                    break
+                item = queue.popleft()
+                queue.work -= item.work
+                self._depth -= 1
+                if not queue:
+                    order.remove(queue)
+                    self._queues.remove(queue)
+                if not item.future.done():  # its request was cancelled: skip the text
+                    batch.append(item)
+                    work += item.work
         return batch
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
@@ -218,9 +277,7 @@ class MicroBatcher:
             return
         finally:
             self._running_work = 0
-        rate = (time.perf_counter() - started) / work
-        previous = self.seconds_per_work
-        self.seconds_per_work = rate if previous is None else previous + _RATE_SMOOTHING * (rate - previous)
+        self._calls.append((work, time.perf_counter() - started))
         for item, result in zip(batch, results):
             if not item.future.done():
                 item.future.set_result(result)

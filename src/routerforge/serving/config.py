@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..data.intents import IntentRules, intent_for_function, load_rules
+from ..runtime.recognizers import RecognizerConfig
 
 ReasoningStyle = Literal["qwen3", "openai", "none"]
 #: Roles a check may name (``developer`` is OpenAI's newer name for ``system``; ``function`` the legacy ``tool``).
@@ -141,6 +142,13 @@ class PiiConfig(_Strict):
     default: PiiPolicy = Field(default_factory=PiiPolicy, description="policy for every model not in models")
     models: dict[str, PiiPolicy] = Field(
         default_factory=dict, description=("model -> its own policy (e.g. stricter for an external API)")
+    )
+    recognizers: RecognizerConfig | None = Field(
+        None,
+        description=(
+            "validated PII recognizers run next to the PII head (enabled, disabled, custom regex recognizers, "
+            "min_score); each field set replaces the bundle's pii_recognizers (docs/runtime.md)"
+        ),
     )
 
 
@@ -278,7 +286,7 @@ class ServerConfig(_Strict):
         5.0, gt=0, description="classification slower than this counts as failed (fail_mode applies)"
     )
     max_batch_chars: int = Field(
-        32_000, ge=1, description="characters classified in one encoder call (at least one text): long texts go fewer"
+        16_000, ge=1, description="characters classified in one encoder call (at least one text): long texts go fewer"
     )
     allowed_hosts: list[str] | None = Field(
         None,
@@ -302,6 +310,9 @@ class ServerConfig(_Strict):
         512, ge=1, description="concurrent connections and requests (uvicorn limit_concurrency); beyond: 503"
     )
     body_timeout_s: float = Field(10.0, gt=0, description="seconds to receive a request body; slower: 408")
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="seconds a new connection has to send its request headers; slower: closed"
+    )
     max_upstream_bytes: int = Field(
         16_000_000, ge=1, description="largest non-streamed backend answer relayed; larger: 502"
     )
@@ -327,6 +338,27 @@ class RouterConfig(_Strict):
     categories: dict[str, CategoryRoute] = Field(default_factory=dict, description="category label -> route")
     category_threshold: float = Field(
         0.5, ge=0, le=1, description="below this category confidence the default model is used"
+    )
+    selection: Literal["top_score", "expected_accuracy", "cost_aware"] = Field(
+        "top_score",
+        description=(
+            "top_score: the predicted category's highest model_scores entry; expected_accuracy: model_scores are "
+            "accuracies and the model with the highest sum_c p(c) x score(m, c) over the category probabilities "
+            "wins (category_threshold unused); cost_aware: the same minus cost_lambda x model_costs (docs/routing.md)"
+        ),
+    )
+    cost_lambda: float = Field(
+        0.0, ge=0, description="cost_aware: accuracy given up per USD per 1,000 requests (0: expected_accuracy)"
+    )
+    cost_epsilon: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="cost_aware: instead of cost_lambda, the cheapest model within this of the best expected accuracy",
+    )
+    model_costs: dict[str, float] = Field(
+        default_factory=dict,
+        description="model -> USD per 1,000 requests (routerforge route-config writes them); cost_aware needs each",
     )
     reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig, description="reasoning style per model")
     pii: PiiConfig = Field(default_factory=PiiConfig, description="PII policy: default and per model")
@@ -375,6 +407,28 @@ class RouterConfig(_Strict):
             self._served(f"pii.models.{model}", model)
         for model in self.reasoning.styles:
             self._served(f"reasoning.styles.{model}", model)
+        return self
+
+    @model_validator(mode="after")
+    def _selection_fields(self) -> RouterConfig:
+        """Scores must be accuracies for the expected-accuracy rules; cost_aware needs a cost for every model."""
+        if self.selection == "top_score":
+            return self
+        for label, route in self.categories.items():
+            high = [model for model, score in route.model_scores.items() if score > 1]
+            if high:
+                _fail(
+                    f"categories.{label}.model_scores",
+                    f"selection {self.selection} reads scores as accuracies in [0, 1]; {high} score above 1",
+                )
+        if self.selection == "cost_aware":
+            routed = dict.fromkeys(m for route in self.categories.values() for m in route.model_scores)
+            missing = [model for model in routed if model not in self.model_costs]
+            if missing:
+                _fail("model_costs", f"selection cost_aware needs a cost for {missing} (USD per 1,000 requests)")
+        for model, cost in self.model_costs.items():
+            if cost < 0:
+                _fail(f"model_costs.{model}", "must be >= 0")
         return self
 
     def _served(self, path: str, model: str) -> None:

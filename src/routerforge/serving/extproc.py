@@ -31,6 +31,7 @@ an exception's message.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import signal
@@ -79,7 +80,7 @@ GRPC_HEADROOM = 64 * 1024  # the headers and framing around a maximal body in on
 ENVOY_BUFFER_BYTES = 4 * 1024 * 1024  # the largest body Envoy may buffer and send (configs/envoy.yaml stays below)
 OFFLOAD_BYTES = 64 * 1024  # bodies above this are parsed off the event loop
 
-Decide = Callable[[dict], Awaitable["Decision"]]
+Decide = Callable[..., Awaitable["Decision"]]  # decide(body) or decide(body, offload=...)
 
 # Messages Envoy sends only when its filter asks for more than routing needs: acknowledged, nothing changed.
 _UNTOUCHED = {
@@ -132,10 +133,12 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
         max_body_bytes: int = MAX_BODY_BYTES,
         backend_key: Callable[[str], str | None] = lambda name: None,
         auth_token: Callable[[], str | None] = lambda: None,
-        server: Callable[[], ServerConfig] = ServerConfig,
+        server: Callable[[], ServerConfig] = lambda: ServerConfig.model_validate({}),
         models: Callable[[], list[str]] = lambda: [],
     ):
         self.decide, self.route_header, self.max_body_bytes = decide, route_header.lower(), max_body_bytes
+        # a decide that takes offload= (RouterService.decide) checks large bodies in a thread
+        self._offloadable = "offload" in inspect.signature(decide).parameters
         self.backend_key, self.auth_token, self.server, self.models = backend_key, auth_token, server, models
 
     async def Process(self, request_iterator, context):
@@ -205,7 +208,7 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
             raise too_large(self.max_body_bytes)
         payload = await asyncio.to_thread(parse_json, raw) if len(raw) > OFFLOAD_BYTES else parse_json(raw)
         validated(CHAT, payload)
-        decision = await self._decide(payload, stream.request_id)
+        decision = await self._decide(payload, stream.request_id, len(raw) > OFFLOAD_BYTES)
         body = json.dumps(decision.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         expose = self.server().expose_reasons
         headers = decision.headers(expose) | {self.route_header: decision.backend, "content-length": str(len(body))}
@@ -224,10 +227,10 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
             )
         )
 
-    async def _decide(self, body: dict, request_id: str) -> Decision:
+    async def _decide(self, body: dict, request_id: str, large: bool = False) -> Decision:
         """The routed decision, or the ApiError the proxy would answer (a block, an unknown model, overload)."""
         try:
-            decision = await self.decide(body)
+            decision = await (self.decide(body, offload=True) if large and self._offloadable else self.decide(body))
         except (QueueFull, TooManyTexts, TooMuchWork) as err:
             raise overloaded(err) from None
         except Refused as err:
@@ -270,7 +273,7 @@ async def start_extproc(
     max_body_bytes: int = MAX_BODY_BYTES,
     backend_key: Callable[[str], str | None] = lambda n: None,
     auth_token: Callable[[], str | None] = lambda: None,
-    server_config: Callable[[], ServerConfig] = ServerConfig,
+    server_config: Callable[[], ServerConfig] = lambda: ServerConfig.model_validate({}),
     models: Callable[[], list[str]] = lambda: [],
 ) -> tuple[grpc.aio.Server, int]:
     """Start the gRPC server (``port=0``: any free port); returns it and the bound port."""

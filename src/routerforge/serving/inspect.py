@@ -193,14 +193,15 @@ def _message_texts(i: int, message: dict, checks: ChecksConfig) -> Iterator[tupl
                 raise Refused(f"{where}.tool_calls[{c}]: must be an object with a function")
             if call.get("id") is not None:
                 _identifier(call["id"], f"{where}.tool_calls[{c}].id")
-            path = ("messages", i, "tool_calls", c, "function", "arguments")
+            path: tuple = ("messages", i, "tool_calls", c, "function", "arguments")
             yield from _call_texts(call["function"], f"{where}.tool_calls[{c}].function", (i, "tool_calls", c), path)
     legacy = message.get("function_call")
     if legacy is not None:
         if not isinstance(legacy, dict):
             raise Refused(f"{where}.function_call: must be an object")
-        path = ("messages", i, "function_call", "arguments")
-        yield from _call_texts(legacy, f"{where}.function_call", (i, "function_call"), path)
+        yield from _call_texts(
+            legacy, f"{where}.function_call", (i, "function_call"), ("messages", i, "function_call", "arguments")
+        )
 
 
 def _call_texts(function: dict, where: str, key: tuple, path: tuple) -> Iterator[tuple[TextKey, tuple, str]]:

@@ -16,7 +16,8 @@ Order of the rules (``docs/router-config.md`` has the details):
    tools untouched, recorded in ``Decision.failed_open``.
 2. Model: an explicit ``model`` passes through; ``"auto"`` (or none) is routed by the category of the LAST
    user message (the request being answered; earlier turns and tool results do not steer it). Confident
-   enough and configured -> the route's highest-scoring model, else ``default_model``.
+   enough and configured -> the route's highest-scoring model, else ``default_model``. With ``selection:
+   expected_accuracy | cost_aware`` the whole category probability vector picks (:func:`_select`).
 3. Jailbreak: any text of a ``checks.jailbreak_roles`` message flagged -> ``jailbreak.action``.
 4. PII: the selected model's policy over every ``checks.pii_roles`` text -> block, redact or allow.
 5. Tools: keep those whose intent matches the last user message's predicted intent, at most ``top_k``.
@@ -112,10 +113,11 @@ def texts_to_check(request: dict, config: RouterConfig) -> dict[TextKey, str]:
     return {key: text.text for key, text in checked_texts(request, config).items()}
 
 
-def _set_path(body: object, path: tuple, value: str) -> None:
+def _set_path(body: dict, path: tuple, value: str) -> None:
+    holder: dict | list = body
     for step in path[:-1]:
-        body = body[step]
-    body[path[-1]] = value
+        holder = holder[step]
+    holder[path[-1]] = value
 
 
 def _where(path: tuple) -> str:
@@ -148,11 +150,41 @@ def _route(
         return default, None, f"category missing->{default}"
     seen = f"category={category.label}({category.confidence:.2f})"
     route = config.categories.get(category.label)
+    if config.selection != "top_score":
+        model, why = _select(category, config)
+        return model, route, f"{seen} {why}"
     if route is None:
         return default, None, f"{seen} no route->{default}"
     if category.confidence < config.category_threshold:
         return default, None, f"{seen}<{config.category_threshold:.2f}->{default}"
     return route.best_model(), route, f"{seen}->{route.best_model()}"
+
+
+def _select(category: LabelSignal, config: RouterConfig) -> tuple[str, str]:
+    """``expected_accuracy`` / ``cost_aware``: E[acc(m)] = sum_c p(c) x score(m, c) over the routed categories'
+    probabilities (renormalised), minus ``cost_lambda`` x cost, or the cheapest within ``cost_epsilon`` of the best.
+    The full vector, not the top label: an unsure request goes to a model good at all its likely categories."""
+    default = config.default_model
+    probs = {label: p for label, p in (category.probs or {category.label: category.confidence}).items()}
+    mass = sum(p for label, p in probs.items() if label in config.categories)
+    if mass <= 0:
+        return default, f"no routed category->{default}"
+    models = list(dict.fromkeys(m for route in config.categories.values() for m in route.model_scores))
+    expected = {
+        m: sum(p * config.categories[c].model_scores.get(m, 0.0) for c, p in probs.items() if c in config.categories)
+        / mass
+        for m in models
+    }
+    if config.selection == "expected_accuracy":
+        best = max(models, key=expected.__getitem__)
+        return best, f"E[acc]={expected[best]:.3f}->{best}"
+    costs = config.model_costs
+    if config.cost_epsilon is not None:
+        top = max(expected.values())
+        best = min((m for m in models if expected[m] >= top - config.cost_epsilon), key=costs.__getitem__)
+        return best, f"E[acc]={expected[best]:.3f} within {config.cost_epsilon:g} at ${costs[best]:.2f}/1k->{best}"
+    best = max(models, key=lambda m: expected[m] - config.cost_lambda * costs[m])
+    return best, f"E[acc]={expected[best]:.3f} ${costs[best]:.2f}/1k (lambda {config.cost_lambda:g})->{best}"
 
 
 def _set_reasoning(body: dict, style: ReasoningStyle, on: bool, settings: ReasoningConfig) -> str:

@@ -34,10 +34,12 @@ Choices worth knowing:
   by work (429 / 413 up front); ``/v1/completions``, ``/v1/responses``, ``/v1/messages`` are refused (404).
   Browser and network hardening: the Host header must be allowed (``server.allowed_hosts``; loopback names
   by default without a token), a request carrying an ``Origin`` not in ``server.allowed_origins`` is refused
-  (403), POST bodies must be ``application/json`` (415), bodies must arrive within ``server.body_timeout_s``
-  (408); the upstream client keeps no cookies; backend answers are capped (``server.max_upstream_bytes``);
-  a stream cut mid-way ends with an SSE ``error`` event; bodies over 64 KiB are parsed and checked off the
-  event loop; ``serve`` refuses a non-loopback address without ``server.auth_token_env`` unless ``insecure``.
+  (403), POST bodies must be ``application/json`` (415), headers must arrive within
+  ``server.header_timeout_s`` (else the connection is closed) and bodies within ``server.body_timeout_s``
+  (408); at most ``server.max_connections`` at once; the upstream client keeps no cookies; backend answers
+  are capped (``server.max_upstream_bytes``); a stream cut mid-way ends with an SSE ``error`` event; bodies
+  over 64 KiB are parsed and checked off the event loop; ``serve`` refuses a non-loopback address without
+  ``server.auth_token_env`` unless ``insecure``.
 """
 
 from __future__ import annotations
@@ -100,9 +102,10 @@ _ADMITTED = (QueueFull, TooManyTexts, TooMuchWork)
 _OPEN_PATHS = ("/healthz", "/readyz", "/metrics")  # no token, no Host check: probes and scrapers
 
 
-def _no_cookies() -> httpx.Cookies:
-    """A jar that stores nothing: one backend's Set-Cookie must never be replayed on another client's request."""
-    return httpx.Cookies(http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])))
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """A jar that stores nothing: one backend's Set-Cookie must never be replayed on another client's request.
+    (A plain CookieJar: httpx uses it as it is, where an httpx.Cookies would be copied into a default jar.)"""
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
 def _host_of(value: str) -> str:
@@ -177,11 +180,16 @@ async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     return bytes(body)
 
 
-async def _read_json(request: Request, config: RouterConfig) -> object:
-    """The body as JSON (400 for anything but UTF-8 JSON); a large one is parsed in a thread."""
+async def _read_json(request: Request, config: RouterConfig, admit=None) -> object:
+    """The body as JSON (400 for anything but UTF-8 JSON); a large one is first offered to ``admit(raw)``
+    (which may refuse it unparsed), then parsed in a thread."""
     server = config.server
     raw = await _read_body(request, server.max_body_bytes, server.body_timeout_s)
-    return await asyncio.to_thread(parse_json, raw) if len(raw) > OFFLOAD_BYTES else parse_json(raw)
+    if len(raw) <= OFFLOAD_BYTES:
+        return parse_json(raw)
+    if admit is not None:
+        admit(raw)
+    return await asyncio.to_thread(parse_json, raw)
 
 
 # -- app -------------------------------------------------------------------------------------------------------
@@ -275,7 +283,10 @@ def create_app(service: RouterService) -> FastAPI:
     @app.post(CHAT_PATH, dependencies=guarded)
     async def chat_completions(request: Request):
         config = service.config
-        payload = await _read_json(request, config)
+        try:
+            payload = await _read_json(request, config, lambda raw: service.admit_body(raw, config))
+        except TooMuchWork as err:
+            raise overloaded(err) from None
         chat = validated(CHAT, payload)
         if not is_auto(chat.model) and config.backend_for(chat.model) is None:
             raise unknown_model(chat.model)
@@ -522,6 +533,32 @@ class _RequestContext:
 # -- serve -------------------------------------------------------------------------------------------------------
 
 
+def header_timeout_protocol(timeout_s: float) -> type:
+    """uvicorn's HTTP protocol class with a header read timeout (uvicorn has none: a client sending half its
+    headers would hold the connection for good): a connection whose first request has not started within
+    ``timeout_s`` is closed. Later requests on a kept-alive connection are bounded by uvicorn's keep-alive
+    timeout."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    except ImportError:
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
+
+    class HeaderTimeoutProtocol(Base):  # type: ignore[misc, valid-type]
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._header_deadline = self.loop.call_later(timeout_s, self._headers_late)
+
+        def _headers_late(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_lost(self, exc) -> None:
+            self._header_deadline.cancel()
+            super().connection_lost(exc)
+
+    return HeaderTimeoutProtocol
+
+
 def check_exposure(host: str, token: str | None, insecure: bool) -> None:
     """Refuse to listen beyond loopback without a token (``insecure``: a warning instead)."""
     if token is not None or is_loopback(host):
@@ -567,6 +604,7 @@ def serve(
             access_log=False,
             limit_concurrency=service.config.server.max_connections,
             timeout_keep_alive=5,
+            http=header_timeout_protocol(service.config.server.header_timeout_s),
         )
     )
 

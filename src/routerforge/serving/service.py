@@ -109,7 +109,8 @@ class Metrics:
             self.texts_too_long.inc(decision.truncated)
 
     def admission(self, err: Exception) -> None:
-        reason = {TooMuchWork: "too_much_work", TooManyTexts: "too_many_texts"}.get(type(err), "queue_full")
+        reasons: dict[type, str] = {TooMuchWork: "too_much_work", TooManyTexts: "too_many_texts"}
+        reason = reasons.get(type(err), "queue_full")
         self.admission_refused.labels(reason).inc()
 
 
@@ -178,7 +179,7 @@ class RouterService:
 
         config = load_router_config(config_path)
         path = _bundle_path(bundle, config, config_path)
-        router = Router.load(path, backend, threads=threads)
+        router = Router.load(path, backend, threads=threads, recognizers=config.pii.recognizers)
         return cls(
             router,
             config,
@@ -243,6 +244,23 @@ class RouterService:
         self.metrics.classify_seconds.observe(time.perf_counter() - started)
         return signals
 
+    def admit_body(self, raw: bytes, config: RouterConfig) -> None:
+        """Refuse (TooMuchWork: 413) before parsing a body whose size alone, read as text, could not be checked
+        within ``classify_timeout_s``: an attacker's refused requests must not cost a JSON parse each. Only for
+        bodies with no part type forwarded unread (an image's bytes are no text to check); a body's bytes bound
+        its texts' characters from above, so a body padded with unread fields (``stop``, ``logit_bias``) is
+        the one that could be refused wrongly."""
+        timeout = config.server.classify_timeout_s
+        if any(f'"{kind}"'.encode() in raw for kind in config.checks.skip_part_types):
+            return
+        if (estimate := self.batcher.estimate_alone_s(len(raw))) > timeout:
+            err = TooMuchWork(
+                f"this request holds more text than can be checked within {timeout:g} s "
+                f"(about {estimate:.1f} s on an idle server); send less text per request"
+            )
+            self.metrics.admission(err)
+            raise err
+
     async def check(self, request: dict, config: RouterConfig | None = None, *, offload: bool = False) -> Checked:
         """Classify the texts the policy reads; a failure (not an overload) becomes ``failed=True``.
 
@@ -299,7 +317,7 @@ class RouterService:
                     bundle = Path(config.bundle)
                 if bundle is None:
                     raise RouterforgeError("no bundle to reload", hint="pass bundle_path")
-                router = Router.load(bundle, self.backend, threads=self.threads)
+                router = Router.load(bundle, self.backend, threads=self.threads, recognizers=config.pii.recognizers)
                 loaded = Loaded(router, config, _auth_token(config))
             except Exception:
                 self.metrics.reloads.labels("failed").inc()
