@@ -648,3 +648,21 @@ def test_serve_command_reports_bad_input_without_traceback(tmp_path, upstreams):
     config = write_config(tmp_path, upstreams["primary_url"], upstreams["backup_url"])
     result = CliRunner().invoke(app, ["serve", "--config", str(config)])
     assert result.exit_code == 2 and "no bundle: pass BUNDLE" in " ".join(result.output.split())
+
+
+def test_a_port_in_use_is_one_line_and_exit_2_before_the_bundle_loads(tmp_path, upstreams):
+    import socket
+
+    from typer.testing import CliRunner
+
+    from routerforge.cli import app
+
+    config = write_config(tmp_path, upstreams["primary_url"], upstreams["backup_url"])
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        for command in ("serve", "extproc"):  # no bundle is given: the port must be the first thing checked
+            result = CliRunner().invoke(app, [command, "--config", str(config), "--port", str(port)])
+            assert result.exit_code == 2, result.output
+            assert f"cannot listen on 127.0.0.1:{port}" in result.output and len(result.output.splitlines()) == 1

@@ -799,9 +799,12 @@ def extproc(
     import asyncio
     import logging
 
+    from .serving.api import ensure_port_free
+    from .serving.config import load_router_config
     from .serving.extproc import serve_extproc
     from .serving.service import RouterService
 
+    ensure_port_free(host or load_router_config(config).server.host, port)  # before the bundle loads
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = RouterService.load(bundle, config, backend=backend, threads=threads)
     asyncio.run(

@@ -17,6 +17,7 @@ import secrets
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from ..errors import RouterforgeError
 from ..runtime.batcher import QueueFull, TooManyTexts, TooMuchWork
 from .config import AUTO
 from .inspect import Refused
@@ -211,3 +212,19 @@ def blocked(decision: Decision, expose_reasons: bool = False) -> ApiError:
 
 def internal_error() -> ApiError:
     return ApiError(500, "internal error", "server_error", "internal_error")
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse, in one line, a port another process holds: checked before the bundle loads, instead of the
+    server's own error after it."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise RouterforgeError(
+                f"cannot listen on {host}:{port}: {err.strerror}", hint="is another server there? pick a free --port"
+            ) from None

@@ -76,6 +76,7 @@ from .api import (
     ApiError,
     bearer_matches,
     blocked,
+    ensure_port_free,
     internal_error,
     overloaded,
     parse_json,
@@ -86,7 +87,7 @@ from .api import (
     unsupported,
     validated,
 )
-from .config import AUTO, RouterConfig
+from .config import AUTO, RouterConfig, load_router_config
 from .inspect import Refused
 from .policy import Decision, is_auto
 from .service import Checked, RouterService
@@ -589,8 +590,10 @@ def serve(
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
+    config = load_router_config(config_path)
+    host, port = host or config.server.host, port or config.server.port
+    ensure_port_free(host, port)  # before the bundle loads
     service = RouterService.load(bundle, config_path, backend=backend, threads=threads)
-    host = host or service.config.server.host
     check_exposure(host, service.auth_token, insecure)
     logging_config = json.loads(json.dumps(LOGGING_CONFIG))
     logging_config["loggers"]["routerforge"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
@@ -598,7 +601,7 @@ def serve(
         uvicorn.Config(
             create_app(service),
             host=host,
-            port=port or service.config.server.port,
+            port=port,
             log_config=logging_config,
             log_level=log_level,
             access_log=False,
