@@ -125,3 +125,43 @@ def test_the_serving_path_needs_only_the_base_install(module):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_public_api_is_visible_and_names_are_functions_not_modules():
+    import inspect
+
+    import routerforge as rf
+    from routerforge.evaluation import calibrate, evaluate
+    from routerforge.exporters import export
+    from routerforge.runtime import Router, Signals
+
+    assert {
+        "train",
+        "train_multitask",
+        "evaluate",
+        "export",
+        "calibrate",
+        "run_pipeline",
+        "load_config",
+        "Router",
+        "Signals",
+    } <= set(dir(rf))
+    assert all(inspect.isfunction(f) for f in (evaluate, calibrate, export, rf.run_pipeline, rf.load_config))
+    assert rf.Router is Router and rf.Signals is Signals
+    for package in (
+        "runtime",
+        "evaluation",
+        "training",
+        "modeling",
+        "reports",
+        "bench",
+        "serving",
+        "pipeline",
+        "exporters",
+        "data",
+        "text",
+    ):
+        module = __import__(f"routerforge.{package}", fromlist=["__all__"])
+        assert module.__all__ and set(module.__all__) <= set(dir(module)), package
+        for name in module.__all__:
+            assert getattr(module, name) is not None and not inspect.ismodule(getattr(module, name)), (package, name)

@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 from . import data
 from .errors import RouterforgeError
+from .lazy import lazy_exports
 
 # public name -> (module, attribute); heavy parts (torch, transformers) load on first use
 _LAZY = {
@@ -30,17 +31,4 @@ _LAZY = {
     "Signals": ("runtime.signals", "Signals"),
 }
 __all__ = ["RouterforgeError", "data", "__version__", *_LAZY]
-
-
-def __getattr__(name: str):
-    """``import routerforge`` stays fast: the rest is imported when first used."""
-    if name not in _LAZY:
-        raise AttributeError(f"module 'routerforge' has no attribute {name!r}")
-    import importlib
-
-    module, attribute = _LAZY[name]
-    return getattr(importlib.import_module(f".{module}", __name__), attribute)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

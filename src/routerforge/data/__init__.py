@@ -88,7 +88,7 @@ def load(
         split_field=split_field,
         intent_rules=intent_rules,
     )
-    data = make_splits(
+    task_data = make_splits(
         task_def,
         loaded,
         labels=labels,
@@ -105,10 +105,10 @@ def load(
         load_options=options,
     )
     if augment_synth:
-        _augment_with_synth(data, augment_synth, seed, near_duplicate_threshold)
+        _augment_with_synth(task_data, augment_synth, seed, near_duplicate_threshold)
     if augment:
-        _augment_with_obfuscation(data, seed)
-    return data
+        _augment_with_obfuscation(task_data, seed)
+    return task_data
 
 
 def _synth_rows(task: str, n: int, seed: int, labels) -> list[Example]:

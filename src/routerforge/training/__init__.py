@@ -6,6 +6,8 @@ config-driven entry point shared by ``routerforge train --config`` and the pipel
 
 from __future__ import annotations
 
+from ..lazy import lazy_exports
+
 _LAZY = {
     "train": ("trainer", "train"),
     "TrainResult": ("trainer", "TrainResult"),
@@ -15,17 +17,4 @@ _LAZY = {
     "LoraSettings": ("lora", "LoraSettings"),
 }
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    """Heavy parts load on first use: importing the package stays fast."""
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    module, attribute = _LAZY[name]
-    return getattr(importlib.import_module(f".{module}", __name__), attribute)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
