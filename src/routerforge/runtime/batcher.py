@@ -209,25 +209,32 @@ class MicroBatcher:
             queue.small = _is_small(len(items), queue.work)
             self._queues.append(queue)
             self._depth += len(items)
-        self._arrived.set()
+        self._event().set()
         results = await asyncio.gather(*(item.future for item in items), return_exceptions=True)
+        signals: list[Signals] = []
         for result in results:  # one exception per failed batch; a request may span two batches
             if isinstance(result, BaseException):
                 raise result
-        return results
+            signals.append(result)
+        return signals
+
+    def _event(self) -> asyncio.Event:
+        if self._arrived is None:
+            raise RuntimeError("the micro-batcher is not running: start it (async with batcher) first")
+        return self._arrived
 
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop, arrived = asyncio.get_running_loop(), self._event()
         while True:
             while not self._depth:
-                self._arrived.clear()
-                await self._arrived.wait()
+                arrived.clear()
+                await arrived.wait()
             deadline = loop.time() + self.max_wait_ms / 1000
             while self._depth < self.max_batch_size and loop.time() < deadline:
-                self._arrived.clear()
+                arrived.clear()
                 try:
                     async with asyncio.timeout_at(deadline):
-                        await self._arrived.wait()
+                        await arrived.wait()
                 except TimeoutError:
                     break
             batch = self._take()
