@@ -790,6 +790,9 @@ def extproc(
     metrics_port: Annotated[
         Optional[int], typer.Option(help="serve Prometheus /metrics on this port (same host)")
     ] = None,
+    metrics_host: Annotated[
+        Optional[str], typer.Option(help="address for /metrics (default: --host; e.g. 0.0.0.0 beside a loopback gRPC)")
+    ] = None,
     insecure: Annotated[
         bool, _flag("--insecure", "allow a non-loopback address without server.auth_token_env")
     ] = False,
@@ -808,7 +811,15 @@ def extproc(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = RouterService.load(bundle, config, backend=backend, threads=threads)
     asyncio.run(
-        serve_extproc(service, port, host, route_header=route_header, metrics_port=metrics_port, insecure=insecure)
+        serve_extproc(
+            service,
+            port,
+            host,
+            route_header=route_header,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            insecure=insecure,
+        )
     )
 
 
@@ -905,7 +916,26 @@ def route_config_command(
         err_console.print(f"wrote {output}")
 
 
+@app.command()
+@_friendly
+def push(
+    bundle: Annotated[Path, typer.Argument(help="exported bundle (routerforge.json, model*.onnx, tokenizer)")],
+    repo_id: Annotated[str, typer.Argument(help="Hub model repository, ORG/NAME (created if missing)")],
+    *,
+    private: Annotated[bool, _flag("--private", "create the repository private")] = False,
+    revision: Annotated[Optional[str], typer.Option(help="branch to commit to (default: main)")] = None,
+    message: Annotated[Optional[str], typer.Option(help="commit message")] = None,
+):
+    """Push a bundle and its model card (README.md with Hub metadata) to the Hugging Face Hub in one commit;
+    serve it anywhere with `routerforge serve hf:ORG/NAME`. The token: HF_TOKEN or `hf auth login`."""
+    from .hub import push as push_bundle
+
+    url = push_bundle(bundle, repo_id, private=private, revision=revision, message=message)
+    err_console.print(f"pushed {bundle} -> {url}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
+    """The ``routerforge`` console entry point: quiet library defaults, then the typer app."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # rich progress instead of load reports
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -96,10 +96,12 @@ class TaskConfig(_Strict):
 
 
 class SplitsConfig(_Strict):
-    val: float = Field(0.1, ge=0, lt=1, description="validation fraction (of rows, or of groups with group_by)")
-    test: float = Field(0.1, ge=0, lt=1, description="test fraction")
+    """How rows are split (``splits`` in the YAML)."""
+
+    val: float = Field(default=0.1, ge=0, lt=1, description="validation fraction (of rows, or of groups with group_by)")
+    test: float = Field(default=0.1, ge=0, lt=1, description="test fraction")
     near_duplicate_threshold: float = Field(
-        0.9,
+        default=0.9,
         gt=0,
         le=1.01,
         description="TF-IDF cosine at which a val/test row counts as a near-copy of a train "
@@ -108,11 +110,15 @@ class SplitsConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
+    """What is trained and how (``training`` in the YAML)."""
+
     mode: Literal["per-task", "multitask", "both"] = Field(
-        "per-task", description="per-task models, one multitask bundle, or both"
+        default="per-task", description="per-task models, one multitask bundle, or both"
     )
-    max_length: int = Field(128, ge=8, description="training window in tokens; longer rows are truncated, counted")
-    lora: LoraSettings | None = Field(None, description="LoRA settings, or null for full fine-tuning")
+    max_length: int = Field(
+        default=128, ge=8, description="training window in tokens; longer rows are truncated, counted"
+    )
+    lora: LoraSettings | None = Field(default=None, description="LoRA settings, or null for full fine-tuning")
     overrides: dict = Field(default_factory=dict, description="any Hyperparams field, e.g. {epochs: 2, lr: 3e-5}")
 
     @field_validator("overrides")
@@ -122,19 +128,35 @@ class TrainingConfig(_Strict):
 
 
 class MultitaskConfig(_Strict):
-    temperature: float = Field(0.5, ge=0, le=1, description="tasks sampled in proportion to size^temperature")
+    """How the bundle samples and weighs its tasks (``multitask`` in the YAML)."""
+
+    temperature: float = Field(default=0.5, ge=0, le=1, description="tasks sampled in proportion to size^temperature")
     loss_weights: dict[str, float] = Field(default_factory=dict, description="per-task loss weights (default 1)")
 
 
 class CalibrationConfig(_Strict):
+    """The operating point of the jailbreak head (``calibration`` in the YAML)."""
+
     target_fpr: float = Field(
-        0.01, gt=0, lt=1, description="jailbreak false-positive rate the threshold aims at (chosen on validation data)"
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="jailbreak false-positive rate the threshold aims at (chosen on validation data)",
     )
 
 
+ExportFormat = Literal["onnx", "onnx-int8", "torchscript"]
+
+
+def _default_formats() -> list[ExportFormat]:
+    return ["onnx", "onnx-int8"]
+
+
 class ExportConfig(_Strict):
-    formats: list[Literal["onnx", "onnx-int8", "torchscript"]] = Field(
-        default_factory=lambda: ["onnx", "onnx-int8"],
+    """Which exports the export stage makes (``export`` in the YAML)."""
+
+    formats: list[ExportFormat] = Field(
+        default_factory=_default_formats,
         description="export formats, each parity-checked; an int8 export that fails parity is refused and recorded",
     )
 

@@ -55,6 +55,7 @@ TASKS: dict[str, Task] = {
 
 
 def get_task(name: str) -> Task:
+    """A task by name; an unknown name is a clear error listing the four."""
     try:
         return TASKS[name]
     except KeyError:

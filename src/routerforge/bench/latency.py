@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +33,11 @@ from ..errors import RouterforgeError
 from ..evaluation.metrics import latency_summary
 from ..runtime.backends import ONNX_FILES
 from ..text.normalise import normalise
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from ..runtime.engine import Router
 
 BASELINE = "per-task torch"
 CONFIGURATIONS = (BASELINE, "multitask torch", "multitask onnx", "multitask onnx-int8")
@@ -83,7 +89,7 @@ def default_prompts(
     parts, chars = [], 0
     while chars < long_chars:
         parts.append(next(rows))
-        chars += len(parts[-1]) + 1
+        chars += len(parts[-1]) + (len(parts) > 1)  # the length of " ".join(parts): a space between rows
     return {"short": short, "medium": medium, "long": [" ".join(parts)[:long_chars]]}
 
 
@@ -92,7 +98,7 @@ def default_prompts(
 class _Configuration:
     name: str
     backend: str
-    routers: dict[str, object] = field(default_factory=dict)  # label -> Router (per task, or "bundle")
+    routers: dict[str, Router] = field(default_factory=dict)  # label -> Router (per task, or "bundle")
     status: str = "ok"
     reason: str | None = None
 
@@ -208,9 +214,14 @@ def latency_benchmark(
     if empty:
         raise RouterforgeError(f"prompt sets without texts: {', '.join(empty)}")
 
-    request_s = {c.name: {p: [] for p in prompts} for c in measured}
-    per_model_s = {c.name: {label: {p: [] for p in prompts} for label in c.routers} for c in measured}
-    batch_s = {c.name: {p: [] for p in prompts if p not in BATCH1_ONLY} for c in measured}
+    # seconds by configuration, (model label,) prompt set
+    request_s: dict[str, dict[str, list[float]]] = {c.name: {p: [] for p in prompts} for c in measured}
+    per_model_s: dict[str, dict[str, dict[str, list[float]]]] = {
+        c.name: {label: {p: [] for p in prompts} for label in c.routers} for c in measured
+    }
+    batch_s: dict[str, dict[str, list[float]]] = {
+        c.name: {p: [] for p in prompts if p not in BATCH1_ONLY} for c in measured
+    }
     windows = {c.name: {p: (0, False) for p in prompts} for c in measured}
 
     def batch_texts(texts: list[str], rep: int) -> list[str]:
@@ -248,9 +259,9 @@ def latency_benchmark(
                         batch_s[config.name][name].append(_batch(config, chunk, batch))
             bar.advance()
 
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for config in configs:
-        entry = {
+        entry: dict[str, Any] = {
             "status": config.status,
             "backend": config.backend,
             "models": {task: str(p) for task, p in per_task.items()}
@@ -261,10 +272,10 @@ def latency_benchmark(
             results[config.name] = entry | {"reason": config.reason}
             continue
         entry["heads"] = {label: list(router.heads) for label, router in config.routers.items()}
-        sets = {}
+        sets: dict[str, dict[str, Any]] = {}
         for name in prompts:
             w, truncated = windows[config.name][name]
-            row = {
+            row: dict[str, Any] = {
                 "batch1": latency_summary(request_s[config.name][name]) | {"batch_size": 1},
                 "windows": w,
                 "truncated": truncated,
@@ -321,7 +332,9 @@ class _Bar:
     """A rich progress bar on stderr, or nothing."""
 
     def __init__(self, enabled: bool, total: int):
-        self.progress, self.total, self.task = None, total, None
+        self.progress: Progress | None = None
+        self.total = total
+        self.task: TaskID | None = None  # set on entering the context
         if enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -346,11 +359,11 @@ class _Bar:
             self.progress.stop()
 
     def describe(self, text: str) -> None:
-        if self.progress is not None:
+        if self.progress is not None and self.task is not None:
             self.progress.update(self.task, description=text)
 
     def advance(self) -> None:
-        if self.progress is not None:
+        if self.progress is not None and self.task is not None:
             self.progress.advance(self.task)
 
 

@@ -63,6 +63,7 @@ def spaced(text: str, rng: random.Random, **ctx) -> str:
 
 
 def upper(text: str, rng: random.Random, **ctx) -> str:
+    """Upper-case one character (a leetspeak digit stays a digit)."""
     return text.upper()
 
 

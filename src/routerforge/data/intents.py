@@ -115,6 +115,7 @@ class IntentRule(BaseModel):
         self._keywords = [_whole_word(p) for p in self.description_keywords]
 
     def matches_name(self, words: str) -> bool:
+        """Whether the function-name words match one of this rule's name patterns."""
         return any(p.search(words) for p in self._names)
 
     def first_keyword(self, description: str) -> int | None:
@@ -147,6 +148,7 @@ class IntentRules(BaseModel):
         self._skip = [_whole_word(p) for p in self.skip_name_patterns]
 
     def match(self, name: str, description: str = "") -> str | None:
+        """The intent of a function (name and description), or None when no rule applies."""
         words = name_words(name)
         if any(p.search(words) for p in self._skip):
             return None
@@ -223,7 +225,7 @@ def _function_defs(tools: Any) -> list[dict]:
 
 def _calls_with_descriptions(names: list[str], tools: Any) -> list[tuple[str, str]]:
     described = {
-        d["name"]: d.get("description") if isinstance(d.get("description"), str) else ""
+        d["name"]: d["description"] if isinstance(d.get("description"), str) else ""
         for d in _function_defs(tools)
         if isinstance(d.get("name"), str)
     }

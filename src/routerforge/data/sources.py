@@ -55,6 +55,8 @@ class SourceInfo:
 
 @dataclass
 class Loaded:
+    """Rows read from one or more sources, with what the loader dropped and why."""
+
     examples: list[Example]
     sources: list[SourceInfo]
     dropped: Counter = field(default_factory=Counter)
@@ -110,6 +112,7 @@ def fetch(url: str) -> Path:
 
 
 def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes (manifests record it; a changed file is noticed)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -218,6 +221,7 @@ def _hub_rows(spec: str) -> Iterator[tuple[int, object]]:
 
 
 def source_info(spec: str, rows: int) -> SourceInfo:
+    """What a manifest records of one source: its path or spec, rows and hash."""
     if spec.startswith("hf:"):
         return SourceInfo(spec, "hub:" + hashlib.sha256(spec.encode()).hexdigest(), rows)
     return SourceInfo(spec, file_sha256(fetch(spec) if spec.startswith(URL_SCHEMES) else Path(spec)), rows)
@@ -393,7 +397,7 @@ def _pii_example(row: dict, spec: str, number: int, text_field: str | None) -> E
         if not isinstance(entity, str) or not entity:
             raise RouterforgeError(f"{where}: missing {keys[0]!r}", source=spec, line=number)
         _unicode(entity, f"{where}: {keys[0]!r}", spec, number)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
+        if not (isinstance(start, int) and isinstance(end, int)) or isinstance(start, bool) or isinstance(end, bool):
             raise RouterforgeError(f"{where}: {keys[1]!r} and {keys[2]!r} must be integers", source=spec, line=number)
         if not 0 <= start < end <= len(text):
             raise RouterforgeError(

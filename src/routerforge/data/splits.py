@@ -13,7 +13,9 @@ import json
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -39,10 +41,12 @@ class TaskData:
     report: dict = field(default_factory=dict)
 
     def split(self, name: str) -> list[Example]:
+        """The examples of one split by name (train, val or test)."""
         return {"train": self.train, "val": self.val, "test": self.test}[name]
 
     @property
     def fingerprint(self) -> str:
+        """A hash of every split's row hashes: the data identity a model records."""
         digest = hashlib.sha256()
         for name in SPLITS:
             for example in self.split(name):
@@ -67,6 +71,7 @@ def normalise(text: str) -> str:
 
 
 def text_hash(text: str) -> str:
+    """The hash of a normalised text (duplicates and manifests key on it)."""
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
@@ -105,11 +110,11 @@ def resolve_labels(task: Task, examples: list[Example], labels: list[str] | None
     entity types found in the data (every split), so a type seen in one template only stays in the set.
     """
     if task.kind == "token":
-        found = sorted({s.entity_type for e in examples for s in e.spans})
+        found = sorted({s.entity_type for e in examples for s in e.spans or ()})
         allowed = labels or found
-        label_of = lambda e: [s.entity_type for s in e.spans]  # noqa: E731
+        label_of: Callable[[Example], list[str | None]] = lambda e: [s.entity_type for s in e.spans or ()]  # noqa: E731
     else:
-        found = sorted({e.label for e in examples})
+        found = sorted(cast("set[str]", {e.label for e in examples}))  # the loaders set a label on every row
         allowed = labels or (found if from_data or task.labels is None else list(task.labels))
         label_of = lambda e: [e.label]  # noqa: E731
     allowed_set = set(allowed)
@@ -132,7 +137,8 @@ def _stratify_keys(examples: list[Example]) -> list[str] | None:
         # after the test split left it 2); single rows share one stratum, or join the largest class when there is
         # only one of them (a one-row stratum makes sklearn refuse to stratify at all)
         rare = "__rare__" if sum(c == 1 for c in counts.values()) >= 2 else counts.most_common(1)[0][0]
-        return [e.label if counts[e.label] >= 2 else rare for e in examples]
+        keys = [e.label if counts[e.label] >= 2 else rare for e in examples]
+        return cast("list[str]", keys)  # sequence rows: the loaders set a label on every row
     return None
 
 
@@ -173,7 +179,7 @@ def near_duplicates(candidates: list[Example], reference: list[Example], thresho
         return [False] * len(candidates)
     ref = vectoriser.transform([normalise(e.text) for e in reference])
     cand = vectoriser.transform([normalise(e.text) for e in candidates])
-    flags = []
+    flags: list[bool] = []
     for start in range(0, cand.shape[0], 512):
         block = (cand[start : start + 512] @ ref.T).max(axis=1).toarray().ravel()
         flags.extend(bool(v >= threshold) for v in block)
@@ -217,7 +223,7 @@ def make_splits(
     if split_field:
         by_split: dict[str, list[Example]] = {}
         for example in examples:
-            by_split.setdefault(example.split, []).append(example)
+            by_split.setdefault(cast(str, example.split), []).append(example)  # the loader set it from split_field
         missing = [s for s in (train_split, test_split, val_split) if s and s not in by_split]
         if missing:
             raise RouterforgeError(
@@ -267,5 +273,5 @@ def make_splits(
 
 def _label_counts(examples: list[Example]) -> Counter:
     if examples and examples[0].spans is not None:
-        return Counter(s.entity_type for e in examples for s in e.spans)
+        return Counter(s.entity_type for e in examples for s in e.spans or ())
     return Counter(e.label for e in examples)

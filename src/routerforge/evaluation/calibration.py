@@ -102,6 +102,55 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
+# A temperature fitted on a handful of rows, or on rows the model already gets all right (the NLL then falls
+# for ever as T -> 0), pushes every probability to 0 or 1: the demo once chose T = 0.07 on 15 rows. Below the
+# floor, or with a perfectly separated validation set, T stays 1; a fit is clipped to the bounds.
+MIN_CALIBRATION_ROWS = 100  # texts (a token head: texts too, not tokens, since a text's tokens move together)
+TEMPERATURE_BOUNDS = (0.5, 5.0)
+
+
+def choose_temperature(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    texts: int | None = None,
+    min_rows: int = MIN_CALIBRATION_ROWS,
+    bounds: tuple[float, float] = TEMPERATURE_BOUNDS,
+) -> dict:
+    """The temperature to serve with, and why: ``{"temperature", "status", "note"}``.
+
+    ``status`` is ``"fitted"``, ``"clipped"`` (the fit fell outside ``bounds``) or ``"skipped"`` (T = 1: fewer
+    than ``min_rows`` validation texts, or every validation unit already right, where T is not identifiable).
+    ``texts`` is the number of validation texts behind the rows (a token head has many rows per text).
+
+    >>> choose_temperature(np.array([[3.0, -3.0]] * 20), np.zeros(20, dtype=int))["status"]
+    'skipped'
+    """
+    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
+    n_texts = len(labels) if texts is None else texts
+    if n_texts < min_rows:
+        return {
+            "temperature": 1.0,
+            "status": "skipped",
+            "note": f"{n_texts} validation texts, fewer than {min_rows}: too few to fit T, kept T = 1",
+        }
+    if len(labels) and (logits.argmax(axis=1) == labels).all():
+        return {
+            "temperature": 1.0,
+            "status": "skipped",
+            "note": "every validation row is already right, so T is not identifiable (NLL falls as T -> 0); kept T = 1",
+        }
+    fitted = fit_temperature(logits, labels)
+    low, high = bounds
+    if low <= fitted <= high:
+        return {"temperature": fitted, "status": "fitted", "note": f"fitted on {n_texts} validation texts"}
+    clipped = float(min(max(fitted, low), high))
+    return {
+        "temperature": clipped,
+        "status": "clipped",
+        "note": f"the fit gave T = {fitted:.3g}, outside [{low}, {high}]; clipped to {clipped:g}",
+    }
+
+
 def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
 
@@ -156,6 +205,7 @@ def _midpoint(low: float, high: float) -> float:
 
 
 def detection_counts(y, p, threshold: float) -> dict:
+    """TP/FP/FN/TN, FPR and recall when flagging at ``p >= threshold``."""
     y, flagged = np.asarray(y, dtype=int), np.asarray(p) >= threshold
     tp, fp = int((flagged & (y == 1)).sum()), int((flagged & (y == 0)).sum())
     fn, tn = int((~flagged & (y == 1)).sum()), int((~flagged & (y == 0)).sum())

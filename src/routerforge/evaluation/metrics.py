@@ -65,7 +65,7 @@ def _prf(y_true, y_pred, labels, weight=None) -> dict[str, Any]:
     p, r, f, s = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, average=None, sample_weight=weight, zero_division=0
     )
-    out = {"per_class": (p, r, f, s)}
+    out: dict[str, Any] = {"per_class": (p, r, f, s)}
     for name, x in (("precision", p), ("recall", r), ("f1", f)):
         out[f"macro_{name}"] = float(np.mean(x))
         out[f"weighted_{name}"] = float(np.average(x, weights=s))
@@ -331,8 +331,8 @@ def span_metrics(
 
     per_type, below = [], []
     for t in sorted(by_type):
-        c = by_type[t]
-        support, predicted, t_tp = c["support"], c["predicted"], c["tp"]
+        type_counts = by_type[t]
+        support, predicted, t_tp = type_counts["support"], type_counts["predicted"], type_counts["tp"]
         if support >= min_support:
             p_t, r_t, f_t = _prf_counts(t_tp, predicted - t_tp, support - t_tp)
             per_type.append(

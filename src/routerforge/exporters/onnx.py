@@ -27,6 +27,7 @@ def quiet():
 
 
 def example_inputs(vocab_size: int, batch: int = 2, length: int = 16):
+    """A small batch of token ids and mask that exercises every dynamic axis."""
     import torch
 
     generator = torch.Generator().manual_seed(0)

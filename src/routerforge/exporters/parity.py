@@ -8,6 +8,8 @@ which must fall inside the PyTorch model's 95% bootstrap interval.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import RouterforgeError
@@ -54,7 +56,7 @@ def check_parity(reference, candidate, splits: dict[str, list], quantised: bool)
         ref, cand = reference.window_logits(texts)[head], candidate.window_logits(texts)[head]
         diff = max((float(np.abs(r - c).max()) for r, c in zip(ref, cand) if r.size), default=0.0)
         same = _labels(reference, head, ref) == _labels(candidate, head, cand)
-        record = {
+        record: dict[str, Any] = {
             "rows": len(texts),
             "max_abs_logit_diff": diff,
             "label_agreement": float(same.mean()) if same.size else 1.0,

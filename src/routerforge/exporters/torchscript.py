@@ -8,6 +8,7 @@ from .onnx import example_inputs, quiet
 
 
 def export_torchscript(module, vocab_size: int, file: Path) -> None:
+    """Trace the head-logits module to TorchScript at ``path``."""
     import torch
 
     with torch.no_grad(), quiet():

@@ -42,9 +42,11 @@ class CrfTokenClassifier(torch.nn.Module):
         return self.token_model(**{k: v for k, v in inputs.items() if v is not None})
 
     def nll(self, emissions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The CRF's negative log-likelihood of the gold tags (the training loss)."""
         return crf_nll(self.crf, emissions, labels)
 
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Viterbi tags per token (padding and special tokens masked)."""
         return crf_decode(self.crf, emissions, mask)
 
 
@@ -77,6 +79,7 @@ def save_model(model, directory: Path) -> None:
 
 
 def load_crf(token_model, directory: Path) -> CrfTokenClassifier:
+    """A saved token classifier with its CRF layer restored from ``crf.safetensors``."""
     from safetensors.torch import load_file
 
     model = CrfTokenClassifier(token_model, token_model.config.num_labels)

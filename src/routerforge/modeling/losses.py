@@ -21,6 +21,7 @@ def inverse_frequency_weights(counts: Sequence[int]) -> torch.Tensor:
 
 
 def is_imbalanced(counts: Sequence[int], ratio: float = 1.5) -> bool:
+    """Whether the largest class outnumbers the smallest by more than ``ratio``."""
     present = [c for c in counts if c > 0]
     return bool(present) and max(present) / min(present) >= ratio
 

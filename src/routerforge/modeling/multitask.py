@@ -26,6 +26,8 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 
 class SequenceHead(nn.Module):
+    """A text classifier over the mean-pooled encoder output."""
+
     def __init__(self, hidden: int, num_labels: int, dropout: float = 0.1):
         super().__init__()
         self.dense, self.dropout, self.out = (
@@ -40,6 +42,8 @@ class SequenceHead(nn.Module):
 
 
 class TokenHead(nn.Module):
+    """A per-token classifier (BIO tags), optionally with a CRF."""
+
     def __init__(self, hidden: int, num_labels: int, dropout: float = 0.1, crf: bool = False):
         super().__init__()
         self.dropout, self.out = nn.Dropout(dropout), nn.Linear(hidden, num_labels)
@@ -82,6 +86,7 @@ class MultitaskModel(nn.Module):
         return {name: head(hidden, attention_mask) for name, head in self.heads.items()}
 
     def crf_of(self, task: str):
+        """The CRF of a token head, or None."""
         return getattr(self.heads[task], "crf", None)
 
     def save(self, directory: Path) -> None:

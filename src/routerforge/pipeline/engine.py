@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Self
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -28,11 +29,13 @@ from ..reports.run_contents import PIPELINE_FILE as STATE_FILE
 
 
 def value_hash(value) -> str:
+    """A short, stable hash of any JSON-able value (config sections, records)."""
     text = json.dumps(value, sort_keys=True, default=lambda v: v.model_dump() if hasattr(v, "model_dump") else str(v))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def file_hash(path: Path) -> str:
+    """A short hash of a file's bytes."""
     from ..data.sources import file_sha256
 
     return file_sha256(path)[:16]
@@ -63,17 +66,21 @@ class Item:
 
     @property
     def input_hash(self) -> str:
+        """What the item's output depends on, hashed with the routerforge version."""
         return value_hash(self.inputs | {"routerforge": __version__})
 
 
 class Engine:
     """Runs an ordered table of stages (``{name: build_items(engine)}``) under ``run_dir`` and keeps
-    ``pipeline.json`` current; ``meta`` is recorded at the top of the state."""
+    ``pipeline.json`` current; ``meta`` is recorded at the top of the state. A stage function is given the
+    engine itself, so a subclass's table may take the subclass (``Self``)."""
+
+    stages: Mapping[str, Callable[[Self], list[Item]]]
 
     def __init__(
         self,
         run_dir: Path,
-        stages: dict[str, Callable[[Engine], list[Item]]],
+        stages: Mapping[str, Callable[[Self], list[Item]]],
         meta: dict,
         console: Console | None = None,
     ):
@@ -84,6 +91,7 @@ class Engine:
         self.state |= meta | {"routerforge_version": __version__, "stage_order": list(stages)}
 
     def run(self, start: str | None = None, only: str | None = None) -> dict:
+        """Run every stage in order (``start``: force it and later ones; ``only``: one stage)."""
         order = list(self.stages)
         for flag, stage in (("--from", start), ("--only", only)):
             if stage is not None and stage not in order:
@@ -92,7 +100,8 @@ class Engine:
             raise RouterforgeError("--from and --only do not combine", hint="--only STAGE runs one stage")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.state["last_run"] = {"started": _now(), "from": start, "only": only}
-        forced_from = order.index(only or start) if (only or start) else len(order)
+        first = only or start
+        forced_from = order.index(first) if first else len(order)
         for index, stage in enumerate(order):
             if only and stage != only:
                 continue
@@ -105,7 +114,7 @@ class Engine:
         self.state["updated"] = _now()
         write_json(self.run_dir / STATE_FILE, self.state)
 
-    def _stage(self, stage: str, force: bool) -> None:
+    def _stage(self: Self, stage: str, force: bool) -> None:
         self.console.rule(f"[bold]{stage}")
         items = self.stages[stage](self)  # raises before anything is recorded if an input is missing
         record = self.state["stages"].setdefault(stage, {})
@@ -150,7 +159,7 @@ class Engine:
             record["skipped"].append(item.name)
             console.print(f"  {stage} {item.name}: skipped (unchanged)", highlight=False)
             return
-        entry = {
+        entry: dict[str, Any] = {
             "status": "running",
             "input_hash": input_hash,
             "started": _now(),

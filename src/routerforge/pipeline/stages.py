@@ -94,6 +94,7 @@ def _fresh(run: Callable[[], dict]) -> Callable[[dict | None], dict]:
 
 
 def data_items(p: Pipeline) -> list[Item]:
+    """One item per task: load, validate and split its data."""
     items = []
     for task in p.cfg.tasks:
         options = p.cfg.load_options(task, p.data_dir)
@@ -141,6 +142,7 @@ def _task_data(p: Pipeline, task: str):
 
 
 def train_items(p: Pipeline) -> list[Item]:
+    """One item per model the training mode makes."""
     cfg = p.cfg
     common = {
         "backbone": cfg.backbone,
@@ -201,6 +203,7 @@ def _train(p: Pipeline, name: str, directory: Path, tasks: list[str], previous: 
 
 
 def calibrate_items(p: Pipeline) -> list[Item]:
+    """One item per model: temperatures and the jailbreak threshold at the target FPR."""
     items = []
     for name, directory, _ in p.models():
         inputs = {"model": p.recorded("train", name)["output_hash"], "calibration": p.cfg.calibration}
@@ -234,6 +237,7 @@ def _calibrate(p: Pipeline, directory: Path) -> dict:
 
 
 def eval_items(p: Pipeline) -> list[Item]:
+    """One item per model and head: its test split through the runtime."""
     items = []
     for name, directory, tasks in p.models():
         model_hash = p.recorded("calibrate", name)["output_hash"]
@@ -260,6 +264,7 @@ def _evaluate(p: Pipeline, directory: Path, task: str, output: Path) -> dict:
 
 
 def export_items(p: Pipeline) -> list[Item]:
+    """One item per model: every configured format, then the model card."""
     items = []
     formats: list[str] = list(p.cfg.export.formats)
     for name, directory, _ in p.models():
@@ -303,6 +308,7 @@ def _export(p: Pipeline, directory: Path, formats: list[str]) -> dict:
 
 
 def report_items(p: Pipeline) -> list[Item]:
+    """The run report, over every evaluation and export."""
     models = p.models()
     inputs = {
         "eval": {f"{m}/{t}": p.recorded("eval", f"{m}/{t}")["output_hash"] for m, _, tasks in models for t in tasks},

@@ -22,6 +22,7 @@ class NotRun(str):
 
 
 def not_run(reason: str | None = None) -> NotRun:
+    """A cell or paragraph that says what is missing from the run, and why."""
     return NotRun("not run" + (f" ({reason})" if reason else ""))
 
 
@@ -33,12 +34,15 @@ class Doc:
     images: dict[str, bytes] = field(default_factory=dict)
 
     def heading(self, level: int, text: str, anchor: str | None = None) -> None:
+        """A section heading (``level`` 2-4)."""
         self.blocks.append(("h", level, text, anchor))
 
     def para(self, text: str) -> None:
+        """A paragraph of text."""
         self.blocks.append(("p", text))
 
     def table(self, header: list[str], rows: list[list[Any]], css: str = "") -> None:
+        """A table; numbers are formatted by ``reports.format.number``."""
         self.blocks.append(("table", header, rows, css))
 
     def image(self, name: str, png: bytes | None, caption: str, missing: str | None = None) -> None:
@@ -51,9 +55,11 @@ class Doc:
         self.blocks.append(("img", name, caption))
 
     def pre(self, text: str, lang: str = "") -> None:
+        """Preformatted text (code, JSON)."""
         self.blocks.append(("pre", text, lang))
 
     def raw_html(self, markup: str, markdown: str) -> None:
+        """A block rendered as given: HTML in the page, Markdown in the .md file."""
         self.blocks.append(("raw", markup, markdown))
 
     def grid(self, start: bool) -> None:
@@ -62,6 +68,7 @@ class Doc:
 
 
 def slug(text: str) -> str:
+    """An anchor id from a heading."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
 
@@ -99,6 +106,7 @@ def _is_number_cell(text: str) -> bool:
 
 
 def render_html(doc: Doc, title: str, subtitle: str) -> str:
+    """The document as one self-contained HTML page (CSS inline, plots as data: URIs)."""
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -156,6 +164,7 @@ def _inline_html(text: str) -> str:
 
 
 def render_markdown(doc: Doc, title: str, subtitle: str, image_dir: str = "img") -> str:
+    """The document as Markdown, plots written as PNG files under ``image_dir``."""
     out = [f"# {title}", "", subtitle, ""]
     for block in doc.blocks:
         kind = block[0]

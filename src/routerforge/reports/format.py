@@ -50,6 +50,7 @@ def value_ci(m: dict | None) -> str:
 
 
 def markdown_cell(x: Any) -> str:
+    """A value formatted for a Markdown table cell (pipes and newlines escaped)."""
     return number(x).replace("|", "\\|").replace("\n", " ")
 
 

@@ -152,6 +152,7 @@ def data_sources(manifest: dict) -> list[dict]:
 
 
 def licence_of(entry: dict) -> str:
+    """The licence of a recognised source, or the unknown-licence note."""
     return entry["source"].licence if entry["source"] else UNKNOWN_LICENCE
 
 

@@ -28,15 +28,19 @@ class ModelRun:
 
     @property
     def name(self) -> str:
+        """The model's directory name."""
         return self.path.name
 
     @property
     def is_bundle(self) -> bool:
-        return bool(self.info) and is_bundle(self.info)
+        """Whether it is a multitask bundle (from its routerforge.json)."""
+        return bool(self.info and is_bundle(self.info))
 
 
 @dataclass
 class Evaluation:
+    """One head's evaluation: its metrics, where they come from, its predictions."""
+
     metrics: dict  # {"classification"?, "detection"?, "spans"?, "latency"?, "evaluated_on"?}
     source: str  # where the numbers come from
     predictions: list[dict] | None = None
@@ -44,6 +48,7 @@ class Evaluation:
 
 
 def read_json(path: Path) -> Any:
+    """A JSON file's content, or None when it is missing or unreadable."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
@@ -137,6 +142,7 @@ def data_report(run_dir: Path, models: list[ModelRun], task: str) -> tuple[dict,
 
 
 def pipeline_stages(run_dir: Path) -> list[dict] | None:
+    """The stage records of pipeline.json, in run order, or None without it."""
     doc = read_json(run_dir / PIPELINE_FILE)
     if doc is None:
         return None

@@ -19,6 +19,8 @@ TORCHSCRIPT_FILE = "model.torchscript.pt"
 
 
 class OnnxBackend:
+    """ONNX Runtime over model.onnx / model.int8.onnx: every head's logits in one call."""
+
     def __init__(self, file: Path, threads: int | None = None):
         import onnxruntime as ort
 
@@ -37,6 +39,8 @@ class OnnxBackend:
 
 
 class TorchBackend:
+    """The PyTorch model (training, evaluation and the parity reference)."""
+
     def __init__(self, path: Path, info: dict, heads: dict, allow_pickle: bool = False):
         self.module = load_torch_module(path, info, heads, allow_pickle=allow_pickle)
         self.names = list(heads)
@@ -50,6 +54,8 @@ class TorchBackend:
 
 
 class TorchScriptBackend(TorchBackend):
+    """A traced TorchScript module (``model.torchscript.pt``)."""
+
     def __init__(self, file: Path, heads: dict):
         import torch
 

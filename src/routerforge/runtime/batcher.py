@@ -78,6 +78,8 @@ class _Item:
 
 
 class MicroBatcher:
+    """Concurrent submissions share encoder calls; one worker thread runs them in turn."""
+
     def __init__(
         self,
         fn: Callable[[list[str]], list[Signals]],
@@ -148,9 +150,11 @@ class MicroBatcher:
 
     @property
     def running(self) -> bool:
+        """Whether the worker is running."""
         return self._worker is not None and not self._worker.done()
 
     async def start(self) -> None:
+        """Start the worker (``async with`` does it)."""
         if self.running:
             return
         self._arrived = asyncio.Event()

@@ -18,6 +18,8 @@ from ..errors import RouterforgeError
 
 @dataclass(frozen=True)
 class Window:
+    """One window of a long text: the tokens it reads, and the part of them whose predictions it owns."""
+
     start: int  # content-token range the window reads
     end: int
     own_start: int  # content-token range whose token predictions come from this window

@@ -56,6 +56,8 @@ CURRENT = "robust-v2"  # what training writes into routerforge.json
 
 @dataclass(frozen=True)
 class Normalised:
+    """A normalised text and the map from each of its characters to the original."""
+
     text: str
     original: str
     index: list[int] | None = None  # index[i]: position in ``original`` of normalised character i; None: identity

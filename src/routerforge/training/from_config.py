@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -30,6 +31,7 @@ class PlannedModel:
 
     @property
     def is_bundle(self) -> bool:
+        """Whether this is the multitask bundle."""
         return self.name == BUNDLE
 
 
@@ -63,7 +65,7 @@ def train_planned(
 ):
     """Train one planned model with the config's settings for it (LoRA, CRF, hyperparameter overrides: a
     per-task model takes its task's own); any argument given replaces the config's."""
-    common = dict(
+    common: dict[str, Any] = dict(
         resume=resume,
         allow_pickle=allow_pickle,
         console=console,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,7 +60,7 @@ def adaptive_hyperparams(
 ) -> Hyperparams:
     """Defaults by training-set size (<1k, 1k-5k, >5k rows); token tasks get the floors in ``TOKEN_FLOORS``;
     LoRA defaults to lr 1e-4; overrides win."""
-    values = dict(next(v for limit, v in ADAPTIVE if limit is None or n_train <= limit))
+    values: dict[str, Any] = dict(next(v for limit, v in ADAPTIVE if limit is None or n_train <= limit))
     if kind == "token":
         values |= {k: max(values[k], floor) for k, floor in TOKEN_FLOORS.items()}
     values |= {"lr": max(values["lr"], LORA_LR)} if lora else {}

@@ -34,7 +34,8 @@ def wrap_with_lora(model, settings: LoraSettings, head_modules: list[str]):
 
     config = LoraConfig(
         r=settings.rank,
-        lora_alpha=settings.alpha,
+        # peft annotates int; a float alpha works (scaling = alpha / r); LoraSettings always sets it
+        lora_alpha=settings.alpha,  # type: ignore[arg-type]
         lora_dropout=settings.dropout,
         target_modules=resolve_lora_targets(model, settings.targets),
         modules_to_save=head_modules,

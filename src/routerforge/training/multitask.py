@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -227,7 +228,9 @@ def train_multitask(
     )
     backbone_path, tokenizer = load_tokenizer(model)
 
-    tasks, train_rows, val_sets = [], [], {}
+    tasks: list[dict[str, Any]] = []
+    train_rows: list[dict[str, Any]] = []
+    val_sets: dict[str, list[dict[str, Any]]] = {}
     for task_id, (name, d) in enumerate(data.items()):
         kind, names = d.task.kind, label_names(d)
         label2id = {label: i for i, label in enumerate(names)}
@@ -268,7 +271,8 @@ def train_multitask(
             encoder,
             LoraConfig(
                 r=lora.rank,
-                lora_alpha=lora.alpha,
+                # peft annotates int; a float alpha works (scaling = alpha / r); LoraSettings always sets it
+                lora_alpha=lora.alpha,  # type: ignore[arg-type]
                 lora_dropout=lora.dropout,
                 target_modules=resolve_lora_targets(encoder, lora.targets),
             ),

@@ -47,6 +47,8 @@ RESUMABLE_CHANGES = {"epochs", "max_steps", "patience", "save_steps"}
 
 @dataclass
 class TrainResult:
+    """What a training run returns: where it wrote the model, its metrics and time."""
+
     output: Path
     metrics: dict
     seconds: float
@@ -54,6 +56,7 @@ class TrainResult:
 
 
 def versions() -> dict:
+    """Library versions recorded in routerforge.json."""
     import peft
     import torch
     import transformers
@@ -70,6 +73,7 @@ def versions() -> dict:
 
 
 def label_names(data: TaskData) -> list[str]:
+    """A head's output units: BIO tags for a token task, else the labels."""
     return bio_label_names(data.labels) if data.task.kind == "token" else list(data.labels)
 
 
