@@ -67,7 +67,6 @@ TRAINING_MODULES = {
     "peft",
     "accelerate",
     "datasets",
-    "huggingface_hub",
     "onnx",
     "scipy",
     "sklearn",

@@ -181,9 +181,10 @@ def overloaded(err: QueueFull | TooManyTexts | TooMuchWork) -> ApiError:
     )
 
 
-def blocked(decision: Decision, expose_reasons: bool = False) -> ApiError:
-    """403 with the block reason as ``code``; a fail-closed classification failure is the router's fault: 503;
-    a text too long to read whole: 413."""
+def blocked(decision: Decision, expose_reasons: bool = False, status: int = 403) -> ApiError:
+    """403 with the block reason as ``code`` (``status`` 400: OpenAI's and LiteLLM's content-policy error, code
+    ``content_policy_violation``, which SDKs raise as BadRequestError); a fail-closed classification failure is
+    the router's fault: 503; a text too long to read whole: 413."""
     headers = decision.headers(expose_reasons)
     if decision.block_reason == "text_too_long":
         return ApiError(
@@ -201,13 +202,10 @@ def blocked(decision: Decision, expose_reasons: bool = False) -> ApiError:
             "classification_failed",
             headers | RETRY,
         )
-    return ApiError(
-        403,
-        f"request blocked by the router policy: {decision.block_reason}",
-        "content_policy_violation",
-        decision.block_reason,
-        headers,
-    )
+    message = f"request blocked by the router policy: {decision.block_reason}"
+    if status == 400:
+        return ApiError(400, message, "invalid_request_error", "content_policy_violation", headers)
+    return ApiError(403, message, "content_policy_violation", decision.block_reason or "blocked", headers)
 
 
 def internal_error() -> ApiError:

@@ -120,6 +120,7 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
     """``envoy.service.ext_proc.v3.ExternalProcessor`` over any async ``decide(body) -> Decision``.
 
     ``backend_key(name)``: the API key sent to that backend (None: no Authorization header);
+    ``forwards_client_auth(name)``: leave the client's Authorization to that backend instead (LiteLLM);
     ``auth_token()``: the bearer token clients must send (None: no check); ``server()``: the
     :class:`ServerConfig` (allowed origins, expose_reasons); ``models()``: what ``GET /v1/models`` lists.
     All are read per request, so a reload takes effect at once.
@@ -135,8 +136,10 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
         auth_token: Callable[[], str | None] = lambda: None,
         server: Callable[[], ServerConfig] = lambda: ServerConfig.model_validate({}),
         models: Callable[[], list[str]] = lambda: [],
+        forwards_client_auth: Callable[[str], bool] = lambda name: False,
     ):
         self.decide, self.route_header, self.max_body_bytes = decide, route_header.lower(), max_body_bytes
+        self.forwards_client_auth = forwards_client_auth
         # a decide that takes offload= (RouterService.decide) checks large bodies in a thread
         self._offloadable = "offload" in inspect.signature(decide).parameters
         self.backend_key, self.auth_token, self.server, self.models = backend_key, auth_token, server, models
@@ -213,7 +216,9 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
         expose = self.server().expose_reasons
         headers = decision.headers(expose) | {self.route_header: decision.backend, "content-length": str(len(body))}
         removed = []
-        if key := self.backend_key(decision.backend):
+        if self.forwards_client_auth(decision.backend or ""):
+            pass  # the backend checks the client's own key (no router token: config validation)
+        elif key := self.backend_key(decision.backend):
             headers["authorization"] = f"Bearer {key}"
         else:
             removed.append("authorization")
@@ -249,7 +254,7 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
             "; ".join(decision.reasons),
         )
         if decision.action == "block":
-            raise blocked(decision, expose)
+            raise blocked(decision, expose, self.server().block_status)
         return decision
 
 
@@ -275,6 +280,7 @@ async def start_extproc(
     auth_token: Callable[[], str | None] = lambda: None,
     server_config: Callable[[], ServerConfig] = lambda: ServerConfig.model_validate({}),
     models: Callable[[], list[str]] = lambda: [],
+    forwards_client_auth: Callable[[str], bool] = lambda name: False,
 ) -> tuple[grpc.aio.Server, int]:
     """Start the gRPC server (``port=0``: any free port); returns it and the bound port."""
     limit = max(max_body_bytes, ENVOY_BUFFER_BYTES) + GRPC_HEADROOM
@@ -295,6 +301,7 @@ async def start_extproc(
             auth_token=auth_token,
             server=server_config,
             models=models,
+            forwards_client_auth=forwards_client_auth,
         ),
         server,
     )
@@ -317,10 +324,13 @@ async def serve_extproc(
     grace_s: float = 5.0,
     metrics_port: int | None = None,
     insecure: bool = False,
+    metrics_host: str | None = None,
 ) -> None:
     """Serve ``service`` until SIGINT/SIGTERM (open streams get ``grace_s``); SIGHUP reloads its bundle and
     config off the event loop, and a failed reload keeps the previous ones serving. ``metrics_port``: also
-    serve Prometheus ``/metrics`` there. A non-loopback host without a client token needs ``insecure``."""
+    serve Prometheus ``/metrics`` there, on ``metrics_host`` (default: ``host``; metrics hold no prompt text,
+    so a loopback-only gRPC port can still be scraped). A non-loopback host without a client token needs
+    ``insecure``."""
     from prometheus_client import start_http_server
 
     from .config import AUTO
@@ -330,11 +340,16 @@ async def serve_extproc(
         backend = next((b for b in service.config.backends if b.name == name), None)
         return backend.api_key() if backend is not None else None
 
+    def forwards_client_auth(name: str) -> bool:
+        return any(b.name == name and b.forward_client_auth for b in service.config.backends)
+
     host = host or service.config.server.host
     check_exposure(host, service.auth_token, insecure)
     metrics_server = None
     if metrics_port is not None:
-        metrics_server, _ = start_http_server(metrics_port, addr=host, registry=service.metrics.registry)
+        metrics_server, _ = start_http_server(
+            metrics_port, addr=metrics_host or host, registry=service.metrics.registry
+        )
     async with service:
         server, bound = await start_extproc(
             service.decide,
@@ -346,6 +361,7 @@ async def serve_extproc(
             auth_token=lambda: service.auth_token,
             server_config=lambda: service.config.server,
             models=lambda: [AUTO, *service.config.served_models()],
+            forwards_client_auth=forwards_client_auth,
         )
         loop, stop = asyncio.get_running_loop(), asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -4,22 +4,25 @@
 >>> serve("runs/local-data/bundle", "router.yaml", "127.0.0.1", 8080)      # what `routerforge serve` runs
 
 Endpoints: ``POST /v1/chat/completions`` (model ``auto`` is routed; an explicit model passes through under the
-PII / jailbreak policy; ``stream: true`` is relayed chunk by chunk), ``GET /v1/models``, ``POST /v1/classify``
+PII / jailbreak policy; ``stream: true`` is relayed chunk by chunk), ``GET /v1/models`` and ``GET /v1/models/{id}``,
+``GET /openapi.json`` (FastAPI's schema), ``POST /v1/classify``
 (``{"text": ...}`` -> Signals, ``{"texts": [...]}`` -> ``{"results": [Signals, ...]}``), ``GET /healthz``,
 ``GET /readyz``, ``GET /metrics`` (Prometheus), ``POST /admin/reload`` (same as SIGHUP).
 
 Choices worth knowing:
 
 - Errors are OpenAI-style ``{"error": {"message", "type", "code"}}`` (built in :mod:`.api`, as the ExtProc
-  server's are): 400 bad request, 401 bad token, 403 blocked (``code`` is the block reason), 404 unknown model
+  server's are): 400 bad request, 401 bad token, 403 blocked (``code`` is the block reason; with
+  ``server.block_status: 400``, 400 ``content_policy_violation`` as OpenAI and LiteLLM answer), 404 unknown model
   or path, 413 body over ``server.max_body_bytes``, 429 queue full (``Retry-After``), 500 internal error or
   failed reload, 502 every backend failed, 503 fail-closed classification failure or not ready
   (``Retry-After``), 504 backend timeout. docs/serving.md has the table.
 - Upstream: ``POST {base_url}/chat/completions`` with the backend's key as ``Authorization: Bearer`` (the
-  client's Authorization header is never forwarded). On a connection error or a 5xx the backend's fallback
-  chain is tried in order (:meth:`RouterConfig.targets`): a fallback that does not serve the model gets its
-  first listed model, and the decision is re-made for that model, so its PII policy and reasoning style apply
-  (a fallback whose policy would block the request is skipped). ``x-routerforge-model`` and
+  client's Authorization header is forwarded only to a backend with ``forward_client_auth``, e.g. a LiteLLM
+  that keeps per-user budgets), and the client's W3C ``traceparent``/``tracestate``. On a connection error or
+  a 5xx the backend's fallback chain is tried in order (:meth:`RouterConfig.targets`): a fallback that does not
+  serve the model gets its first listed model, and the decision is re-made for that model, so its PII policy
+  and reasoning style apply (a fallback whose policy would block the request is skipped). ``x-routerforge-model`` and
   ``x-routerforge-backend`` name what answered. A timeout answers 504 at once: a slow backend is not retried.
   ``timeout_s`` bounds connecting and each read (so a stream may run longer, as long as chunks keep coming).
 - Auth (``server.auth_token_env``): ``/v1/*`` and ``/admin/reload`` need the bearer token; ``/healthz``,
@@ -49,6 +52,7 @@ import http.cookiejar
 import ipaddress
 import json
 import logging
+import re
 import signal
 import time
 import uuid
@@ -66,6 +70,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import RouterforgeError
 from ..runtime.batcher import QueueFull, TooManyTexts, TooMuchWork
+from . import tracing
 from .api import (
     CHAT,
     CHAT_PATH,
@@ -101,6 +106,36 @@ OFFLOAD_BYTES = 64 * 1024  # bodies above this are parsed and checked in a threa
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 _ADMITTED = (QueueFull, TooManyTexts, TooMuchWork)
 _OPEN_PATHS = ("/healthz", "/readyz", "/metrics")  # no token, no Host check: probes and scrapers
+
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")  # W3C Trace Context
+
+
+def trace_headers(headers) -> dict[str, str]:
+    """W3C ``traceparent`` (and its ``tracestate``) to pass on to the backend, so its spans join the client's
+    trace; a malformed traceparent is dropped, and tracestate with it (the spec's rule)."""
+    parent = headers.get("traceparent", "").strip().lower()
+    if not _TRACEPARENT.match(parent) or parent.startswith("ff"):
+        return {}
+    out = {"traceparent": parent}
+    state = headers.get("tracestate", "").strip()
+    if state and len(state) <= 512:
+        out["tracestate"] = state
+    return out
+
+
+def tracing_attributes(decision: Decision) -> dict[str, str]:
+    """A decision as span attributes: names and outcomes, never texts (reasons hold scores: left out)."""
+    attributes = {
+        "gen_ai.request.model": decision.model,
+        "routerforge.action": decision.action,
+        "routerforge.category": decision.category or "none",
+    }
+    if decision.backend is not None:
+        attributes["routerforge.backend"] = decision.backend
+    if decision.block_reason is not None:
+        attributes["routerforge.block_reason"] = decision.block_reason
+    return attributes
 
 
 def _no_cookies() -> http.cookiejar.CookieJar:
@@ -205,7 +240,8 @@ def create_app(service: RouterService) -> FastAPI:
             app.state.client = client
             yield
 
-    app = FastAPI(title="routerforge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # FastAPI's own schema at /openapi.json (no docs UI: it would load scripts from a CDN)
+    app = FastAPI(title="routerforge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.add_middleware(_RequestContext, service=service)
 
     @app.exception_handler(ApiError)
@@ -257,6 +293,17 @@ def create_app(service: RouterService) -> FastAPI:
         ]
         return {"object": "list", "data": data}
 
+    @app.get("/v1/models/{model_id:path}", dependencies=guarded)
+    async def model(model_id: str):
+        """One model, as OpenAI's ``models.retrieve`` reads it (ids may hold a slash: org/name)."""
+        config = service.config
+        if is_auto(model_id):
+            return {"id": AUTO, "object": "model", "created": 0, "owned_by": "routerforge"}
+        backend = config.backend_for(model_id)
+        if backend is None:
+            raise unknown_model(model_id)
+        return {"id": model_id, "object": "model", "created": 0, "owned_by": backend.name}
+
     @app.post("/v1/classify", dependencies=guarded)
     async def classify(request: Request):
         body = validated(_CLASSIFY, await _read_json(request, service.config))
@@ -283,6 +330,15 @@ def create_app(service: RouterService) -> FastAPI:
 
     @app.post(CHAT_PATH, dependencies=guarded)
     async def chat_completions(request: Request):
+        with tracing.span("routerforge.chat", {"http.route": CHAT_PATH}, headers=request.headers) as root:
+            try:
+                return await routed_chat(request)
+            finally:  # blocks and upstream failures too: what was decided
+                decision = getattr(request.state, "decision", None)
+                if decision is not None:
+                    root.set_attributes(tracing_attributes(decision))
+
+    async def routed_chat(request: Request):
         config = service.config
         try:
             payload = await _read_json(request, config, lambda raw: service.admit_body(raw, config))
@@ -293,12 +349,16 @@ def create_app(service: RouterService) -> FastAPI:
             raise unknown_model(chat.model)
         offload = int(request.headers.get("content-length") or 0) > OFFLOAD_BYTES
         try:
-            checked = await service.check(payload, config, offload=offload)
+            messages = len(payload.get("messages") or ()) if isinstance(payload, dict) else 0
+            with tracing.span("routerforge.classify", {"routerforge.messages": messages}):
+                checked = await service.check(payload, config, offload=offload)
         except _ADMITTED as err:
             raise overloaded(err) from None
         except Refused as err:
             raise refused(err) from None
-        decision = await asyncio.to_thread(checked.decide) if offload else checked.decide()
+        with tracing.span("routerforge.decide") as span:
+            decision = await asyncio.to_thread(checked.decide) if offload else checked.decide()
+            span.set_attributes(tracing_attributes(decision))
         service.metrics.record(decision)
         if decision.failed_open:
             log.warning(
@@ -308,7 +368,7 @@ def create_app(service: RouterService) -> FastAPI:
             )
         request.state.decision = decision
         if decision.action == "block":
-            raise blocked(decision, config.server.expose_reasons)
+            raise blocked(decision, config.server.expose_reasons, config.server.block_status)
         return await _forward(request, service, checked, decision, chat.stream)
 
     @app.post("/admin/reload", dependencies=guarded)
@@ -344,8 +404,11 @@ async def _forward(
         if attempt.action == "block":
             failures.append(f"{backend.name} skipped ({attempt.block_reason} under the policy for {model})")
             continue
-        headers = {"x-request-id": request_id}
-        if key := backend.api_key():
+        headers = {"x-request-id": request_id} | trace_headers(request.headers)
+        if backend.forward_client_auth:  # the backend (a LiteLLM) checks the client's own key
+            if client_auth := request.headers.get("authorization"):
+                headers["authorization"] = client_auth
+        elif key := backend.api_key():
             headers["authorization"] = f"Bearer {key}"
         upstream = client.build_request(
             "POST",
@@ -357,12 +420,16 @@ async def _forward(
         started = time.perf_counter()
         content = b""
         try:
-            response = await client.send(upstream, stream=True)
-            if response.status_code < 500 and not stream:
-                try:
-                    content = await _read_capped(response, cap)
-                finally:
-                    await response.aclose()
+            attributes = {"routerforge.backend": backend.name, "gen_ai.request.model": model}
+            with tracing.span("routerforge.upstream", attributes) as span:
+                tracing.inject(upstream.headers)  # this span's traceparent: the backend's spans nest under it
+                response = await client.send(upstream, stream=True)
+                span.set_attribute("http.response.status_code", response.status_code)
+                if response.status_code < 500 and not stream:
+                    try:
+                        content = await _read_capped(response, cap)
+                    finally:
+                        await response.aclose()
         except _UpstreamTooLarge:
             metrics.upstream_errors.labels(backend.name, "too_large").inc()
             raise ApiError(
@@ -595,6 +662,7 @@ def serve(
     ensure_port_free(host, port)  # before the bundle loads
     service = RouterService.load(bundle, config_path, backend=backend, threads=threads)
     check_exposure(host, service.auth_token, insecure)
+    tracing.configure_from_env()  # OTLP spans when OTEL_EXPORTER_OTLP_ENDPOINT is set (the [otel] extra)
     logging_config = json.loads(json.dumps(LOGGING_CONFIG))
     logging_config["loggers"]["routerforge"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
     server = uvicorn.Server(

@@ -314,7 +314,7 @@ class RouterService:
                 config = load_router_config(config_path) if config_path is not None else self.config
                 bundle = Path(bundle_path) if bundle_path is not None else self.bundle_path
                 if bundle_path is None and self.bundle_from_config and config.bundle is not None:
-                    bundle = Path(config.bundle)
+                    bundle = _bundle_path(None, config, config_path)  # hf: bundles: a new revision is fetched
                 if bundle is None:
                     raise RouterforgeError("no bundle to reload", hint="pass bundle_path")
                 router = Router.load(bundle, self.backend, threads=self.threads, recognizers=config.pii.recognizers)
@@ -370,11 +370,14 @@ def _auth_token(config: RouterConfig) -> str | None:
 
 
 def _bundle_path(bundle, config: RouterConfig, config_path) -> Path:
+    """The bundle directory (an ``hf:ORG/NAME`` bundle is downloaded first: routerforge.hub)."""
+    from ..hub import resolve_bundle
+
     if bundle is not None:
-        return Path(bundle)
+        return resolve_bundle(bundle)
     if config.bundle is None:
         raise RouterforgeError("no bundle: pass BUNDLE or set 'bundle' in the router config", source=str(config_path))
-    return Path(config.bundle)
+    return resolve_bundle(config.bundle)
 
 
 def _warn_heads(router, config: RouterConfig) -> None:
