@@ -40,6 +40,7 @@ class ApiError(Exception):
         self.status, self.message, self.type, self.code, self.headers = status, message, type, code, headers or {}
 
     def body(self) -> dict:
+        """The OpenAI-style error JSON."""
         return {"error": {"message": self.message, "type": self.type, "code": self.code}}
 
 
@@ -47,12 +48,16 @@ class ApiError(Exception):
 
 
 class Message(BaseModel):
+    """One chat message, validated only as far as routing needs."""
+
     model_config = ConfigDict(extra="allow", strict=True)
     role: str
     content: str | list[dict] | None = None
 
 
 class ChatRequest(BaseModel):
+    """The chat fields the router reads; everything else is checked by serving.inspect."""
+
     model_config = ConfigDict(extra="allow", strict=True)
     model: str = AUTO
     messages: list[Message] = Field(min_length=1)
@@ -64,6 +69,7 @@ CHAT = TypeAdapter(ChatRequest)
 
 
 def too_large(limit: int) -> ApiError:
+    """413: the request is larger than the server accepts."""
     return ApiError(413, f"request body exceeds the {limit}-byte limit", "invalid_request_error", "request_too_large")
 
 
@@ -137,6 +143,7 @@ def bearer_matches(authorization: str | None, token: str) -> bool:
 
 
 def unauthorised() -> ApiError:
+    """401: no or a wrong bearer token."""
     return ApiError(
         401,
         "missing or invalid bearer token",
@@ -147,6 +154,7 @@ def unauthorised() -> ApiError:
 
 
 def unknown_model(model: str, headers: dict[str, str] | None = None) -> ApiError:
+    """404: the model is not served by any backend."""
     return ApiError(
         404, f"model {model[:64]!r} is not served by this router", "invalid_request_error", "model_not_found", headers
     )
@@ -159,6 +167,7 @@ def refused(err: Refused) -> ApiError:
 
 
 def unsupported(path: str) -> ApiError:
+    """404: an endpoint the router does not serve."""
     return ApiError(
         404,
         f"{path[:64]} is not served by this router (it checks chat completions only); use {CHAT_PATH}",
@@ -209,6 +218,7 @@ def blocked(decision: Decision, expose_reasons: bool = False, status: int = 403)
 
 
 def internal_error() -> ApiError:
+    """500 with a request id to find in the logs (no details to the client)."""
     return ApiError(500, "internal error", "server_error", "internal_error")
 
 

@@ -26,6 +26,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 
 class FakeUpstream:
+    """An OpenAI-compatible stand-in backend that records what it received."""
+
     def __init__(self, chunks: int = 5, record: bool = True):
         self.received: list[dict] = []  # {"headers": {...}, "body": {...}} per request, in arrival order
         self.record = record  # off for load runs: the list would grow for the whole run

@@ -72,6 +72,8 @@ class Refused(RouterforgeError):
 
 @dataclass(frozen=True)
 class Text:
+    """One text a backend will read, with where it sits in the request (for checks and redaction)."""
+
     text: str
     role: str  # the message's role; ``system`` for tool definitions and response schemas
     path: tuple  # where the text sits in the body (for redaction)

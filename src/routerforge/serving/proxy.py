@@ -161,6 +161,7 @@ def allowed_host(host: str, config: RouterConfig, token: str | None) -> bool:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether ``host`` only listens on this machine."""
     if host == "localhost":
         return True
     try:

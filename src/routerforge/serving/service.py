@@ -99,6 +99,7 @@ class Metrics:
         )  # fmt: skip
 
     def record(self, decision: Decision) -> None:
+        """Count one decision: by category, model and action; its block reason, fail-open checks, long texts."""
         model = decision.model if decision.backend is not None else "unknown"  # bounded label values
         self.decisions.labels(decision.category or "none", model, decision.action).inc()
         if decision.block_reason is not None:
@@ -109,6 +110,7 @@ class Metrics:
             self.texts_too_long.inc(decision.truncated)
 
     def admission(self, err: Exception) -> None:
+        """Count one request refused by admission control."""
         reasons: dict[type, str] = {TooMuchWork: "too_much_work", TooManyTexts: "too_many_texts"}
         reason = reasons.get(type(err), "queue_full")
         self.admission_refused.labels(reason).inc()
@@ -134,10 +136,13 @@ class Checked:
     failed: bool
 
     def decide(self, target: str | None = None) -> Decision:
+        """The routing decision for the checked texts."""
         return decide(self.signals, self.request, self.config, failed=self.failed, target=target)
 
 
 class RouterService:
+    """What the proxy and ExtProc share: config, bundle, batcher, metrics, reload."""
+
     def __init__(
         self,
         router,
@@ -194,26 +199,32 @@ class RouterService:
 
     @property
     def router(self):
+        """The loaded bundle's runtime."""
         return self._loaded.router
 
     @property
     def config(self) -> RouterConfig:
+        """The router config in force."""
         return self._loaded.config
 
     @property
     def auth_token(self) -> str | None:
+        """The bearer token clients must send (None: no auth)."""
         return self._loaded.auth_token
 
     @property
     def ready(self) -> bool:
+        """Whether the bundle is loaded and the batcher runs."""
         return self.batcher.running
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start the micro-batcher."""
         await self.batcher.start()
 
     async def stop(self) -> None:
+        """Stop the micro-batcher (in-flight calls finish)."""
         await self.batcher.stop()
 
     async def __aenter__(self) -> RouterService:
