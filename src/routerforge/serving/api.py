@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -22,6 +23,8 @@ from ..runtime.batcher import QueueFull, TooManyTexts, TooMuchWork
 from .config import AUTO
 from .inspect import Refused
 from .policy import Decision
+
+M = TypeVar("M", bound=BaseModel)
 
 CHAT_PATH = "/v1/chat/completions"
 ROUTE_HEADER = "x-routerforge-backend"  # names the backend that answered; Envoy's routes match it
@@ -118,7 +121,7 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def validated(adapter: TypeAdapter, payload: object) -> BaseModel:
+def validated(adapter: TypeAdapter[M], payload: object) -> M:
     """``payload`` as the adapter's model; 400 naming the first bad field (never echoing the input: prompt text)."""
     if not isinstance(payload, dict):
         raise ApiError(400, "request body must be a JSON object", "invalid_request_error", "invalid_request")

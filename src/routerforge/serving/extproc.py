@@ -37,7 +37,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import grpc
 from envoy.config.core.v3 import base_pb2
@@ -211,14 +211,15 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
             raise too_large(self.max_body_bytes)
         payload = await asyncio.to_thread(parse_json, raw) if len(raw) > OFFLOAD_BYTES else parse_json(raw)
         validated(CHAT, payload)
-        decision = await self._decide(payload, stream.request_id, len(raw) > OFFLOAD_BYTES)
+        decision = await self._decide(cast(dict, payload), stream.request_id, len(raw) > OFFLOAD_BYTES)
         body = json.dumps(decision.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         expose = self.server().expose_reasons
-        headers = decision.headers(expose) | {self.route_header: decision.backend, "content-length": str(len(body))}
+        backend = decision.backend or ""  # a routed decision always names one (policy.decide)
+        headers = decision.headers(expose) | {self.route_header: backend, "content-length": str(len(body))}
         removed = []
-        if self.forwards_client_auth(decision.backend or ""):
+        if self.forwards_client_auth(backend):
             pass  # the backend checks the client's own key (no router token: config validation)
-        elif key := self.backend_key(decision.backend):
+        elif key := self.backend_key(backend):
             headers["authorization"] = f"Bearer {key}"
         else:
             removed.append("authorization")

@@ -58,7 +58,7 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import httpx
 from fastapi import Depends, FastAPI, Request
@@ -252,7 +252,8 @@ def create_app(service: RouterService) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException):
         kind = "not_found" if err.status_code == 404 else "invalid_request"
-        return _response(ApiError(err.status_code, str(err.detail), "invalid_request_error", kind, err.headers))
+        headers = dict(err.headers) if err.headers else None
+        return _response(ApiError(err.status_code, str(err.detail), "invalid_request_error", kind, headers))
 
     def authorised(request: Request) -> None:
         token = service.auth_token
@@ -308,7 +309,7 @@ def create_app(service: RouterService) -> FastAPI:
     @app.post("/v1/classify", dependencies=guarded)
     async def classify(request: Request):
         body = validated(_CLASSIFY, await _read_json(request, service.config))
-        texts = [body.text] if body.text is not None else body.texts
+        texts = [body.text] if body.text is not None else list(body.texts or ())
         try:
             signals = await service.classify(texts)
         except _ADMITTED as err:
@@ -346,6 +347,7 @@ def create_app(service: RouterService) -> FastAPI:
         except TooMuchWork as err:
             raise overloaded(err) from None
         chat = validated(CHAT, payload)
+        payload = cast(dict, payload)  # validated: a JSON object
         if not is_auto(chat.model) and config.backend_for(chat.model) is None:
             raise unknown_model(chat.model)
         offload = int(request.headers.get("content-length") or 0) > OFFLOAD_BYTES
