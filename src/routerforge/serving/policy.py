@@ -27,6 +27,7 @@ Order of the rules (``docs/router-config.md`` has the details):
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -143,7 +144,7 @@ def _route(
     requested: str | None, category: LabelSignal | None, config: RouterConfig
 ) -> tuple[str, CategoryRoute | None, str]:
     """The model, the category route that chose it (if any), and the reason."""
-    if not is_auto(requested):
+    if requested is not None and not is_auto(requested):
         return requested, None, f"model={requested} requested"
     default = config.default_model
     if category is None:
@@ -268,7 +269,8 @@ def decide(
     requested = request.get("model")
     if requested is not None and not isinstance(requested, str):
         raise RouterforgeError("request.model must be a string", hint=f"a served model name or {AUTO!r}")
-    category = intent = None
+    category: LabelSignal | None = None
+    intent: LabelSignal | None = None
     if not failed:
         last = _last_user(messages)
         user_signals = [
@@ -292,8 +294,8 @@ def decide(
             None,
             "block",
             reasons,
-            category and category.label,
-            intent and intent.label,
+            category.label if category else None,
+            intent.label if intent else None,
             block_reason=block_reason,
             body=copy.deepcopy(request),
         )
@@ -324,7 +326,7 @@ def decide(
         decision.truncated = len(cut)
         return decision
 
-    def role_keys(roles: list[str]) -> list[TextKey]:
+    def role_keys(roles: Sequence[str]) -> list[TextKey]:
         return [key for key in texts if texts[key].role in roles]
 
     # jailbreak
@@ -397,15 +399,15 @@ def decide(
     reasoning = route.reasoning if route is not None else None
     if reasoning is not None:
         reasons.append(_set_reasoning(body, config.reasoning_style(model), reasoning, config.reasoning))
-    action = "redact" if found_spans and policy.action == "redact" else "route"
+    action: Literal["route", "redact"] = "redact" if found_spans and policy.action == "redact" else "route"
     return Decision(
         model,
         backend_name,
         reasoning,
         action,
         reasons,
-        category and category.label,
-        intent and intent.label,
+        category.label if category else None,
+        intent.label if intent else None,
         tools,
         None,
         body,
