@@ -59,6 +59,8 @@ class ModelInfo(BaseModel):
     calibration: dict[str, Any] = {}
     thresholds: dict[str, float] = {}
     exports: dict[str, Any] = {}
+    pii_recognizers: dict[str, Any] | None = None  # runtime/recognizers.py RecognizerConfig
+    pii_min_score: float | None = None  # model spans below it are dropped (chosen on validation)
 
 
 def read_info(path: str | Path) -> dict:
@@ -130,3 +132,14 @@ def head_metrics(info: dict, task: str) -> dict:
 def with_metrics(info: dict, scores: dict[str, dict]) -> dict:
     """``info`` with ``scores`` (``{task: {val, test}}``) stored in the shape of its layout."""
     return info | {"metrics": scores if is_bundle(info) else next(iter(scores.values()))}
+
+
+def pii_recognizers(info: dict) -> dict:
+    """The model's recognizer settings (``pii_recognizers``: enabled, disabled, custom, min_score); {} when unset."""
+    return dict(info.get("pii_recognizers") or {})
+
+
+def pii_min_score(info: dict) -> float | None:
+    """The minimum span score chosen on validation for the PII head (``pii_min_score``), if one was recorded."""
+    value = info.get("pii_min_score")
+    return None if value is None else float(value)

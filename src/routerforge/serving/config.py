@@ -59,6 +59,13 @@ class BackendConfig(_Strict):
     models: list[str] = Field(min_length=1, description="model names this backend serves, as sent in 'model'")
     timeout_s: float = Field(60, gt=0, description="seconds to wait for the backend's response")
     fallback: str | None = Field(None, description="backend tried next on connection errors and 5xx responses")
+    forward_client_auth: bool = Field(
+        False,
+        description=(
+            "send the client's own Authorization header to this backend instead of api_key_env's key (a LiteLLM "
+            "behind the router keeps per-user keys and budgets); needs server.auth_token_env null"
+        ),
+    )
 
     @field_validator("api_key_env")
     @classmethod
@@ -101,6 +108,7 @@ class CategoryRoute(_Strict):
         return value
 
     def best_model(self) -> str:
+        """The model with the highest of this category's ``model_scores``."""
         return max(self.model_scores, key=self.model_scores.__getitem__)
 
 
@@ -139,6 +147,8 @@ class PiiPolicy(_Strict):
 
 
 class PiiConfig(_Strict):
+    """What to do with PII per model (``pii`` in the router YAML) and which recognizers run."""
+
     default: PiiPolicy = Field(default_factory=PiiPolicy, description="policy for every model not in models")
     models: dict[str, PiiPolicy] = Field(
         default_factory=dict, description=("model -> its own policy (e.g. stricter for an external API)")
@@ -206,6 +216,8 @@ class FailModeConfig(_Strict):
 
 
 class JailbreakConfig(_Strict):
+    """The jailbreak check's threshold override and action (``jailbreak`` in the router YAML)."""
+
     action: Literal["block", "allow"] = Field(
         "block", description="block: refuse flagged requests; allow: only record the reason"
     )
@@ -316,6 +328,13 @@ class ServerConfig(_Strict):
     max_upstream_bytes: int = Field(
         16_000_000, ge=1, description="largest non-streamed backend answer relayed; larger: 502"
     )
+    block_status: Literal[403, 400] = Field(
+        403,
+        description=(
+            "HTTP status of a policy block: 403 (code = the block reason), or 400 with code content_policy_violation "
+            "as OpenAI and LiteLLM answer (SDKs raise BadRequestError; the reason stays in the message)"
+        ),
+    )
 
     @field_validator("auth_token_env")
     @classmethod
@@ -331,7 +350,11 @@ class RouterConfig(_Strict):
     """The whole router: which backends serve which models, and the policy that picks one per request."""
 
     bundle: str | None = Field(
-        None, description="serving bundle directory (relative to this file); the CLI's BUNDLE argument wins"
+        None,
+        description=(
+            "serving bundle directory (relative to this file) or hf:ORG/NAME[@REVISION] (a Hub model repository); "
+            "the CLI's BUNDLE argument wins"
+        ),
     )
     backends: list[BackendConfig] = Field(min_length=1, description="the OpenAI-compatible servers")
     default_model: str = Field(description="used when the category is unknown, unsure or missing")
@@ -399,6 +422,14 @@ class RouterConfig(_Strict):
                         f"fallbacks loop ({' -> '.join([*chain, step])}); end the chain at a backend without fallback",
                     )
                 chain.append(step)
+        if self.server.auth_token_env is not None:
+            for index, backend in enumerate(self.backends):
+                if backend.forward_client_auth:
+                    _fail(
+                        f"backends[{index}].forward_client_auth",
+                        "the client's Authorization carries the router's token (server.auth_token_env) and would "
+                        "reach the backend; set server.auth_token_env null (the backend checks the key) or drop it",
+                    )
         self._served("default_model", self.default_model)
         for label, route in self.categories.items():
             for model in route.model_scores:
@@ -475,12 +506,15 @@ class RouterConfig(_Strict):
         return value
 
     def fail_mode_of(self, check: Literal["jailbreak", "pii"]) -> Literal["open", "closed"]:
+        """The fail mode of one check (``closed`` unless configured ``open``)."""
         return getattr(self.fail_mode, check)
 
     def pii_policy(self, model: str) -> PiiPolicy:
+        """The PII policy for a model: its own entry, else the default."""
         return self.pii.models.get(model, self.pii.default)
 
     def reasoning_style(self, model: str) -> ReasoningStyle:
+        """How a model's backend turns reasoning on and off."""
         return self.reasoning.styles.get(model) or auto_reasoning_style(model)
 
     def check_heads(self, heads: set[str], category_labels: list[str] | None = None) -> list[str]:
@@ -515,7 +549,7 @@ def _resolve_paths(raw: dict, base: Path) -> None:
         holders.append((raw["tools"], "rules"))
     for holder, key in holders:
         value = holder.get(key)
-        if isinstance(value, str):
+        if isinstance(value, str) and not value.startswith("hf:"):  # hf:ORG/NAME: a Hub bundle (routerforge.hub)
             holder[key] = str(base / Path(value).expanduser())  # an absolute path stays as it is
 
 
