@@ -168,7 +168,9 @@ class Router:
                     source=str(path),
                     hint=f"run: routerforge export {path} --format {backend}",
                 )
-            runner = OnnxBackend(file, threads) if backend in ONNX_FILES else TorchScriptBackend(file, heads_of(info))
+            runner: OnnxBackend | TorchBackend = (
+                OnnxBackend(file, threads) if backend in ONNX_FILES else TorchScriptBackend(file, heads_of(info))
+            )
         else:
             runner = TorchBackend(path, info, heads_of(info), allow_pickle=allow_pickle)
         return cls(
@@ -284,8 +286,11 @@ class Router:
         else:
             tags = [p.argmax(axis=-1) for p in probs]
         confidence = [p[np.arange(len(t)), t] for p, t in zip(probs, tags)]
-        tags, confidence = merge_token_rows(windows, tags).astype(int), merge_token_rows(windows, confidence)
-        spans = decode_spans(norm.text, offsets[: len(tags)], tags, confidence, self.id2label[head])
+        token_tags = merge_token_rows(windows, tags).astype(int)
+        token_scores = merge_token_rows(windows, confidence)
+        spans = decode_spans(
+            norm.text, offsets[: len(token_tags)], token_tags.tolist(), token_scores.tolist(), self.id2label[head]
+        )
         out = []
         for s in spans:
             start, end = norm.to_original(s["start"], s["end"])
