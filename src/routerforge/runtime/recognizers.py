@@ -200,6 +200,7 @@ class RegexRecognizer:
             ) from None
 
     def find(self, text: str) -> list[Found]:
+        """Every match of the pattern that its validator (if any) accepts, as scored spans."""
         out = []
         for m in self._rx.finditer(text):
             start, end = m.span(self.group)
@@ -241,6 +242,7 @@ class PhoneRecognizer:
     strong: bool = True
 
     def find(self, text: str) -> list[Found]:
+        """Phone numbers ``phonenumbers`` finds in any configured region and accepts as valid."""
         import phonenumbers
 
         seen: dict[tuple[int, int], Found] = {}
@@ -423,6 +425,7 @@ class Recognizers:
 
     @property
     def names(self) -> list[str]:
+        """The enabled recognizers, in scan order."""
         return [r.name for r in self.recognizers]
 
     def scan(self, text: str) -> list[Found]:
