@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +12,6 @@ from sklearn.metrics import f1_score, log_loss
 
 from routerforge.data.schema import Span
 from routerforge.errors import RouterforgeError
-from routerforge.evaluation import calibration, metrics
 from routerforge.evaluation.calibration import expected_calibration_error, reliability_bins
 from routerforge.evaluation.metrics import (
     binary_detection_metrics,
@@ -22,7 +19,6 @@ from routerforge.evaluation.metrics import (
     latency_summary,
     span_metrics,
 )
-from routerforge.reports import eval_report as report
 from routerforge.reports.eval_report import plot_confusion_matrix, plot_roc_pr, write_report
 
 
