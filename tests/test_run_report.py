@@ -476,3 +476,38 @@ def test_latency_is_measured_without_one(small_run, monkeypatch):
     assert re.search(r"\| models/jailbreak \| torch \| [\d.]+ ms \| [\d.]+ ms \| 30 \| short synthetic \|", markdown)
     assert "(torch; no int8 export)" in markdown  # the headline says which backend it measured
     assert FakeRouter.calls == 3 + 30  # warm-up + timed requests
+
+
+def test_summary_warns_about_small_tests_failed_pii_types_and_unfitted_temperatures(full_run):
+    """80 test rows, a PII type never found and a temperature kept at 1 are said under the headline table."""
+    run, config = full_run
+    info_path = run / "models" / "category" / "routerforge.json"
+    info = json.loads(info_path.read_text())
+    info["calibration"]["category"] |= {
+        "temperature": 1.0,
+        "temperature_status": "skipped",
+        "temperature_note": "10 validation texts, fewer than 100: too few to fit T, kept T = 1",
+    }
+    info_path.write_text(json.dumps(info))
+    write_run_report(run, config)
+    summary = (run / "report" / "report.md").read_text().split("### Pipeline stages")[0]
+    assert "### Read these numbers with care" in summary
+    assert re.search(
+        r"models/category category: macro F1 [\d.]+ \(95% CI \[[\d.]+, [\d.]+\]\) on 80 test rows", summary
+    )
+    assert "models/jailbreak jailbreak: ROC-AUC" in summary
+    assert "bundle pii: 1 of 2 scored entity types have F1 0, none found exactly: EMAIL_ADDRESS (0 of 30)" in summary
+    assert "models/category category: temperature skipped: 10 validation texts, fewer than 100" in summary
+    assert "temperature skipped" not in summary.split("models/jailbreak jailbreak")[1]  # jailbreak's T was fitted
+
+    # a test set of 150 rows is large enough: no warning for it
+    metrics, _ = _scores("category", CATEGORY, seed=8, n=150)
+    eval_path = run / "eval" / "category" / "category" / "metrics.json"
+    evaluated = json.loads(eval_path.read_text())
+    evaluated |= metrics
+    evaluated["evaluated_on"]["rows"] = 150
+    eval_path.write_text(json.dumps(evaluated))
+    write_run_report(run, config)
+    summary = (run / "report" / "report.md").read_text().split("### Pipeline stages")[0]
+    assert "models/category category: macro F1" not in summary
+    assert "models/jailbreak jailbreak: ROC-AUC" in summary

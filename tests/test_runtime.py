@@ -314,6 +314,27 @@ def test_temperature_fixes_over_and_under_confidence():
     assert (softmax(over, t).argmax(1) == over.argmax(1)).all()
 
 
+def test_choose_temperature_cannot_collapse_on_tiny_or_separable_validation():
+    """15 validation rows once gave T = 0.07 (every probability 0 or 1): small or all-right sets keep T = 1."""
+    from routerforge.evaluation.calibration import MIN_CALIBRATION_ROWS, TEMPERATURE_BOUNDS, choose_temperature
+
+    logits, labels = _well_specified(n=15)
+    small = choose_temperature(logits / 10, labels)  # the raw fit would be far below 1
+    assert small["temperature"] == 1.0 and small["status"] == "skipped" and "15 validation texts" in small["note"]
+    # a token head: many rows, but they come from few texts
+    many_tokens = choose_temperature(*_well_specified(n=500), texts=MIN_CALIBRATION_ROWS - 1)
+    assert many_tokens["status"] == "skipped"
+    separable = np.eye(3)[np.arange(300) % 3] * 5.0
+    perfect = choose_temperature(separable, np.arange(300) % 3)
+    assert perfect == perfect | {"temperature": 1.0, "status": "skipped"} and "not identifiable" in perfect["note"]
+    logits, labels = _well_specified()
+    fitted = choose_temperature(logits * 4, labels)
+    assert fitted["status"] == "fitted" and fitted["temperature"] == pytest.approx(4, rel=0.2)
+    clipped = choose_temperature(logits / 10, labels)  # the fit wants T ~ 0.1
+    assert clipped == clipped | {"status": "clipped", "temperature": TEMPERATURE_BOUNDS[0]}
+    assert fit_temperature(logits / 10, labels) < TEMPERATURE_BOUNDS[0]
+
+
 def test_threshold_at_fpr_with_enough_negatives():
     rng = np.random.default_rng(1)
     y = np.r_[np.zeros(1000, dtype=int), np.ones(200, dtype=int)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -47,8 +48,30 @@ def test_every_label_present_and_balanced(task):
 
 
 def test_category_questions_have_question_length():
-    for r in synth.generate("category", 700, seed=4):
-        assert 10 <= len(r.text.split()) <= 40, r.text
+    """Exam-style stems and questions as people type them: from a few words to a paragraph, never empty."""
+    lengths = [len(r.text.split()) for r in synth.generate("category", 700, seed=4)]
+    assert all(3 <= n <= 45 for n in lengths), min(lengths)
+    assert sum(n < 10 for n in lengths) > 0.1 * len(lengths)  # short, natural questions too
+    assert sum(n >= 15 for n in lengths) > 0.2 * len(lengths)  # and long exam-style ones
+
+
+def test_jailbreak_length_is_no_shortcut():
+    """Benign prompts and attacks both come short and long, so a head cannot learn "long means attack"."""
+    rows = synth.generate("jailbreak", 1000, seed=2)
+    for label in JAILBREAK_LABELS:
+        lengths = [len(r.text.split()) for r in rows if r.label == label]
+        assert sum(n <= 8 for n in lengths) > 0.15 * len(lengths), label
+        assert sum(n >= 30 for n in lengths) > 0.1 * len(lengths), label
+
+
+def test_pii_phone_and_email_in_everyday_formats():
+    """The formats people type (555-123-4567, (555) 123-4567, first.last@example.com) are all present."""
+    values = [(s.entity_type, r.text[s.start : s.end]) for r in synth.generate("pii", 1500, seed=0) for s in r.spans]
+    phones = [v for t, v in values if t == "PHONE_NUMBER"]
+    assert any(re.fullmatch(r"\d{3}-\d{3}-\d{4}", p) for p in phones)
+    assert any(re.fullmatch(r"\(\d{3}\) \d{3}-\d{4}", p) for p in phones)
+    emails = [v for t, v in values if t == "EMAIL_ADDRESS"]
+    assert any(re.fullmatch(r"[a-z]+\.[a-z]+@example\.(com|org)", e) for e in emails)
 
 
 def test_pii_covers_entity_types_templates_and_no_pii_rows():
@@ -136,7 +159,9 @@ def test_learnable_but_not_memorised(task):
     clf = LogisticRegression(max_iter=1000).fit(vec.fit_transform([r.text for r in train]), [r.label for r in train])
     accuracy = (clf.predict(vec.transform([r.text for r in test])) == [r.label for r in test]).mean()
     chance = 1 / len(SEQUENCE_LABELS[task])
-    assert accuracy > max(0.75, chance + 0.3)
+    # category mixes exam stems with everyday questions (~43 rows a class here), whose words a bag-of-words
+    # model sees only a few times: TF-IDF scores 0.68-0.75 over seeds, still ten times chance (0.07)
+    assert accuracy > max(0.6 if task == "category" else 0.75, chance + 0.3)
 
 
 def test_pii_texts_not_memorised():

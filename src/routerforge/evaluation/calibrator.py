@@ -18,7 +18,7 @@ import numpy as np
 from ..bundle import heads_of, read_info, with_metrics, write_info
 from ..data.spans import bio_labels
 from ..errors import RouterforgeError
-from .calibration import TARGET_FPR, calibration_summary, detection_counts, fit_temperature, threshold_at_fpr
+from .calibration import TARGET_FPR, calibration_summary, choose_temperature, detection_counts, threshold_at_fpr
 
 
 def _head_logits_and_labels(router, task: str, examples) -> tuple[np.ndarray, np.ndarray]:
@@ -39,8 +39,9 @@ def _head_logits_and_labels(router, task: str, examples) -> tuple[np.ndarray, np
 
 
 def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: float = TARGET_FPR) -> dict:
-    """Fit each head's temperature on its validation split and the jailbreak threshold at ``target_fpr``;
-    sets them on ``router`` and returns ``{"calibration": ..., "thresholds": ...}`` for ``routerforge.json``.
+    """Fit each head's temperature on its validation split (T = 1 when that split is too small or already all
+    right: :func:`~.calibration.choose_temperature`) and the jailbreak threshold at ``target_fpr``; sets them on
+    ``router`` and returns ``{"calibration": ..., "thresholds": ...}`` for ``routerforge.json``.
 
     ``splits``: ``{task: {"val": examples, "test": examples}}``. Test rows are only *reported* (ECE and the
     counts at the chosen threshold); nothing is chosen on them.
@@ -49,10 +50,13 @@ def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: flo
     for task in router.heads:
         val, test = splits[task]["val"], splits[task].get("test") or []
         logits, labels = _head_logits_and_labels(router, task, val)
-        temperature = fit_temperature(logits, labels)
+        choice = choose_temperature(logits, labels, texts=len(val))
+        temperature = choice["temperature"]
         router.temperature[task] = temperature
         record = {
             "temperature": temperature,
+            "temperature_status": choice["status"],  # fitted | clipped | skipped (T = 1), said in the report
+            "temperature_note": choice["note"],
             "fitted_on": "val",
             "unit": "token" if router.heads[task]["kind"] == "token" else "text",
             "val": calibration_summary(logits, labels, temperature),
@@ -66,13 +70,13 @@ def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: flo
             signals = router.classify_batch([e.text for e in examples])
             return [int(e.label == "jailbreak") for e in examples], [s.jailbreak.p_jailbreak for s in signals]
 
-        choice = threshold_at_fpr(*scores(splits["jailbreak"]["val"]), target_fpr)
+        is_attack, p_attack = scores(splits["jailbreak"]["val"])
+        choice = threshold_at_fpr(is_attack, p_attack, target_fpr)
         router.threshold = thresholds["jailbreak"] = choice["threshold"]
         calibration["jailbreak"]["threshold"] = {k: v for k, v in choice.items() if k != "threshold"}
         if splits["jailbreak"].get("test"):
-            calibration["jailbreak"]["threshold_on_test"] = detection_counts(
-                *scores(splits["jailbreak"]["test"]), choice["threshold"]
-            )
+            is_attack, p_attack = scores(splits["jailbreak"]["test"])
+            calibration["jailbreak"]["threshold_on_test"] = detection_counts(is_attack, p_attack, choice["threshold"])
     return {"calibration": calibration, "thresholds": thresholds}
 
 

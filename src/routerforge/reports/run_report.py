@@ -61,6 +61,7 @@ REPORT_DIR = "report"
 LATENCY_FILE = "latency.json"
 LATENCY_PROMPTS, LATENCY_BUDGET_S, LATENCY_WARMUP = 30, 20.0, 3
 N_BINS = 15
+MIN_TEST_ROWS = 100  # below this a test metric (and its interval) says little: the summary warns
 
 
 # ------------------------------------------------------------------------------------------------ latency
@@ -229,7 +230,8 @@ def _threshold_on_test(model: ModelRun, evaluation: Evaluation | None) -> dict |
 
 def _items_cell(stage: dict) -> str:
     """``3 ran, 1 unchanged`` (+ the first failure) from a pipeline.json stage record."""
-    items = stage.get("items") if isinstance(stage.get("items"), dict) else {}
+    recorded = stage.get("items")
+    items = recorded if isinstance(recorded, dict) else {}
     parts = []
     if stage.get("ran") is not None:
         parts.append(f"{len(stage['ran'])} ran")
@@ -272,11 +274,48 @@ def _latency_cell(rows: list[dict]) -> Any:
     return text if best.get("backend") == "onnx-int8" else f"{text} ({best.get('backend')}; no int8 export)"
 
 
+def _summary_warnings(models: list[ModelRun], evaluations: dict, tasks: list[str]) -> list[str]:
+    """What the headline table cannot show: test sets too small to mean anything, PII types the head never
+    gets right (a micro F1 hides them), temperatures not fitted."""
+    warnings = []
+    for task in tasks:
+        for model in models:
+            if task not in model.tasks or model.info is None:
+                continue
+            evaluation = evaluations.get((model.key, task))
+            metrics = evaluation.metrics if evaluation else {}
+            rows = _test_rows(metrics) if metrics else None
+            name, m = primary_metric(task, metrics)
+            if rows is not None and rows < MIN_TEST_ROWS:
+                interval = f" (95% CI {ci(m)})" if m and m.get("ci95") else ""
+                warnings.append(
+                    f"{model.key} {task}: {name} {number((m or {}).get('value'))}{interval} on {rows} test rows, "
+                    f"fewer than {MIN_TEST_ROWS}: too few to mean much; test on more data (a larger split or "
+                    "real data) before trusting it."
+                )
+            spans = metrics.get("spans") or {}
+            failed = [t for t in spans.get("per_type") or [] if t.get("f1") == 0]
+            if failed:
+                listed = ", ".join(f"{t['entity_type']} (0 of {t['support']})" for t in failed)
+                warnings.append(
+                    f"{model.key} {task}: {len(failed)} of {len(spans['per_type'])} scored entity types have "
+                    f"F1 0, none found exactly: {listed}; the micro F1 above is carried by the others."
+                )
+            calibration = (model.info.get("calibration") or {}).get(task) or {}
+            if calibration.get("temperature_status") in ("skipped", "clipped"):
+                warnings.append(
+                    f"{model.key} {task}: temperature {calibration['temperature_status']}: "
+                    f"{calibration.get('temperature_note', '')}."
+                )
+    return warnings
+
+
 def _summary(
     doc: Doc, models: list[ModelRun], evaluations: dict, latency: dict, stages, tasks: list[str]
 ) -> list[dict]:
     doc.heading(2, "Summary", "summary")
-    rows, records = [], []
+    rows: list[list[Any]] = []
+    records: list[dict[str, Any]] = []
     for task in tasks:
         for model in models:
             if task not in model.tasks:
@@ -325,6 +364,7 @@ def _summary(
                     "fpr_at_threshold": (at or {}).get("fpr"),
                 }
             )
+    warnings = _summary_warnings(models, evaluations, tasks)
     if rows:
         doc.table(
             [
@@ -343,6 +383,10 @@ def _summary(
         )
     else:
         doc.para(not_run("no models in this run"))
+    if warnings:
+        doc.heading(3, "Read these numbers with care", "warnings")
+        for warning in warnings:
+            doc.para(f"**Warning:** {warning}")
     stage_rows = [_stage_row(s) for s in stages or []]
     doc.heading(3, "Pipeline stages", "stages")
     if stage_rows:
@@ -380,7 +424,7 @@ def _summary(
 def _data_glance(doc: Doc, run_dir: Path, models: list[ModelRun], tasks: list[str]) -> None:
     """One row per task: split sizes, what cleaning removed, truncation, and the data sets with their licences."""
     doc.heading(3, "Data at a glance", "data-glance")
-    rows = []
+    rows: list[list[Any]] = []
     for task in tasks:
         report, manifest = data_report(run_dir, models, task)
         if not report and not manifest:
@@ -431,7 +475,7 @@ def _data_section(doc: Doc, task: str, report: dict, manifest: dict) -> None:
     splits = [s for s in ("train", "val", "test") if s in per_split or s in labels]
     moved = report.get("near_duplicates_moved_to_train") or {}
     long_rows = report.get("rows_longer_than_training_window") or {}
-    cleaning = [
+    cleaning: list[list[Any]] = [
         ["rows read", report.get("rows_read")],
         ["rows per split", ", ".join(f"{s}: {per_split[s]}" for s in splits if s in per_split) or "-"],
         ["rows dropped by the loader", report.get("rows_dropped_by_loader") or 0],
@@ -495,7 +539,7 @@ def _data_section(doc: Doc, task: str, report: dict, manifest: dict) -> None:
 def _metric_table(evaluation: Evaluation, val: dict) -> list[list[Any]]:
     rows = []
     test = evaluation.metrics
-    val_metrics = dict(headline_metrics(val)) if val else {}
+    val_metrics: dict[str, Any] = dict(headline_metrics(val)) if val else {}
     extra = []
     if "classification" in test:
         c = test["classification"]
@@ -639,7 +683,12 @@ def _head_section(doc: Doc, run_dir: Path, model: ModelRun, task: str, evaluatio
         doc.para(
             f"Temperature T = {number(calibration.get('temperature'))}, "
             f"fitted on {calibration.get('fitted_on', 'val')} "
-            f"(unit: {calibration.get('unit', 'text')})."
+            f"(unit: {calibration.get('unit', 'text')})"
+            + (
+                f"; {calibration['temperature_status']}: {calibration.get('temperature_note')}."
+                if calibration.get("temperature_status") in ("skipped", "clipped")
+                else "."
+            )
         )
     if head["kind"] == "token":
         doc.para("Reliability diagram: not drawn for span heads (calibration is per token; see the table).")
