@@ -614,7 +614,7 @@ def test_the_example_config_loads_and_covers_every_category():
     assert cfg.backend_for("qwen3-8b").base_url == "http://localhost:8000/v1"
     assert cfg.backend_for("nope") is None
     assert cfg.served_models() == ["qwen3-8b", "qwen3-32b", "gpt-4o-mini"]
-    assert Path(cfg.bundle) == EXAMPLE.parent / "../runs/local-data/bundle"
+    assert Path(cfg.bundle) == EXAMPLE.parent / "../runs/quickstart/bundle"  # what `make demo` writes
     assert cfg.check_heads({"category", "pii", "jailbreak", "intent"}, category_labels=sorted(cfg.categories)) == []
     assert cfg.reasoning_style("qwen3-32b") == "qwen3" and cfg.reasoning_style("gpt-4o-mini") == "none"
     assert cfg.server.max_batch_size == 16 and cfg.server.max_body_bytes == 1_000_000
