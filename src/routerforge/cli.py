@@ -822,7 +822,7 @@ def extproc(
     )
 
 
-_OUTCOMES = "../shared/data/model_outcomes/mmlu_pro_outcomes.jsonl"
+_OUTCOMES = "data/model_outcomes/mmlu_pro_outcomes.jsonl"
 _PRICES = "configs/model-prices.yaml"
 Pool = Annotated[
     Optional[list[str]], typer.Option("--pool", help="a model of the pool (repeatable; default: the issue-17 six)")

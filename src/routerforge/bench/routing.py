@@ -1,6 +1,6 @@
 """``routerforge bench routing``: which model should answer each request, measured as an accuracy-cost frontier.
 
->>> outcomes = "../shared/data/model_outcomes/mmlu_pro_outcomes.jsonl"
+>>> outcomes = "data/model_outcomes/mmlu_pro_outcomes.jsonl"
 >>> result = routing_benchmark("runs/routing/category", outcomes=outcomes, prices="configs/model-prices.yaml")
 >>> print(format_table(result)); plot_frontier(result, "benchmarks/results/routing.png")
 

@@ -1,7 +1,7 @@
 """Per-question outcomes of a pool of LLMs, their list prices, and the cost of each answer.
 
 >>> from routerforge.routing.outcomes import load_outcomes, load_prices, answer_costs
->>> outcomes = load_outcomes("../shared/data/model_outcomes/mmlu_pro_outcomes.jsonl").select(DEFAULT_POOL)
+>>> outcomes = load_outcomes("data/model_outcomes/mmlu_pro_outcomes.jsonl").select(DEFAULT_POOL)
 >>> prices = load_prices("configs/model-prices.yaml")
 >>> cost = answer_costs(outcomes, prompt_chars, prices)      # (questions, models) USD per answer
 

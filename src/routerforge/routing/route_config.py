@@ -1,7 +1,7 @@
 """``routerforge route-config``: a router YAML's ``categories.<name>.model_scores`` and ``default_model`` from
 measured outcomes, with the numbers behind each choice as comments.
 
->>> text = route_config("../shared/data/model_outcomes/mmlu_pro_outcomes.jsonl", "configs/model-prices.yaml",
+>>> text = route_config("data/model_outcomes/mmlu_pro_outcomes.jsonl", "configs/model-prices.yaml",
 ...                     model_dir="runs/routing/category", selection="cost_aware", cost_lambda=0.05,
 ...                     base="configs/router.example.yaml", output="router.yaml")
 
