@@ -212,13 +212,14 @@ def evaluate(
     """
     from ..runtime.engine import Router
 
-    heads = list(heads_of(read_info(model_dir)))  # checked before the model (and torch) loads
+    info = read_info(model_dir)
+    heads = list(heads_of(info))  # checked before the model (and torch) loads
     task = task or (heads[0] if len(heads) == 1 else None)
     if task not in heads:
         raise RouterforgeError(
             f"say which head to evaluate: {task!r} is not one of {', '.join(heads)}", hint="pass --task"
         )
-    router = Router.load(model_dir, backend or "torch", allow_pickle=allow_pickle)
+    router = Router.load(model_dir, backend or "torch", allow_pickle=allow_pickle, info=info)
     manifest = head_data(router.info, task)["manifest"]
     examples: list[Example]
     evaluated_on: dict[str, Any]

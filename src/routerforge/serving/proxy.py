@@ -433,33 +433,10 @@ async def _forward(
                         content = await _read_capped(response, cap)
                     finally:
                         await response.aclose()
-        except _UpstreamTooLarge:
-            metrics.upstream_errors.labels(backend.name, "too_large").inc()
-            raise ApiError(
-                502,
-                f"backend {backend.name} answered more than {cap} bytes",
-                "server_error",
-                "upstream_too_large",
-                attempt.headers(expose),
-            ) from None
-        except httpx.DecodingError:
-            metrics.upstream_errors.labels(backend.name, "bad_encoding").inc()
-            raise ApiError(
-                502,
-                f"backend {backend.name} sent a body that cannot be decoded",
-                "server_error",
-                "upstream_bad_response",
-                attempt.headers(expose),
-            ) from None
-        except httpx.TimeoutException:
-            metrics.upstream_errors.labels(backend.name, "timeout").inc()
-            raise ApiError(
-                504,
-                f"backend {backend.name} did not answer within {backend.timeout_s:g} s",
-                "server_error",
-                "upstream_timeout",
-                attempt.headers(expose),
-            ) from None
+        except (_UpstreamTooLarge, httpx.DecodingError, httpx.TimeoutException) as err:
+            label, status, message, code = _upstream_failure(err, backend, cap)
+            metrics.upstream_errors.labels(backend.name, label).inc()
+            raise ApiError(status, message, "server_error", code, attempt.headers(expose)) from None
         except httpx.TransportError as err:
             metrics.upstream_errors.labels(backend.name, "connect").inc()
             failures.append(f"{backend.name} unreachable")
@@ -493,6 +470,20 @@ async def _forward(
 
 class _UpstreamTooLarge(Exception):
     pass
+
+
+def _upstream_failure(err: Exception, backend, cap: int) -> tuple[str, int, str, str]:
+    """What a backend failure that ends the request is answered with: metric label, status, message, code."""
+    if isinstance(err, _UpstreamTooLarge):
+        return "too_large", 502, f"backend {backend.name} answered more than {cap} bytes", "upstream_too_large"
+    if isinstance(err, httpx.DecodingError):
+        return (
+            "bad_encoding",
+            502,
+            f"backend {backend.name} sent a body that cannot be decoded",
+            "upstream_bad_response",
+        )
+    return "timeout", 504, f"backend {backend.name} did not answer within {backend.timeout_s:g} s", "upstream_timeout"
 
 
 async def _read_capped(response: httpx.Response, cap: int) -> bytes:

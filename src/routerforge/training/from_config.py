@@ -93,13 +93,18 @@ def train_planned(
     )
 
 
-def _hyperparams(n_train: int, lora, kind: str, overrides: dict):
+def _announced(console: Console, what: str, n_train: int, kind: str, backbone: str, lora, overrides: dict | None):
+    """The adaptive hyperparameters for ``n_train`` rows with ``overrides`` on top, said before training."""
     from .hyperparams import adaptive_hyperparams
 
     try:
-        return adaptive_hyperparams(n_train, lora=lora is not None, kind=kind, overrides=overrides)
+        hyper = adaptive_hyperparams(n_train, lora=lora is not None, kind=kind, overrides=overrides or {})
     except ValueError as err:
         raise RouterforgeError(f"bad hyperparameter: {err}") from None
+    console.print(
+        f"training {what} on {backbone} ({'LoRA' if lora else 'full'}): {hyper.model_dump()}", highlight=False
+    )
+    return hyper
 
 
 def train_model(
@@ -119,10 +124,8 @@ def train_model(
     from .trainer import train
 
     console = console or Console(stderr=True)
-    hyper = _hyperparams(len(task_data.train), lora, task_data.task.kind, overrides or {})
-    console.print(
-        f"training {task_data.task.name} on {backbone} ({'LoRA' if lora else 'full'}): {hyper.model_dump()}",
-        highlight=False,
+    hyper = _announced(
+        console, task_data.task.name, len(task_data.train), task_data.task.kind, backbone, lora, overrides
     )
     return train(
         task_data,
@@ -156,11 +159,14 @@ def train_bundle(
     from .progress import RichProgressCallback
 
     console = console or Console(stderr=True)
-    hyper = _hyperparams(sum(len(d.train) for d in datasets.values()), lora, "sequence", overrides or {})
-    console.print(
-        f"training a multitask bundle ({', '.join(datasets)}) on {backbone} "
-        f"({'LoRA' if lora else 'full'}): {hyper.model_dump()}",
-        highlight=False,
+    hyper = _announced(
+        console,
+        f"a multitask bundle ({', '.join(datasets)})",
+        sum(len(d.train) for d in datasets.values()),
+        "sequence",
+        backbone,
+        lora,
+        overrides,
     )
     return train_multitask(
         datasets,
