@@ -58,6 +58,7 @@ def _tokenizer(directory: Path):
 
 def make_tiny_backbone(directory: Path, arch: str = "bert") -> Path:
     """A 2-layer, hidden-32 encoder with random weights and a real WordPiece tokenizer, saved like a hub model."""
+    import torch
     from transformers import AutoModel, BertConfig, ModernBertConfig
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -88,6 +89,7 @@ def make_tiny_backbone(directory: Path, arch: str = "bert") -> Path:
             global_attn_every_n_layers=2,
             local_attention=16,
         )
+    torch.manual_seed(0)  # the same weights whichever test builds the session fixture first
     AutoModel.from_config(config).save_pretrained(directory)
     return directory
 

@@ -52,7 +52,8 @@ def legacy(bundle):
 
 
 def _check_signals(text: str, signals: Signals):
-    assert isinstance(signals, Signals) and 0 <= signals.jailbreak.p_jailbreak <= 1
+    assert isinstance(signals, Signals)
+    assert signals.jailbreak is None or 0 <= signals.jailbreak.p_jailbreak <= 1
     for span in signals.pii:
         assert 0 <= span.start < span.end <= len(text), (span, len(text))
         assert span.text == text[span.start : span.end]
@@ -71,12 +72,20 @@ def test_a_model_without_normalisation_survives_any_text_too(legacy, text):
     _check_signals(text, legacy.classify(text))
 
 
+HOSTILE_BATCH = ["", "\u200b", "\ud800", "\x00" * 50, "\u202e" + "john smith" * 20, "j o h n  s m i t h " * 30]
+
+
 def test_hostile_batch_and_empty_string(router):
-    batch = ["", "\u200b", "\ud800", "\x00" * 50, "\u202e" + "john smith" * 20, "j o h n  s m i t h " * 30]
-    signals = router.classify_batch(batch)
-    for text, s in zip(batch, signals):
+    for text, s in zip(HOSTILE_BATCH, router.classify_batch(HOSTILE_BATCH)):
         _check_signals(text, s)
-    assert any(s.pii for s in signals)  # the random head does tag something, so spans were checked
+
+
+def test_hostile_batch_spans_index_the_input(name_router):
+    """The deterministic tagger does find names in the batch, so the offset checks have spans to check."""
+    signals = name_router.classify_batch(HOSTILE_BATCH)
+    for text, s in zip(HOSTILE_BATCH, signals):
+        _check_signals(text, s)
+    assert signals[-2].pii and signals[-1].pii
 
 
 def test_200k_characters(router):
@@ -109,6 +118,22 @@ class NameTagger:
         return {"pii": logits}
 
 
+@pytest.fixture(scope="module")
+def name_router(tiny_bert):
+    """A router whose PII head is the NameTagger over the tiny encoder's tokenizer."""
+    from tokenizers import Tokenizer
+
+    ids = Tokenizer.from_file(str(tiny_bert / "tokenizer.json")).encode("john smith", add_special_tokens=False).ids
+    info = {
+        "task": "pii",
+        "kind": "token",
+        "labels": ["PERSON"],
+        "label_names": ["O", "B-PERSON", "I-PERSON"],
+        "normalisation": CURRENT,
+    }
+    return Router(tiny_bert, info, NameTagger(ids), "fake", window=12, overlap=4)
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -120,18 +145,8 @@ class NameTagger:
         "јоhn smith",
     ],
 )
-def test_obfuscated_name_found_at_its_original_offsets(tiny_bert, name):
-    from tokenizers import Tokenizer
-
-    ids = Tokenizer.from_file(str(tiny_bert / "tokenizer.json")).encode("john smith", add_special_tokens=False).ids
-    info = {
-        "task": "pii",
-        "kind": "token",
-        "labels": ["PERSON"],
-        "label_names": ["O", "B-PERSON", "I-PERSON"],
-        "normalisation": CURRENT,
-    }
-    router = Router(tiny_bert, info, NameTagger(ids), "fake", window=12, overlap=4)
+def test_obfuscated_name_found_at_its_original_offsets(name_router, name):
+    router = name_router
     text = f"please call {name} tomorrow"
     spans = router.classify(text).pii
     sent = name.strip("\u202e\u202c")  # the bidi marks around the name are not part of it
