@@ -14,7 +14,7 @@ table to the terminal. ``--fake-upstream-port`` starts the fake OpenAI-compatibl
 The full benchmark (on an otherwise idle machine; the client shares its cores with the server, so note
 the load average the JSON records), batching on, then off:
 
-    routerforge serve --config benchmarks/load-router.yaml &               # max_batch_size 16, max_wait 2 ms
+    routerforge serve --config benchmarks/load-router.yaml &               # max_batch_size 16, adaptive
     python benchmarks/load.py --endpoint classify --label batching-on \\
         --output benchmarks/results/load-classify-on.json
     python benchmarks/load.py --endpoint chat --fake-upstream-port 9000 --label batching-on \\

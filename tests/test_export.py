@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -36,7 +37,8 @@ def test_export_passes_parity_and_is_recorded(jailbreak_model, fmt):
     head = parity["heads"]["jailbreak"]
     assert head["rows"] > 0 and head["compared"] == "texts"
     if fmt == "onnx-int8":
-        assert head["label_agreement"] >= 0.99 and head["torch_ci95"][0] <= head["exported"] <= head["torch_ci95"][1]
+        assert head["confident_changed"] == 0 and head["confident"] > 0 and head["difference_ci95"][0] >= -0.02
+        assert head["ece_exported"] <= head["ece_torch"] + 0.01
     else:
         assert head["max_abs_logit_diff"] <= 1e-3 and head["label_agreement"] == 1.0
     info = json.loads((jailbreak_model / "routerforge.json").read_text())
@@ -152,3 +154,63 @@ def test_a_refused_reexport_keeps_the_passing_file_and_the_files_record_and_card
         rf.export(model, format="torchscript")
     assert not (model / "model.torchscript.pt").exists()
     assert json.loads((model / "routerforge.json").read_text())["exports"]["torchscript"]["refused"] == "parity"
+
+
+# -- the int8 gate on controlled logits -------------------------------------------------------------------------
+
+
+class FixedLogits:
+    """A 3-way head whose logits are fixed per text: the text's first two token ids pick a row of ``table``."""
+
+    def __init__(self, table: np.ndarray, rows: dict[tuple[int, int], int]):
+        self.table, self.rows = table, rows
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        return {"category": self.table[[self.rows[(int(a), int(b))] for a, b in input_ids[:, 1:3]]]}
+
+
+def _gate(tiny_bert, reference: np.ndarray, candidate: np.ndarray, gold: np.ndarray):
+    """The int8 gate's record for a candidate answering ``candidate`` where the reference answers ``reference``."""
+    from tokenizers import Tokenizer
+
+    from routerforge.data.schema import Example
+    from routerforge.exporters.parity import check_parity
+
+    tokenizer = Tokenizer.from_file(str(tiny_bert / "tokenizer.json"))
+    words = sorted(w for w in tokenizer.get_vocab() if w.isalpha() and len(tokenizer.encode(w).ids) == 3)[:40]
+    pairs = [(a, b) for a in words for b in words][: len(reference)]
+    texts = [f"{a} {b}" for a, b in pairs]
+    rows = {tuple(tokenizer.encode(t, add_special_tokens=False).ids[:2]): i for i, t in enumerate(texts)}
+    labels = ["a", "b", "c"]
+    info = {"task": "category", "kind": "sequence", "labels": labels, "label_names": labels}
+    routers = [rf.Router(tiny_bert, info, FixedLogits(t, rows), "fake") for t in (reference, candidate)]
+    examples = [Example(text=t, label=labels[int(g)]) for t, g in zip(texts, gold)]
+    return check_parity(*routers, {"category": examples}, quantised=True)["heads"]["category"]
+
+
+def test_int8_gate_allows_near_tie_flips_and_refuses_a_confident_change(tiny_bert):
+    rng = np.random.default_rng(0)
+    n = 1000
+    gold = rng.integers(0, 3, n)
+    ties = np.arange(0, n, 70)
+    gold[ties] = np.arange(len(ties)) % 2  # a near-tie between a and b is either, as often
+    reference = rng.normal(0, 0.1, (n, 3)).astype(np.float32)
+    reference[np.arange(n), gold] += 3.0  # confident and right
+    reference[ties] = [0.0, 0.01, -2.0]  # near-ties between a and b
+    noisy = reference + rng.normal(0, 0.01, reference.shape).astype(np.float32)
+    near_tie_flips = noisy.copy()
+    near_tie_flips[ties] = [0.01, 0.0, -2.0]  # every near-tie flips: 1.4% of the labels change
+    record = _gate(tiny_bert, reference, near_tie_flips, gold)
+    assert record["label_agreement"] < 0.99 and record["confident_changed"] == 0, record
+    assert record["non_inferior"] and record["passed"], json.dumps(record)  # the old 99% rule would refuse this
+
+    confident_flip = noisy.copy()
+    confident_flip[1] = confident_flip[1][[1, 2, 0]]  # a margin-3 answer changes
+    record = _gate(tiny_bert, reference, confident_flip, gold)
+    assert record["confident_changed"] >= 1 and not record["passed"], record
+
+    worse = noisy.copy()
+    wrong = [i for i in range(n) if i not in ties][:100]
+    worse[wrong] = np.roll(worse[wrong], 1, axis=1)  # 10% of confident answers become wrong
+    record = _gate(tiny_bert, reference, worse, gold)
+    assert not record["non_inferior"] and record["difference_ci95"][1] < 0 and not record["passed"], record

@@ -558,21 +558,31 @@ def _parity_table(fmt: str, record: dict) -> Table:
         title = f"{fmt}: {record['file']} ({record['size_mb']} MB{recipe}), parity {record['parity']['criteria']}"
     rows = []
     for head, r in record["parity"]["heads"].items():
-        metric = "-"
-        if "metric" in r:
-            low, high = r["torch_ci95"]
-            metric = f"{r['metric']} {r['torch']:.4f} [{low:.4f}, {high:.4f}] -> {r['exported']:.4f}"
+        gate = "-"
+        if "difference" in r:
+            low, high = r["difference_ci95"] or (float("nan"), float("nan"))
+            ece = f"; ECE {r['ece_torch']:.3f} -> {r['ece_exported']:.3f}" if "ece_torch" in r else ""
+            gate = (
+                f"{r['confident_changed']} of {r['confident']} confident changed; "
+                f"{r['metric']} {r['difference']:+.4f} [{low:+.4f}, {high:+.4f}]{ece}"
+            )
         rows.append(
             [
                 head,
                 f"{r['rows']} texts",
                 f"{r['max_abs_logit_diff']:.2e}",
                 f"{r['label_agreement']:.2%}",
-                metric,
+                gate,
                 "yes" if r["passed"] else "NO",
             ]
         )
-    columns = ["head", "rows", "max |diff|", "agreement (texts; PII: tokens)", "metric torch [95% CI] -> exported"]
+    columns = [
+        "head",
+        "rows",
+        "max |diff|",
+        "agreement (texts; PII: tokens)",
+        "int8 gate: int8 - torch [paired 95% CI]",
+    ]
     return _table(title, [*columns, "passed"], rows)
 
 

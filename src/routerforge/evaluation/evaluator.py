@@ -55,27 +55,45 @@ def task_predictions(signals: list[Signals], task: str, head: dict) -> list[dict
     return out
 
 
+def head_answers(router, task: str, examples: list[Example], signals: list[Signals] | None = None) -> dict:
+    """What one head of ``router`` answered on ``examples``, beside the gold: ``{gold, pred}`` span lists per row
+    for a token head; ``{gold, pred, probs, names}`` (label indices, probabilities) for a sequence head."""
+    head = router.heads[task]
+    signals = signals or router.classify_batch([e.text for e in examples])
+    predictions = task_predictions(signals, task, head)
+    truncated = int(sum(p["truncated"] for p in predictions))
+    if head["kind"] == "token":
+        gold = [list(e.spans or ()) for e in examples]
+        pred = [[Span(s["entity_type"], s["start"], s["end"]) for s in p["pii"]] for p in predictions]
+        return {"gold": gold, "pred": pred, "truncated": truncated}
+    names = list(head["label_names"])
+    index = {name: i for i, name in enumerate(names)}
+    return {
+        "gold": [index[e.label] for e in examples],
+        "pred": [index[p["label"]] for p in predictions],
+        "probs": np.array([[p["probs"][name] for name in names] for p in predictions]),
+        "names": names,
+        "truncated": truncated,
+    }
+
+
 def evaluate_examples(
     router, task: str, examples: list[Example], *, n_boot: int = 1000, signals: list[Signals] | None = None
 ) -> dict:
     """Metrics with 95% bootstrap intervals and counts for one head of ``router`` on ``examples``."""
     if not examples:
         return {"n": 0}
-    names = list(router.heads[task]["label_names"])
-    signals = signals or router.classify_batch([e.text for e in examples])
-    predictions = task_predictions(signals, task, router.heads[task])
-    truncated = int(sum(p["truncated"] for p in predictions))
-    if router.heads[task]["kind"] == "token":
-        gold = [list(e.spans or ()) for e in examples]
-        pred = [[Span(s["entity_type"], s["start"], s["end"]) for s in p["pii"]] for p in predictions]
-        return {"spans": span_metrics(gold, pred, n_boot=n_boot), "truncated_rows": truncated}
+    answers = head_answers(router, task, examples, signals)
+    if "names" not in answers:
+        return {
+            "spans": span_metrics(answers["gold"], answers["pred"], n_boot=n_boot),
+            "truncated_rows": answers["truncated"],
+        }
+    names, y_true, probs = answers["names"], answers["gold"], answers["probs"]
     index = {name: i for i, name in enumerate(names)}
-    y_true = [index[e.label] for e in examples]
-    y_pred = [index[p["label"]] for p in predictions]
-    probs = np.array([[p["probs"][name] for name in names] for p in predictions])
     metrics = {
-        "classification": classification_metrics(y_true, y_pred, names, probs, n_boot=n_boot),
-        "truncated_rows": truncated,
+        "classification": classification_metrics(y_true, answers["pred"], names, probs, n_boot=n_boot),
+        "truncated_rows": answers["truncated"],
     }
     if task == "jailbreak" and "jailbreak" in index:
         positive = index["jailbreak"]

@@ -1,9 +1,20 @@
 """Does the exported model answer like the PyTorch one? Checked on the model's own validation split(s).
 
-Per head: the largest absolute logit difference and the share of identical served labels (argmax per text, or
-per token for PII; for jailbreak the flag at the model's calibrated threshold, which is what the runtime
-answers), both over the first window of every validation text; for int8 also the head's task metric,
-which must fall inside the PyTorch model's 95% bootstrap interval.
+Per head, over the first window of every validation text: the largest absolute logit difference and the share of
+identical served labels (argmax per text, or per token for PII; for jailbreak the flag at the model's calibrated
+threshold, which is what the runtime answers). fp32 exports must match to 1e-3 with every label the same.
+
+int8 rounds every logit a little, so a near-tie may flip; a 99%-agreement rule says nothing about quality on a
+14-way head full of near-ties and refuses good models. The int8 gate instead asks three things per head
+(docs/export.md):
+
+1. **No confident label changes.** ``error`` = the 99th percentile of the per-row largest |logit difference|;
+   a label can only flip where the PyTorch margin (top-1 minus top-2 logit; for jailbreak the distance of the
+   logit difference from the threshold) is at most ``2 x error``. Every row with a wider margin must keep its
+   label.
+2. **Non-inferior quality.** The head's metric (macro F1; exact-span entity F1 for PII) of int8 minus PyTorch on
+   the same rows, with a paired bootstrap: the lower 95% bound must be >= -``NI_MARGIN``.
+3. **Calibration not worse** (sequence heads): int8 ECE <= PyTorch ECE + ``ECE_MARGIN``.
 """
 
 from __future__ import annotations
@@ -15,7 +26,14 @@ import numpy as np
 from ..errors import RouterforgeError
 
 FP32_MAX_DIFF = 1e-3
-INT8_MIN_AGREEMENT = 0.99
+ERROR_QUANTILE = 99  # percentile of the per-row int8 logit error that defines "confident"
+NI_MARGIN = 0.02  # non-inferiority margin on the head's metric (absolute: two points of F1)
+ECE_MARGIN = 0.01
+INT8_CRITERIA = (
+    f"no label change where the torch margin exceeds 2x the p{ERROR_QUANTILE} int8 logit error; metric "
+    f"non-inferior (paired bootstrap lower 95% bound of int8 - torch >= -{NI_MARGIN}); ECE <= torch + {ECE_MARGIN}"
+)
+FP32_CRITERIA = f"max |logit diff| <= {FP32_MAX_DIFF} and 100% label agreement"
 
 
 class ParityError(RouterforgeError):
@@ -26,12 +44,19 @@ class ParityError(RouterforgeError):
         self.parity = parity
 
 
-def _metric(metrics: dict) -> tuple[str, float, list[float]]:
-    if "spans" in metrics:
-        m = metrics["spans"]["micro_f1"]
-        return "entity_f1", m["value"], m["ci95"]
-    m = metrics["classification"]["macro_f1"]
-    return "macro_f1", m["value"], m["ci95"]
+def _margins(router, head: str, rows: list[np.ndarray]) -> np.ndarray:
+    """How far each served label is from changing, in logits: top-1 minus top-2 (per text, or per token), or for
+    the jailbreak flag the distance of ``logit_jailbreak - logit_other`` from the threshold's value of it."""
+    names = router.heads[head]["label_names"]
+    if not rows:
+        return np.zeros(0)
+    if head == "jailbreak" and "jailbreak" in names:
+        k = names.index("jailbreak")
+        threshold = float(np.clip(router.threshold, 1e-6, 1 - 1e-6))
+        at = router.temperature[head] * np.log(threshold / (1 - threshold))
+        return np.array([abs(r[k] - np.delete(r, k).max() - at) for r in rows])
+    top2 = np.concatenate([np.sort(np.atleast_2d(r), axis=-1)[:, -2:] for r in rows])
+    return top2[:, 1] - top2[:, 0]
 
 
 def _labels(router, head: str, rows: list[np.ndarray]) -> np.ndarray:
@@ -45,42 +70,57 @@ def _labels(router, head: str, rows: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.atleast_1d(r.argmax(-1)) for r in rows]) if rows else np.zeros(0)
 
 
+def _quality(reference, candidate, head: str, examples: list) -> dict:
+    """Gates 2 and 3: the paired metric difference and both ECEs, from what each router serves on ``examples``."""
+    from ..evaluation.calibration import expected_calibration_error
+    from ..evaluation.evaluator import head_answers
+    from ..evaluation.metrics import paired_difference
+
+    ref, cand = head_answers(reference, head, examples), head_answers(candidate, head, examples)
+    sequence = "names" in ref
+    difference = paired_difference(
+        ref["gold"], ref["pred"], cand["pred"], labels=len(ref["names"]) if sequence else None, n_boot=1000
+    )
+    out: dict[str, Any] = {
+        "metric": "macro_f1" if sequence else "entity_f1",
+        "difference": difference["value"],
+        "difference_ci95": difference["ci95"],
+        "non_inferior": bool(difference["ci95"] is not None and difference["ci95"][0] >= -NI_MARGIN),
+    }
+    if sequence:
+        ece = [expected_calibration_error(a["probs"], a["gold"]) for a in (ref, cand)]
+        out |= {"ece_torch": ece[0], "ece_exported": ece[1], "ece_not_worse": bool(ece[1] <= ece[0] + ECE_MARGIN)}
+    return out
+
+
 def check_parity(reference, candidate, splits: dict[str, list], quantised: bool) -> dict:
     """Compare two Routers (PyTorch ``reference``, exported ``candidate``) on ``{head: validation examples}``;
-    ``passed`` says whether every head meets the thresholds for its precision."""
-    from ..evaluation.evaluator import evaluate_examples
-
+    ``passed`` says whether every head meets the criteria for its precision."""
     heads, passed = {}, True
     for head, examples in splits.items():
         texts = [e.text for e in examples]
         ref, cand = reference.window_logits(texts)[head], candidate.window_logits(texts)[head]
-        diff = max((float(np.abs(r - c).max()) for r, c in zip(ref, cand) if r.size), default=0.0)
+        row_diff = np.concatenate([np.abs(r - c).reshape(-1, r.shape[-1]).max(-1) for r, c in zip(ref, cand) if r.size])
         same = _labels(reference, head, ref) == _labels(candidate, head, cand)
         record: dict[str, Any] = {
             "rows": len(texts),
-            "max_abs_logit_diff": diff,
+            "max_abs_logit_diff": float(row_diff.max()) if row_diff.size else 0.0,
             "label_agreement": float(same.mean()) if same.size else 1.0,
             "compared": "tokens" if reference.heads[head]["kind"] == "token" else "texts",
         }
         if quantised:
-            name, value, ci = _metric(evaluate_examples(reference, head, examples, n_boot=500))
-            _, exported, _ = _metric(evaluate_examples(candidate, head, examples, n_boot=50))
+            error = float(np.percentile(row_diff, ERROR_QUANTILE)) if row_diff.size else 0.0
+            confident = _margins(reference, head, ref) > 2 * error
             record |= {
-                "metric": name,
-                "torch": value,
-                "torch_ci95": ci,
-                "exported": exported,
-                "metric_inside_interval": bool(ci[0] <= exported <= ci[1]),
+                "logit_error_p99": error,
+                "confident": int(confident.sum()),
+                "confident_changed": int((confident & ~same).sum()),
+                **_quality(reference, candidate, head, examples),
             }
-            ok = record["label_agreement"] >= INT8_MIN_AGREEMENT and record["metric_inside_interval"]
+            ok = record["confident_changed"] == 0 and record["non_inferior"] and record.get("ece_not_worse", True)
         else:
-            ok = diff <= FP32_MAX_DIFF and record["label_agreement"] == 1.0
+            ok = record["max_abs_logit_diff"] <= FP32_MAX_DIFF and record["label_agreement"] == 1.0
         record["passed"] = bool(ok)
         passed &= ok
         heads[head] = record
-    criteria = (
-        f"label agreement >= {INT8_MIN_AGREEMENT:.0%} and metric inside the torch 95% interval"
-        if quantised
-        else f"max |logit diff| <= {FP32_MAX_DIFF} and 100% label agreement"
-    )
-    return {"passed": bool(passed), "criteria": criteria, "heads": heads}
+    return {"passed": bool(passed), "criteria": INT8_CRITERIA if quantised else FP32_CRITERIA, "heads": heads}

@@ -51,17 +51,23 @@ class Pipeline(Engine):
 
 
 def _parity_summary(record: dict) -> str:
-    """One line per failing head: label agreement and the task metric against the PyTorch interval."""
+    """One line per failing head: what it failed of the int8 gate (or the fp32 agreement)."""
     parts = []
     for head, r in record["parity"]["heads"].items():
-        if not r["passed"]:
-            metric = (
-                f", {r['metric']} {r['exported']:.3f} vs torch {r['torch']:.3f} "
-                f"[{r['torch_ci95'][0]:.3f}, {r['torch_ci95'][1]:.3f}]"
-                if "metric" in r
-                else ""
-            )
-            parts.append(f"{head}: label agreement {r['label_agreement']:.1%}{metric}")
+        if r["passed"]:
+            continue
+        if "difference" not in r:
+            parts.append(f"{head}: label agreement {r['label_agreement']:.1%}")
+            continue
+        failed = []
+        if r["confident_changed"]:
+            failed.append(f"{r['confident_changed']} confident labels changed")
+        if not r["non_inferior"]:
+            ci = ", ".join(f"{x:+.3f}" for x in r["difference_ci95"] or [])
+            failed.append(f"{r['metric']} {r['difference']:+.3f} (paired 95% CI [{ci}])")
+        if not r.get("ece_not_worse", True):
+            failed.append(f"ECE {r['ece_torch']:.3f} -> {r['ece_exported']:.3f}")
+        parts.append(f"{head}: " + ", ".join(failed))
     return "; ".join(parts)
 
 

@@ -1,12 +1,13 @@
 """Async micro-batching: concurrent requests share one encoder pass instead of queueing for one each.
 
->>> batcher = MicroBatcher(router.classify_batch, max_batch_size=16, max_wait_ms=2.0, queue_size=256)
+>>> batcher = MicroBatcher(router.classify_batch, max_batch_size=16, queue_size=256)
 >>> async with batcher:
 ...     signals = await batcher.submit(["what is 2 + 2?"])
 
-Texts wait in a bounded queue; one worker takes up to ``max_batch_size`` of them, waiting at most
-``max_wait_ms`` after the first for more to arrive, and runs ``fn`` on a single thread off the event loop
-(ONNX Runtime already spreads one call over the cores; two calls at once would only fight for them).
+Texts wait in a bounded queue; one worker takes up to ``max_batch_size`` of them and runs ``fn`` on a single
+thread off the event loop (ONNX Runtime already spreads one call over the cores; two calls at once would only
+fight for them). Batching is adaptive: an idle worker runs at once, and what arrives during a call forms the next
+batch; ``max_wait_ms`` > 0 also waits that long after the first text for more.
 ``max_batch_size=1`` turns batching off (one text per call) for the on/off benchmark.
 
 Admission and fairness (a hostile client must not starve the others): each submission has its own queue; a
@@ -84,7 +85,7 @@ class MicroBatcher:
         self,
         fn: Callable[[list[str]], list[Signals]],
         max_batch_size: int = 16,
-        max_wait_ms: float = 2.0,
+        max_wait_ms: float = 0.0,
         queue_size: int = 256,
         max_batch_work: int | None = None,
     ):

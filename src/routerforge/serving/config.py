@@ -285,7 +285,12 @@ class ServerConfig(_Strict):
     host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0: every interface)")
     port: int = Field(8080, ge=1, le=65535, description="port to listen on")
     max_batch_size: int = Field(16, ge=1, description="texts classified in one encoder call")
-    max_wait_ms: float = Field(2.0, ge=0, description="how long a batch waits to fill before it runs")
+    max_wait_ms: float = Field(
+        0.0,
+        ge=0,
+        description="how long a batch waits to fill before it runs; 0 (adaptive): at once when the worker is idle, "
+        "texts that arrive while it is busy form the next batch",
+    )
     queue_size: int = Field(4096, ge=1, description="texts waiting for classification; beyond it requests get 429")
     max_body_bytes: int = Field(1_000_000, ge=1, description="larger request bodies get 413")
     auth_token_env: str | None = Field(
