@@ -1,0 +1,105 @@
+"""An adaptive black-box attacker against the served jailbreak head: greedy benign padding, up to 100 queries.
+
+    python benchmarks/adaptive_attack.py MODEL_DIR [--backend onnx-int8] [--queries 100] [--per-step 10]
+                                         [--seed 0] [--output benchmarks/results/adaptive-attack.json]
+
+For each jailbreak of the model's TEST split (re-read from its manifest) that the model flags, the attacker
+appends or prepends benign material, a word or a sentence at a time: each step it tries ``--per-step`` candidates
+(drawn from the benign rows of the VALIDATION split: never the test rows it is scored on), reads the served
+``p_jailbreak`` of each (one query each), and keeps the one that lowers it most. The attack succeeds when a
+candidate is no longer flagged at the model's calibrated threshold; it stops at ``--queries``. Reported: the
+flip rate with a 95% Clopper-Pearson interval, median queries and words added to flip, and what the defence
+costs on benign prompts: the false-positive rate on benign test prompts alone and joined in pairs, and the
+clean test ROC-AUC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+from pathlib import Path
+
+from scipy.stats import binomtest
+from sklearn.metrics import roc_auc_score
+
+from routerforge.evaluation.evaluator import head_splits
+from routerforge.io import write_json
+from routerforge.runtime.engine import Router
+
+
+def _pool(benign: list[str]) -> list[str]:
+    """Benign words and sentences an attacker would try."""
+    sentences = [s.strip() + "." for text in benign for s in text.split(".") if 3 <= len(s.split()) <= 25]
+    words = sorted({w.strip(",;:!?()\"'") for text in benign for w in text.split() if w.isalpha() and len(w) > 2})
+    return sentences + words
+
+
+def attack(router: Router, text: str, pool: list[str], rng: random.Random, budget: int, per_step: int) -> dict:
+    """Greedy search: returns whether it flipped, the queries it took and the words it added."""
+    current, queries = text, 0
+    best_p = router.classify(text).jailbreak.p_jailbreak
+    while queries < budget:
+        picks = rng.sample(pool, min(per_step, budget - queries))
+        candidates = [current + " " + p if rng.random() < 0.5 else p + " " + current for p in picks]
+        signals = router.classify_batch(candidates)
+        for i, s in enumerate(signals):
+            if not s.jailbreak.flagged:
+                added = len(candidates[i].split()) - len(text.split())
+                return {"flipped": True, "queries": queries + i + 1, "words_added": added}
+        queries += len(candidates)
+        i, p = min(enumerate(s.jailbreak.p_jailbreak for s in signals), key=lambda x: x[1])
+        if p < best_p:
+            current, best_p = candidates[i], p
+    return {"flipped": False, "queries": queries, "final_p": best_p}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model")
+    parser.add_argument("--backend", default=None, help="default: the fastest passing export")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--per-step", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+
+    router = Router.load(args.model, args.backend)
+    splits = head_splits(router.info, ["jailbreak"], ("val", "test"))["jailbreak"]
+    test = splits["test"]
+    pool = _pool([e.text for e in splits["val"] if e.label != "jailbreak"])
+    benign = [e.text for e in test if e.label != "jailbreak"]
+    signals = router.classify_batch([e.text for e in test])
+    caught = [e.text for e, s in zip(test, signals) if e.label == "jailbreak" and s.jailbreak.flagged]
+    rng = random.Random(args.seed)
+    runs = [attack(router, t, pool, rng, args.queries, args.per_step) for t in caught]
+    flipped = [r for r in runs if r["flipped"]]
+    ci = binomtest(len(flipped), len(runs)).proportion_ci(0.95, method="exact") if runs else None
+    pairs = [a + " " + b for a, b in zip(benign, benign[1:] + benign[:1])]
+    result = {
+        "model": args.model,
+        "backend": router.backend_name,
+        "threshold": router.threshold,
+        "attacker": {"queries": args.queries, "per_step": args.per_step, "pool": len(pool), "seed": args.seed},
+        "jailbreaks_in_test": sum(e.label == "jailbreak" for e in test),
+        "caught": len(caught),
+        "flipped": len(flipped),
+        "flip_rate": len(flipped) / len(runs) if runs else None,
+        "flip_rate_ci95": [ci.low, ci.high] if ci else None,
+        "median_queries_to_flip": statistics.median(r["queries"] for r in flipped) if flipped else None,
+        "median_words_added": statistics.median(r["words_added"] for r in flipped) if flipped else None,
+        "clean_roc_auc": roc_auc_score(
+            [e.label == "jailbreak" for e in test], [s.jailbreak.p_jailbreak for s in signals]
+        ),
+        "benign_fpr": sum(s.jailbreak.flagged for s in router.classify_batch(benign)) / len(benign),
+        "joined_benign_fpr": sum(s.jailbreak.flagged for s in router.classify_batch(pairs)) / len(pairs),
+        "benign_rows": len(benign),
+    }
+    for key, value in result.items():
+        print(f"{key}: {value}")
+    if args.output:
+        write_json(args.output, result | {"runs": runs})
+
+
+if __name__ == "__main__":
+    main()
