@@ -281,3 +281,20 @@ def test_vectorised_ranking_bootstrap_equals_sklearn_on_every_resample():
         assert len(auc) == len(reference) > 0
         np.testing.assert_allclose(auc, [r[0] for r in reference], atol=1e-12)
         np.testing.assert_allclose(ap, [r[1] for r in reference], atol=1e-12)
+
+
+def test_paired_difference_is_zero_for_the_same_answers_and_signed_otherwise():
+    from routerforge.evaluation.metrics import paired_difference
+
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 4, 400)
+    good = np.where(rng.random(400) < 0.9, gold, (gold + 1) % 4)
+    same = paired_difference(gold, good, good, labels=4, n_boot=200)
+    assert same["value"] == 0 and same["ci95"] == [0.0, 0.0]
+    worse = np.where(rng.random(400) < 0.2, (good + 1) % 4, good)
+    d = paired_difference(gold, good, worse, labels=4, n_boot=200)
+    assert d["value"] < 0 and d["ci95"][1] < 0  # clearly worse: the whole interval is below 0
+    spans = [[Span("PERSON", 0, 4)], [Span("EMAIL_ADDRESS", 5, 20)]] * 50
+    missed = [[], [Span("EMAIL_ADDRESS", 5, 20)]] * 50
+    d = paired_difference(spans, spans, missed, n_boot=200)
+    assert d["value"] == pytest.approx(2 / 3 - 1) and d["ci95"][1] < 0

@@ -155,3 +155,15 @@ def test_cli_errors_exit_2_without_traceback(tmp_path):
     assert cli.exit_code == 2 and "routerforge.json" in cli.output
     cli = runner.invoke(app, ["train", "--task", "colour", "--data", str(bad)])
     assert cli.exit_code == 2 and "unknown task" in cli.output
+
+
+def test_bf16_is_used_as_asked_and_auto_follows_the_hardware():
+    from routerforge.training.hyperparams import Hyperparams
+    from routerforge.training.setup import use_bf16
+
+    assert use_bf16(Hyperparams(bf16=False), use_gpu=False) is False
+    assert use_bf16(Hyperparams(bf16=True), use_gpu=False) is True
+    import torch
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert use_bf16(Hyperparams(), use_gpu=False) == native
