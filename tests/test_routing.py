@@ -446,3 +446,130 @@ def test_gap_profile_with_mixing_lets_the_router_mix_its_own_points():
         fr.gap_profile([(2.0, 0.6), (9.0, 0.9)], hull, mix=True),
     )
     assert steps["min_gap"] < 0 <= mixing["min_gap"] and mixing["share_above"] == 1.0
+
+
+# -- the learned selector: a fifth bundle head ----------------------------------------------------------------
+
+POOL = ["cheap-math", "cheap-history", "big"]
+
+
+@pytest.fixture(scope="module")
+def selector_bundle(routing_problem, tiny_bert, tmp_path_factory):
+    """A tiny bundle whose category head carries the routing problem's split manifest, with a selector fitted
+    from its outcomes (frozen random encoder: the pooled vectors still tell the categories' words apart)."""
+    from conftest import make_tiny_bundle
+
+    from routerforge.data import load
+    from routerforge.training.selector import train_selector
+
+    data = load("category", str(routing_problem / "questions.jsonl"), text_field="question", seed=13)
+    labels = list(data.labels)
+    bundle = make_tiny_bundle(
+        tmp_path_factory.mktemp("selector") / "bundle",
+        tiny_bert,
+        {"category": ("sequence", labels, labels)},
+        info={"data": {"category": {"manifest": data.manifest()}}},
+    )
+    record = train_selector(bundle, outcomes=routing_problem / "outcomes.jsonl", pool=POOL, progress=False)
+    return bundle, record
+
+
+def test_the_selector_head_is_served_in_the_same_pass_and_picks_the_right_specialist(selector_bundle, routing_problem):
+    from routerforge.bundle import read_info
+    from routerforge.runtime.engine import Router
+
+    bundle, record = selector_bundle
+    info = read_info(bundle)
+    assert info["heads"]["selector"]["kind"] == "multilabel" and info["heads"]["selector"]["label_names"] == POOL
+    assert set(record["C"]) == set(POOL) and record["rows"]["test"] > 0
+    singles = [s["accuracy_of_model"] for s in record["scores"]["test"].values()]
+    # the likeliest model by the head is right more often than any one model alone (the specialists are right
+    # only on their category; "big" on law and 60% elsewhere)
+    assert record["choice_accuracy"]["test"] > max(singles)
+    assert all(record["scores"]["test"][m]["roc_auc"] > 0.9 for m in ("cheap-math", "cheap-history"))
+    router = Router.load(bundle, "torch")
+    ids, texts, cats = split_rows(bundle)["test"]
+    signals = router.classify_batch(texts)
+    for s in signals:
+        assert set(s.selector.probs) == set(POOL) and all(0 < p < 1 for p in s.selector.probs.values())
+        assert s.selector.label == max(s.selector.probs, key=s.selector.probs.__getitem__)
+    right = [s.selector.label == BEST[c] or (s.selector.label == "big" and c == "law") for s, c in zip(signals, cats)]
+    assert np.mean(right) >= 0.8
+    assert Signals.from_dict(json.loads(signals[0].to_json())) == signals[0]
+    assert "selector=" in repr(signals[0])
+
+
+def test_the_selector_exports_with_parity_and_onnx_serves_the_same_probabilities(selector_bundle):
+    from routerforge.exporters.exporter import export
+    from routerforge.runtime.engine import Router
+
+    bundle, _ = selector_bundle
+    record = export(bundle, "onnx")
+    assert record["parity"]["passed"] and "selector" in record["parity"]["heads"]
+    text = "integral of a prime vector"
+    torch_p = Router.load(bundle, "torch").classify(text).selector.probs
+    onnx_p = Router.load(bundle, "onnx").classify(text).selector.probs
+    assert onnx_p == pytest.approx(torch_p, abs=1e-4)
+
+
+def test_refitting_the_selector_removes_exports_that_lack_it_and_calibration_keeps_its_scores(
+    selector_bundle, routing_problem, tmp_path
+):
+    import shutil
+
+    from routerforge.bundle import read_info
+    from routerforge.evaluation import evaluate
+    from routerforge.evaluation.calibrator import calibrate
+    from routerforge.training.selector import train_selector
+
+    bundle = tmp_path / "copy"
+    shutil.copytree(selector_bundle[0], bundle)
+    (bundle / "model.onnx").write_bytes(b"stale")  # as if exported before this head existed
+    info = read_info(bundle)
+    (bundle / "routerforge.json").write_text(json.dumps(info | {"exports": {"onnx": {"file": "model.onnx"}}}))
+    train_selector(bundle, outcomes=routing_problem / "outcomes.jsonl", pool=POOL[:2], reexport=False, progress=False)
+    assert not (bundle / "model.onnx").exists() and read_info(bundle)["exports"] == {}
+    assert read_info(bundle)["heads"]["selector"]["label_names"] == POOL[:2]
+    calibrate(bundle)
+    info = read_info(bundle)
+    assert set(info["metrics"]["selector"]["test"]) == set(POOL[:2]) and "category" in info["metrics"]
+    with pytest.raises(RouterforgeError, match="bench routing"):
+        evaluate(bundle, task="selector")
+    with pytest.raises(RouterforgeError, match=r"not fitted for \['big'\]"):
+        routing_benchmark(
+            bundle, outcomes=routing_problem / "outcomes.jsonl", prices=routing_problem / "prices.yaml", pool=POOL
+        )
+
+
+def test_bench_routing_scores_the_selector_head_beside_the_category_routers(selector_bundle, routing_problem):
+    result = routing_benchmark(
+        selector_bundle[0],
+        outcomes=routing_problem / "outcomes.jsonl",
+        prices=routing_problem / "prices.yaml",
+        pool=POOL,
+        resamples=100,
+    )
+    head = result["routers"]["selector_head"]
+    assert head["accuracy"] > max(r["accuracy"] for r in result["singles"].values())
+    assert "selector_head" in result["families"]
+
+
+def _learned(config: dict, p_correct: dict[str, float] | None):
+    selector = None if p_correct is None else LabelSignal(max(p_correct, key=p_correct.get), 0.0, p_correct)
+    signals = Signals(category=LabelSignal("math", 0.9, {"math": 0.9, "law": 0.1}), selector=selector)
+    request = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    return decide({(0, None): signals}, request, RouterConfig.model_validate(config | {"selection": "learned"}))
+
+
+def test_learned_selection_reads_p_correct_and_its_cost_rules():
+    p = {"small": 0.5, "mid": 0.72, "large": 0.78, "unserved": 0.99}
+    assert _learned(ROUTER, p).model == "large"  # the likeliest served model; "unserved" has no backend
+    assert _learned(ROUTER | {"cost_lambda": 0.02}, p).model == "mid"  # 0.72 - 0.02 > 0.78 - 0.2
+    assert _learned(ROUTER | {"cost_epsilon": 0.3}, p).model == "small"
+    decision = _learned(ROUTER, None)
+    assert decision.model == "small" and "selector missing" in decision.reasons[0]
+    config = RouterConfig.model_validate(ROUTER | {"selection": "learned", "cost_lambda": 1.0})
+    warnings = config.check_heads({"category"}, ["math", "law"])
+    assert any("no selector head" in w for w in warnings)
+    warnings = config.check_heads({"category", "selector"}, None, ["small", "unserved", "other"])
+    assert any("unserved" in w and "no backend" in w for w in warnings)

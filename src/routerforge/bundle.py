@@ -130,8 +130,12 @@ def head_metrics(info: dict, task: str) -> dict:
 
 
 def with_metrics(info: dict, scores: dict[str, dict]) -> dict:
-    """``info`` with ``scores`` (``{task: {val, test}}``) stored in the shape of its layout."""
-    return info | {"metrics": scores if is_bundle(info) else next(iter(scores.values()))}
+    """``info`` with ``scores`` (``{task: {val, test}}``) stored in the shape of its layout; a bundle keeps the
+    recorded scores of heads not in ``scores`` (the model selector's, which calibration does not rescore)."""
+    if not is_bundle(info):
+        return info | {"metrics": next(iter(scores.values()))}
+    kept = {task: m for task, m in (info.get("metrics") or {}).items() if task in info["heads"] and task not in scores}
+    return info | {"metrics": kept | scores}
 
 
 def pii_recognizers(info: dict) -> dict:

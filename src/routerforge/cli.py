@@ -886,6 +886,42 @@ def bench_routing(
         plot_frontier(result, plot)
 
 
+@app.command("train-selector")
+@_friendly
+def train_selector_command(
+    bundle: Annotated[Path, typer.Argument(help="multitask bundle with a category head (changed in place)")],
+    outcomes: Annotated[Path, typer.Option(help="per-question outcomes JSONL (docs/routing.md)")] = Path(_OUTCOMES),
+    pool: Pool = None,
+    reexport: Annotated[
+        bool, typer.Option("--reexport/--no-reexport", help="export again the formats the bundle had (parity-checked)")
+    ] = True,
+    as_json: Json = False,
+):
+    """Add the model-selector head to a bundle: P(correct) per pool model, fitted on the frozen encoder from the
+    outcomes of the category head's training questions; served in the same encoder pass (selection: learned)."""
+    from .routing.outcomes import DEFAULT_POOL
+    from .training.selector import train_selector
+
+    record = train_selector(bundle, outcomes=outcomes, pool=pool or DEFAULT_POOL, reexport=reexport)
+    rows = [
+        [
+            model,
+            f"{record['C'][model]:g}",
+            f"{s['accuracy_of_model']:.3f}",
+            "-" if s["roc_auc"] is None else f"{s['roc_auc']:.3f}",
+            f"{s['brier']:.4f}",
+            f"{s['ece']:.3f}",
+        ]
+        for model, s in record["scores"]["test"].items()
+    ]
+    choice = record["choice_accuracy"]
+    title = (
+        f"selector head of {bundle} (test split; the likeliest model is right on {choice['test']:.3f}, "
+        f"val {choice['val']:.3f}); re-exported: {', '.join(record['reexported']) or 'nothing'}"
+    )
+    _emit(record, as_json, _table(title, ["model", "C", "model accuracy", "ROC-AUC", "Brier", "ECE"], rows))
+
+
 @app.command("route-config")
 @_friendly
 def route_config_command(

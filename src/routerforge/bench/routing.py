@@ -59,13 +59,25 @@ def tfidf_probs(train_texts, train_cats, test_texts, labels: list[str]) -> np.nd
     return out
 
 
-def model_probs(model_dir: str | Path, texts: list[str], labels: list[str], backend: str | None = None) -> np.ndarray:
-    """The category head's probability vectors (the served runtime, calibrated temperature included)."""
+def model_probs(
+    model_dir: str | Path, texts: list[str], labels: list[str], models: list[str], backend: str | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The category head's probability vectors (the served runtime, calibrated temperature included) and, when
+    the bundle has a model-selector head, its P(correct) per pool model (None otherwise), from the same pass."""
     from ..runtime.engine import Router
 
     router = Router.load(model_dir, backend)
     signals = router.classify_batch(texts)
-    return np.array([[(s.category.probs if s.category else {}).get(label, 0.0) for label in labels] for s in signals])
+    probs = np.array([[(s.category.probs if s.category else {}).get(label, 0.0) for label in labels] for s in signals])
+    if "selector" not in router.heads:
+        return probs, None
+    missing = [m for m in models if m not in router.heads["selector"]["label_names"]]
+    if missing:
+        raise RouterforgeError(
+            f"the selector head was not fitted for {missing}",
+            hint="use the pool it was fitted on, or run routerforge train-selector with this --pool",
+        )
+    return probs, np.array([[s.selector.probs[m] for m in models] for s in signals if s.selector])
 
 
 def frozen_selector(train_texts, train_correct: np.ndarray, test_texts) -> np.ndarray:
@@ -97,6 +109,7 @@ def evaluate_routers(
     probs: np.ndarray,
     *,
     selector: np.ndarray | None = None,
+    learned: np.ndarray | None = None,
     resamples: int = fr.BOOTSTRAP,
     seed: int = 0,
 ) -> dict:
@@ -111,6 +124,8 @@ def evaluate_routers(
     }
     if selector is not None:  # per-model mean training cost: output length is unknown before answering
         estimates["selector_frozen_tfidf"] = (selector, np.broadcast_to(train_cost.mean(axis=0), selector.shape))
+    if learned is not None:  # the bundle's selector head: P(correct | request) from the shared encoder
+        estimates["selector_head"] = (learned, np.broadcast_to(train_cost.mean(axis=0), learned.shape))
     run = lambda choice: fr.score(test.correct, test_cost, choice, resamples=resamples, seed=seed)  # noqa: E731
     n = len(test)
     singles = {m: run(np.full(n, j)) for j, m in enumerate(models)}
@@ -218,17 +233,27 @@ def routing_benchmark(
     unknown = sorted(set(test.categories) - set(labels))
     if unknown:
         raise RouterforgeError(f"outcome categories {unknown} are not labels of the category model")
+    head = None
     if probs == "model":
         if model_dir is None:
             raise RouterforgeError("--probs model needs a model directory", hint="or use --probs tfidf")
-        category_probs = model_probs(model_dir, test_texts, labels, backend)
+        category_probs, head = model_probs(model_dir, test_texts, labels, list(pool), backend)
     elif probs == "tfidf":
         category_probs = tfidf_probs(train_texts, train.categories, test_texts, labels)
     else:
         raise RouterforgeError(f"unknown probability source {probs!r}", hint="model | tfidf")
-    learned = frozen_selector(train_texts, train.correct, test_texts) if selector else None
+    tfidf = frozen_selector(train_texts, train.correct, test_texts) if selector else None
     result = evaluate_routers(
-        train, train_cost, test, test_cost, labels, category_probs, selector=learned, resamples=resamples, seed=seed
+        train,
+        train_cost,
+        test,
+        test_cost,
+        labels,
+        category_probs,
+        selector=tfidf,
+        learned=head,
+        resamples=resamples,
+        seed=seed,
     )
     category_accuracy = float((np.array(labels)[category_probs.argmax(axis=1)] == test.categories).mean())
     return result | {

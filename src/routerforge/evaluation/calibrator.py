@@ -38,6 +38,12 @@ def _head_logits_and_labels(router, task: str, examples) -> tuple[np.ndarray, np
     return np.stack(logits), np.array([label2id[e.label] for e in examples])
 
 
+def calibrated_heads(info: dict) -> list[str]:
+    """The heads a temperature is fitted for: all but the model selector (its logistic regressions are fitted
+    for calibration already, and its gold answers are outcomes, not labels in a manifest)."""
+    return [task for task, head in heads_of(info).items() if head["kind"] != "multilabel"]
+
+
 def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: float = TARGET_FPR) -> dict:
     """Fit each head's temperature on its validation split (T = 1 when that split is too small or already all
     right: :func:`~.calibration.choose_temperature`) and the jailbreak threshold at ``target_fpr``; sets them on
@@ -47,7 +53,7 @@ def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: flo
     counts at the chosen threshold); nothing is chosen on them.
     """
     calibration, thresholds = {}, {}
-    for task in router.heads:
+    for task in splits:
         val, test = splits[task]["val"], splits[task].get("test") or []
         logits, labels = _head_logits_and_labels(router, task, val)
         choice = choose_temperature(logits, labels, texts=len(val))
@@ -116,7 +122,7 @@ def calibrate(model_dir, target_fpr: float = TARGET_FPR, *, allow_pickle: bool =
     if not 0 < target_fpr < 1:
         raise RouterforgeError(f"target FPR must be in (0, 1), got {target_fpr}")
     info = read_info(model_dir)
-    splits = head_splits(info, heads_of(info), ("val", "test"))
+    splits = head_splits(info, calibrated_heads(info), ("val", "test"))
     info = calibrate_and_score(Path(model_dir), info, splits, target_fpr, allow_pickle=allow_pickle)
     if "error" in info["metrics"]:
         raise RouterforgeError(f"calibration failed: {info['metrics']['error']}", source=str(model_dir))

@@ -237,6 +237,11 @@ def evaluate(
         raise RouterforgeError(
             f"say which head to evaluate: {task!r} is not one of {', '.join(heads)}", hint="pass --task"
         )
+    if heads_of(info)[task]["kind"] == "multilabel":
+        raise RouterforgeError(
+            f"the {task} head predicts per-model outcomes; it is measured as routing accuracy and cost",
+            hint=f"run: routerforge bench routing {model_dir} --outcomes FILE",
+        )
     router = Router.load(model_dir, backend or "torch", allow_pickle=allow_pickle, info=info)
     manifest = head_data(router.info, task)["manifest"]
     examples: list[Example]

@@ -1,7 +1,8 @@
 """One encoder, N task heads, one forward pass: the reference architecture of a semantic router.
 
 Sequence tasks (category, jailbreak, intent) read a mean-pooled sentence vector through a small MLP head;
-the token task (pii) reads every token's hidden state through a linear head, optionally followed by a CRF.
+the token task (pii) reads every token's hidden state through a linear head, optionally followed by a CRF; a
+multi-label head (the model selector: one sigmoid per pool model) is one linear layer over the pooled vector.
 At inference one encoder pass feeds every head; in training each batch comes from one task and only that
 task's head runs (``task_id``).
 
@@ -56,22 +57,37 @@ class TokenHead(nn.Module):
         return self.out(self.dropout(hidden))
 
 
+class MultilabelHead(nn.Module):
+    """Independent sigmoid logits over the mean-pooled encoder output (``kind: multilabel``): the per-request
+    model selector, P(correct) for each pool model. Linear, so a logistic regression fitted on the pooled
+    vectors (training/selector.py) is exactly this layer."""
+
+    def __init__(self, hidden: int, num_labels: int):
+        super().__init__()
+        self.out = nn.Linear(hidden, num_labels)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.out(mean_pool(hidden, attention_mask))
+
+
+def make_head(hidden: int, spec: dict) -> nn.Module:
+    """The head module of a ``{"kind", "num_labels", "crf"}`` spec."""
+    if spec["kind"] == "token":
+        return TokenHead(hidden, spec["num_labels"], crf=spec.get("crf", False))
+    if spec["kind"] == "multilabel":
+        return MultilabelHead(hidden, spec["num_labels"])
+    return SequenceHead(hidden, spec["num_labels"])
+
+
 class MultitaskModel(nn.Module):
-    """``heads``: ``{task: {"kind": "sequence"|"token", "num_labels": n, "crf": bool}}`` in a fixed order."""
+    """``heads``: ``{task: {"kind": "sequence"|"token"|"multilabel", "num_labels": n, "crf": bool}}``, in order."""
 
     def __init__(self, encoder, heads: dict[str, dict]):
         super().__init__()
         self.encoder, self.config = encoder, encoder.config
         self.task_names = list(heads)
         hidden = encoder.config.hidden_size
-        self.heads = nn.ModuleDict(
-            {
-                name: TokenHead(hidden, spec["num_labels"], crf=spec.get("crf", False))
-                if spec["kind"] == "token"
-                else SequenceHead(hidden, spec["num_labels"])
-                for name, spec in heads.items()
-            }
-        )
+        self.heads = nn.ModuleDict({name: make_head(hidden, spec) for name, spec in heads.items()})
 
     def gradient_checkpointing_enable(self, **kwargs):
         self.encoder.gradient_checkpointing_enable(**kwargs)

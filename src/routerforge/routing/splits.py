@@ -26,8 +26,8 @@ def _source_rows(source: str, text_field: str) -> dict[int, dict]:
     return rows
 
 
-def split_rows(model_dir: str | Path) -> dict:
-    """``{labels, train, test, text_field}`` from a model's category manifest: each split as (question ids,
+def split_rows(model_dir: str | Path, splits: tuple[str, ...] = ("train", "test")) -> dict:
+    """``{labels, text_field, <split>...}`` from a model's category manifest: each split as (question ids,
     texts, categories), question ids recovered from the manifest's ``source#line`` keys."""
     from ..bundle import head_data, heads_of, read_info
     from ..data import load_split_from_manifest
@@ -40,7 +40,7 @@ def split_rows(model_dir: str | Path) -> dict:
     text_field = manifest["load_options"].get("text_field") or "text"
     out = {"labels": list(heads["category"]["label_names"]), "text_field": text_field}
     cache: dict[str, dict[int, dict]] = {}
-    for split in ("train", "test"):
+    for split in splits:
         ids, texts, cats = [], [], []
         for example in load_split_from_manifest(manifest, split):
             if example.source not in cache:  # read each source once

@@ -218,8 +218,7 @@ class Router:
     def window_logits(self, texts: list[str], batch_size: int = 32) -> dict[str, list[np.ndarray]]:
         """Raw logits of each text's first window (``(labels,)`` per text, or ``(tokens, labels)`` for a token
         head): what calibration fits and export parity compares."""
-        encodings = self.tokenizer.encode_batch([self.normalise(t).text for t in texts], add_special_tokens=False)
-        return self._run([e.ids[: self.content] for e in encodings], batch_size)
+        return self._run(self.first_windows(texts), batch_size)
 
     def first_window_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         """Character offsets of the first window's tokens, in the *original* texts (gold spans are there too)."""
@@ -232,11 +231,11 @@ class Router:
 
     # -- internals ------------------------------------------------------------------------------------------
 
-    def _run(self, windows: list[list[int]], batch_size: int) -> dict[str, list[np.ndarray]]:
-        """Every head's logits for each window of content ids; token heads trimmed to the content tokens."""
+    def batches(self, windows: list[list[int]], batch_size: int):
+        """``(window indices, input_ids, attention_mask)`` per padded batch of content-id windows, special
+        tokens added, similar lengths together (they pad less): what every backend call receives."""
         prefix, suffix = self.special.prefix, self.special.suffix
-        out: dict[str, list] = {head: [None] * len(windows) for head in self.heads}
-        order = sorted(range(len(windows)), key=lambda j: len(windows[j]))  # similar lengths pad less
+        order = sorted(range(len(windows)), key=lambda j: len(windows[j]))
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             width = len(prefix) + len(suffix) + max(len(windows[j]) for j in chunk)
@@ -245,6 +244,18 @@ class Router:
             for row, j in enumerate(chunk):
                 tokens = prefix + windows[j] + suffix
                 ids[row, : len(tokens)], mask[row, : len(tokens)] = tokens, 1
+            yield chunk, ids, mask
+
+    def first_windows(self, texts: list[str]) -> list[list[int]]:
+        """Each text's first window of content token ids, after the model's normalisation."""
+        encodings = self.tokenizer.encode_batch([self.normalise(t).text for t in texts], add_special_tokens=False)
+        return [e.ids[: self.content] for e in encodings]
+
+    def _run(self, windows: list[list[int]], batch_size: int) -> dict[str, list[np.ndarray]]:
+        """Every head's logits for each window of content ids; token heads trimmed to the content tokens."""
+        prefix = self.special.prefix
+        out: dict[str, list] = {head: [None] * len(windows) for head in self.heads}
+        for chunk, ids, mask in self.batches(windows, batch_size):
             logits = self.backend(ids, mask)
             for head, spec in self.heads.items():
                 for row, j in enumerate(chunk):
@@ -261,8 +272,15 @@ class Router:
             if spec["kind"] == "token":
                 signals.pii = self._spans(norm, offsets, windows, rows[head], head, temperature)
                 continue
-            probs = np.stack([softmax(r, temperature) for r in rows[head]])
             names = spec["label_names"]
+            if spec["kind"] == "multilabel":  # the selector: independent P(correct) per pool model
+                p_correct = (1.0 / (1.0 + np.exp(-np.stack(rows[head]) / temperature))).mean(axis=0)
+                best = int(p_correct.argmax())
+                signals.selector = LabelSignal(
+                    names[best], float(p_correct[best]), dict(zip(names, p_correct.tolist()))
+                )
+                continue
+            probs = np.stack([softmax(r, temperature) for r in rows[head]])
             if head == "jailbreak" and "jailbreak" in names:  # the most suspicious window decides
                 k = names.index("jailbreak")
                 p = float(probs[:, k].max())

@@ -59,6 +59,8 @@ class Signals:
     jailbreak: JailbreakSignal | None = None
     intent: LabelSignal | None = None
     pii: list[PiiSpan] | None = None
+    # the model selector head: P(correct) per pool model (independent sigmoids; the label is the likeliest)
+    selector: LabelSignal | None = None
     windows: int = 1
     truncated: bool = False  # True only when the window cap was hit and the text's tail was not read
     latency_ms: float = 0.0  # wall time of the call that produced it (for a batch: the whole batch)
@@ -86,6 +88,7 @@ class Signals:
             jailbreak=JailbreakSignal(**jailbreak) if jailbreak is not None else None,
             intent=label(data.get("intent")),
             pii=[PiiSpan(**span) for span in pii] if pii is not None else None,
+            selector=label(data.get("selector")),
             windows=data.get("windows", 1),
             truncated=data.get("truncated", False),
             latency_ms=data.get("latency_ms", 0.0),
@@ -93,7 +96,11 @@ class Signals:
         )
 
     def __repr__(self) -> str:
-        parts = [f"{name}={value!r}" for name in ("category", "jailbreak", "intent") if (value := getattr(self, name))]
+        parts = [
+            f"{name}={value!r}"
+            for name in ("category", "jailbreak", "intent", "selector")
+            if (value := getattr(self, name))
+        ]
         if self.pii is not None:
             shown = ", ".join(map(repr, self.pii[:5])) + (f", +{len(self.pii) - 5} more" if len(self.pii) > 5 else "")
             parts.append(f"pii=[{shown}]")

@@ -367,22 +367,28 @@ class RouterConfig(_Strict):
     category_threshold: float = Field(
         0.5, ge=0, le=1, description="below this category confidence the default model is used"
     )
-    selection: Literal["top_score", "expected_accuracy", "cost_aware"] = Field(
+    selection: Literal["top_score", "expected_accuracy", "cost_aware", "learned"] = Field(
         "top_score",
         description=(
             "top_score: the predicted category's highest model_scores entry; expected_accuracy: model_scores are "
             "accuracies and the model with the highest sum_c p(c) x score(m, c) over the category probabilities "
-            "wins (category_threshold unused); cost_aware: the same minus cost_lambda x model_costs (docs/routing.md)"
+            "wins (category_threshold unused); cost_aware: the same minus cost_lambda x model_costs; learned: the "
+            "bundle's selector head, P(correct) per served model for this request (with cost_lambda or "
+            "cost_epsilon, the same cost rules; routerforge train-selector; docs/routing.md)"
         ),
     )
     cost_lambda: float = Field(
-        0.0, ge=0, description="cost_aware: accuracy given up per USD per 1,000 requests (0: expected_accuracy)"
+        0.0,
+        ge=0,
+        description="cost_aware, learned: accuracy given up per USD per 1,000 requests (0: no cost term)",
     )
     cost_epsilon: float | None = Field(
         None,
         ge=0,
         le=1,
-        description="cost_aware: instead of cost_lambda, the cheapest model within this of the best expected accuracy",
+        description=(
+            "cost_aware, learned: instead of cost_lambda, the cheapest model within this of the best expected accuracy"
+        ),
     )
     model_costs: dict[str, float] = Field(
         default_factory=dict,
@@ -448,8 +454,8 @@ class RouterConfig(_Strict):
     @model_validator(mode="after")
     def _selection_fields(self) -> RouterConfig:
         """Scores must be accuracies for the expected-accuracy rules; cost_aware needs a cost for every model."""
-        if self.selection == "top_score":
-            return self
+        if self.selection in ("top_score", "learned"):  # learned: costs are checked against the selector's models
+            return self._costs_valid()
         for label, route in self.categories.items():
             high = [model for model, score in route.model_scores.items() if score > 1]
             if high:
@@ -462,6 +468,9 @@ class RouterConfig(_Strict):
             missing = [model for model in routed if model not in self.model_costs]
             if missing:
                 _fail("model_costs", f"selection cost_aware needs a cost for {missing} (USD per 1,000 requests)")
+        return self._costs_valid()
+
+    def _costs_valid(self) -> RouterConfig:
         for model, cost in self.model_costs.items():
             if cost < 0:
                 _fail(f"model_costs.{model}", "must be >= 0")
@@ -522,9 +531,20 @@ class RouterConfig(_Strict):
         """How a model's backend turns reasoning on and off."""
         return self.reasoning.styles.get(model) or auto_reasoning_style(model)
 
-    def check_heads(self, heads: set[str], category_labels: list[str] | None = None) -> list[str]:
-        """Warnings for a bundle with only ``heads`` (and these category labels): what falls back, and how."""
+    def check_heads(
+        self, heads: set[str], category_labels: list[str] | None = None, selector_models: list[str] | None = None
+    ) -> list[str]:
+        """Warnings for a bundle with only ``heads`` (these category labels, this selector pool): what falls back
+        or is never chosen, and why."""
         warnings = []
+        if self.selection == "learned" and selector_models is not None:
+            uses_cost = self.cost_epsilon is not None or self.cost_lambda > 0
+            unserved = [m for m in selector_models if self.backend_for(m) is None]
+            priceless = [m for m in selector_models if uses_cost and m not in self.model_costs and m not in unserved]
+            if unserved:
+                warnings.append(f"selector models {unserved} have no backend: never chosen")
+            if priceless:
+                warnings.append(f"selector models {priceless} have no model_costs entry: never chosen")
         if "category" not in heads and self.categories:
             warnings.append(f"no category head: every 'auto' request goes to default_model {self.default_model!r}")
         for head in ("intent", "pii", "jailbreak"):
@@ -533,6 +553,11 @@ class RouterConfig(_Strict):
                     f"no {head} head: missing_signals.{head}="
                     f"{getattr(self.missing_signals, head)} applies to every request"
                 )
+        if self.selection == "learned" and "selector" not in heads:
+            warnings.append(
+                f"selection learned but no selector head: every 'auto' request goes to default_model "
+                f"{self.default_model!r} (add one: routerforge train-selector BUNDLE)"
+            )
         if "category" in heads and category_labels is not None:
             unknown = sorted(set(self.categories) - set(category_labels))
             if unknown:

@@ -17,7 +17,8 @@ Order of the rules (``docs/router-config.md`` has the details):
 2. Model: an explicit ``model`` passes through; ``"auto"`` (or none) is routed by the category of the LAST
    user message (the request being answered; earlier turns and tool results do not steer it). Confident
    enough and configured -> the route's highest-scoring model, else ``default_model``. With ``selection:
-   expected_accuracy | cost_aware`` the whole category probability vector picks (:func:`_select`).
+   expected_accuracy | cost_aware`` the whole category probability vector picks (:func:`_select`); with
+   ``selection: learned`` the bundle's selector head, P(correct) per model for this request (:func:`_learned`).
 3. Jailbreak: any text of a ``checks.jailbreak_roles`` message flagged -> ``jailbreak.action``.
 4. PII: the selected model's policy over every ``checks.pii_roles`` text -> block, redact or allow.
 5. Tools: keep those whose intent matches the last user message's predicted intent, at most ``top_k``.
@@ -135,18 +136,32 @@ def _most_confident(found: list[LabelSignal | None]) -> LabelSignal | None:
     return max(present, key=lambda signal: signal.confidence) if present else None
 
 
+def _mean_selector(found: list[LabelSignal | None]) -> LabelSignal | None:
+    """The selector's P(correct) per model averaged over the last user message's parts (most have one)."""
+    parts = [s for s in found if s is not None]
+    if len(parts) <= 1:
+        return parts[0] if parts else None
+    probs = {m: sum(s.probs[m] for s in parts) / len(parts) for m in parts[0].probs}
+    best = max(probs, key=probs.__getitem__)
+    return LabelSignal(best, probs[best], probs)
+
+
 def is_auto(model: str | None) -> bool:
     """Whether the request asks the router to choose: ``"auto"``, or no model at all (missing or empty)."""
     return model in (None, "", AUTO)
 
 
 def _route(
-    requested: str | None, category: LabelSignal | None, config: RouterConfig
+    requested: str | None, category: LabelSignal | None, config: RouterConfig, selector: LabelSignal | None = None
 ) -> tuple[str, CategoryRoute | None, str]:
     """The model, the category route that chose it (if any), and the reason."""
     if requested is not None and not is_auto(requested):
         return requested, None, f"model={requested} requested"
     default = config.default_model
+    if config.selection == "learned":
+        model, why = _learned(selector, config)
+        route = config.categories.get(category.label) if category is not None else None  # its reasoning flag
+        return model, route, why
     if category is None:
         return default, None, f"category missing->{default}"
     seen = f"category={category.label}({category.confidence:.2f})"
@@ -186,6 +201,28 @@ def _select(category: LabelSignal, config: RouterConfig) -> tuple[str, str]:
         return best, f"E[acc]={expected[best]:.3f} within {config.cost_epsilon:g} at ${costs[best]:.2f}/1k->{best}"
     best = max(models, key=lambda m: expected[m] - config.cost_lambda * costs[m])
     return best, f"E[acc]={expected[best]:.3f} ${costs[best]:.2f}/1k (lambda {config.cost_lambda:g})->{best}"
+
+
+def _learned(selector: LabelSignal | None, config: RouterConfig) -> tuple[str, str]:
+    """``learned``: the selector head's P(correct | request) per model, over the served models it scores; the
+    likeliest to be right, or with ``cost_lambda`` / ``cost_epsilon`` the same cost rules as ``cost_aware``."""
+    default = config.default_model
+    if selector is None:
+        return default, f"selector missing->{default}"
+    costs = config.model_costs
+    uses_cost = config.cost_epsilon is not None or config.cost_lambda > 0
+    p = {m: v for m, v in selector.probs.items() if config.backend_for(m) is not None and (m in costs or not uses_cost)}
+    if not p:
+        return default, f"selector scores no served model->{default}"
+    if config.cost_epsilon is not None:
+        top = max(p.values())
+        best = min((m for m in p if p[m] >= top - config.cost_epsilon), key=costs.__getitem__)
+        return best, f"P(correct)={p[best]:.3f} within {config.cost_epsilon:g} at ${costs[best]:.2f}/1k->{best}"
+    if uses_cost:
+        best = max(p, key=lambda m: p[m] - config.cost_lambda * costs[m])
+        return best, f"P(correct)={p[best]:.3f} ${costs[best]:.2f}/1k (lambda {config.cost_lambda:g})->{best}"
+    best = max(p, key=p.__getitem__)
+    return best, f"P(correct)={p[best]:.3f}->{best}"
 
 
 def _set_reasoning(body: dict, style: ReasoningStyle, on: bool, settings: ReasoningConfig) -> str:
@@ -271,6 +308,7 @@ def decide(
         raise RouterforgeError("request.model must be a string", hint=f"a served model name or {AUTO!r}")
     category: LabelSignal | None = None
     intent: LabelSignal | None = None
+    selector: LabelSignal | None = None
     if not failed:
         last = _last_user(messages)
         user_signals = [
@@ -278,8 +316,9 @@ def decide(
         ]
         category = _most_confident([found.category for found in user_signals])
         intent = _most_confident([found.intent for found in user_signals])
+        selector = _mean_selector([found.selector for found in user_signals])
 
-    model, route, why = _route(requested, category, config)
+    model, route, why = _route(requested, category, config, selector)
     reasons = [why]
     if target is not None and target != model:
         model = target

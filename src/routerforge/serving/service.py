@@ -394,5 +394,5 @@ def _bundle_path(bundle, config: RouterConfig, config_path) -> Path:
 def _warn_heads(router, config: RouterConfig) -> None:
     heads = getattr(router, "heads", {})
     labels = heads.get("category", {}).get("label_names")
-    for warning in config.check_heads(set(heads), labels):
+    for warning in config.check_heads(set(heads), labels, heads.get("selector", {}).get("label_names")):
         log.warning("%s", warning)
