@@ -1,0 +1,76 @@
+"""Serving latency of two model directories side by side, interleaved in one run (a noisy machine moves both).
+
+    python benchmarks/bundle_latency.py runs/local-data/bundle runs/local-data/bundle-selector \
+        --backend onnx --rounds 5 --requests 200
+
+Prompts: ``routerforge.bench.latency.default_prompts`` (30-token ``short`` prompts, one 10,000-character
+``long`` text). Each round runs ``--requests`` single-text ``classify`` calls per directory, alternating
+which goes first; p50/p99 are over all rounds. Used for the model-selector head's extra cost (the 4-head
+bundle against the same bundle with the fifth head).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from routerforge.bench.latency import default_prompts
+from routerforge.runtime.engine import Router
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs=2)
+    parser.add_argument("--backend", default=None, help="onnx-int8 | onnx | torch (default: fastest present)")
+    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=200, help="short prompts per directory per round")
+    parser.add_argument("--long", type=int, default=3, help="10,000-character texts per directory per round")
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+    routers = [Router.load(m, args.backend, threads=args.threads) for m in args.models]
+    prompts = default_prompts(routers[0].path)
+    short, long = prompts["short"], prompts["long"][0]
+    times: dict[str, dict[str, list[float]]] = {m: {"short": [], "long": []} for m in args.models}
+    for router in routers:  # warm-up
+        for text in short[:20]:
+            router.classify(text)
+    for r in range(args.rounds):
+        order = list(zip(args.models, routers))
+        for name, router in order if r % 2 == 0 else order[::-1]:
+            for i in range(args.requests):
+                started = time.perf_counter()
+                router.classify(short[i % len(short)])
+                times[name]["short"].append(time.perf_counter() - started)
+            for _ in range(args.long):
+                started = time.perf_counter()
+                router.classify(long)
+                times[name]["long"].append(time.perf_counter() - started)
+    result = {
+        name: {
+            "heads": list(router.heads),
+            "backend": router.backend_name,
+            **{
+                kind: {
+                    "n": len(values),
+                    "p50_ms": float(np.percentile(values, 50) * 1000),
+                    "p99_ms": float(np.percentile(values, 99) * 1000),
+                }
+                for kind, values in times[name].items()
+            },
+        }
+        for name, router in zip(args.models, routers)
+    }
+    a, b = (result[m]["short"]["p50_ms"] for m in args.models)
+    result["short_p50_difference_ms"] = b - a
+    print(json.dumps(result, indent=2))
+    if args.output:
+        with open(args.output, "w") as handle:
+            json.dump(result, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
