@@ -233,3 +233,31 @@ def test_admission_by_work_refuses_what_cannot_finish_in_time():
             return small
 
     assert run(main())[0].category.label == "small"
+
+
+def test_admission_by_queue_wait_refuses_at_once_past_capacity():
+    """max_queue_s: a request that would wait longer than the limit behind queued work is refused up front
+    (429), while one with room, or with nothing queued, is admitted."""
+
+    def fn(texts):  # 20 ms a call
+        time.sleep(0.02)
+        return [Signals(category=LabelSignal(t, 1.0, {})) for t in texts]
+
+    async def main():
+        async with MicroBatcher(fn, max_batch_size=1, max_wait_ms=0, queue_size=64) as batcher:
+            await batcher.submit(["warm"], max_queue_s=0.001)  # nothing queued: admitted even at a 1 ms limit
+            await batcher.submit(["warm"])
+            ahead = [asyncio.create_task(batcher.submit([f"a{i}"])) for i in range(8)]
+            await asyncio.sleep(0)
+            _, queued = batcher.estimate_s(["x"])
+            assert queued > 0.1  # eight 20 ms calls ahead
+            started = time.perf_counter()
+            with pytest.raises(QueueFull, match="ms of work ahead"):
+                await batcher.submit(["late"], max_queue_s=0.05)
+            refused_in = time.perf_counter() - started
+            admitted = await batcher.submit(["patient"], max_queue_s=10.0)
+            await asyncio.gather(*ahead)
+            return refused_in, admitted
+
+    refused_in, admitted = run(main())
+    assert refused_in < 0.01 and admitted[0].category.label == "patient"

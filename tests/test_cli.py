@@ -78,6 +78,13 @@ def test_boolean_flags_have_help_and_no_bool_metavar():
     cli = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
     flags = [line for line in cli.stdout.splitlines() if "--allow-pickle " in line or "--augment " in line]
     assert len(flags) == 2 and not any("<bool>" in line for line in flags), flags
+    import typer
+
+    root = typer.main.get_command(app)
+    paths = [[]] + [[n] for n in root.commands] + [["bench", n] for n in root.commands["bench"].commands]
+    for path in paths:  # --help included (typer shows <bool> for it unless told otherwise)
+        cli = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+        assert cli.exit_code == 0 and "--help" in cli.stdout and "<bool>" not in cli.stdout, path
 
 
 def test_batch_classify_streams_jsonl_line_for_line(tiny_bundle):

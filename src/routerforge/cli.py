@@ -12,10 +12,31 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from .errors import RouterforgeError
 
+
+class _NoFlagMetavar:
+    """``--help`` without typer's ``<bool>`` metavar (our own flags set ``metavar=""``: :func:`_flag`)."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Command(_NoFlagMetavar, TyperCommand):
+    pass
+
+
+class _Group(_NoFlagMetavar, TyperGroup):
+    pass
+
+
 app = typer.Typer(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -195,7 +216,7 @@ def _print_data_report(data) -> None:
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 @_friendly
 def train(
     task: Annotated[
@@ -387,7 +408,7 @@ def _print_training(result, as_json: bool) -> dict:
     return {"output": str(result.output), "train_seconds": round(result.seconds, 1), "test": metrics}
 
 
-@app.command("eval")
+@app.command("eval", cls=_Command)
 @_friendly
 def eval_command(
     model_dir: Annotated[Path, typer.Argument(help="model directory written by 'routerforge train'")],
@@ -432,7 +453,7 @@ def eval_command(
         err_console.print(f"report: {out / 'report.md'}")
 
 
-@app.command()
+@app.command(cls=_Command)
 @_friendly
 def classify(
     model_dir: Annotated[Path, typer.Argument(help="model directory")],
@@ -512,7 +533,7 @@ def _classify_stream(router, lines, batch_size: int) -> None:
             flush()
 
 
-@app.command()
+@app.command(cls=_Command)
 @_friendly
 def export(
     model_dir: Annotated[Path, typer.Argument(help="model directory or multitask bundle")],
@@ -586,7 +607,7 @@ def _parity_table(fmt: str, record: dict) -> Table:
     return _table(title, [*columns, "passed"], rows)
 
 
-@app.command()
+@app.command(cls=_Command)
 @_friendly
 def calibrate(
     model_dir: Annotated[Path, typer.Argument(help="model directory or multitask bundle")],
@@ -612,11 +633,13 @@ def calibrate(
         err_console.print(f"jailbreak threshold: {fitted['thresholds'].get('jailbreak')}")
 
 
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (performance claims live here, not in tests).")
+bench_app = typer.Typer(
+    cls=_Group, no_args_is_help=True, help="Benchmarks (performance claims live here, not in tests)."
+)
 app.add_typer(bench_app, name="bench")
 
 
-@bench_app.command("latency")
+@bench_app.command("latency", cls=_Command)
 @_friendly
 def bench_latency(
     per_task: Annotated[list[str], typer.Option("--per-task", help="TASK=DIR, once per per-task model")],
@@ -646,7 +669,7 @@ def bench_latency(
         write_json(output, result)
 
 
-@app.command("data")
+@app.command("data", cls=_Command)
 @_friendly
 def data_command(
     task: Annotated[str, typer.Option(help="category | pii | jailbreak | intent")],
@@ -701,7 +724,7 @@ def data_command(
         print(json.dumps(task_data.report, default=str))
 
 
-@app.command()
+@app.command(cls=_Command)
 @_friendly
 def synth(
     task: Annotated[str, typer.Option(help="category | pii | jailbreak | intent")],
@@ -720,7 +743,7 @@ def synth(
         err_console.print(f"{n} synthetic {task} rows written to {path}")
 
 
-@app.command()
+@app.command(cls=_Command)
 @_friendly
 def pipeline(
     config: Annotated[Path, typer.Argument(help="YAML config (docs/pipeline-config.md)")],
@@ -756,7 +779,7 @@ def pipeline(
         err_console.print(table)
 
 
-@app.command()
+@app.command(cls=_Command)
 @_friendly
 def serve(
     bundle: Annotated[Optional[Path], typer.Argument(help="serving bundle (default: the config's bundle)")] = None,
@@ -779,7 +802,7 @@ def serve(
     run_server(bundle, config, host, port, backend=backend, threads=threads, insecure=insecure)
 
 
-@app.command()
+@app.command(cls=_Command)
 @_friendly
 def extproc(
     bundle: Annotated[Optional[Path], typer.Argument(help="serving bundle (default: the config's bundle)")] = None,
@@ -839,7 +862,7 @@ Pool = Annotated[
 ]
 
 
-@bench_app.command("routing")
+@bench_app.command("routing", cls=_Command)
 @_friendly
 def bench_routing(
     model_dir: Annotated[Optional[Path], typer.Argument(help="category model or bundle (test split scored)")] = None,
@@ -886,14 +909,17 @@ def bench_routing(
         plot_frontier(result, plot)
 
 
-@app.command("train-selector")
+@app.command("train-selector", cls=_Command)
 @_friendly
 def train_selector_command(
     bundle: Annotated[Path, typer.Argument(help="multitask bundle with a category head (changed in place)")],
     outcomes: Annotated[Path, typer.Option(help="per-question outcomes JSONL (docs/routing.md)")] = Path(_OUTCOMES),
     pool: Pool = None,
     reexport: Annotated[
-        bool, typer.Option("--reexport/--no-reexport", help="export again the formats the bundle had (parity-checked)")
+        bool,
+        typer.Option(
+            "--reexport/--no-reexport", help="export again the formats the bundle had (parity-checked)", metavar=""
+        ),
     ] = True,
     as_json: Json = False,
 ):
@@ -922,7 +948,7 @@ def train_selector_command(
     _emit(record, as_json, _table(title, ["model", "C", "model accuracy", "ROC-AUC", "Brier", "ECE"], rows))
 
 
-@app.command("route-config")
+@app.command("route-config", cls=_Command)
 @_friendly
 def route_config_command(
     model_dir: Annotated[Optional[Path], typer.Argument(help="category model (tables fit on its train split)")] = None,
@@ -961,7 +987,7 @@ def route_config_command(
         err_console.print(f"wrote {output}")
 
 
-@app.command()
+@app.command(cls=_Command)
 @_friendly
 def push(
     bundle: Annotated[Path, typer.Argument(help="exported bundle (routerforge.json, model*.onnx, tokenizer)")],

@@ -184,9 +184,13 @@ class MicroBatcher:
     async def __aexit__(self, *exc) -> None:
         await self.stop()
 
-    async def submit(self, texts: list[str], deadline_s: float | None = None) -> list[Signals]:
+    async def submit(
+        self, texts: list[str], deadline_s: float | None = None, max_queue_s: float | None = None
+    ) -> list[Signals]:
         """Signals for ``texts``, in order; raises QueueFull when the queue cannot take them all right now, or
-        (with ``deadline_s``) when the work ahead would make them late, TooMuchWork when they alone would be."""
+        (with ``deadline_s``) when the work ahead would make them late, or (with ``max_queue_s``) when they
+        would wait longer than that behind others' work (admission control: past capacity the excess is refused
+        at once, so what is admitted keeps its latency); TooMuchWork when they alone would be late."""
         if not self.running:
             raise RuntimeError("the batcher is not running (call start() first)")
         if len(texts) > self.queue_size:
@@ -206,6 +210,12 @@ class MicroBatcher:
                 )
             if queued > deadline_s:
                 raise QueueFull(f"about {queued:.1f} s of work ahead (deadline {deadline_s:g} s)")
+        if max_queue_s is not None and texts and self._depth:
+            alone, queued = self.estimate_s(texts)
+            if queued - alone > max_queue_s:
+                raise QueueFull(
+                    f"about {1000 * (queued - alone):.0f} ms of work ahead (limit {1000 * max_queue_s:g} ms)"
+                )
         loop = asyncio.get_running_loop()
         items = [_Item(text, loop.create_future(), work_of(text)) for text in texts]
         if items:

@@ -292,6 +292,15 @@ class ServerConfig(_Strict):
         "texts that arrive while it is busy form the next batch",
     )
     queue_size: int = Field(4096, ge=1, description="texts waiting for classification; beyond it requests get 429")
+    max_queue_ms: float | None = Field(
+        100.0,
+        gt=0,
+        description=(
+            "admission control: a request that would wait longer than this behind queued work (estimated from "
+            "measured encoder calls) gets 429 with Retry-After at once, so admitted requests keep their latency "
+            "past saturation; null: only queue_size and classify_timeout_s limit the wait"
+        ),
+    )
     max_body_bytes: int = Field(1_000_000, ge=1, description="larger request bodies get 413")
     auth_token_env: str | None = Field(
         None,

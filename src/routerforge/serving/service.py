@@ -248,7 +248,10 @@ class RouterService:
         timeout = self.config.server.classify_timeout_s
         try:
             async with asyncio.timeout(timeout):
-                signals = await self.batcher.submit(texts, deadline_s=timeout)
+                limit = self.config.server.max_queue_ms
+                signals = await self.batcher.submit(
+                    texts, deadline_s=timeout, max_queue_s=None if limit is None else limit / 1000
+                )
         except (QueueFull, TooManyTexts, TooMuchWork) as err:
             self.metrics.admission(err)
             raise
