@@ -37,18 +37,7 @@ def router():
     return Router.load(BUNDLE)
 
 
-# Known miss (issue 18, still open): this mixed message (a name, a phone number, a maths topic) comes back
-# 'economics' at p ~ 0.10 rather than the 'math' docs/serving.md shows. Not strict: a bundle that gets it right passes.
-KNOWN_MISSES = {"Call John Smith at 555-123-4567 about the integral of x^2": "category: economics, docs show math"}
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        pytest.param(t, marks=pytest.mark.xfail(reason=KNOWN_MISSES[t], strict=False)) if t in KNOWN_MISSES else t
-        for t in sorted(demo.DOC_EXAMPLES)
-    ],
-)
+@pytest.mark.parametrize("text", sorted(demo.DOC_EXAMPLES))
 def test_doc_example_gives_the_documented_answer(router, text):
     assert demo.doc_example_failures(router.classify(text), demo.DOC_EXAMPLES[text]) == []
 

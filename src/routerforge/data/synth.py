@@ -360,7 +360,8 @@ _CATEGORY_ASK_FRAMES = _v(
 _CATEGORY_MIXED = _v(
     "Call {name} at {phone} about {term}; Remind me to ask {name} about {term} tomorrow; "
     "Email {name} my notes on {term}; Tell {name} I need help with {term} in {topic}; "
-    "Text {name} at {phone} that I finally understand {term}"
+    "Text {name} at {phone} that I finally understand {term}; Call {name} at {phone} and ask {ask}; "
+    "Remind me to ask {name} ({phone}) {ask}"
 )
 _CATEGORY_PEOPLE = {
     "name": _v("John; Maria; John Smith; Dr. Patel; my tutor; Aisha Khan; Tom; my study group; Mrs. Lee; Carlos"),
@@ -501,7 +502,7 @@ def _category_row(label: str, rng: random.Random) -> str:
         stems = _CATEGORY_STEMS
     elif kind < 0.55:
         stems = _CATEGORY_CASUAL
-    elif kind < 0.9:
+    elif kind < 0.85:
         stems = _CATEGORY_ASK_FRAMES
     else:
         stems = _CATEGORY_MIXED

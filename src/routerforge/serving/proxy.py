@@ -170,6 +170,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _json_response(text: str) -> Response:
+    return Response(text.encode(), media_type="application/json")
+
+
 def _response(err: ApiError) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
 
@@ -319,9 +323,10 @@ def create_app(service: RouterService) -> FastAPI:
             raise ApiError(
                 503, "classification failed; try again", "server_error", "classification_failed", dict(RETRY)
             ) from None
+        # JSON bytes straight from the dataclasses: FastAPI's jsonable_encoder would walk every probability again
         if body.text is not None:
-            return signals[0].to_dict()
-        return {"results": [s.to_dict() for s in signals]}
+            return _json_response(signals[0].to_json())
+        return _json_response('{"results": [' + ", ".join(s.to_json() for s in signals) + "]}")
 
     for path in UNSUPPORTED_PATHS:
 
