@@ -70,6 +70,7 @@ def main() -> None:
     server.send_signal(2)  # SIGINT: py-spy stops the server and writes the profile
     server.wait(60)
     counts: collections.Counter[str] = collections.Counter()
+    leaves: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     total = 0
     for line in out.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
@@ -79,6 +80,7 @@ def main() -> None:
             "other",
         )
         counts[layer] += int(n)
+        leaves[layer][frames[0]] += int(n)
         total += int(n)
     per_request_ms = 1000 * wall / args.requests
     print(f"{args.requests} requests, {per_request_ms:.2f} ms each (client wall), {total} active samples")
@@ -86,6 +88,8 @@ def main() -> None:
     for name, n in counts.most_common():
         share = n / total
         print(f"  {share:6.1%}  {1000 * seconds_sampled * share / args.requests:6.3f} ms/request  {name}")
+        for leaf, k in leaves[name].most_common(2):
+            print(f"            {k / total:6.1%} innermost: {leaf[:110]}")
 
 
 if __name__ == "__main__":

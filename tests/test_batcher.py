@@ -245,6 +245,7 @@ def test_admission_by_queue_wait_refuses_at_once_past_capacity():
 
     async def main():
         async with MicroBatcher(fn, max_batch_size=1, max_wait_ms=0, queue_size=64) as batcher:
+            assert not batcher.too_busy(0.001)
             await batcher.submit(["warm"], max_queue_s=0.001)  # nothing queued: admitted even at a 1 ms limit
             await batcher.submit(["warm"])
             ahead = [asyncio.create_task(batcher.submit([f"a{i}"])) for i in range(8)]
@@ -252,7 +253,8 @@ def test_admission_by_queue_wait_refuses_at_once_past_capacity():
             _, queued = batcher.estimate_s(["x"])
             assert queued > 0.1  # eight 20 ms calls ahead
             started = time.perf_counter()
-            with pytest.raises(QueueFull, match="ms of work ahead"):
+            assert batcher.too_busy(0.05) and not batcher.too_busy(10.0)  # the check before a body is read
+            with pytest.raises(QueueFull, match="ms until checked"):
                 await batcher.submit(["late"], max_queue_s=0.05)
             refused_in = time.perf_counter() - started
             admitted = await batcher.submit(["patient"], max_queue_s=10.0)

@@ -458,7 +458,6 @@ def selector_bundle(routing_problem, tiny_bert, tmp_path_factory):
     """A tiny bundle whose category head carries the routing problem's split manifest, with a selector fitted
     from its outcomes (frozen random encoder: the pooled vectors still tell the categories' words apart)."""
     from conftest import make_tiny_bundle
-
     from routerforge.data import load
     from routerforge.training.selector import train_selector
 

@@ -11,14 +11,14 @@ batch; ``max_wait_ms`` > 0 also waits that long after the first text for more.
 ``max_batch_size=1`` turns batching off (one text per call) for the on/off benchmark.
 
 Admission and fairness (a hostile client must not starve the others): each submission has its own queue; a
-batch takes one text from each queue in turn, the queues with the least work left first, so a request of 250
-long texts does not delay a one-text request by 250 texts, nor by its own texts; small requests (at most
-``SMALL_TEXTS`` texts and ``SMALL_WORK`` work) are batched apart from large ones, so they wait for at most the
-call that is running; a batch stops at ``max_batch_work`` (characters, plus a per-text cost) so long texts share
-a call with fewer others. Requests of more than ``SMALL_TEXTS`` texts may fill only three quarters of the queue:
-the rest stays for small ones. The
-worker measures what a call costs: a fixed part (the quickest recent call) and a part per unit of work (from
-recent calls at least a quarter full; until one ran, a full call is assumed to cost two quickest ones).
+batch takes one text from each queue in turn, so a request of 250 long texts does not delay a one-text request
+by 250 texts; small requests (at most ``SMALL_TEXTS`` texts and ``SMALL_WORK`` work) are batched apart from
+large ones, first come first served (so none waits behind later arrivals), and wait for at most the call that is
+running; large requests take turns with the least work left first; a batch stops at ``max_batch_work``
+(characters, plus a per-text cost) so long texts share a call with fewer others. Requests of more than
+``SMALL_TEXTS`` texts may fill only three quarters of the queue: the rest stays for small ones. The worker
+measures what a call costs: a fixed part (the quickest recent call) and a part per unit of work (from recent
+calls at least a quarter full; until one ran, a full call is assumed to cost two quickest ones).
 ``submit(..., deadline_s=)`` refuses up front a request that could not finish in time: :class:`TooMuchWork`
 when the request alone could not (413), :class:`QueueFull` when the work ahead of it is the reason (429).
 """
@@ -53,6 +53,7 @@ _RECENT = 64  # calls the cost model remembers
 _FULL_WORK = 4096  # without max_batch_work: a call of at least this much work says what work costs
 SMALL_TEXTS = 8  # requests of at most this many texts may use the last quarter of the queue
 SMALL_WORK = 8192  # ... and of at most this much work are "small": batched apart from large ones
+_TYPICAL_TEXT = "x" * 150  # what a request that has not been read yet is assumed to hold (a ~30-token prompt)
 
 
 class _Queue(deque):
@@ -149,6 +150,11 @@ class MicroBatcher:
         queued = self._calls_for(own + ahead, k + ahead_texts) * fixed + (own + ahead) * per_work
         return alone, queued
 
+    def too_busy(self, max_queue_s: float) -> bool:
+        """Whether a one-text request arriving now would wait longer than ``max_queue_s`` to be checked: the
+        cheap test a server runs before reading a body, so that past saturation a refusal costs next to nothing."""
+        return bool(self._depth) and self.estimate_s([_TYPICAL_TEXT])[1] > max_queue_s
+
     @property
     def running(self) -> bool:
         """Whether the worker is running."""
@@ -211,11 +217,9 @@ class MicroBatcher:
             if queued > deadline_s:
                 raise QueueFull(f"about {queued:.1f} s of work ahead (deadline {deadline_s:g} s)")
         if max_queue_s is not None and texts and self._depth:
-            alone, queued = self.estimate_s(texts)
-            if queued - alone > max_queue_s:
-                raise QueueFull(
-                    f"about {1000 * (queued - alone):.0f} ms of work ahead (limit {1000 * max_queue_s:g} ms)"
-                )
+            _, queued = self.estimate_s(texts)
+            if queued > max_queue_s:
+                raise QueueFull(f"about {1000 * queued:.0f} ms until checked (limit {1000 * max_queue_s:g} ms)")
         loop = asyncio.get_running_loop()
         items = [_Item(text, loop.create_future(), work_of(text)) for text in texts]
         if items:
@@ -257,14 +261,16 @@ class MicroBatcher:
                 await self._run(loop, batch)
 
     def _take(self) -> list[_Item]:
-        """The next batch: one text from each queue in turn (least work left first), up to ``max_batch_size``
-        texts and ``max_batch_work``. Queues of requests that went away (timed out, client gone) are dropped."""
+        """The next batch: one text from each queue in turn (small requests first come, first served), up to
+        ``max_batch_size`` texts and ``max_batch_work``. Queues of requests that went away (timed out, client gone)
+        are dropped."""
         for queue in [q for q in self._queues if q[0].future.done() and q[-1].future.done()]:
             self._queues.remove(queue)  # a cancelled request cancels all its texts at once
             self._depth -= len(queue)
-        order = sorted(self._queues, key=lambda q: q.work)
-        if order and order[0].small:  # small requests go together, never padded with large ones' texts
-            order = [q for q in order if q.small]
+        # small requests go together (never padded with large ones' texts) and first come, first served: ordering
+        # them by work would starve a slightly longer prompt for as long as shorter ones keep arriving; large
+        # requests take turns, least work left first
+        order = [q for q in self._queues if q.small] or sorted(self._queues, key=lambda q: q.work)
         batch: list[_Item] = []
         work, cap = 0, self.max_batch_work
         while order and len(batch) < self.max_batch_size:

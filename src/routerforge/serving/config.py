@@ -296,9 +296,9 @@ class ServerConfig(_Strict):
         100.0,
         gt=0,
         description=(
-            "admission control: a request that would wait longer than this behind queued work (estimated from "
-            "measured encoder calls) gets 429 with Retry-After at once, so admitted requests keep their latency "
-            "past saturation; null: only queue_size and classify_timeout_s limit the wait"
+            "admission control: a request that would wait longer than this to be checked (queued work estimated "
+            "from measured encoder calls, plus its own) gets 429 with Retry-After at once, before its body is read "
+            "when the queue alone is too long; null: only queue_size and classify_timeout_s limit the wait"
         ),
     )
     max_body_bytes: int = Field(1_000_000, ge=1, description="larger request bodies get 413")

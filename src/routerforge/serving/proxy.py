@@ -106,6 +106,7 @@ OFFLOAD_BYTES = 64 * 1024  # bodies above this are parsed and checked in a threa
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 _ADMITTED = (QueueFull, TooManyTexts, TooMuchWork)
 _OPEN_PATHS = ("/healthz", "/readyz", "/metrics")  # no token, no Host check: probes and scrapers
+_WORK_PATHS = ("/v1/chat/completions", "/v1/classify")  # what the admission check guards
 
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")  # W3C Trace Context
@@ -566,6 +567,9 @@ class _RequestContext:
                 err = ApiError(421, "this Host is not served; list it in server.allowed_hosts", "invalid_request_error",
                                "host_not_allowed")  # fmt: skip
                 await _response(err)(scope, receive, send_with_id)
+                return
+            if scope["path"] in _WORK_PATHS and self.service.too_busy():  # refused before the body is read
+                await _response(overloaded(QueueFull("queue ahead")))(scope, receive, send_with_id)
                 return
             await self.app(scope, receive, send_with_id)
         except Exception as err:  # noqa: BLE001 - its message may quote the request: log the type only

@@ -240,6 +240,14 @@ class RouterService:
         self.metrics.batch_size.observe(len(texts))
         return self.router.classify_batch(texts)
 
+    def too_busy(self) -> bool:
+        """Admission before the body is read: the queue ahead already exceeds ``server.max_queue_ms``."""
+        limit = self.config.server.max_queue_ms
+        if limit is None or not self.batcher.too_busy(limit / 1000):
+            return False
+        self.metrics.admission(QueueFull("queue ahead"))
+        return True
+
     async def classify(self, texts: list[str]) -> list[Signals]:
         """Signals through the batcher: QueueFull when it is full or the work ahead would make ``texts`` late,
         TooMuchWork / TooManyTexts when they could never make it (admission counted in metrics), TimeoutError
