@@ -43,6 +43,8 @@ NEEDS = [  # (pattern in the command, why it is not run here)
     (r"my-router\.yaml|\brouter\.yaml\b", "needs the user's own router.yaml"),
 ]
 TIMEOUT_S = 600
+# the docs assume the activated virtual environment (README: `. .venv/bin/activate`): its bin/ comes first
+ENV = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def commands(paths: list[Path]) -> list[tuple[str, int, str, int]]:
@@ -115,11 +117,11 @@ def serve(command: str) -> tuple[subprocess.Popen | None, str]:
     port = _port_of(command, 50051 if "extproc" in command else 8080)
     started = time.perf_counter()
     process = subprocess.Popen(
-        command, shell=True, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        command, shell=True, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
     while time.perf_counter() - started < 120:
         if process.poll() is not None:
-            return None, f"exited {process.returncode}: {process.stdout.read().decode()[-300:]}"
+            return None, f"exited {process.returncode}: {' '.join(process.stdout.read().decode().split())[-300:]}"
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return process, f"listening on port {port} after {time.perf_counter() - started:.1f} s"
@@ -141,7 +143,7 @@ def run(command: str) -> tuple[bool, str]:
     before = set(os.listdir(ROOT))
     started = time.perf_counter()
     try:
-        done = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
+        done = subprocess.run(command, shell=True, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return False, f"timed out after {TIMEOUT_S} s"
     finally:
@@ -151,7 +153,8 @@ def run(command: str) -> tuple[bool, str]:
                 target.unlink()
     seconds = time.perf_counter() - started
     tail = (done.stdout + done.stderr).strip().splitlines()[-1:] or [""]
-    return done.returncode == 0, f"exit {done.returncode} in {seconds:.1f} s: {tail[0][:160]}"
+    refused = command.startswith("curl") and done.stdout.lstrip().startswith('{"error"')  # curl -s exits 0 on a 4xx
+    return done.returncode == 0 and not refused, f"exit {done.returncode} in {seconds:.1f} s: {tail[0][:160]}"
 
 
 def main() -> int:
