@@ -13,12 +13,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 from routerforge.bench.latency import default_prompts
 from routerforge.runtime.engine import Router
+
+
+def _load(model: str, args, scratch: Path) -> Router:
+    if args.quantize is None:
+        return Router.load(model, args.backend, threads=args.threads)
+    from routerforge.exporters.quantize import quantize_int8
+    from routerforge.runtime.backends import OnnxBackend
+
+    quantize_int8(Path(model) / "model.onnx", scratch, args.quantize)
+    fp32 = Router.load(model, "onnx")
+    return Router(fp32.path, fp32.info, OnnxBackend(scratch, args.threads), f"unchecked {args.quantize}")
 
 
 def main() -> None:
@@ -29,9 +42,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=200, help="short prompts per directory per round")
     parser.add_argument("--long", type=int, default=3, help="10,000-character texts per directory per round")
+    parser.add_argument(
+        "--quantize",
+        default=None,
+        help="time an int8 graph made from each directory's model.onnx with this recipe (exporters.quantize), "
+        "built in a temporary directory and never parity-checked: for latency only, where the gate refuses int8",
+    )
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
-    routers = [Router.load(m, args.backend, threads=args.threads) for m in args.models]
+    scratch = tempfile.TemporaryDirectory()
+    routers = [_load(m, args, Path(scratch.name) / f"{i}.onnx") for i, m in enumerate(args.models)]
     prompts = default_prompts(routers[0].path)
     short, long = prompts["short"], prompts["long"][0]
     times: dict[str, dict[str, list[float]]] = {m: {"short": [], "long": []} for m in args.models}
