@@ -214,3 +214,14 @@ def test_int8_gate_allows_near_tie_flips_and_refuses_a_confident_change(tiny_ber
     worse[wrong] = np.roll(worse[wrong], 1, axis=1)  # 10% of confident answers become wrong
     record = _gate(tiny_bert, reference, worse, gold)
     assert not record["non_inferior"] and record["difference_ci95"][1] < 0 and not record["passed"], record
+
+
+def test_describe_says_what_each_parity_record_checked():
+    from routerforge.exporters.parity import describe
+
+    int8 = {"confident": 800, "confident_changed": 1, "metric": "macro_f1", "difference": -0.01}
+    int8 |= {"difference_ci95": [-0.03, 0.004], "ece_torch": 0.04, "ece_exported": 0.052, "label_agreement": 0.98}
+    assert describe(int8) == "1 of 800 confident changed; macro_f1 -0.0100 [-0.0300, +0.0040]; ECE 0.040 -> 0.052"
+    selector = {"confident": 10, "confident_changed": 0, "label_agreement": 0.47}  # gate 1 only
+    assert describe(selector) == "0 of 10 confident changed"
+    assert describe({"label_agreement": 0.9, "max_abs_logit_diff": 0.1}) == "label agreement 90.0%"

@@ -577,16 +577,11 @@ def _parity_table(fmt: str, record: dict) -> Table:
     else:
         recipe = f", recipe {record['recipe']}" if record.get("recipe") else ""
         title = f"{fmt}: {record['file']} ({record['size_mb']} MB{recipe}), parity {record['parity']['criteria']}"
+    from .exporters.parity import describe
+
     rows = []
     for head, r in record["parity"]["heads"].items():
-        gate = "-"
-        if "difference" in r:
-            low, high = r["difference_ci95"] or (float("nan"), float("nan"))
-            ece = f"; ECE {r['ece_torch']:.3f} -> {r['ece_exported']:.3f}" if "ece_torch" in r else ""
-            gate = (
-                f"{r['confident_changed']} of {r['confident']} confident changed; "
-                f"{r['metric']} {r['difference']:+.4f} [{low:+.4f}, {high:+.4f}]{ece}"
-            )
+        gate = describe(r) if "confident" in r else "-"
         rows.append(
             [
                 head,

@@ -96,6 +96,20 @@ def _quality(reference, candidate, head: str, examples: list) -> dict:
     return out
 
 
+def describe(record: dict) -> str:
+    """One head's parity record in a line (CLI table, pipeline warning): the int8 gate's parts, else the label
+    agreement of an fp32 check."""
+    if "confident" not in record:
+        return f"label agreement {record['label_agreement']:.1%}"
+    parts = [f"{record['confident_changed']} of {record['confident']} confident changed"]
+    if "difference" in record:
+        low, high = record["difference_ci95"] or (float("nan"), float("nan"))
+        parts.append(f"{record['metric']} {record['difference']:+.4f} [{low:+.4f}, {high:+.4f}]")
+    if "ece_torch" in record:
+        parts.append(f"ECE {record['ece_torch']:.3f} -> {record['ece_exported']:.3f}")
+    return "; ".join(parts)
+
+
 def check_parity(reference, candidate, splits: dict[str, list], quantised: bool) -> dict:
     """Compare two Routers (PyTorch ``reference``, exported ``candidate``) on ``{head: validation examples}``;
     ``passed`` says whether every head meets the criteria for its precision."""

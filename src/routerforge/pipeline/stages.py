@@ -51,24 +51,10 @@ class Pipeline(Engine):
 
 
 def _parity_summary(record: dict) -> str:
-    """One line per failing head: what it failed of the int8 gate (or the fp32 agreement)."""
-    parts = []
-    for head, r in record["parity"]["heads"].items():
-        if r["passed"]:
-            continue
-        if "difference" not in r:
-            parts.append(f"{head}: label agreement {r['label_agreement']:.1%}")
-            continue
-        failed = []
-        if r["confident_changed"]:
-            failed.append(f"{r['confident_changed']} confident labels changed")
-        if not r["non_inferior"]:
-            ci = ", ".join(f"{x:+.3f}" for x in r["difference_ci95"] or [])
-            failed.append(f"{r['metric']} {r['difference']:+.3f} (paired 95% CI [{ci}])")
-        if not r.get("ece_not_worse", True):
-            failed.append(f"ECE {r['ece_torch']:.3f} -> {r['ece_exported']:.3f}")
-        parts.append(f"{head}: " + ", ".join(failed))
-    return "; ".join(parts)
+    """One line per failing head: its parity record (the int8 gate's parts, or the fp32 agreement)."""
+    from ..exporters.parity import describe
+
+    return "; ".join(f"{head}: {describe(r)}" for head, r in record["parity"]["heads"].items() if not r["passed"])
 
 
 def _source_fingerprints(specs: list[str], rules: str | None) -> list:
