@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from _router import wait_ready
 from routerforge.runtime.engine import Router
 from routerforge.serving.config import load_router_config
 from routerforge.serving.fake_upstream import FakeUpstream, background_server
@@ -65,15 +66,7 @@ def main() -> None:
             background_server(FakeUpstream(record=False).app, port=UPSTREAM_PORT) as upstream,
             httpx.Client(timeout=30) as client,
         ):
-            for _ in range(600):
-                try:
-                    if client.get(base + "/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-            else:
-                raise SystemExit("the router did not become ready")
+            wait_ready(client, base)
             texts = [f"{PROMPT} ({i})" for i in range(args.requests)]
             chat = {"model": "auto", "messages": [{"role": "user", "content": ""}]}
 

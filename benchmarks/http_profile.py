@@ -21,6 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from _router import wait_ready
+
 PORT = 8089
 PROMPT = "Please explain how the integral of x squared is computed, step by step, for a first-year calculus exam."
 # waits py-spy's idle detection misses (a pool thread parked on its queue, the loop in epoll): not work
@@ -54,15 +56,7 @@ def main() -> None:
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{PORT}"
     with httpx.Client(timeout=30) as client:
-        for _ in range(600):
-            try:
-                if client.get(base + "/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise SystemExit("the router did not become ready")
+        wait_ready(client, base)
         for i in range(50):  # warm-up
             client.post(base + "/v1/classify", json={"text": f"{PROMPT} ({i})"})
         started = time.perf_counter()

@@ -23,6 +23,16 @@ CORPUS = [
 ]
 
 
+def load_script(path: Path, name: str):
+    """A script of the repository (scripts/, benchmarks/) imported as a module, for tests of its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _tokenizer(directory: Path):
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast

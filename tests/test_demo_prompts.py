@@ -6,10 +6,11 @@ which also counts the benign prompts flagged as jailbreaks and the natural categ
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = ROOT / "runs" / "quickstart" / "bundle"
@@ -20,14 +21,7 @@ pytestmark = [
 ]
 
 
-def _demo_prompts():
-    spec = importlib.util.spec_from_file_location("demo_prompts", ROOT / "benchmarks" / "demo_prompts.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _demo_prompts()
+demo = load_script(ROOT / "benchmarks" / "demo_prompts.py", "demo_prompts")
 
 
 @pytest.fixture(scope="module")

@@ -3,26 +3,19 @@ scripts/check-docs.py runs the cheap ones after `make demo`), and the checker's 
 
 from __future__ import annotations
 
-import importlib.util
 import shlex
 from pathlib import Path
 
 import pytest
 import typer
 
+from conftest import load_script
 from routerforge.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _checker():
-    spec = importlib.util.spec_from_file_location("check_docs", ROOT / "scripts" / "check-docs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-check = _checker()
+check = load_script(ROOT / "scripts" / "check-docs.py", "check_docs")
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHOWN = [(where, line, command) for where, line, command, _ in check.commands(DOCS)]
 

@@ -207,8 +207,9 @@ class MicroBatcher:
         room = self.queue_size if len(texts) <= SMALL_TEXTS else self.queue_size * 3 // 4
         if self._depth + len(texts) > room:
             raise QueueFull(f"{self._depth} texts already waiting (queue_size {self.queue_size})")
+        limited = texts and (deadline_s is not None or (max_queue_s is not None and self._depth))
+        alone, queued = self.estimate_s(texts) if limited else (0.0, 0.0)  # one estimate for both limits
         if deadline_s is not None and texts:
-            alone, queued = self.estimate_s(texts)
             if alone > deadline_s:
                 raise TooMuchWork(
                     f"this request holds more text than can be checked within {deadline_s:g} s "
@@ -217,7 +218,6 @@ class MicroBatcher:
             if queued > deadline_s:
                 raise QueueFull(f"about {queued:.1f} s of work ahead (deadline {deadline_s:g} s)")
         if max_queue_s is not None and texts and self._depth:
-            _, queued = self.estimate_s(texts)
             if queued > max_queue_s:
                 raise QueueFull(f"about {1000 * queued:.0f} ms until checked (limit {1000 * max_queue_s:g} ms)")
         loop = asyncio.get_running_loop()

@@ -191,16 +191,23 @@ def _select(category: LabelSignal, config: RouterConfig) -> tuple[str, str]:
         / mass
         for m in models
     }
-    if config.selection == "expected_accuracy":
-        best = max(models, key=expected.__getitem__)
-        return best, f"E[acc]={expected[best]:.3f}->{best}"
+    return _cost_rule(expected, config, "E[acc]", uses_cost=config.selection == "cost_aware")
+
+
+def _cost_rule(score: dict[str, float], config: RouterConfig, name: str, uses_cost: bool) -> tuple[str, str]:
+    """The model ``score`` (expected accuracy or P(correct)) picks: the highest, or with costs the cheapest within
+    ``cost_epsilon`` of the best, else the highest ``score - cost_lambda x model_costs`` (one rule for
+    ``cost_aware`` and ``learned``)."""
+    if not uses_cost:
+        best = max(score, key=score.__getitem__)
+        return best, f"{name}={score[best]:.3f}->{best}"
     costs = config.model_costs
     if config.cost_epsilon is not None:
-        top = max(expected.values())
-        best = min((m for m in models if expected[m] >= top - config.cost_epsilon), key=costs.__getitem__)
-        return best, f"E[acc]={expected[best]:.3f} within {config.cost_epsilon:g} at ${costs[best]:.2f}/1k->{best}"
-    best = max(models, key=lambda m: expected[m] - config.cost_lambda * costs[m])
-    return best, f"E[acc]={expected[best]:.3f} ${costs[best]:.2f}/1k (lambda {config.cost_lambda:g})->{best}"
+        top = max(score.values())
+        best = min((m for m in score if score[m] >= top - config.cost_epsilon), key=costs.__getitem__)
+        return best, f"{name}={score[best]:.3f} within {config.cost_epsilon:g} at ${costs[best]:.2f}/1k->{best}"
+    best = max(score, key=lambda m: score[m] - config.cost_lambda * costs[m])
+    return best, f"{name}={score[best]:.3f} ${costs[best]:.2f}/1k (lambda {config.cost_lambda:g})->{best}"
 
 
 def _learned(selector: LabelSignal | None, config: RouterConfig) -> tuple[str, str]:
@@ -214,15 +221,7 @@ def _learned(selector: LabelSignal | None, config: RouterConfig) -> tuple[str, s
     p = {m: v for m, v in selector.probs.items() if config.backend_for(m) is not None and (m in costs or not uses_cost)}
     if not p:
         return default, f"selector scores no served model->{default}"
-    if config.cost_epsilon is not None:
-        top = max(p.values())
-        best = min((m for m in p if p[m] >= top - config.cost_epsilon), key=costs.__getitem__)
-        return best, f"P(correct)={p[best]:.3f} within {config.cost_epsilon:g} at ${costs[best]:.2f}/1k->{best}"
-    if uses_cost:
-        best = max(p, key=lambda m: p[m] - config.cost_lambda * costs[m])
-        return best, f"P(correct)={p[best]:.3f} ${costs[best]:.2f}/1k (lambda {config.cost_lambda:g})->{best}"
-    best = max(p, key=p.__getitem__)
-    return best, f"P(correct)={p[best]:.3f}->{best}"
+    return _cost_rule(p, config, "P(correct)", uses_cost)
 
 
 def _set_reasoning(body: dict, style: ReasoningStyle, on: bool, settings: ReasoningConfig) -> str:
