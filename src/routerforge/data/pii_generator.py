@@ -1,0 +1,169 @@
+"""PII training rows at scale from presidio-evaluator's sentence faker, without leakage.
+
+Rows are made only from the templates of the **training split** (the ``group`` of a row loaded with
+``group_by: template_id`` is its template's 0-based line in the template list), never from a template of the
+validation or test split nor from one that no loaded row uses, so a template-disjoint evaluation stays
+template-disjoint. Values come from presidio-evaluator's Faker providers and its table of fake people (names
+from many cultures, several phone and date styles). Multi-sentence documents (generated rows joined, offsets
+shifted) teach the token head text longer than one sentence.
+
+Needs the ``pii-data`` extra (``pip install 'routerforge[pii-data]'``: presidio-evaluator).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+from collections import Counter
+from pathlib import Path
+
+from ..errors import RouterforgeError
+from .schema import Example, Span
+
+SOURCE = "generated:pii"
+_SEPARATORS = (" ", " ", "\n", "\n\n")
+
+
+def read_templates(path: str | Path | None) -> list[str]:
+    """The template list, one per line (``template_id`` = 0-based line); default: presidio-evaluator's own."""
+    if path is None:
+        path = _presidio().presidio_templates_file_path
+    path = Path(path)
+    if not path.is_file():
+        raise RouterforgeError("no template file here", source=str(path), hint="generate.templates: a templates.txt")
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def train_template_ids(train: list[Example], n_templates: int) -> list[int]:
+    """The template ids of the training rows (their ``group``); refuses rows without a numeric template id."""
+    ids = set()
+    for e in train:
+        if e.group is None or not str(e.group).isdigit():
+            raise RouterforgeError(
+                "generated PII rows need the template id of every training row",
+                source=e.key,
+                hint="load the PII data with group_by: template_id",
+            )
+        ids.add(int(e.group))
+    out_of_range = sorted(i for i in ids if i >= n_templates)
+    if out_of_range:
+        raise RouterforgeError(
+            f"template ids {out_of_range[:5]} are past the end of the template list ({n_templates} lines)",
+            hint="generate.templates must be the list the data was generated from",
+        )
+    return sorted(ids)
+
+
+def generate(
+    templates: list[str], ids: list[int], n: int, seed: int, labels: tuple[str, ...], lower_case_ratio: float = 0.05
+) -> list[Example]:
+    """``n`` rows from the templates ``ids`` (deterministic in ``seed``); rows whose spans fall outside
+    ``labels`` or do not match their text are dropped. ``group`` is the template id."""
+    module = _presidio()
+    chosen = [templates[i].replace("\\n", "\n") for i in ids]  # the list writes line breaks as \n
+    allowed = set(labels)
+    state = random.getstate(), _np_state()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the faker prints its defaults
+            faker = module.PresidioSentenceFaker(
+                "en_US",
+                lower_case_ratio=lower_case_ratio,
+                sentence_templates=chosen,
+                entity_providers=_providers(module),
+                random_seed=seed,
+            )
+            samples = faker.generate_new_fake_sentences(n)
+    finally:  # the faker seeds the global generators: give them back
+        random.setstate(state[0])
+        _np_restore(state[1])
+    rows = []
+    for sample in samples:
+        text = sample.full_text
+        spans = tuple(
+            sorted(
+                (Span(s.entity_type, s.start_position, s.end_position) for s in sample.spans),
+                key=lambda s: s.start,
+            )
+        )
+        if not all(s.entity_type in allowed for s in spans) or not _consistent(text, spans, sample.spans):
+            continue
+        group = str(ids[sample.template_id])
+        rows.append(Example(text=text, spans=spans, group=group, source=SOURCE, row=len(rows) + 1))
+    return rows
+
+
+def documents(rows: list[Example], n: int, seed: int, max_chars: int = 480) -> list[Example]:
+    """``n`` documents of 2-6 rows joined by spaces or line breaks (offsets shifted), each at most
+    ``max_chars`` long, so training sees several sentences in one window."""
+    if not rows:
+        return []
+    rng = random.Random(f"routerforge.pii-documents:{seed}")
+    out = []
+    for i in range(n):
+        parts: list[Example] = []
+        length = 0
+        for _ in range(rng.randint(2, 6)):
+            row = rng.choice(rows)
+            if parts and length + 2 + len(row.text) > max_chars:
+                break
+            parts.append(row)
+            length += len(row.text) + 2
+        text, spans = "", []
+        for j, row in enumerate(parts):
+            if j:
+                text += rng.choice(_SEPARATORS)
+            spans += [Span(s.entity_type, s.start + len(text), s.end + len(text)) for s in row.spans or ()]
+            text += row.text
+        out.append(Example(text=text, spans=tuple(spans), group="document", source=f"{SOURCE}:documents", row=i + 1))
+    return out
+
+
+def summary(rows: list[Example], docs: list[Example]) -> dict:
+    """What the training report shows: rows per template and per entity type, documents."""
+    return {
+        "rows": len(rows),
+        "documents": len(docs),
+        "templates": len({e.group for e in rows}),
+        "rows_per_template": dict(sorted(Counter(e.group for e in rows).items(), key=lambda kv: int(kv[0]))),
+        "spans_per_type": dict(sorted(Counter(s.entity_type for e in rows for s in e.spans or ()).items())),
+    }
+
+
+def _consistent(text: str, spans: tuple[Span, ...], raw) -> bool:
+    """Offsets that point at real values (lower-casing can change a length) and do not overlap."""
+    values = {(s.start_position, s.end_position): str(s.entity_value) for s in raw}
+    if any(text[a:b] != v or v.lower() == "nan" for (a, b), v in values.items()):  # nan: a blank in the people table
+        return False
+    return all(a.end <= b.start for a, b in zip(spans, spans[1:]))
+
+
+def _providers(module) -> list:
+    """presidio-evaluator's providers minus the hospital one (it queries WikiData; no template uses it)."""
+    return [p for p in module.presidio_additional_entity_providers if p.__name__ != "HospitalProvider"]
+
+
+def _presidio():
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            from presidio_evaluator.data_generator import presidio_sentence_faker
+    except ImportError:
+        raise RouterforgeError(
+            "generated PII rows need presidio-evaluator",
+            hint="pip install 'routerforge[pii-data]'",
+        ) from None
+    return presidio_sentence_faker
+
+
+def _np_state():
+    import numpy as np
+
+    return np.random.get_state()
+
+
+def _np_restore(state) -> None:
+    import numpy as np
+
+    np.random.set_state(state)
