@@ -125,7 +125,7 @@ def _generate_options(generate: dict | None) -> dict | None:
     """The generator's options with the template file resolved and hashed (the manifest re-creates the rows)."""
     if not generate:
         return None
-    options = {"rows": 0, "documents": 0, "templates": None, "lower_case_ratio": 0.05} | dict(generate)
+    options: dict = {"rows": 0, "documents": 0, "templates": None, "lower_case_ratio": 0.05} | dict(generate)
     unknown = sorted(set(options) - {"rows", "documents", "templates", "lower_case_ratio"})
     if unknown:
         raise RouterforgeError(

@@ -47,6 +47,8 @@ def train_template_ids(train: list[Example], n_templates: int) -> list[int]:
                 hint="load the PII data with group_by: template_id",
             )
         ids.add(int(e.group))
+    if not ids:
+        raise RouterforgeError("no training row has a template id", hint="load the PII data with group_by: template_id")
     out_of_range = sorted(i for i in ids if i >= n_templates)
     if out_of_range:
         raise RouterforgeError(
@@ -61,6 +63,8 @@ def generate(
 ) -> list[Example]:
     """``n`` rows from the templates ``ids`` (deterministic in ``seed``); rows whose spans fall outside
     ``labels`` or do not match their text are dropped. ``group`` is the template id."""
+    if not ids:  # the faker would fall back to every template it ships
+        raise RouterforgeError("no templates to generate from")
     module = _presidio()
     chosen = [templates[i].replace("\\n", "\n") for i in ids]  # the list writes line breaks as \n
     allowed = set(labels)
@@ -78,7 +82,7 @@ def generate(
     finally:  # the faker seeds the global generators: give them back
         random.setstate(state[0])
         _np_restore(state[1])
-    rows = []
+    rows: list[Example] = []
     for sample in samples:
         text = sample.full_text
         spans = tuple(
@@ -126,7 +130,7 @@ def summary(rows: list[Example], docs: list[Example]) -> dict:
         "rows": len(rows),
         "documents": len(docs),
         "templates": len({e.group for e in rows}),
-        "rows_per_template": dict(sorted(Counter(e.group for e in rows).items(), key=lambda kv: int(kv[0]))),
+        "rows_per_template": dict(sorted(Counter(e.group for e in rows).items(), key=lambda kv: int(kv[0] or 0))),
         "spans_per_type": dict(sorted(Counter(s.entity_type for e in rows for s in e.spans or ()).items())),
     }
 

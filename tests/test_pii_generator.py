@@ -1,0 +1,91 @@
+"""Generated PII rows (tasks.pii.generate): training templates only, reproducible from the manifest."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+import routerforge as rf
+from routerforge.data import load_split_from_manifest, pii_generator
+from routerforge.errors import RouterforgeError
+
+TEMPLATES = [
+    "My name is {{name}} and my phone is {{phone_number}}",
+    "Send it to {{address}} please",
+    "Her email is {{email}}, card {{credit_card_number}}",
+    "{{first_name}} lives in {{city}}",
+    "Call {{person}} at {{phone_number}}\\nthanks",
+    "{{organization}} hired {{name}} in {{year}}",
+    "This template is in no row: {{iban}}",
+]
+LABELS = ("CREDIT_CARD", "DATE_TIME", "EMAIL_ADDRESS", "GPE", "ORGANIZATION", "PERSON", "PHONE_NUMBER")
+LABELS += ("STREET_ADDRESS",)
+
+
+@pytest.fixture
+def source(tmp_path):
+    """Rows from templates 0-5 (never 6), with their template_id, as in presidio-research's data."""
+    templates = tmp_path / "templates.txt"
+    templates.write_text("\n".join(TEMPLATES) + "\n")
+    rows = pii_generator.generate(TEMPLATES, list(range(6)), 240, seed=1, labels=LABELS)
+    path = tmp_path / "pii.jsonl"
+    with path.open("w") as out:
+        for e in rows:
+            spans = [{"entity_type": s.entity_type, "start": s.start, "end": s.end} for s in e.spans]
+            out.write(json.dumps({"text": e.text, "spans": spans, "template_id": int(e.group)}) + "\n")
+    return path, templates
+
+
+def test_generated_rows_come_from_training_templates_only(source):
+    path, templates = source
+    state = random.getstate()
+    data = rf.data.load(
+        "pii",
+        str(path),
+        group_by="template_id",
+        val=0.2,
+        test=0.2,
+        generate={"rows": 300, "documents": 40, "templates": str(templates)},
+    )
+    assert random.getstate() == state  # the faker's global seeding was undone
+    generated = [e for e in data.train if e.source.startswith("generated:")]
+    rows = [e for e in generated if e.group != "document"]
+    train_templates = {str(e.group) for e in data.train if not e.source.startswith("generated:")}
+    held_out = {str(e.group) for e in data.val + data.test}
+    assert rows and {e.group for e in rows} <= train_templates and not {e.group for e in rows} & held_out
+    assert "6" not in {e.group for e in rows}  # a template no row uses may be in someone's held-out data
+    report = data.report["generated_train_rows"]
+    assert report["rows"] == len(rows) and report["documents"] == len(generated) - len(rows) > 0
+    assert sum(report["rows_per_template"].values()) == len(rows)
+    assert not any("\\n" in e.text for e in rows)  # the template list's escaped line breaks are real ones
+    for e in generated:
+        assert all(0 <= s.start < s.end <= len(e.text) for s in e.spans)
+        assert all(a.end <= b.start for a, b in zip(e.spans, e.spans[1:]))
+        assert all(e.text[s.start : s.end].strip() == e.text[s.start : s.end] for s in e.spans)
+    assert all(not e.source.startswith("generated:") for e in data.val + data.test)
+    assert [e.key for e in load_split_from_manifest(data.manifest(), "train")] == [e.key for e in data.train]
+
+
+def test_documents_keep_every_span_on_its_value():
+    rows = pii_generator.generate(TEMPLATES, [0, 2, 3], 60, seed=4, labels=LABELS)
+    values = {rows_text[s.start : s.end] for rows_text, spans in ((e.text, e.spans) for e in rows) for s in spans}
+    docs = pii_generator.documents(rows, 30, seed=4)
+    assert len(docs) == 30 and any(len(d.spans) > 3 for d in docs)
+    assert all(d.text[s.start : s.end] in values for d in docs for s in d.spans)
+    assert all(len(d.text) <= 480 or len(d.spans) == len(rows[0].spans) for d in docs)
+
+
+def test_generation_is_refused_without_template_ids_or_for_another_task(tmp_path, source):
+    path, templates = source
+    with pytest.raises(RouterforgeError, match="pii task"):
+        rf.data.load("jailbreak", "synth:50", generate={"rows": 10})
+    with pytest.raises(RouterforgeError, match="group_by: template_id"):
+        rf.data.load("pii", str(path), generate={"rows": 10, "templates": str(templates)})
+    with pytest.raises(RouterforgeError, match="unknown generate options"):
+        rf.data.load("pii", str(path), group_by="template_id", generate={"rowz": 10})
+    short = tmp_path / "short.txt"
+    short.write_text(TEMPLATES[0] + "\n")
+    with pytest.raises(RouterforgeError, match="past the end"):
+        rf.data.load("pii", str(path), group_by="template_id", generate={"rows": 10, "templates": str(short)})
