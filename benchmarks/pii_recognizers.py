@@ -1,7 +1,7 @@
 """The validated PII recognizers on their own: precision/recall per type, and their cost per request.
 
     python benchmarks/pii_recognizers.py [--data ../shared/data/presidio_pii/synth_dataset_v2.jsonl]
-        [--model runs/pii/model] [--tune] [--out benchmarks/results/pii_recognizers.json]
+        [--model runs/pii/model] [--out benchmarks/results/pii_recognizers.json]
 
 1. Quality: every recognizer on every Presidio row; exact-span P/R/F1 per recognizer type (gold restricted to
    the types the recognizers report, so a PERSON the recognizers never claim is not a miss) with the project's
@@ -10,8 +10,8 @@
    characters of joined Presidio rows, all recognizers and each one alone.
 3. With ``--model`` (a PII model trained on the same file): on its template-disjoint test split (re-read from
    its manifest), the learned head alone vs head + recognizers (+ min span score), exact-span F1 per type
-   with intervals, through the runtime that serves. ``--tune`` first picks the minimum span score on the
-   validation split (the F1-best of a grid) and records it as ``pii_min_score`` in the model's routerforge.json.
+   with intervals, through the runtime that serves, at the model's ``pii_min_score`` (chosen on validation by
+   training, or by ``routerforge calibrate DIR`` for a model trained before it did).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import json
 import time
 from pathlib import Path
 
-from routerforge.bundle import pii_min_score, pii_recognizers, read_info, write_info
+from routerforge.bundle import pii_min_score, pii_recognizers, read_info
 from routerforge.data.schema import Span
 from routerforge.evaluation.evaluator import head_splits
 from routerforge.evaluation.metrics import latency_summary, span_metrics
@@ -35,7 +35,6 @@ EXAMPLES = (
     "Call John Smith at 555-123-4567 about the integral of x^2",
     "Please email jane.doe@example.com with the quarterly figures",
 )
-GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 
 def load_rows(path: Path) -> list[dict]:
@@ -113,22 +112,6 @@ def post_processed(router: Router, examples, rec: Recognizers | None) -> list[li
     return out
 
 
-def tune_min_score(model: Path) -> dict:
-    """Minimum span score: the grid value with the best exact-span F1 on validation (ties: the lowest), with
-    the recognizers on; recorded as ``pii_min_score`` in the model's routerforge.json."""
-    info = read_info(model)
-    val = head_splits(info, ["pii"], ("val",))["pii"]["val"]
-    router = Router.load(model, "torch", recognizers=False)
-    gold = [list(e.spans) for e in val]
-    scores = {}
-    for floor in GRID:
-        pred = post_processed(router, val, Recognizers.for_model(pii_recognizers(info), {"min_score": floor}))
-        scores[floor] = span_metrics(gold, pred, n_boot=0)["micro_f1"]["value"]
-    best = max(GRID, key=lambda f: (scores[f], -f))
-    write_info(model, info | {"pii_min_score": best})
-    return {"grid": {str(k): v for k, v in scores.items()}, "chosen": best, "val_rows": len(val)}
-
-
 def with_model(model: Path) -> dict:
     info = read_info(model)
     test = head_splits(info, ["pii"], ("test",))["pii"]["test"]
@@ -157,7 +140,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--model", type=Path)
-    parser.add_argument("--tune", action="store_true", help="choose pii_min_score on validation and record it")
     parser.add_argument("--reps", type=int, default=300)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pii_recognizers.json"))
     args = parser.parse_args()
@@ -167,8 +149,6 @@ def main() -> None:
     result["quality"] = quality(rows, rec)
     result["cost"] = cost(rows, rec, args.reps)
     if args.model:
-        if args.tune:
-            result["min_score"] = tune_min_score(args.model)
         result["model"] = with_model(args.model)
     write_json(args.out, result)
     q = result["quality"]["exact"]
@@ -189,8 +169,6 @@ def main() -> None:
             f"  {name:12} 30 tokens {each['30_tokens']['p50_ms']:.3f} ms, "
             f"10k chars {each['10k_chars']['p50_ms']:.2f} ms"
         )
-    if "min_score" in result:
-        print("min score on validation:", result["min_score"])
     if "model" in result:
         for name, v in result["model"].items():
             if isinstance(v, dict):

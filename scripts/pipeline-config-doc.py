@@ -12,6 +12,7 @@ import json
 from routerforge.config import (
     CalibrationConfig,
     ExportConfig,
+    GenerateConfig,
     MultitaskConfig,
     ProjectConfig,
     SplitsConfig,
@@ -24,6 +25,7 @@ from routerforge.training.lora import LoraSettings
 SECTIONS = (
     (ProjectConfig, "", "Top level"),
     (TaskConfig, "tasks.<task>.", "tasks.&lt;task&gt;"),
+    (GenerateConfig, "tasks.pii.generate.", "tasks.pii.generate"),
     (SplitsConfig, "splits.", "splits"),
     (TrainingConfig, "training.", "training"),
     (MultitaskConfig, "multitask.", "multitask"),

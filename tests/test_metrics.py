@@ -298,3 +298,16 @@ def test_paired_difference_is_zero_for_the_same_answers_and_signed_otherwise():
     missed = [[], [Span("EMAIL_ADDRESS", 5, 20)]] * 50
     d = paired_difference(spans, spans, missed, n_boot=200)
     assert d["value"] == pytest.approx(2 / 3 - 1) and d["ci95"][1] < 0
+
+
+def test_span_overlap_matching_and_f2():
+    gold = [[Span("PERSON", 0, 10), Span("EMAIL", 12, 30)]]
+    pred = [[Span("PERSON", 0, 4), Span("EMAIL", 12, 30), Span("EMAIL", 40, 44), Span("PERSON", 2, 8)]]
+    exact = span_metrics(gold, pred, n_boot=0, min_support=1)
+    overlap = span_metrics(gold, pred, n_boot=0, min_support=1, matching="overlap")
+    assert (exact["tp"], exact["fp"], exact["fn"]) == (1, 3, 1)
+    assert (overlap["tp"], overlap["fp"], overlap["fn"]) == (2, 2, 0)  # one to one: the second PERSON is a FP
+    assert exact["micro_f2"]["value"] == pytest.approx(5 / (5 + 4 + 3))
+    assert overlap["micro_f2"]["value"] == pytest.approx(10 / (10 + 0 + 2))
+    with pytest.raises(RouterforgeError, match="unknown span matching"):
+        span_metrics(gold, pred, matching="fuzzy")

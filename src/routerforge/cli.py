@@ -610,8 +610,8 @@ def calibrate(
     allow_pickle: AllowPickle = False,
     as_json: Json = False,
 ):
-    """Refit each head's temperature and the jailbreak threshold on the validation split (training does this
-    already); prints ECE before/after and the counts at the threshold."""
+    """Refit each head's temperature, the jailbreak threshold and the PII minimum span score on the validation
+    split (training does this already); prints ECE before/after and the counts at the threshold."""
     from .evaluation.calibrator import calibrate as run_calibrate
 
     fitted = run_calibrate(model_dir, target_fpr, allow_pickle=allow_pickle)
@@ -626,6 +626,8 @@ def calibrate(
     )
     if not as_json and fitted["thresholds"]:
         err_console.print(f"jailbreak threshold: {fitted['thresholds'].get('jailbreak')}")
+    if not as_json and "pii_min_score" in fitted:
+        err_console.print(f"PII minimum span score: {fitted['pii_min_score']}")
 
 
 bench_app = typer.Typer(

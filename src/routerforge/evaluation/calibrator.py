@@ -44,10 +44,40 @@ def calibrated_heads(info: dict) -> list[str]:
     return [task for task, head in heads_of(info).items() if head["kind"] != "multilabel"]
 
 
+# Candidate minimum span scores for the PII head (``pii_min_score``): model spans below it are dropped.
+MIN_SCORE_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def choose_pii_min_score(router, val) -> dict:
+    """The minimum span score with the best exact-span F1 on validation (ties: the lowest), with the router's
+    recognizers on; one model pass serves every candidate. Sets it on ``router``."""
+    from ..data.schema import Span
+    from .metrics import span_metrics
+
+    recognizers, router.recognizers = router.recognizers, None
+    try:
+        raw = [s.pii for s in router.classify_batch([e.text for e in val])]
+    finally:
+        router.recognizers = recognizers
+    gold = [list(e.spans or ()) for e in val]
+    scores = {}
+    for floor in MIN_SCORE_GRID:
+        recognizers.min_score = floor
+        predicted = [
+            [Span(p.entity_type, p.start, p.end) for p in recognizers.apply(e.text, spans, router.normalise(e.text))]
+            for e, spans in zip(val, raw)
+        ]
+        scores[floor] = span_metrics(gold, predicted, n_boot=0)["micro_f1"]["value"]
+    best = max(MIN_SCORE_GRID, key=lambda f: (scores[f], -f))
+    recognizers.min_score = best
+    return {"chosen": best, "val_f1": {str(k): v for k, v in scores.items()}, "fitted_on": "val"}
+
+
 def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: float = TARGET_FPR) -> dict:
     """Fit each head's temperature on its validation split (T = 1 when that split is too small or already all
-    right: :func:`~.calibration.choose_temperature`) and the jailbreak threshold at ``target_fpr``; sets them on
-    ``router`` and returns ``{"calibration": ..., "thresholds": ...}`` for ``routerforge.json``.
+    right: :func:`~.calibration.choose_temperature`), the jailbreak threshold at ``target_fpr`` and the PII
+    head's minimum span score; sets them on ``router`` and returns ``{"calibration": ..., "thresholds": ...,
+    "pii_min_score": ...}`` for ``routerforge.json``.
 
     ``splits``: ``{task: {"val": examples, "test": examples}}``. Test rows are only *reported* (ECE and the
     counts at the chosen threshold); nothing is chosen on them.
@@ -83,7 +113,11 @@ def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: flo
         if splits["jailbreak"].get("test"):
             is_attack, p_attack = scores(splits["jailbreak"]["test"])
             calibration["jailbreak"]["threshold_on_test"] = detection_counts(is_attack, p_attack, choice["threshold"])
-    return {"calibration": calibration, "thresholds": thresholds}
+    out = {"calibration": calibration, "thresholds": thresholds}
+    if "pii" in splits and router.recognizers is not None and splits["pii"]["val"]:
+        calibration["pii"]["min_score"] = choose_pii_min_score(router, splits["pii"]["val"])
+        out["pii_min_score"] = calibration["pii"]["min_score"]["chosen"]
+    return out
 
 
 def calibrate_and_score(
@@ -127,4 +161,4 @@ def calibrate(model_dir, target_fpr: float = TARGET_FPR, *, allow_pickle: bool =
     if "error" in info["metrics"]:
         raise RouterforgeError(f"calibration failed: {info['metrics']['error']}", source=str(model_dir))
     write_info(model_dir, info)
-    return {"calibration": info["calibration"], "thresholds": info["thresholds"]}
+    return {k: info[k] for k in ("calibration", "thresholds", "pii_min_score") if k in info}

@@ -288,6 +288,26 @@ def _prf_counts(tp, fp, fn):
     return p, r, f
 
 
+def _f2_counts(tp, fp, fn):
+    """F2 (recall weighted twice, as Presidio's evaluator reports): 5 tp / (5 tp + 4 fn + fp)."""
+    tp, fp, fn = (np.asarray(x, dtype=float) for x in (tp, fp, fn))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(5 * tp + 4 * fn + fp > 0, 5 * tp / (5 * tp + 4 * fn + fp), 0.0)
+
+
+def _overlap_hits(gold: list[tuple[str, int, int]], pred: list[tuple[str, int, int]]) -> Counter:
+    """Per type, gold spans matched one to one by a same-type predicted span that overlaps them (in order)."""
+    used: set[int] = set()
+    hits: Counter = Counter()
+    for t, a, b in sorted(gold, key=lambda k: k[1]):
+        for i, (pt, pa, pb) in enumerate(pred):
+            if i not in used and pt == t and pa < b and a < pb:
+                used.add(i)
+                hits[(t, a, b)] += 1
+                break
+    return hits
+
+
 def span_metrics(
     gold: list[list[Any]],
     pred: list[list[Any]],
@@ -295,11 +315,14 @@ def span_metrics(
     min_support: int = 10,
     n_boot: int = 1000,
     seed: int = 0,
+    matching: str = "exact",
 ) -> dict:
-    """Entity-level exact-match P/R/F1 over character spans, micro-averaged, with a document bootstrap.
+    """Entity-level P/R/F1 (and F2) over character spans, micro-averaged, with a document bootstrap.
 
-    A predicted span is a true positive only if entity_type, start and end all equal a gold span's;
-    an off-by-one boundary is one false positive plus one false negative, as is a wrong type. Text outside
+    ``matching="exact"``: a predicted span is a true positive only if entity_type, start and end all equal a
+    gold span's; an off-by-one boundary is one false positive plus one false negative, as is a wrong type.
+    ``matching="overlap"``: a same-type predicted span that overlaps a gold span matches it (one to one), so
+    a boundary off by a word still counts (what a redaction that covers the value needs). Text outside
     any span (the ``O`` tag) never counts: we compare spans, not tokens, so it cannot. Spans may be
     ``Span`` objects or dicts with ``entity_type``/``start``/``end``. Per-type rows are given only for types
     with at least ``min_support`` gold spans; the rest are listed with their counts.
@@ -308,11 +331,13 @@ def span_metrics(
         raise RouterforgeError(
             f"span metrics need one prediction list per document; got {len(gold)} gold, {len(pred)} pred"
         )
+    if matching not in ("exact", "overlap"):
+        raise RouterforgeError(f"unknown span matching {matching!r}", hint="exact or overlap")
     doc_counts = np.zeros((len(gold), 3), dtype=int)  # tp, fp, fn per document
     by_type: dict[str, Counter] = {}
     for d, (g_doc, p_doc) in enumerate(zip(gold, pred)):
         g, p = Counter(map(_span_key, g_doc)), Counter(map(_span_key, p_doc))
-        hit = g & p
+        hit = g & p if matching == "exact" else _overlap_hits(list(g.elements()), list(p.elements()))
         tp = sum(hit.values())
         doc_counts[d] = (tp, sum(p.values()) - tp, sum(g.values()) - tp)
         for key, c in g.items():
@@ -324,10 +349,11 @@ def span_metrics(
 
     tp, fp, fn = (int(x) for x in doc_counts.sum(axis=0))
     point = _prf_counts(tp, fp, fn)
-    samples: list[np.ndarray | None] = [None, None, None]
+    point = (*point, _f2_counts(tp, fp, fn))
+    samples: list[np.ndarray | None] = [None, None, None, None]
     if n_boot > 0 and len(gold) > 0:
         boot = _draw_counts(len(gold), n_boot, seed) @ doc_counts  # (n_boot, 3) summed counts
-        samples = list(_prf_counts(boot[:, 0], boot[:, 1], boot[:, 2]))
+        samples = [*_prf_counts(boot[:, 0], boot[:, 1], boot[:, 2]), _f2_counts(boot[:, 0], boot[:, 1], boot[:, 2])]
 
     per_type, below = [], []
     for t in sorted(by_type):
@@ -352,7 +378,9 @@ def span_metrics(
 
     return {
         "kind": "spans",
-        "matching": "exact (entity_type, start, end) on character offsets",
+        "matching": "exact (entity_type, start, end) on character offsets"
+        if matching == "exact"
+        else "overlap (same entity_type, overlapping character ranges, one to one)",
         "n_docs": len(gold),
         "n_gold": tp + fn,
         "n_pred": tp + fp,
@@ -362,6 +390,7 @@ def span_metrics(
         "micro_precision": _with_ci(point[0], samples[0]),
         "micro_recall": _with_ci(point[1], samples[1]),
         "micro_f1": _with_ci(point[2], samples[2]),
+        "micro_f2": _with_ci(point[3], samples[3]),
         "min_support": min_support,
         "per_type": per_type,
         "types_below_min_support": below,

@@ -212,16 +212,19 @@ def calibrate_items(p: Pipeline) -> list[Item]:
 
 
 def _calibrate(p: Pipeline, directory: Path) -> dict:
-    """Refit temperatures and the jailbreak threshold at the config's target FPR, unless training already
-    fitted them at that target (idempotent either way: the same validation rows give the same fit)."""
+    """Refit temperatures, the jailbreak threshold and the PII minimum span score at the config's target FPR,
+    unless training already fitted them at that target (idempotent either way: the same validation rows give
+    the same fit)."""
     from ..evaluation.calibrator import calibrate
 
     target = p.cfg.calibration.target_fpr
     info = read_info(directory)
     fitted = info.get("calibration") or {}
     heads = heads_of(info)
-    at_target = all(h in fitted for h in heads) and (
-        "jailbreak" not in heads or fitted["jailbreak"].get("threshold", {}).get("target_fpr") == target
+    at_target = (
+        all(h in fitted for h in heads)
+        and ("jailbreak" not in heads or fitted["jailbreak"].get("threshold", {}).get("target_fpr") == target)
+        and ("pii" not in heads or "pii_min_score" in info)
     )
     if not at_target:
         calibrate(directory, target, allow_pickle=p.allow_pickle)
