@@ -73,6 +73,18 @@ def test_token_task_spans_are_exact(arch, crf, request, tmp_path):
     assert set(data.labels) >= {"PERSON", "EMAIL_ADDRESS"}
     spans = result.metrics["test"]["spans"]
     assert spans["n_gold"] == sum(len(e.spans) for e in data.test)
+    chosen = result.info["calibration"]["pii"]["min_score"]  # the minimum span score, chosen on validation
+    assert result.info["pii_min_score"] == chosen["chosen"] and set(chosen["val_f1"]) == {
+        "0.0",
+        "0.1",
+        "0.2",
+        "0.3",
+        "0.4",
+        "0.5",
+        "0.6",
+        "0.7",
+    }
+    assert chosen["val_f1"][str(chosen["chosen"])] == max(chosen["val_f1"].values())
     router = rf.Router.load(tmp_path / "model")
     texts = [e.text for e in data.test]
     found = 0
