@@ -14,7 +14,7 @@ from ..errors import RouterforgeError
 from ..tasks import get_task
 from .schema import Example, Span
 from .sources import URL_SCHEMES, SourceInfo, fetch, file_sha256, is_file_spec, load_examples, parse_synth
-from .splits import SPLITS, TaskData, make_splits, near_duplicates, normalise, row_hash
+from .splits import SPLITS, TaskData, label_counts, make_splits, near_duplicates, normalise, row_hash
 
 __all__ = ["Example", "Span", "TaskData", "load", "load_split_from_manifest", "task_data_from_manifest"]
 
@@ -163,8 +163,7 @@ def _augment_with_generated(data: TaskData, options: dict, seed: int, threshold:
     data.report["generated_train_rows"] = pii_generator.summary(rows, [e for e in kept if e.group == "document"]) | {
         "near_copies_dropped": sum(near)
     }
-    data.report["rows_per_split"]["train"] = len(data.train)
-    data.report["fingerprint"] = data.fingerprint
+    _recount_train(data)
 
 
 def _synth_rows(task: str, n: int, seed: int, labels) -> list[Example]:
@@ -191,8 +190,7 @@ def _augment_with_synth(data: TaskData, n: int, seed: int, threshold: float) -> 
         raise RouterforgeError(f"no synthetic {data.task.name} rows fit this label set", hint="drop --augment-synth")
     data.train = data.train + kept
     data.report["synthetic_train_rows"] = {"requested": n, "added": len(kept), "near_copies_dropped": sum(near)}
-    data.report["rows_per_split"]["train"] = len(data.train)
-    data.report["fingerprint"] = data.fingerprint
+    _recount_train(data)
 
 
 def _augment_with_obfuscation(data: TaskData, seed: int) -> None:
@@ -206,8 +204,13 @@ def _augment_with_obfuscation(data: TaskData, seed: int) -> None:
         "labels": dict(sorted(Counter(e.label for e in extra).items())),
         "transforms": dict(sorted(Counter("+".join(e.meta["transforms"]) for e in extra).items())),
     }
+    _recount_train(data)
+
+
+def _recount_train(data: TaskData) -> None:
+    """The report's training counts and the fingerprint after rows were added to the training split."""
     data.report["rows_per_split"]["train"] = len(data.train)
-    data.report["labels_per_split"]["train"] = dict(sorted(Counter(e.label for e in data.train).items()))
+    data.report["labels_per_split"]["train"] = dict(sorted(label_counts(data.train).items()))
     data.report["fingerprint"] = data.fingerprint
 
 

@@ -264,14 +264,15 @@ def make_splits(
         "conflicting_label_rows_dropped": conflicts,
         "near_duplicates_moved_to_train": {"val": moved_val, "test": moved_test, "threshold": near_duplicate_threshold},
         "rows_per_split": {name: len(data.split(name)) for name in SPLITS},
-        "labels_per_split": {name: dict(sorted(_label_counts(data.split(name)).items())) for name in SPLITS},
-        "labels_without_test_support": sorted(set(label_set) - set(_label_counts(test_rows))),
+        "labels_per_split": {name: dict(sorted(label_counts(data.split(name)).items())) for name in SPLITS},
+        "labels_without_test_support": sorted(set(label_set) - set(label_counts(test_rows))),
         "fingerprint": data.fingerprint,
     }
     return data
 
 
-def _label_counts(examples: list[Example]) -> Counter:
+def label_counts(examples: list[Example]) -> Counter:
+    """Rows per label, or spans per entity type for the token task."""
     if examples and examples[0].spans is not None:
         return Counter(s.entity_type for e in examples for s in e.spans or ())
     return Counter(e.label for e in examples)
