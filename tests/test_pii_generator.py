@@ -74,7 +74,7 @@ def test_documents_keep_every_span_on_its_value():
     docs = pii_generator.documents(rows, 30, seed=4)
     assert len(docs) == 30 and any(len(d.spans) > 3 for d in docs)
     assert all(d.text[s.start : s.end] in values for d in docs for s in d.spans)
-    assert all(len(d.text) <= 480 or len(d.spans) == len(rows[0].spans) for d in docs)
+    assert all(len(d.text) <= max(480, *(len(r.text) for r in rows)) for d in docs)  # one long row may pass
 
 
 def test_generation_is_refused_without_template_ids_or_for_another_task(tmp_path, source):
