@@ -17,26 +17,20 @@ false alarms on PII-free text, and the cost of the whole PII path.
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import time
 from collections import Counter
 from pathlib import Path
 
+from _pii import PROMPT_30, read_jsonl, timed
 from routerforge.data.schema import Span
 from routerforge.evaluation.evaluator import head_splits
-from routerforge.evaluation.metrics import latency_summary, span_metrics
+from routerforge.evaluation.metrics import span_metrics
 from routerforge.io import write_json
 from routerforge.runtime.engine import Router, read_info
 
-PROMPT_30 = "Hi, please call John Smith at 555-123-4567 or email jane.doe@example.com before Friday about the refund."
 LENGTHS = (1000, 4000, 10000)
 POSITIONS = ("start", "middle", "end")
 STEM = {"math", "physics", "chemistry", "engineering"}
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def spans_of(signals) -> list[Span]:
@@ -73,17 +67,6 @@ def document(needle, length: int, position: str, stream) -> tuple[str, list[Span
     prefix = " ".join(before) + (" " if before else "")
     text = prefix + needle.text + (" " if after else "") + " ".join(after)
     return text, [Span(s.entity_type, s.start + len(prefix), s.end + len(prefix)) for s in needle.spans]
-
-
-def timed(fn, text: str, reps: int) -> dict:
-    for _ in range(3):
-        fn(text)
-    seconds = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        fn(text)
-        seconds.append(time.perf_counter() - started)
-    return latency_summary(seconds)
 
 
 def main() -> None:

@@ -17,28 +17,22 @@
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 
+from _pii import PROMPT_30, read_jsonl, timed
 from routerforge.bundle import pii_min_score, pii_recognizers, read_info
 from routerforge.data.schema import Span
 from routerforge.evaluation.evaluator import head_splits
-from routerforge.evaluation.metrics import latency_summary, span_metrics
+from routerforge.evaluation.metrics import span_metrics
 from routerforge.io import write_json
 from routerforge.runtime.engine import Router
 from routerforge.runtime.recognizers import Recognizers
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/presidio_pii/synth_dataset_v2.jsonl"
-PROMPT_30 = "Hi, please call John Smith at 555-123-4567 or email jane.doe@example.com before Friday about the refund."
 EXAMPLES = (
     "Call John Smith at 555-123-4567 about the integral of x^2",
     "Please email jane.doe@example.com with the quarterly figures",
 )
-
-
-def load_rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def recognizer_types(rec: Recognizers) -> set[str]:
@@ -58,17 +52,6 @@ def quality(rows: list[dict], rec: Recognizers) -> dict:
         hit = sum(any(p.entity_type == t and p.start < s.end and s.start < p.end for p in pred[d]) for d, s in g)
         overlap[t] = {"support": len(g), "overlap_recall": hit / len(g) if g else None}
     return {"exact": exact, "overlap": overlap}
-
-
-def timed(fn, text: str, reps: int) -> dict:
-    for _ in range(3):
-        fn(text)
-    seconds = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn(text)
-        seconds.append(time.perf_counter() - start)
-    return latency_summary(seconds)
 
 
 def cost(rows: list[dict], rec: Recognizers, reps: int) -> dict:
@@ -143,7 +126,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=300)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pii_recognizers.json"))
     args = parser.parse_args()
-    rows = load_rows(args.data)
+    rows = read_jsonl(args.data)
     rec = Recognizers.from_config()
     result: dict = {"data": str(args.data), "rows": len(rows), "recognizers": rec.names}
     result["quality"] = quality(rows, rec)
