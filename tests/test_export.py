@@ -216,6 +216,21 @@ def test_int8_gate_allows_near_tie_flips_and_refuses_a_confident_change(tiny_ber
     assert not record["non_inferior"] and record["difference_ci95"][1] < 0 and not record["passed"], record
 
 
+def test_int8_gate_allows_one_confident_change_per_thousand(tiny_bert):
+    rng = np.random.default_rng(1)
+    n = 1600  # > 1,000 confident rows, as a PII head's tokens are: a p99 error leaves 1% of them past it
+    gold = rng.integers(0, 3, n)
+    reference = rng.normal(0, 0.1, (n, 3)).astype(np.float32)
+    reference[np.arange(n), gold] += 3.0
+    one_flip, two_flips = reference.copy(), reference.copy()
+    one_flip[1] = one_flip[1][[1, 2, 0]]
+    two_flips[[1, 2]] = two_flips[[1, 2]][:, [1, 2, 0]]
+    record = _gate(tiny_bert, reference, one_flip, gold)
+    assert record["confident"] >= 1000 and record["confident_changed"] == 1 and record["passed"], record
+    record = _gate(tiny_bert, reference, two_flips, gold)
+    assert record["confident"] < 2000 and record["confident_changed"] == 2 and not record["passed"], record
+
+
 def test_describe_says_what_each_parity_record_checked():
     from routerforge.exporters.parity import describe
 

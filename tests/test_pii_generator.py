@@ -8,7 +8,7 @@ import random
 import pytest
 
 import routerforge as rf
-from routerforge.data import load_split_from_manifest, pii_generator
+from routerforge.data import load_split_from_manifest, pii_generator, validation_template_rows
 from routerforge.errors import RouterforgeError
 
 TEMPLATES = [
@@ -66,6 +66,11 @@ def test_generated_rows_come_from_training_templates_only(source):
         assert all(e.text[s.start : s.end].strip() == e.text[s.start : s.end] for s in e.spans)
     assert all(not e.source.startswith("generated:") for e in data.val + data.test)
     assert [e.key for e in load_split_from_manifest(data.manifest(), "train")] == [e.key for e in data.train]
+
+    parity_rows = validation_template_rows(data.manifest(), 50)  # the export's extra parity rows
+    val_templates = {str(e.group) for e in data.val}
+    assert len(parity_rows) > 40 and {e.group for e in parity_rows} <= val_templates
+    assert validation_template_rows(rf.data.load("pii", str(path), group_by="template_id").manifest(), 50) == []
 
 
 def test_documents_keep_every_span_on_its_value():

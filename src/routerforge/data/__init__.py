@@ -150,6 +150,25 @@ def _generated_rows(train: list[Example], options: dict, seed: int, labels) -> l
     return rows + pii_generator.documents(rows, options["documents"], seed)
 
 
+def validation_template_rows(manifest: dict, n: int) -> list[Example]:
+    """``n`` generated rows from the **validation** templates of a PII model trained with ``generate``, for the
+    export's parity check: its 100-odd validation rows give a paired interval too wide to judge int8 by, and
+    rows from templates the model never trained on are what validation rows are. ``[]`` for a model without
+    ``generate`` or without the ``pii-data`` extra."""
+    from . import pii_generator
+
+    options = manifest["load_options"].get("generate")
+    if not options or n <= 0:
+        return []
+    val = [e for e in load_split_from_manifest(manifest, "val") if not e.source.startswith("synth:")]
+    try:
+        templates = pii_generator.read_templates(options["templates"])
+        ids = pii_generator.train_template_ids(val, len(templates))
+        return pii_generator.generate(templates, ids, n, manifest["load_options"]["seed"], manifest["labels"])
+    except RouterforgeError:  # presidio-evaluator missing, or the template file moved
+        return []
+
+
 def _augment_with_generated(data: TaskData, options: dict, seed: int, threshold: float) -> None:
     """Generated rows after the split, from training templates only; near-copies of held-out rows dropped."""
     from . import pii_generator

@@ -23,6 +23,7 @@ from ..io import make_readable
 from .parity import ParityError, check_parity
 
 FORMATS = ("onnx", "onnx-int8", "torchscript")
+PARITY_GENERATED_ROWS = 1000  # PII rows from the validation templates, beside the validation rows
 FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torchscript": "model.torchscript.pt"}
 
 
@@ -31,6 +32,8 @@ def export(
 ) -> dict:
     """Export ``model_dir`` (per-task model or multitask bundle) to ``format``; returns the record stored under
     ``exports[format]`` in ``routerforge.json``. ``max_rows`` caps the validation rows parity uses per head."""
+    from ..bundle import head_data
+    from ..data import validation_template_rows
     from ..evaluation.evaluator import head_splits
     from ..runtime.backends import OnnxBackend, TorchScriptBackend, load_torch_module
     from ..runtime.engine import Router
@@ -47,6 +50,8 @@ def export(
     config = json.loads((path / "config.json").read_text())
     vocab = int(config.get("vocab_size", 30000))
     splits = {h: rows["val"][:max_rows] for h, rows in head_splits(info, heads, ("val",)).items()}
+    if "pii" in splits:  # a PII validation split is ~100 rows: add rows from its templates for a tighter interval
+        splits["pii"] += validation_template_rows(head_data(info, "pii")["manifest"], PARITY_GENERATED_ROWS)
     started = time.perf_counter()
     module = load_torch_module(path, info, heads, allow_pickle=allow_pickle, attn_implementation="eager")
     with tempfile.TemporaryDirectory(dir=path, prefix=".export-") as tmp_dir:

@@ -10,8 +10,9 @@ int8 rounds every logit a little, so a near-tie may flip; a 99%-agreement rule s
 
 1. **No confident label changes.** ``error`` = the 99th percentile of the per-row largest |logit difference|;
    a label can only flip where the PyTorch margin (top-1 minus top-2 logit; for jailbreak the distance of the
-   logit difference from the threshold) is at most ``2 x error``. Every row with a wider margin must keep its
-   label.
+   logit difference from the threshold) is at most ``2 x error``. Rows with a wider margin must keep their
+   label: at most one in ``CONFIDENT_CHANGES_PER`` may change (none below that many), because a p99 error
+   leaves 1% of rows past it and a token head has thousands of tokens.
 2. **Non-inferior quality.** The head's metric (macro F1; exact-span entity F1 for PII) of int8 minus PyTorch on
    the same rows, with a paired bootstrap: the lower 95% bound must be >= -``NI_MARGIN``.
 3. **Calibration not worse** (sequence heads): int8 ECE <= PyTorch ECE + ``ECE_MARGIN``.
@@ -32,8 +33,10 @@ FP32_MAX_DIFF = 1e-3
 ERROR_QUANTILE = 99  # percentile of the per-row int8 logit error that defines "confident"
 NI_MARGIN = 0.02  # non-inferiority margin on the head's metric (absolute: two points of F1)
 ECE_MARGIN = 0.01
+CONFIDENT_CHANGES_PER = 1000  # at most 0.1% of confident labels may change (none on fewer than 1,000 rows)
 INT8_CRITERIA = (
-    f"no label change where the torch margin exceeds 2x the p{ERROR_QUANTILE} int8 logit error; metric "
+    f"at most 1 in {CONFIDENT_CHANGES_PER} labels changed where the torch margin exceeds 2x the p{ERROR_QUANTILE} "
+    "int8 logit error; metric "
     f"non-inferior (paired bootstrap lower 95% bound of int8 - torch >= -{NI_MARGIN}); ECE <= torch + {ECE_MARGIN}"
 )
 FP32_CRITERIA = f"max |logit diff| <= {FP32_MAX_DIFF} and 100% label agreement"
@@ -125,6 +128,9 @@ def check_parity(reference, candidate, splits: dict[str, list], quantised: bool)
             "label_agreement": float(same.mean()) if same.size else 1.0,
             "compared": "tokens" if reference.heads[head]["kind"] == "token" else "texts",
         }
+        generated = sum(e.source.startswith("generated:") for e in examples)
+        if generated:
+            record["generated_rows"] = generated
         if quantised:
             error = float(np.percentile(row_diff, ERROR_QUANTILE)) if row_diff.size else 0.0
             confident = _margins(reference, head, ref) > 2 * error
@@ -136,7 +142,7 @@ def check_parity(reference, candidate, splits: dict[str, list], quantised: bool)
             if reference.heads[head]["kind"] != "multilabel":  # the selector's gold is in the outcomes, not here
                 record |= _quality(reference, candidate, head, examples)
             ok = (
-                record["confident_changed"] == 0
+                record["confident_changed"] <= record["confident"] // CONFIDENT_CHANGES_PER
                 and record.get("non_inferior", True)
                 and record.get("ece_not_worse", True)
             )
