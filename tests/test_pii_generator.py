@@ -73,6 +73,29 @@ def test_generated_rows_come_from_training_templates_only(source):
     assert validation_template_rows(rf.data.load("pii", str(path), group_by="template_id").manifest(), 50) == []
 
 
+def test_pii_free_rows_fill_documents_and_the_manifest_re_creates_them(tmp_path, source):
+    path, templates = source
+    negatives = tmp_path / "plain.jsonl"
+    texts = ["why was my card declined?", "What do I do if I'm late? It keeps failing.", "how do I top up"]
+    texts += ["Call Maria tomorrow", "my number is 5551234567", "mail me at a@b.org"]  # not PII-free: dropped
+    negatives.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    generate = {"rows": 100, "documents": 40, "templates": str(templates), "negatives": [str(negatives)]}
+    data = rf.data.load(
+        "pii", str(path), group_by="template_id", val=0.2, test=0.2, generate=generate | {"negative_rows": 5}
+    )
+    plain = [e for e in data.train if e.group == "negative"]
+    assert sorted(e.text for e in plain) == sorted(texts[:3]) and all(e.spans == () for e in plain)
+    docs = [e for e in data.train if e.group == "document"]
+    assert sum(any(t in d.text for t in texts[:3]) for d in docs) >= 10  # filler between the PII sentences
+    assert data.report["generated_train_rows"]["negative_rows"] == 3
+    assert [e.key for e in load_split_from_manifest(data.manifest(), "train")] == [e.key for e in data.train]
+    negatives.write_text(json.dumps({"text": "changed"}) + "\n")
+    with pytest.raises(RouterforgeError, match="changed since training"):
+        load_split_from_manifest(data.manifest(), "train")
+    with pytest.raises(RouterforgeError, match="negative_rows needs negatives"):
+        rf.data.load("pii", str(path), group_by="template_id", generate={"rows": 5, "negative_rows": 5})
+
+
 def test_documents_keep_every_span_on_its_value():
     rows = pii_generator.generate(TEMPLATES, [0, 2, 3], 60, seed=4, labels=LABELS)
     values = {rows_text[s.start : s.end] for rows_text, spans in ((e.text, e.spans) for e in rows) for s in spans}

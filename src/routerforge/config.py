@@ -41,6 +41,13 @@ class GenerateConfig(_Strict):
         "null: presidio-evaluator's own templates.txt)",
     )
     lower_case_ratio: float = Field(0.05, ge=0, le=1, description="share of sentences lower-cased, as people type")
+    negatives: list[str] = Field(
+        [],
+        description="JSONL files of PII-free texts (a `text` field; relative paths resolve against data_dir): "
+        "rows with no span, and filler between the sentences of documents; only texts with no capitalised word "
+        "inside a sentence, no digit run of 5 or more and no @ are kept",
+    )
+    negative_rows: int = Field(0, ge=0, description="PII-free rows taken from `negatives` (also used as filler)")
 
 
 class TaskConfig(_Strict):
@@ -215,8 +222,10 @@ class ProjectConfig(_Strict):
         options = self.tasks[task].load_options()
         base = data_dir or self.data_dir
         generate = options.get("generate")
-        if generate and generate["templates"] and base is not None and not Path(generate["templates"]).is_absolute():
-            generate["templates"] = str(Path(base) / generate["templates"])
+        if generate and base is not None:
+            if generate["templates"] and not Path(generate["templates"]).is_absolute():
+                generate["templates"] = str(Path(base) / generate["templates"])
+            generate["negatives"] = [str(Path(base) / f) if not Path(f).is_absolute() else f for f in generate["negatives"]]
         return options | {"data": self.data_paths(task, data_dir)} | self.splits.model_dump() | {"seed": self.seed}
 
     def hyperparam_overrides(self, task: str | None = None) -> dict:

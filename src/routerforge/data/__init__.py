@@ -125,11 +125,13 @@ def _generate_options(generate: dict | None) -> dict | None:
     """The generator's options with the template file resolved and hashed (the manifest re-creates the rows)."""
     if not generate:
         return None
-    options: dict = {"rows": 0, "documents": 0, "templates": None, "lower_case_ratio": 0.05} | dict(generate)
-    unknown = sorted(set(options) - {"rows", "documents", "templates", "lower_case_ratio"})
+    defaults = {"rows": 0, "documents": 0, "templates": None, "lower_case_ratio": 0.05}
+    options: dict = defaults | {"negatives": [], "negative_rows": 0} | dict(generate)
+    unknown = sorted(set(options) - set(defaults) - {"negatives", "negative_rows"})
     if unknown:
         raise RouterforgeError(
-            f"unknown generate options {unknown}", hint="known: rows, documents, templates, lower_case_ratio"
+            f"unknown generate options {unknown}",
+            hint="known: rows, documents, templates, lower_case_ratio, negatives, negative_rows",
         )
     if options["templates"]:
         path = Path(options["templates"]).expanduser().resolve()
@@ -137,7 +139,24 @@ def _generate_options(generate: dict | None) -> dict | None:
             raise RouterforgeError("no template file here", source=str(path), hint="generate.templates: templates.txt")
         options["templates"] = str(path)
         options["templates_sha256"] = file_sha256(path)
+    if options["negative_rows"] and not options["negatives"]:
+        raise RouterforgeError("negative_rows needs negatives: files of PII-free texts", hint="generate.negatives")
+    negatives = [Path(f).expanduser().resolve() for f in options["negatives"]]
+    for path in negatives:
+        if not path.is_file():
+            raise RouterforgeError("no file of PII-free texts here", source=str(path), hint="generate.negatives")
+    options["negatives"] = [str(path) for path in negatives]
+    options["negatives_sha256"] = [file_sha256(path) for path in negatives]
     return options
+
+
+def _check_generate_files(options: dict) -> None:
+    """Refuse to re-create generated rows from a template or PII-free file that changed since training."""
+    files = [(options.get("templates"), options.get("templates_sha256"))] if options.get("templates") else []
+    files += zip(options.get("negatives", []), options.get("negatives_sha256", []))
+    for file, digest in files:
+        if not Path(file).is_file() or file_sha256(Path(file)) != digest:
+            raise RouterforgeError("a PII generator file is missing or changed since training", source=file)
 
 
 def _generated_rows(train: list[Example], options: dict, seed: int, labels) -> list[Example]:
@@ -147,7 +166,8 @@ def _generated_rows(train: list[Example], options: dict, seed: int, labels) -> l
     templates = pii_generator.read_templates(options["templates"])
     ids = pii_generator.train_template_ids([e for e in train if not e.source.startswith("synth:")], len(templates))
     rows = pii_generator.generate(templates, ids, options["rows"], seed, labels, options["lower_case_ratio"])
-    return rows + pii_generator.documents(rows, options["documents"], seed)
+    negatives = pii_generator.negative_rows(options.get("negatives", []), options.get("negative_rows", 0), seed)
+    return rows + negatives + pii_generator.documents(rows, options["documents"], seed, filler=negatives)
 
 
 def validation_template_rows(manifest: dict, n: int) -> list[Example]:
@@ -178,9 +198,11 @@ def _augment_with_generated(data: TaskData, options: dict, seed: int, threshold:
     near = near_duplicates(generated, held_out, threshold) if generated else []
     kept = [e for e, flag in zip(generated, near) if not flag]
     data.train = data.train + kept
-    rows = [e for e in kept if e.group != "document"]
-    data.report["generated_train_rows"] = pii_generator.summary(rows, [e for e in kept if e.group == "document"]) | {
-        "near_copies_dropped": sum(near)
+    rows = [e for e in kept if e.group not in ("document", "negative")]
+    docs = [e for e in kept if e.group == "document"]
+    data.report["generated_train_rows"] = pii_generator.summary(rows, docs) | {
+        "negative_rows": sum(e.group == "negative" for e in kept),
+        "near_copies_dropped": sum(near),
     }
     _recount_train(data)
 
@@ -316,13 +338,7 @@ def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, li
         }
     if options.get("generate") and "train" in splits:  # regenerated from the file rows of train, as at training
         generate = options["generate"]
-        if generate.get("templates") and (
-            not Path(generate["templates"]).is_file()
-            or file_sha256(Path(generate["templates"])) != generate.get("templates_sha256")
-        ):
-            raise RouterforgeError(
-                "the PII template file is missing or changed since training", source=generate["templates"]
-            )
+        _check_generate_files(generate)
         base = [by_key[key] for key, _ in manifest["splits"]["train"] if key in by_key]
         by_key |= {e.key: e for e in _generated_rows(base, generate, options["seed"], manifest["labels"])}
     if options.get("augment") and "train" in splits:  # regenerated from the train rows, as at training time

@@ -16,6 +16,7 @@ import contextlib
 import io
 import os
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from .schema import Example, Span
 
 SOURCE = "generated:pii"
 _SEPARATORS = (" ", " ", "\n", "\n\n")
+FILLER_SHARE = 0.4
+_INNER_CAPITAL = re.compile(r"(?<![.!?:]\s)(?<![.!?:]\s\s)(?<!^)(?<!\n)\b(?!I\b)[A-Z]")  # "I" is no name
+_DIGITS = re.compile(r"\d{5}")
 
 
 def read_templates(path: str | Path | None) -> list[str]:
@@ -98,9 +102,12 @@ def generate(
     return rows
 
 
-def documents(rows: list[Example], n: int, seed: int, max_chars: int = 480) -> list[Example]:
+def documents(
+    rows: list[Example], n: int, seed: int, max_chars: int = 480, filler: list[Example] | None = None
+) -> list[Example]:
     """``n`` documents of 2-6 rows joined by spaces or line breaks (offsets shifted), each at most
-    ``max_chars`` long, so training sees several sentences in one window."""
+    ``max_chars`` long, so training sees several sentences in one window; with ``filler`` (PII-free rows), 40%
+    of the sentences are filler, as PII sits among ordinary text in a real prompt."""
     if not rows:
         return []
     rng = random.Random(f"routerforge.pii-documents:{seed}")
@@ -109,7 +116,7 @@ def documents(rows: list[Example], n: int, seed: int, max_chars: int = 480) -> l
         parts: list[Example] = []
         length = 0
         for _ in range(rng.randint(2, 6)):
-            row = rng.choice(rows)
+            row = rng.choice(filler if filler and rng.random() < FILLER_SHARE else rows)
             if parts and length + 2 + len(row.text) > max_chars:
                 break
             parts.append(row)
@@ -122,6 +129,32 @@ def documents(rows: list[Example], n: int, seed: int, max_chars: int = 480) -> l
             text += row.text
         out.append(Example(text=text, spans=tuple(spans), group="document", source=f"{SOURCE}:documents", row=i + 1))
     return out
+
+
+def negative_rows(files: list[str], n: int, seed: int) -> list[Example]:
+    """``n`` PII-free rows (no span) from the ``text`` of JSONL ``files``, keeping only texts that look free of
+    PII by their characters: no capitalised word inside a sentence (names and places are), no run of 5+ digits
+    (phone, card, account numbers), no ``@``. Deterministic in ``seed``."""
+    import json
+
+    if n <= 0:
+        return []
+    texts: list[str] = []
+    for file in files:
+        with open(file, encoding="utf-8") as lines:
+            texts += [t for t in (json.loads(line).get("text", "") for line in lines if line.strip()) if _pii_free(t)]
+    texts = sorted(set(texts))
+    if not texts:
+        raise RouterforgeError("no PII-free text in the negatives files", source=", ".join(files))
+    chosen = random.Random(f"routerforge.pii-negatives:{seed}").sample(texts, min(n, len(texts)))
+    return [
+        Example(text=t, spans=(), group="negative", source=f"{SOURCE}:negatives", row=i + 1)
+        for i, t in enumerate(chosen)
+    ]
+
+
+def _pii_free(text: str) -> bool:
+    return bool(text.strip()) and "@" not in text and not _INNER_CAPITAL.search(text) and not _DIGITS.search(text)
 
 
 def summary(rows: list[Example], docs: list[Example]) -> dict:
