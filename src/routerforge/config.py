@@ -225,7 +225,9 @@ class ProjectConfig(_Strict):
         if generate and base is not None:
             if generate["templates"] and not Path(generate["templates"]).is_absolute():
                 generate["templates"] = str(Path(base) / generate["templates"])
-            generate["negatives"] = [str(Path(base) / f) if not Path(f).is_absolute() else f for f in generate["negatives"]]
+            generate["negatives"] = [
+                str(Path(base) / f) if not Path(f).is_absolute() else f for f in generate["negatives"]
+            ]
         return options | {"data": self.data_paths(task, data_dir)} | self.splits.model_dump() | {"seed": self.seed}
 
     def hyperparam_overrides(self, task: str | None = None) -> dict:
