@@ -96,6 +96,14 @@ def test_pii_free_rows_fill_documents_and_the_manifest_re_creates_them(tmp_path,
         rf.data.load("pii", str(path), group_by="template_id", generate={"rows": 5, "negative_rows": 5})
 
 
+def test_generation_does_not_depend_on_the_global_random_state():
+    runs = []
+    for state in (1, 2):  # another process, or other code before it, leaves another state
+        random.seed(state)
+        runs.append([(e.text, e.spans) for e in pii_generator.generate(TEMPLATES, [0, 4], 80, seed=3, labels=LABELS)])
+    assert runs[0] == runs[1]
+
+
 def test_documents_keep_every_span_on_its_value():
     rows = pii_generator.generate(TEMPLATES, [0, 2, 3], 60, seed=4, labels=LABELS)
     values = {rows_text[s.start : s.end] for rows_text, spans in ((e.text, e.spans) for e in rows) for s in spans}

@@ -74,6 +74,7 @@ def generate(
     allowed = set(labels)
     state = random.getstate(), _np_state()
     try:
+        random.seed(seed)  # the faker builds its table of people (random middle initials) before it seeds itself
         with contextlib.redirect_stdout(io.StringIO()):  # the faker prints its defaults
             faker = module.PresidioSentenceFaker(
                 "en_US",
