@@ -23,6 +23,8 @@ from collections import Counter
 from pathlib import Path
 
 from _pii import PROMPT_30, read_jsonl, timed
+from routerforge.bundle import head_data
+from routerforge.data.pii_generator import negative_rows
 from routerforge.data.schema import Span
 from routerforge.evaluation.evaluator import head_splits
 from routerforge.evaluation.metrics import span_metrics
@@ -94,7 +96,11 @@ def main() -> None:
         span_metrics(gold, [spans_of(s) for s in bare.classify_batch([e.text for e in test])])
     )
 
-    trained_on = {e.text for e in head_splits(info, ["pii"], ("train",))["pii"]["train"]}  # e.g. PII-free rows
+    options = head_data(info, "pii")["manifest"]["load_options"]
+    generate = options.get("generate") or {}
+    trained_on = {  # PII-free training rows (generate.negatives): not filler, not false-alarm texts
+        e.text for e in negative_rows(generate.get("negatives", []), generate.get("negative_rows", 0), options["seed"])
+    }
     banking = [r["text"] for r in read_jsonl(args.data_dir / "intent/banking77.jsonl") if r["text"] not in trained_on]
     result["documents"] = {
         "filler": f"Banking77 queries the model did not train on ({len(banking)})",
@@ -114,7 +120,7 @@ def main() -> None:
             result["documents"][f"{length}_{position}"] = {
                 "f1": f1,
                 "needle_f1": needle_f1["micro_f1"],  # the needle's spans only: what length costs
-                "mean_chars": sum(len(t) for t, _ in docs) / len(docs),
+                "mean_chars": sum(len(t) for t, _, _ in docs) / len(docs),
                 "filler_spans": sum(
                     not any(p.start < g.end and g.start < p.end for g in gold_doc)
                     for (_, gold_doc, _), pred_doc in zip(docs, predicted)

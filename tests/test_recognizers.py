@@ -117,6 +117,18 @@ def test_min_score_and_whole_words_for_model_spans():
     assert len(Recognizers.from_config({"min_score": 0.05}).apply(text, model)) == 2
 
 
+def test_model_spans_of_validated_types_must_validate_and_names_need_two_letters():
+    text = "Mass 5.14 g of e at 10.0.0.1 for Kim"
+    rec = Recognizers.from_config({"enabled": [], "min_score": 0.0})  # the model's spans alone
+    model = [
+        PiiSpan("IP_ADDRESS", 5, 9, "5.14", 0.9),  # a number, not an address
+        PiiSpan("ORGANIZATION", 15, 16, "e", 0.9),
+        PiiSpan("IP_ADDRESS", 20, 28, "10.0.0.1", 0.9),
+        PiiSpan("PERSON", 33, 36, "Kim", 0.9),
+    ]
+    assert [s.text for s in rec.apply(text, model)] == ["10.0.0.1", "Kim"]
+
+
 def test_widened_model_spans_never_overlap():
     text = "JOHN0ITH and Ann"
     rec = Recognizers.from_config({"enabled": [], "min_score": 0.0})

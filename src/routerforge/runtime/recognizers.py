@@ -170,6 +170,17 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
 }
 
 
+# A model span of these types is kept only if it validates (the recognizer's validator); of these, only with two
+# letters or more.
+MODEL_VALIDATED: dict[str, Callable[[str], bool]] = {
+    "CREDIT_CARD": credit_card_valid,
+    "IBAN_CODE": iban_valid,
+    "US_SSN": ssn_valid,
+    "IP_ADDRESS": ip_valid,
+    "EMAIL_ADDRESS": email_valid,
+}
+NAME_TYPES = frozenset({"PERSON", "GPE", "ORGANIZATION", "NRP", "TITLE"})
+
 # -- recognizers -----------------------------------------------------------------------------------------------
 
 
@@ -451,14 +462,16 @@ class Recognizers:
         """The merge rule (docs/runtime.md):
 
         1. a model span is widened to whole words (never ends inside a run of letters/digits) and dropped when it
-           has no letter or digit or scores below ``min_score``;
+           has no letter or digit, scores below ``min_score``, is of a type with a validator
+           (:data:`MODEL_VALIDATED`: "5.14" is no IP address) that rejects it, or names a person, place or
+           organisation with fewer than two letters;
         2. a weak recognizer span (dates, ZIP codes) lying inside a model span of a free-text type
            (:data:`MODEL_TYPES`, e.g. the ZIP of a STREET_ADDRESS) yields to it;
         3. otherwise every recognizer span is kept, and a model span overlapping it loses the overlap: a free-text
            model span keeps the whole-word remainder on either side, a structured one (a fragment of what the
            recognizer validated) is dropped.
         """
-        model = [s for s in (_whole_words(text, s) for s in model_spans) if s is not None]
+        model = [s for s in (_whole_words(text, s) for s in model_spans) if s is not None and _plausible(s)]
         model = _disjoint(text, [s for s in model if s.score >= self.min_score])
         recognized: list[Found] = []
         for f in found:
@@ -486,6 +499,14 @@ class Recognizers:
                 if piece is not None:
                     out.append(PiiSpan(m.entity_type, piece[0], piece[1], text[piece[0] : piece[1]], m.score))
         return sorted(out, key=lambda s: (s.start, s.end))
+
+
+def _plausible(s: PiiSpan) -> bool:
+    """A model span its type allows: validated where a validator exists, two letters for a name-like type."""
+    validator = MODEL_VALIDATED.get(s.entity_type)
+    if validator is not None:
+        return validator(s.text)
+    return s.entity_type not in NAME_TYPES or sum(c.isalpha() for c in s.text) >= 2
 
 
 def _disjoint(text: str, spans: list[PiiSpan]) -> list[PiiSpan]:
