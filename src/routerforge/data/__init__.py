@@ -152,7 +152,9 @@ def _generate_options(generate: dict | None) -> dict | None:
 
 def _check_generate_files(options: dict) -> None:
     """Refuse to re-create generated rows from a template or PII-free file that changed since training."""
-    files = [(options.get("templates"), options.get("templates_sha256"))] if options.get("templates") else []
+    files: list[tuple[str, str]] = (
+        [(options["templates"], options["templates_sha256"])] if options.get("templates") else []
+    )
     files += zip(options.get("negatives", []), options.get("negatives_sha256", []))
     for file, digest in files:
         if not Path(file).is_file() or file_sha256(Path(file)) != digest:
