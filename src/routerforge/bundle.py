@@ -54,6 +54,7 @@ class ModelInfo(BaseModel):
     backbone: dict[str, Any] = {}
     max_length: int | None = None
     normalisation: str | None = None
+    shape_features: str | None = None  # version of the token-shape vocabulary the model reads (text/shapes.py)
     data: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
     calibration: dict[str, Any] = {}
@@ -147,3 +148,16 @@ def pii_min_score(info: dict) -> float | None:
     """The minimum span score chosen on validation for the PII head (``pii_min_score``), if one was recorded."""
     value = info.get("pii_min_score")
     return None if value is None else float(value)
+
+
+def shape_features(info: dict) -> bool:
+    """Whether the model reads token shapes (``shape_features``); an unknown shape vocabulary is refused."""
+    from .text.shapes import SHAPES_VERSION
+
+    version = info.get("shape_features")
+    if version not in (None, SHAPES_VERSION):
+        raise RouterforgeError(
+            f"{INFO_FILE}: unknown shape_features version {version!r} (this routerforge has {SHAPES_VERSION!r})",
+            hint="upgrade routerforge",
+        )
+    return version is not None

@@ -290,6 +290,10 @@ def train(
         bool, _flag("--gradient-checkpointing", "recompute activations in the backward pass: less memory, slower")
     ] = False,
     eval_batch_size: Annotated[Optional[int], typer.Option(help="batch size for validation/test (default: 32)")] = None,
+    shape_features: Annotated[
+        bool,
+        _flag("--shape-features", "the encoder also reads each token's case/digit/punctuation shape (PII)"),
+    ] = False,
     crf: Annotated[bool, _flag("--crf", "pii: a CRF over the token head (well-formed BIO spans)")] = False,
     allow_pickle: AllowPickle = False,
     resume: Annotated[bool, _flag("--resume", "continue from the last checkpoint in OUTPUT")] = False,
@@ -319,6 +323,7 @@ def train(
         focal_gamma=focal_gamma,
         gradient_checkpointing=gradient_checkpointing or None,
         eval_batch_size=eval_batch_size,
+        shape_features=shape_features or None,
     )
     flags = {k: v for k, v in flags.items() if v is not None}
 

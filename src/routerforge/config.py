@@ -30,6 +30,11 @@ def _known_hyperparams(value: dict) -> dict:
     return value
 
 
+def _under(base: str, path: str) -> str:
+    """``path`` resolved against ``base`` unless it is absolute."""
+    return path if Path(path).is_absolute() else str(Path(base) / path)
+
+
 class GenerateConfig(_Strict):
     """pii only: rows made from the training split's templates (``tasks.pii.generate``; data.pii_generator)."""
 
@@ -43,7 +48,7 @@ class GenerateConfig(_Strict):
     lower_case_ratio: float = Field(0.05, ge=0, le=1, description="share of sentences lower-cased, as people type")
     negatives: list[str] = Field(
         [],
-        description="JSONL files of PII-free texts (a `text` field; relative paths resolve against data_dir): "
+        description="data files of PII-free texts (a `text` field; relative paths resolve against data_dir): "
         "rows with no span, and filler between the sentences of documents; only texts with no capitalised word "
         "inside a sentence, no digit run of 5 or more and no @ are kept",
     )
@@ -212,8 +217,7 @@ class ProjectConfig(_Strict):
         """The task's data specs with relative paths resolved against ``data_dir`` (or the config's)."""
         base = data_dir or self.data_dir
         return [
-            str(Path(base) / spec) if base is not None and is_file_spec(spec) and not Path(spec).is_absolute() else spec
-            for spec in self.tasks[task].data
+            _under(base, spec) if base is not None and is_file_spec(spec) else spec for spec in self.tasks[task].data
         ]
 
     def load_options(self, task: str, data_dir: str | None = None) -> dict:
@@ -223,11 +227,9 @@ class ProjectConfig(_Strict):
         base = data_dir or self.data_dir
         generate = options.get("generate")
         if generate and base is not None:
-            if generate["templates"] and not Path(generate["templates"]).is_absolute():
-                generate["templates"] = str(Path(base) / generate["templates"])
-            generate["negatives"] = [
-                str(Path(base) / f) if not Path(f).is_absolute() else f for f in generate["negatives"]
-            ]
+            if generate["templates"]:
+                generate["templates"] = _under(base, generate["templates"])
+            generate["negatives"] = [_under(base, f) for f in generate["negatives"]]
         return options | {"data": self.data_paths(task, data_dir)} | self.splits.model_dump() | {"seed": self.seed}
 
     def hyperparam_overrides(self, task: str | None = None) -> dict:

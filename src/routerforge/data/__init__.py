@@ -125,14 +125,18 @@ def _generate_options(generate: dict | None) -> dict | None:
     """The generator's options with the template file resolved and hashed (the manifest re-creates the rows)."""
     if not generate:
         return None
-    defaults = {"rows": 0, "documents": 0, "templates": None, "lower_case_ratio": 0.05}
-    options: dict = defaults | {"negatives": [], "negative_rows": 0} | dict(generate)
-    unknown = sorted(set(options) - set(defaults) - {"negatives", "negative_rows"})
+    defaults: dict = {
+        "rows": 0,
+        "documents": 0,
+        "templates": None,
+        "lower_case_ratio": 0.05,
+        "negatives": [],
+        "negative_rows": 0,
+    }
+    options: dict = defaults | dict(generate)
+    unknown = sorted(set(options) - set(defaults))
     if unknown:
-        raise RouterforgeError(
-            f"unknown generate options {unknown}",
-            hint="known: rows, documents, templates, lower_case_ratio, negatives, negative_rows",
-        )
+        raise RouterforgeError(f"unknown generate options {unknown}", hint=f"known: {', '.join(defaults)}")
     if options["templates"]:
         path = Path(options["templates"]).expanduser().resolve()
         if not path.is_file():

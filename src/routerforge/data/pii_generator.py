@@ -136,15 +136,12 @@ def negative_rows(files: list[str], n: int, seed: int) -> list[Example]:
     """``n`` PII-free rows (no span) from the ``text`` of JSONL ``files``, keeping only texts that look free of
     PII by their characters: no capitalised word inside a sentence (names and places are), no run of 5+ digits
     (phone, card, account numbers), no ``@``. Deterministic in ``seed``."""
-    import json
+    from .sources import read_rows
 
     if n <= 0:
         return []
-    texts: list[str] = []
-    for file in files:
-        with open(file, encoding="utf-8") as lines:
-            texts += [t for t in (json.loads(line).get("text", "") for line in lines if line.strip()) if _pii_free(t)]
-    texts = sorted(set(texts))
+    rows = (row for file in files for _, row in read_rows(file))
+    texts = sorted({t for t in (r.get("text", "") for r in rows if isinstance(r, dict)) if _pii_free(t)})
     if not texts:
         raise RouterforgeError("no PII-free text in the negatives files", source=", ".join(files))
     chosen = random.Random(f"routerforge.pii-negatives:{seed}").sample(texts, min(n, len(texts)))

@@ -60,11 +60,11 @@ def export(
         attempts: list[tuple[str | None, Path, TorchScriptBackend | None]]  # (int8 recipe, file, backend)
         if format == "torchscript":
             candidate_file = tmp / FILES[format]
-            export_torchscript(module, vocab, candidate_file)
+            export_torchscript(module, vocab, candidate_file, reference.shaped)
             attempts = [(None, candidate_file, TorchScriptBackend(candidate_file, heads))]
         else:
             raw, fused = tmp / "raw.onnx", tmp / "fused.onnx"
-            export_onnx(module, heads, vocab, raw)
+            export_onnx(module, heads, vocab, raw, reference.shaped)
             record["fused_operators"] = optimise(raw, fused, config)
             attempts = (
                 [(None, fused, None)]

@@ -26,31 +26,37 @@ def quiet():
         logging.disable(logging.NOTSET)
 
 
-def example_inputs(vocab_size: int, batch: int = 2, length: int = 16):
-    """A small batch of token ids and mask that exercises every dynamic axis."""
+def example_inputs(vocab_size: int, batch: int = 2, length: int = 16, shapes: bool = False):
+    """A small batch of token ids and mask (and token shapes) that exercises every dynamic axis."""
     import torch
+
+    from ..text.shapes import SHAPES
 
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(5, max(vocab_size, 6), (batch, length), generator=generator)
     mask = torch.ones_like(ids)
     mask[1, length // 2 :] = 0  # a padded row, so padding is traced too
-    return ids, mask
+    if not shapes:
+        return ids, mask
+    return ids, mask, torch.randint(0, len(SHAPES), (batch, length), generator=generator) * mask
 
 
-def export_onnx(module, heads: dict[str, dict], vocab_size: int, file: Path) -> None:
-    """Trace ``module`` (see :class:`routerforge.modeling.multitask.HeadLogits`) into ``file``."""
+def export_onnx(module, heads: dict[str, dict], vocab_size: int, file: Path, shapes: bool = False) -> None:
+    """Trace ``module`` (see :class:`routerforge.modeling.multitask.HeadLogits`) into ``file``; ``shapes``: the
+    model also reads ``shape_ids`` (shape features)."""
     import torch
 
     names = list(heads)
-    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
+    inputs = ["input_ids", "attention_mask"] + (["shape_ids"] if shapes else [])
+    axes = {name: {0: "batch", 1: "sequence"} for name in inputs}
     for name, spec in heads.items():
         axes[name] = {0: "batch", 1: "sequence"} if spec["kind"] == "token" else {0: "batch"}
     with torch.no_grad(), quiet():
         torch.onnx.export(
             module,
-            example_inputs(vocab_size),
+            example_inputs(vocab_size, shapes=shapes),
             str(file),
-            input_names=["input_ids", "attention_mask"],
+            input_names=inputs,
             output_names=names,
             dynamic_axes=axes,
             opset_version=OPSET,

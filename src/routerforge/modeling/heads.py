@@ -36,9 +36,14 @@ class CrfTokenClassifier(torch.nn.Module):
     def gradient_checkpointing_enable(self, **kwargs):
         self.token_model.gradient_checkpointing_enable(**kwargs)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None):
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, shape_ids=None):
         # named arguments: the Trainer keeps only dataset columns that forward() names
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        inputs = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+            "shape_ids": shape_ids,  # only a ShapeAware token model takes them; None otherwise
+        }
         return self.token_model(**{k: v for k, v in inputs.items() if v is not None})
 
     def nll(self, emissions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

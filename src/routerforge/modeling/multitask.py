@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .shapes import ShapeEmbedding, input_embeddings
+
 HEADS_FILE = "heads.safetensors"
 
 
@@ -82,20 +84,28 @@ def make_head(hidden: int, spec: dict) -> nn.Module:
 class MultitaskModel(nn.Module):
     """``heads``: ``{task: {"kind": "sequence"|"token"|"multilabel", "num_labels": n, "crf": bool}}``, in order."""
 
-    def __init__(self, encoder, heads: dict[str, dict]):
+    def __init__(self, encoder, heads: dict[str, dict], shapes: bool = False):
         super().__init__()
         self.encoder, self.config = encoder, encoder.config
         self.task_names = list(heads)
         hidden = encoder.config.hidden_size
         self.heads = nn.ModuleDict({name: make_head(hidden, spec) for name, spec in heads.items()})
+        self.shapes = ShapeEmbedding(hidden) if shapes else None  # shape_features (modeling/shapes.py)
 
     def gradient_checkpointing_enable(self, **kwargs):
         self.encoder.gradient_checkpointing_enable(**kwargs)
 
-    def forward(self, input_ids=None, attention_mask=None, task_id=None, token_type_ids=None):
+    def hidden(self, input_ids, attention_mask, shape_ids=None) -> torch.Tensor:
+        """The encoder's last hidden states (with the token-shape embedding added to its input, if it has one)."""
+        if self.shapes is None:
+            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        embeds = input_embeddings(self.encoder, input_ids, self.shapes, shape_ids)
+        return self.encoder(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+
+    def forward(self, input_ids=None, attention_mask=None, task_id=None, token_type_ids=None, shape_ids=None):
         """All heads' logits as a dict (inference); with ``task_id`` (training, one task per batch) only that
         head's, as ``{"logits": ...}``. Token type ids are never passed: single texts, so they are all zero."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = self.hidden(input_ids, attention_mask, shape_ids)
         if task_id is not None:
             name = self.task_names[int(task_id.reshape(-1)[0])]
             return {"logits": self.heads[name](hidden, attention_mask)}
@@ -111,26 +121,31 @@ class MultitaskModel(nn.Module):
 
         self.encoder.save_pretrained(directory)
         save_file({k: v.contiguous() for k, v in self.heads.state_dict().items()}, str(Path(directory) / HEADS_FILE))
+        if self.shapes is not None:
+            self.shapes.save(Path(directory))
 
     @classmethod
-    def load(cls, directory: Path, heads: dict[str, dict], **encoder_options) -> MultitaskModel:
+    def load(cls, directory: Path, heads: dict[str, dict], shapes: bool = False, **encoder_options) -> MultitaskModel:
         """``encoder_options`` go to ``AutoModel.from_pretrained`` (e.g. ``attn_implementation``)."""
         from safetensors.torch import load_file
         from transformers import AutoModel
 
-        model = cls(AutoModel.from_pretrained(directory, use_safetensors=True, **encoder_options), heads)
+        model = cls(AutoModel.from_pretrained(directory, use_safetensors=True, **encoder_options), heads, shapes)
         model.heads.load_state_dict(load_file(str(Path(directory) / HEADS_FILE)))
+        if model.shapes is not None:
+            model.shapes.load(Path(directory))
         return model.eval()
 
 
 class HeadLogits(nn.Module):
-    """``(input_ids, attention_mask) -> tuple of logits, one per head``: the shape every backend and exporter
-    sees, for a multitask bundle and for a per-task Hugging Face model alike."""
+    """``(input_ids, attention_mask[, shape_ids]) -> tuple of logits, one per head``: the shape every backend and
+    exporter sees, for a multitask bundle and for a per-task Hugging Face model alike."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model.eval()
 
-    def forward(self, input_ids, attention_mask):
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+    def forward(self, input_ids, attention_mask, shape_ids=None):
+        shapes = {} if shape_ids is None else {"shape_ids": shape_ids}
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, **shapes)
         return (out.logits,) if hasattr(out, "logits") else tuple(out.values())

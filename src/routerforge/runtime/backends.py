@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..bundle import is_bundle
+from ..bundle import is_bundle, shape_features
 from ..errors import RouterforgeError
 
 ONNX_FILES = {"onnx-int8": "model.int8.onnx", "onnx": "model.onnx"}
@@ -34,9 +34,13 @@ class OnnxBackend:
             raise RouterforgeError(f"cannot load the ONNX model: {err}", source=str(file)) from None
         self.outputs = [o.name for o in self.session.get_outputs()]
 
-    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
-        values = self.session.run(self.outputs, {"input_ids": input_ids, "attention_mask": attention_mask})
-        return dict(zip(self.outputs, values))
+    def __call__(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, shape_ids: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if shape_ids is not None:
+            feed["shape_ids"] = shape_ids
+        return dict(zip(self.outputs, self.session.run(self.outputs, feed)))
 
 
 class TorchBackend:
@@ -46,11 +50,14 @@ class TorchBackend:
         self.module = load_torch_module(path, info, heads, allow_pickle=allow_pickle)
         self.names = list(heads)
 
-    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+    def __call__(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, shape_ids: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         import torch
 
+        inputs = [input_ids, attention_mask] + ([] if shape_ids is None else [shape_ids])
         with torch.inference_mode():
-            outputs = self.module(torch.from_numpy(input_ids), torch.from_numpy(attention_mask))
+            outputs = self.module(*(torch.from_numpy(x) for x in inputs))
         return {name: out.float().numpy() for name, out in zip(self.names, outputs)}
 
 
@@ -66,8 +73,9 @@ class TorchScriptBackend(TorchBackend):
 def load_torch_module(
     path: Path, info: dict, heads: dict, allow_pickle: bool = False, attn_implementation: str | None = None
 ):
-    """The saved model as a module ``(input_ids, attention_mask) -> tuple of logits, one per head`` (the same
-    module the exporters trace, with ``attn_implementation="eager"``: the attention graph ONNX Runtime fuses)."""
+    """The saved model as a module ``(input_ids, attention_mask[, shape_ids]) -> tuple of logits, one per head``
+    (the same module the exporters trace, with ``attn_implementation="eager"``: the attention graph ONNX Runtime
+    fuses)."""
     path = Path(path)
     safetensors = (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file()
     if not safetensors and not allow_pickle:
@@ -77,6 +85,7 @@ def load_torch_module(
             hint="pass --allow-pickle only for a model you trust",
         )
     options: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model: Any
     try:
         if is_bundle(info):
             from ..modeling.multitask import MultitaskModel
@@ -87,6 +96,7 @@ def load_torch_module(
                     n: {"kind": h["kind"], "num_labels": len(h["label_names"]), "crf": h.get("crf", False)}
                     for n, h in heads.items()
                 },
+                shapes=shape_features(info),
                 **options,
             )
         else:
@@ -94,6 +104,10 @@ def load_torch_module(
 
             auto = AutoModelForTokenClassification if info["kind"] == "token" else AutoModelForSequenceClassification
             model = auto.from_pretrained(path, use_safetensors=True if safetensors else None, **options)
+            if shape_features(info):
+                from ..modeling.shapes import ShapeAware
+
+                model = ShapeAware.load(model, path)
     except (OSError, ValueError, RuntimeError) as err:
         raise RouterforgeError(f"cannot load the model: {err}", source=str(path)) from None
 

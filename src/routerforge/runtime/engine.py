@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bundle import heads_of, is_bundle, pii_min_score, pii_recognizers, read_info
+from ..bundle import heads_of, is_bundle, pii_min_score, pii_recognizers, read_info, shape_features
 from ..data.spans import decode_spans
 from ..errors import RouterforgeError
 from ..numerics import softmax
 from ..text.normalise import normaliser_for
+from ..text.shapes import token_shapes
 from .backends import ONNX_FILES, TORCHSCRIPT_FILE, OnnxBackend, TorchBackend, TorchScriptBackend
 from .recognizers import RecognizerConfig, Recognizers
 from .signals import JailbreakSignal, LabelSignal, PiiSpan, Signals
@@ -97,6 +98,7 @@ class Router:
         self.path, self.info, self.backend, self.backend_name = Path(path), info, backend, backend_name
         self.heads = heads_of(info)
         self.normalise = normaliser_for(info, normalisation)  # the one the model was trained with
+        self.shaped = shape_features(info)  # the model also reads each token's shape (text/shapes.py)
         self.id2label = {task: dict(enumerate(h["label_names"])) for task, h in self.heads.items()}
         if not (self.path / "tokenizer.json").is_file():
             raise RouterforgeError(
@@ -201,7 +203,12 @@ class Router:
         encodings = self.tokenizer.encode_batch([n.text for n in norms], add_special_tokens=False)
         plans = [plan_windows(len(e.ids), self.content, self.overlap, self.max_windows) for e in encodings]
         jobs = [(i, w) for i, (windows, _) in enumerate(plans) for w in windows]
-        outputs = self._run([encodings[i].ids[w.start : w.end] for i, w in jobs], batch_size)
+        shapes = self._shapes(norms, encodings)
+        outputs = self._run(
+            [encodings[i].ids[w.start : w.end] for i, w in jobs],
+            None if shapes is None else [shapes[i][w.start : w.end] for i, w in jobs],
+            batch_size,
+        )
         per_text: list[list[int]] = [[] for _ in texts]
         for job, (i, _) in enumerate(jobs):
             per_text[i].append(job)
@@ -218,7 +225,7 @@ class Router:
     def window_logits(self, texts: list[str], batch_size: int = 32) -> dict[str, list[np.ndarray]]:
         """Raw logits of each text's first window (``(labels,)`` per text, or ``(tokens, labels)`` for a token
         head): what calibration fits and export parity compares."""
-        return self._run(self.first_windows(texts), batch_size)
+        return self._run(*self.first_windows(texts), batch_size=batch_size)
 
     def first_window_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         """Character offsets of the first window's tokens, in the *original* texts (gold spans are there too)."""
@@ -231,9 +238,10 @@ class Router:
 
     # -- internals ------------------------------------------------------------------------------------------
 
-    def batches(self, windows: list[list[int]], batch_size: int):
-        """``(window indices, input_ids, attention_mask)`` per padded batch of content-id windows, special
-        tokens added, similar lengths together (they pad less): what every backend call receives."""
+    def batches(self, windows: list[list[int]], batch_size: int, shapes: list[list[int]] | None = None):
+        """``(window indices, input_ids, attention_mask, shape_ids or None)`` per padded batch of content-id
+        windows (``shapes``: their token shapes, for a model with shape features), special tokens added, similar
+        lengths together (they pad less): what every backend call receives."""
         prefix, suffix = self.special.prefix, self.special.suffix
         order = sorted(range(len(windows)), key=lambda j: len(windows[j]))
         for start in range(0, len(order), batch_size):
@@ -241,22 +249,37 @@ class Router:
             width = len(prefix) + len(suffix) + max(len(windows[j]) for j in chunk)
             ids = np.full((len(chunk), width), self.special.pad_id, dtype=np.int64)
             mask = np.zeros((len(chunk), width), dtype=np.int64)
+            shape_ids = None if shapes is None else np.zeros((len(chunk), width), dtype=np.int64)
             for row, j in enumerate(chunk):
                 tokens = prefix + windows[j] + suffix
                 ids[row, : len(tokens)], mask[row, : len(tokens)] = tokens, 1
-            yield chunk, ids, mask
+                if shape_ids is not None and shapes is not None:  # special tokens and padding: shape 0
+                    shape_ids[row, len(prefix) : len(prefix) + len(windows[j])] = shapes[j]
+            yield chunk, ids, mask, shape_ids
 
-    def first_windows(self, texts: list[str]) -> list[list[int]]:
-        """Each text's first window of content token ids, after the model's normalisation."""
-        encodings = self.tokenizer.encode_batch([self.normalise(t).text for t in texts], add_special_tokens=False)
-        return [e.ids[: self.content] for e in encodings]
+    def first_windows(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]] | None]:
+        """Each text's first window of content token ids, after the model's normalisation, and their token
+        shapes (None for a model without shape features)."""
+        norms = [self.normalise(t) for t in texts]
+        encodings = self.tokenizer.encode_batch([n.text for n in norms], add_special_tokens=False)
+        shapes = self._shapes(norms, encodings)
+        return (
+            [e.ids[: self.content] for e in encodings],
+            None if shapes is None else [s[: self.content] for s in shapes],
+        )
 
-    def _run(self, windows: list[list[int]], batch_size: int) -> dict[str, list[np.ndarray]]:
+    def _shapes(self, norms, encodings) -> list[list[int]] | None:
+        """Each text's token shapes, from its normalised characters (None for a model without shape features)."""
+        return [token_shapes(n.text, e.offsets) for n, e in zip(norms, encodings)] if self.shaped else None
+
+    def _run(
+        self, windows: list[list[int]], shapes: list[list[int]] | None = None, batch_size: int = 32
+    ) -> dict[str, list[np.ndarray]]:
         """Every head's logits for each window of content ids; token heads trimmed to the content tokens."""
         prefix = self.special.prefix
         out: dict[str, list] = {head: [None] * len(windows) for head in self.heads}
-        for chunk, ids, mask in self.batches(windows, batch_size):
-            logits = self.backend(ids, mask)
+        for chunk, ids, mask, shape_ids in self.batches(windows, batch_size, shapes):
+            logits = self.backend(ids, mask) if shape_ids is None else self.backend(ids, mask, shape_ids)
             for head, spec in self.heads.items():
                 for row, j in enumerate(chunk):
                     value = logits[head][row]

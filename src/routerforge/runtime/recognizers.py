@@ -170,15 +170,18 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
 }
 
 
-# A model span of these types is kept only if it validates (the recognizer's validator); of these, only with two
-# letters or more.
+#: A model span of these types is kept only if its recognizer's validator accepts it.
 MODEL_VALIDATED: dict[str, Callable[[str], bool]] = {
-    "CREDIT_CARD": credit_card_valid,
-    "IBAN_CODE": iban_valid,
-    "US_SSN": ssn_valid,
-    "IP_ADDRESS": ip_valid,
-    "EMAIL_ADDRESS": email_valid,
+    entity_type: VALIDATORS[name]
+    for entity_type, name in (
+        ("CREDIT_CARD", "credit_card"),
+        ("IBAN_CODE", "iban"),
+        ("US_SSN", "us_ssn"),
+        ("IP_ADDRESS", "ip"),
+        ("EMAIL_ADDRESS", "email"),
+    )
 }
+#: A model span of these types needs two letters or more.
 NAME_TYPES = frozenset({"PERSON", "GPE", "ORGANIZATION", "NRP", "TITLE"})
 
 # -- recognizers -----------------------------------------------------------------------------------------------

@@ -36,6 +36,11 @@ class Hyperparams(BaseModel):
     )
     focal_gamma: float = Field(2.0, ge=0, description="focusing parameter of the focal loss")
     gradient_checkpointing: bool = Field(False, description="trade compute for memory on long inputs")
+    shape_features: bool = Field(
+        False,
+        description="add a learned embedding of each token's case/digit/punctuation shape, read from the original "
+        "text, to the encoder's input (what an uncased tokenizer loses: 'Jordan' vs 'jordan'; PII)",
+    )
     eval_batch_size: int = Field(32, ge=1, description="batch size for validation and test prediction")
     fp16: bool | Literal["auto"] = Field(
         "auto",

@@ -54,5 +54,6 @@ def save_lora(peft_model, directory: Path) -> None:
 
 def head_module_names(model) -> list[str]:
     """The task head's modules (by their last name), which LoRA keeps fully trainable and saves."""
-    heads = ("classifier", "score", "crf", "head")  # ModernBERT: head (dense + norm) before its classifier
+    # ModernBERT: head (dense + norm) before its classifier; shapes: the token-shape embedding (shape_features)
+    heads = ("classifier", "score", "crf", "head", "shapes")
     return sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name.rsplit(".", 1)[-1] in heads})

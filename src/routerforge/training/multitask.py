@@ -32,6 +32,7 @@ from .lora import LoraSettings
 from .setup import (
     CHECKPOINTS,
     RESUMABLE_CHANGES,
+    ShapePadding,
     TrainResult,
     base_info,
     choose_loss,
@@ -94,8 +95,8 @@ class TaskCollator:
         from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
         self.kinds = kinds
-        self.token = DataCollatorForTokenClassification(tokenizer)
-        self.sequence = DataCollatorWithPadding(tokenizer)
+        self.token = ShapePadding(DataCollatorForTokenClassification(tokenizer), tokenizer.padding_side)
+        self.sequence = ShapePadding(DataCollatorWithPadding(tokenizer), tokenizer.padding_side)
 
     def __call__(self, features: list[dict]) -> dict:
         kind = self.kinds[features[0]["task_id"]]
@@ -234,8 +235,8 @@ def train_multitask(
     for task_id, (name, d) in enumerate(data.items()):
         kind, names = d.task.kind, label_names(d)
         label2id = {label: i for i, label in enumerate(names)}
-        train_set, long_train = encode(d, "train", tokenizer, label2id, hp.max_length)
-        val_set, long_val = encode(d, "val", tokenizer, label2id, hp.max_length)
+        train_set, long_train = encode(d, "train", tokenizer, label2id, hp.max_length, hp.shape_features)
+        val_set, long_val = encode(d, "val", tokenizer, label2id, hp.max_length, hp.shape_features)
         use_crf = crf and kind == "token"
         loss, class_weights = choose_loss(hp, kind, train_set, len(names), use_crf)
         tasks.append(
@@ -254,7 +255,7 @@ def train_multitask(
                 "long_rows": {"train": long_train, "val": long_val, "window": hp.max_length},
             }
         )
-        columns = ("input_ids", "attention_mask", "labels")
+        columns = ("input_ids", "attention_mask", "labels") + (("shape_ids",) if hp.shape_features else ())
         train_rows += [{k: row[k] for k in columns} | {"task_id": task_id} for row in train_set]
         val_sets[name] = [{k: row[k] for k in columns} | {"task_id": task_id} for row in val_set]
 
@@ -278,7 +279,7 @@ def train_multitask(
             ),
         )
     heads = {t["name"]: {"kind": t["kind"], "num_labels": len(t["label_names"]), "crf": t["crf"]} for t in tasks}
-    net = MultitaskModel(encoder, heads)
+    net = MultitaskModel(encoder, heads, shapes=hp.shape_features)
 
     checkpoint_dir = output / CHECKPOINTS
     use_gpu = torch.cuda.is_available()

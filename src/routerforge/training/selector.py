@@ -37,13 +37,14 @@ def pooled_features(router, texts: list[str], batch_size: int = 32, progress: bo
     from ..modeling.multitask import mean_pool
 
     model = router.backend.module.model
-    windows = router.first_windows(texts)
+    windows, shapes = router.first_windows(texts)
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     bar = tqdm(total=len(texts), desc="encoding questions", disable=not progress, unit="q")
     with torch.inference_mode():
-        for chunk, ids, mask in router.batches(windows, batch_size):
+        for chunk, ids, mask, shape_ids in router.batches(windows, batch_size, shapes):
             mask_t = torch.from_numpy(mask)
-            hidden = model.encoder(input_ids=torch.from_numpy(ids), attention_mask=mask_t).last_hidden_state
+            shapes_t = None if shape_ids is None else torch.from_numpy(shape_ids)
+            hidden = model.hidden(torch.from_numpy(ids), mask_t, shapes_t)
             out[chunk] = mean_pool(hidden, mask_t).float().numpy()
             bar.update(len(chunk))
     bar.close()

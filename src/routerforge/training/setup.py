@@ -33,6 +33,7 @@ from ..modeling.backbones import check_backbone
 from ..modeling.losses import inverse_frequency_weights, is_imbalanced
 from ..text.normalise import CURRENT as NORMALISATION
 from ..text.normalise import NORMALISERS
+from ..text.shapes import SHAPES_VERSION, token_shapes
 from .hyperparams import Hyperparams
 from .lora import LoraSettings
 
@@ -83,9 +84,10 @@ def normalised_spans(norm, spans: tuple[Span, ...]) -> list[Span]:
     return [Span(entity, *where) for entity, where in moved if where is not None]
 
 
-def encode(data: TaskData, split: str, tokenizer, label2id: dict, max_length: int):
+def encode(data: TaskData, split: str, tokenizer, label2id: dict, max_length: int, shapes: bool = False):
     """Normalise and tokenise one split (truncated to the training window) into a ``datasets.Dataset``; count
-    long rows. The runtime applies the same normalisation (``NORMALISATION`` in ``routerforge.json``)."""
+    long rows. The runtime applies the same normalisation (``NORMALISATION`` in ``routerforge.json``).
+    ``shapes``: a ``shape_ids`` column, each token's shape in the normalised text (``text.shapes``)."""
     import datasets
 
     examples = data.split(split)
@@ -93,7 +95,8 @@ def encode(data: TaskData, split: str, tokenizer, label2id: dict, max_length: in
     texts = [n.text for n in norms]
     full_lengths = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]] if texts else []
     token_task = data.task.kind == "token"
-    encoded = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=token_task)
+    encoded = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=token_task or shapes)
+    shape_ids = [token_shapes(t, o) for t, o in zip(texts, encoded["offset_mapping"])] if shapes else None
     if token_task:
         spans = [normalised_spans(n, e.spans or ()) for n, e in zip(norms, examples)]
         vanished = sum(len(e.spans or ()) for e in examples) - sum(map(len, spans))
@@ -108,9 +111,31 @@ def encode(data: TaskData, split: str, tokenizer, label2id: dict, max_length: in
         labels = [label2id[e.label] for e in examples]
     columns = {k: encoded[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded}
     columns["labels"] = labels
+    if shape_ids is not None:
+        columns["shape_ids"] = shape_ids
     columns["length"] = [len(ids) for ids in encoded["input_ids"]]
     long_rows = sum(n > max_length for n in full_lengths)
     return datasets.Dataset.from_dict(columns), long_rows
+
+
+class ShapePadding:
+    """Wraps a Hugging Face data collator: pads ``shape_ids`` (which the tokenizer's padding does not know) with 0
+    to the batch's width, on the tokenizer's padding side. Batches without the column pass through."""
+
+    def __init__(self, collator, padding_side: str = "right"):
+        self.collator, self.left = collator, padding_side == "left"
+
+    def __call__(self, features: list[dict]) -> dict:
+        if "shape_ids" not in features[0]:
+            return self.collator(features)
+        import torch
+
+        shapes = [f["shape_ids"] for f in features]
+        batch = self.collator([{k: v for k, v in f.items() if k != "shape_ids"} for f in features])
+        width = batch["input_ids"].shape[1]
+        pad = [[0] * (width - len(s)) for s in shapes]
+        batch["shape_ids"] = torch.tensor([p + s if self.left else s + p for s, p in zip(shapes, pad)])
+        return batch
 
 
 def choose_loss(hp: Hyperparams, kind: str, train_set, num_labels: int, crf: bool) -> tuple[str, torch.Tensor | None]:
@@ -384,6 +409,7 @@ def base_info(
         "crf": crf,
         "max_length": hp.max_length,
         "normalisation": NORMALISATION,
+        "shape_features": SHAPES_VERSION if hp.shape_features else None,
         "training": training_record(trainer, seconds, use_gpu, resumed_from),
         "calibration": {},
         "thresholds": {},

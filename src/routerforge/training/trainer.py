@@ -21,11 +21,13 @@ from ..errors import RouterforgeError
 from ..io import refuse_to_replace
 from ..modeling.heads import CrfTokenClassifier, save_model
 from ..modeling.losses import classification_loss
+from ..modeling.shapes import ShapeAware
 from .hyperparams import Hyperparams, adaptive_hyperparams
 from .lora import LoraSettings, head_module_names, save_lora, wrap_with_lora
 from .setup import (
     CHECKPOINTS,
     RESUMABLE_CHANGES,
+    ShapePadding,
     TrainResult,
     base_info,
     choose_loss,
@@ -145,8 +147,8 @@ def train(
     names = label_names(data)
     label2id = {name: i for i, name in enumerate(names)}
     id2label = {i: name for name, i in label2id.items()}
-    train_set, long_train = encode(data, "train", tokenizer, label2id, hp.max_length)
-    val_set, long_val = encode(data, "val", tokenizer, label2id, hp.max_length)
+    train_set, long_train = encode(data, "train", tokenizer, label2id, hp.max_length, hp.shape_features)
+    val_set, long_val = encode(data, "val", tokenizer, label2id, hp.max_length, hp.shape_features)
 
     loss_kind, weights = choose_loss(hp, kind, train_set, len(names), crf)
 
@@ -163,6 +165,8 @@ def train(
     )
     if hp.gradient_checkpointing:  # non-reentrant: works with frozen (LoRA) embeddings too
         net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hp.shape_features:
+        net = ShapeAware(net)
     if crf:
         net = CrfTokenClassifier(net, len(names))
     if lora is not None:
@@ -183,7 +187,10 @@ def train(
         },
         args,
     )
-    collator = DataCollatorForTokenClassification(tokenizer) if kind == "token" else DataCollatorWithPadding(tokenizer)
+    collator = ShapePadding(
+        DataCollatorForTokenClassification(tokenizer) if kind == "token" else DataCollatorWithPadding(tokenizer),
+        tokenizer.padding_side,
+    )
     trainer = _make_trainer_class()(
         model=net,
         args=args,
