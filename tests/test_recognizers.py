@@ -32,6 +32,7 @@ def found(name: str, text: str) -> list[tuple[str, str]]:
         ("us_zip", "Springfield, IL 62704", "62704"),
         ("date", "born 1978-04-13 in", "1978-04-13"),
         ("date", "on March 3, 2024 we", "March 3, 2024"),
+        ("date", "at 2015-08-14 03:45:27.164395 UTC", "2015-08-14 03:45:27.164395"),
     ],
 )
 def test_each_recognizer_finds_its_value(name, text, value):
@@ -52,6 +53,8 @@ def test_each_recognizer_finds_its_value(name, text, value):
         ("ip_address", "version 1.2.3.456 and 10:30:00 and 256.1.1.1"),
         ("us_zip", "we sold 62704 units"),
         ("date", "on 2024-02-30 and 13/13/2020"),
+        # a time's fraction of a second, a decimal, a short local digit run (each VALID in some region)
+        ("phone", "at 2015-08-14 03:45:27.164395 and pi 3.1415926535 and 3449 96"),
     ],
 )
 def test_each_recognizer_rejects_invalid_values(name, text):
@@ -203,3 +206,43 @@ def test_router_config_carries_recognizers():
     assert PiiConfig().recognizers is None  # the bundle's settings apply
     with pytest.raises(ValueError):
         PiiConfig.model_validate({"recognizers": {"enabled": "email"}})
+
+
+def test_an_address_over_several_lines_is_one_span_and_one_line_keeps_its_parts():
+    text = "Send it to 018 74 Diakou Street\n Suite 692\n Kissousa\n Cyprus 91815 or 12 Main Street, Boston"
+    rec = Recognizers.from_config({"enabled": [], "min_score": 0.0})
+
+    def span(kind, value):
+        start = text.index(value)
+        return PiiSpan(kind, start, start + len(value), value, 0.9)
+
+    model = [
+        span("STREET_ADDRESS", "018 74 Diakou Street\n Suite 692"),
+        span("GPE", "Kissousa"),
+        span("STREET_ADDRESS", "Cyprus 91815"),
+        span("STREET_ADDRESS", "12 Main Street"),
+        span("GPE", "Boston"),
+    ]
+    assert [(s.entity_type, s.text) for s in rec.apply(text, model)] == [
+        ("STREET_ADDRESS", "018 74 Diakou Street\n Suite 692\n Kissousa\n Cyprus 91815"),
+        ("STREET_ADDRESS", "12 Main Street"),
+        ("GPE", "Boston"),
+    ]
+
+
+def test_model_spans_lose_the_function_words_at_their_edges():
+    text = "Stop at the corner of Rua das Pedras 930. and at Cyprus (Greek) near the Hague; main street 12"
+    rec = Recognizers.from_config({"enabled": [], "min_score": 0.0})
+
+    def span(kind, value):
+        start = text.index(value)
+        return PiiSpan(kind, start, start + len(value), value, 0.9)
+
+    model = [
+        span("STREET_ADDRESS", "the corner of Rua das Pedras 930. and"),
+        span("GPE", "Cyprus (Greek)"),
+        span("GPE", "the Hague"),
+        span("STREET_ADDRESS", "main street 12"),  # typed in lower case: nothing says where it starts
+    ]
+    kept = ["Rua das Pedras 930.", "Cyprus (Greek)", "Hague", "main street 12"]
+    assert [s.text for s in rec.apply(text, model)] == kept

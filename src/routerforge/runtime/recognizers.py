@@ -35,6 +35,11 @@ MODEL_TYPES = frozenset(
     {"PERSON", "GPE", "ORGANIZATION", "STREET_ADDRESS", "TITLE", "NRP", "AGE", "DATE_TIME", "US_DRIVER_LICENSE"}
 )
 DEFAULT_MIN_SPAN_SCORE = 0.3  # model spans below this are dropped when the model records no pii_min_score
+# A number without a country code needs this many digits: shorter digit runs (a postcode and a house number, a
+# time's fraction of a second) are VALID somewhere among the regions, and real local numbers are longer.
+MIN_LOCAL_PHONE_DIGITS = 7
+_DIGIT_AND_POINT = re.compile(r"\d[.:,]\Z")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\b")
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "IL", "BR", "AU", "ES", "IT", "NL", "SE")
 
 
@@ -181,6 +186,10 @@ MODEL_VALIDATED: dict[str, Callable[[str], bool]] = {
         ("EMAIL_ADDRESS", "email"),
     )
 }
+#: Lower-case words that begin or end no name, place or address: a model span loses them at its edges (rule 1).
+FUNCTION_WORDS = frozenset("the a an of and or at on in to from by near corner with for".split())
+#: What may follow a street address on its next lines, as part of it (merge rule 4).
+ADDRESS_PARTS = frozenset({"STREET_ADDRESS", "GPE", "LOCATION", "ZIP_CODE"})
 #: A model span of these types needs two letters or more.
 NAME_TYPES = frozenset({"PERSON", "GPE", "ORGANIZATION", "NRP", "TITLE"})
 
@@ -262,15 +271,17 @@ class PhoneRecognizer:
         seen: dict[tuple[int, int], Found] = {}
         for cand in _PHONE_CANDIDATE.finditer(text):
             value = cand.group()
-            if sum(c.isdigit() for c in value) < 6:
-                continue
             international = value.startswith("+")  # region-independent: one POSSIBLE pass
+            if sum(c.isdigit() for c in value) < (6 if international else MIN_LOCAL_PHONE_DIGITS):
+                continue
             regions = self.regions[:1] if international else self.regions
             leniency = phonenumbers.Leniency.POSSIBLE if international else phonenumbers.Leniency.VALID
             for region in regions:
                 whole = False
                 for m in phonenumbers.PhoneNumberMatcher(value, region, leniency=leniency):
                     start, end = cand.start() + m.start, cand.start() + m.end
+                    if _DIGIT_AND_POINT.search(text, 0, start) or _ISO_DATE.match(text, start):
+                        continue  # the fraction of a time or a decimal; a date
                     score = self.score if phonenumbers.is_valid_number(m.number) else self.score - 0.1
                     seen.setdefault((start, end), Found(self.entity_type, start, end, score, self.name))
                     whole = whole or (m.start, m.end) == (0, len(value))
@@ -336,7 +347,7 @@ def builtin_recognizers() -> dict[str, object]:
         "date": RegexRecognizer(
             "date",
             "DATE_TIME",
-            r"(?i)(?<![\w/.-])(?:\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?"
+            r"(?i)(?<![\w/.-])(?:\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?"
             r"|\d{1,2}/\d{1,2}/\d{4}"
             rf"|\d{{1,2}}(?:st|nd|rd|th)? {_MONTHS}\.?,? \d{{4}}|{_MONTHS}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}})"
             r"(?![\w/-])",
@@ -464,17 +475,22 @@ class Recognizers:
     def merge(self, text: str, model_spans: list[PiiSpan], found: list[Found]) -> list[PiiSpan]:
         """The merge rule (docs/runtime.md):
 
-        1. a model span is widened to whole words (never ends inside a run of letters/digits) and dropped when it
-           has no letter or digit, scores below ``min_score``, is of a type with a validator
+        1. a model span is widened to whole words (never ends inside a run of letters/digits), loses the lower-case
+           function words and punctuation at its edges ("the corner of Rua das Pedras 930", :data:`FUNCTION_WORDS`),
+           and is dropped when it has no letter or digit, scores below ``min_score``, is of a type with a validator
            (:data:`MODEL_VALIDATED`: "5.14" is no IP address) that rejects it, or names a person, place or
            organisation with fewer than two letters;
         2. a weak recognizer span (dates, ZIP codes) lying inside a model span of a free-text type
            (:data:`MODEL_TYPES`, e.g. the ZIP of a STREET_ADDRESS) yields to it;
         3. otherwise every recognizer span is kept, and a model span overlapping it loses the overlap: a free-text
            model span keeps the whole-word remainder on either side, a structured one (a fragment of what the
-           recognizer validated) is dropped.
+           recognizer validated) is dropped;
+        4. a street address written over several lines is one span: a STREET_ADDRESS and the place, postcode or
+           address line right after it (:data:`ADDRESS_PARTS`) join when only spaces and commas lie between them
+           and the address so far, or that gap, breaks a line (:func:`_address_blocks`).
         """
-        model = [s for s in (_whole_words(text, s) for s in model_spans) if s is not None and _plausible(s)]
+        model = [s for s in (_whole_words(text, s) for s in model_spans) if s is not None]
+        model = [s for s in (_without_function_words(text, s) for s in model) if s is not None and _plausible(s)]
         model = _disjoint(text, [s for s in model if s.score >= self.min_score])
         recognized: list[Found] = []
         for f in found:
@@ -501,7 +517,27 @@ class Recognizers:
                 piece = _trimmed(text, a, b)
                 if piece is not None:
                     out.append(PiiSpan(m.entity_type, piece[0], piece[1], text[piece[0] : piece[1]], m.score))
-        return sorted(out, key=lambda s: (s.start, s.end))
+        return _address_blocks(text, sorted(out, key=lambda s: (s.start, s.end)))
+
+
+def _address_blocks(text: str, spans: list[PiiSpan]) -> list[PiiSpan]:
+    """Rule 4 of :meth:`Recognizers.merge`: the lines of one postal address as one STREET_ADDRESS. On one line
+    the parts stay apart ("12 Main Street, Boston" is a street and a city)."""
+    out: list[PiiSpan] = []
+    for s in spans:
+        last = out[-1] if out else None
+        gap = text[last.end : s.start] if last is not None else ""
+        if (
+            last is not None
+            and last.entity_type == "STREET_ADDRESS"
+            and s.entity_type in ADDRESS_PARTS
+            and not gap.strip(" \t\r\n,")
+            and "\n" in text[last.start : s.start]
+        ):
+            out[-1] = PiiSpan(last.entity_type, last.start, s.end, text[last.start : s.end], min(last.score, s.score))
+        else:
+            out.append(s)
+    return out
 
 
 def _plausible(s: PiiSpan) -> bool:
@@ -549,6 +585,26 @@ def _trimmed(text: str, a: int, b: int) -> tuple[int, int] | None:
     if a >= b or (a > 0 and text[a - 1].isalnum()) or (b < len(text) and text[b].isalnum()):
         return None
     return a, b
+
+
+def _without_function_words(text: str, s: PiiSpan) -> PiiSpan | None:
+    """``s`` without the lower-case function words and punctuation at either edge; None when nothing is left.
+    Spans of structured types and spans written all in lower case (no capital to say where a name starts) stay."""
+    if s.entity_type not in MODEL_TYPES or not any(c.isupper() for c in s.text):
+        return s
+    words = [(s.start + m.start(), s.start + m.end()) for m in re.finditer(r"\w+", s.text)]
+    first, last = 0, len(words)
+    while first < last and text[slice(*words[first])] in FUNCTION_WORDS:
+        first += 1
+    while last > first and text[slice(*words[last - 1])] in FUNCTION_WORDS:
+        last -= 1
+    if first == last:
+        return None
+    start = words[first][0] if first else s.start
+    end = s.end if last == len(words) else words[last - 1][1] + (text[words[last - 1][1]] in ".)")
+    if (start, end) == (s.start, s.end):
+        return s
+    return PiiSpan(s.entity_type, start, end, text[start:end], s.score)
 
 
 def _whole_words(text: str, s: PiiSpan) -> PiiSpan | None:
