@@ -135,7 +135,9 @@ def main() -> None:
 
     rng = random.Random(0)
     questions = [
-        r["question"] for r in read_jsonl(args.data_dir / "mmlu_pro/questions.jsonl") if r.get("category") in STEM
+        r["question"]
+        for r in read_jsonl(args.data_dir / "mmlu_pro/questions.jsonl")
+        if r.get("category") in STEM and r["question"] not in trained_on
     ]
     sources = {"banking77": banking, "mmlu_pro_stem": questions}
     result["false_alarms"] = {}

@@ -79,15 +79,19 @@ def test_pii_free_rows_fill_documents_and_the_manifest_re_creates_them(tmp_path,
     texts = ["why was my card declined?", "What do I do if I'm late? It keeps failing.", "how do I top up"]
     texts += ["Call Maria tomorrow", "my number is 5551234567", "mail me at a@b.org"]  # not PII-free: dropped
     negatives.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    generate = {"rows": 100, "documents": 40, "templates": str(templates), "negatives": [str(negatives)]}
+    questions = tmp_path / "questions.jsonl"  # MMLU-Pro's text field is `question`
+    questions.write_text(json.dumps({"question": "what is the derivative of x squared?", "category": "math"}) + "\n")
+    files = [str(negatives), str(questions)]
+    generate = {"rows": 100, "documents": 40, "templates": str(templates), "negatives": files}
     data = rf.data.load(
         "pii", str(path), group_by="template_id", val=0.2, test=0.2, generate=generate | {"negative_rows": 5}
     )
     plain = [e for e in data.train if e.group == "negative"]
-    assert sorted(e.text for e in plain) == sorted(texts[:3]) and all(e.spans == () for e in plain)
+    kept = texts[:3] + ["what is the derivative of x squared?"]
+    assert sorted(e.text for e in plain) == sorted(kept) and all(e.spans == () for e in plain)
     docs = [e for e in data.train if e.group == "document"]
-    assert sum(any(t in d.text for t in texts[:3]) for d in docs) >= 10  # filler between the PII sentences
-    assert data.report["generated_train_rows"]["negative_rows"] == 3
+    assert sum(any(t in d.text for t in kept) for d in docs) >= 10  # filler between the PII sentences
+    assert data.report["generated_train_rows"]["negative_rows"] == 4
     assert [e.key for e in load_split_from_manifest(data.manifest(), "train")] == [e.key for e in data.train]
     negatives.write_text(json.dumps({"text": "changed"}) + "\n")
     with pytest.raises(RouterforgeError, match="changed since training"):

@@ -48,7 +48,8 @@ class GenerateConfig(_Strict):
     lower_case_ratio: float = Field(0.05, ge=0, le=1, description="share of sentences lower-cased, as people type")
     negatives: list[str] = Field(
         [],
-        description="data files of PII-free texts (a `text` field; relative paths resolve against data_dir): "
+        description="data files of PII-free texts (a `text` field, else `question` or `prompt`; relative paths "
+        "resolve against data_dir): "
         "rows with no span, and filler between the sentences of documents; only texts with no capitalised word "
         "inside a sentence, no digit run of 5 or more and no @ are kept",
     )

@@ -132,16 +132,21 @@ def documents(
     return out
 
 
+NEGATIVE_TEXT_FIELDS = ("text", "question", "prompt")  # the first a row has is its text (MMLU-Pro: question)
+
+
 def negative_rows(files: list[str], n: int, seed: int) -> list[Example]:
-    """``n`` PII-free rows (no span) from the ``text`` of JSONL ``files``, keeping only texts that look free of
-    PII by their characters: no capitalised word inside a sentence (names and places are), no run of 5+ digits
-    (phone, card, account numbers), no ``@``. Deterministic in ``seed``."""
+    """``n`` PII-free rows (no span) from the texts of data ``files`` (a row's ``text``, else ``question``, else
+    ``prompt``), keeping only texts that look free of PII by their characters: no capitalised word inside a
+    sentence (names and places are), no run of 5+ digits (phone, card, account numbers), no ``@``.
+    Deterministic in ``seed``."""
     from .sources import read_rows
 
     if n <= 0:
         return []
-    rows = (row for file in files for _, row in read_rows(file))
-    texts = sorted({t for t in (r.get("text", "") for r in rows if isinstance(r, dict)) if _pii_free(t)})
+    rows = (row for file in files for _, row in read_rows(file) if isinstance(row, dict))
+    candidates = (next((row[f] for f in NEGATIVE_TEXT_FIELDS if isinstance(row.get(f), str)), "") for row in rows)
+    texts = sorted({t for t in candidates if _pii_free(t)})
     if not texts:
         raise RouterforgeError("no PII-free text in the negatives files", source=", ".join(files))
     chosen = random.Random(f"routerforge.pii-negatives:{seed}").sample(texts, min(n, len(texts)))
