@@ -31,11 +31,13 @@ class ShapeEmbedding(nn.Module):
         return self.embedding(shape_ids)
 
     def save(self, directory: Path) -> None:
+        """Write ``shapes.safetensors`` into ``directory``."""
         from safetensors.torch import save_file
 
         save_file({"embedding.weight": self.embedding.weight.detach().contiguous()}, str(Path(directory) / SHAPES_FILE))
 
     def load(self, directory: Path) -> ShapeEmbedding:
+        """Read the weights from ``directory``'s ``shapes.safetensors``."""
         from safetensors.torch import load_file
 
         self.load_state_dict(load_file(str(Path(directory) / SHAPES_FILE)))
@@ -72,6 +74,7 @@ class ShapeAware(nn.Module):
 
     @classmethod
     def load(cls, model, directory: Path) -> ShapeAware:
+        """``model`` (loaded from ``directory``) wrapped, with the shape embedding saved beside it."""
         wrapped = cls(model)
         wrapped.shapes.load(directory)
         return wrapped.eval()
