@@ -476,7 +476,7 @@ class Recognizers:
         """The merge rule (docs/runtime.md):
 
         1. a model span is widened to whole words (never ends inside a run of letters/digits), loses the lower-case
-           function words and punctuation at its edges ("the corner of Rua das Pedras 930", :data:`FUNCTION_WORDS`),
+           function words at its edges ("the corner of Rua das Pedras 930", :data:`FUNCTION_WORDS`),
            and is dropped when it has no letter or digit, scores below ``min_score``, is of a type with a validator
            (:data:`MODEL_VALIDATED`: "5.14" is no IP address) that rejects it, or names a person, place or
            organisation with fewer than two letters;
@@ -588,7 +588,8 @@ def _trimmed(text: str, a: int, b: int) -> tuple[int, int] | None:
 
 
 def _without_function_words(text: str, s: PiiSpan) -> PiiSpan | None:
-    """``s`` without the lower-case function words and punctuation at either edge; None when nothing is left.
+    """``s`` without the lower-case function words at either edge (and the punctuation around them); None when
+    nothing is left.
     Spans of structured types and spans written all in lower case (no capital to say where a name starts) stay."""
     if s.entity_type not in MODEL_TYPES or not any(c.isupper() for c in s.text):
         return s
