@@ -10,10 +10,9 @@ from routerforge.runtime.signals import PiiSpan
 from routerforge.text.normalise import normalise
 
 
-def _span(text: str, kind: str, value: str, score: float = 0.9) -> PiiSpan:
-    """A model span of ``kind`` over the first occurrence of ``value`` in ``text``."""
-    start = text.index(value)
-    return PiiSpan(kind, start, start + len(value), value, score)
+def _spans(text: str, *found: tuple[str, str]) -> list[PiiSpan]:
+    """Model spans (score 0.9), each ``(kind, value)`` over the first occurrence of ``value`` in ``text``."""
+    return [PiiSpan(kind, text.index(v), text.index(v) + len(v), v, 0.9) for kind, v in found]
 
 
 def found(name: str, text: str) -> list[tuple[str, str]]:
@@ -218,13 +217,14 @@ def test_an_address_over_several_lines_is_one_span_and_one_line_keeps_its_parts(
     text = "Send it to 018 74 Diakou Street\n Suite 692\n Kissousa\n Cyprus 91815 or 12 Main Street, Boston"
     rec = Recognizers.from_config({"enabled": [], "min_score": 0.0})
 
-    model = [
-        _span(text, "STREET_ADDRESS", "018 74 Diakou Street\n Suite 692"),
-        _span(text, "GPE", "Kissousa"),
-        _span(text, "STREET_ADDRESS", "Cyprus 91815"),
-        _span(text, "STREET_ADDRESS", "12 Main Street"),
-        _span(text, "GPE", "Boston"),
-    ]
+    model = _spans(
+        text,
+        ("STREET_ADDRESS", "018 74 Diakou Street\n Suite 692"),
+        ("GPE", "Kissousa"),
+        ("STREET_ADDRESS", "Cyprus 91815"),
+        ("STREET_ADDRESS", "12 Main Street"),
+        ("GPE", "Boston"),
+    )
     assert [(s.entity_type, s.text) for s in rec.apply(text, model)] == [
         ("STREET_ADDRESS", "018 74 Diakou Street\n Suite 692\n Kissousa\n Cyprus 91815"),
         ("STREET_ADDRESS", "12 Main Street"),
@@ -236,11 +236,12 @@ def test_model_spans_lose_the_function_words_at_their_edges():
     text = "Stop at the corner of Rua das Pedras 930. and at Cyprus (Greek) near the Hague; main street 12"
     rec = Recognizers.from_config({"enabled": [], "min_score": 0.0})
 
-    model = [
-        _span(text, "STREET_ADDRESS", "the corner of Rua das Pedras 930. and"),
-        _span(text, "GPE", "Cyprus (Greek)"),
-        _span(text, "GPE", "the Hague"),
-        _span(text, "STREET_ADDRESS", "main street 12"),  # typed in lower case: nothing says where it starts
-    ]
+    model = _spans(
+        text,
+        ("STREET_ADDRESS", "the corner of Rua das Pedras 930. and"),
+        ("GPE", "Cyprus (Greek)"),
+        ("GPE", "the Hague"),
+        ("STREET_ADDRESS", "main street 12"),  # typed in lower case: nothing says where it starts
+    )
     kept = ["Rua das Pedras 930.", "Cyprus (Greek)", "Hague", "main street 12"]
     assert [s.text for s in rec.apply(text, model)] == kept

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .shapes import ShapeEmbedding, input_embeddings
+from .shapes import ShapeEmbedding, run_with_shapes
 
 HEADS_FILE = "heads.safetensors"
 
@@ -97,10 +97,7 @@ class MultitaskModel(nn.Module):
 
     def hidden(self, input_ids, attention_mask, shape_ids=None) -> torch.Tensor:
         """The encoder's last hidden states (with the token-shape embedding added to its input, if it has one)."""
-        if self.shapes is None:
-            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        embeds = input_embeddings(self.encoder, input_ids, self.shapes, shape_ids)
-        return self.encoder(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+        return run_with_shapes(self.encoder, self.shapes, input_ids, attention_mask, shape_ids).last_hidden_state
 
     def forward(self, input_ids=None, attention_mask=None, task_id=None, token_type_ids=None, shape_ids=None):
         """All heads' logits as a dict (inference); with ``task_id`` (training, one task per batch) only that

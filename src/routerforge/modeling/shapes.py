@@ -44,10 +44,14 @@ class ShapeEmbedding(nn.Module):
         return self
 
 
-def input_embeddings(model, input_ids: torch.Tensor, shapes: ShapeEmbedding, shape_ids: torch.Tensor | None):
-    """The word embeddings ``model`` would look up for ``input_ids``, plus the shape embedding."""
+def run_with_shapes(model, shapes: ShapeEmbedding | None, input_ids, attention_mask, shape_ids=None, **extra):
+    """``model(...)`` on ``input_ids``, with the shape embedding of ``shape_ids`` added to the word embeddings it
+    would look up (the one place a model reads shapes: per-task wrapper and bundle encoder alike)."""
+    if shapes is None or shape_ids is None:
+        return model(input_ids=input_ids, attention_mask=attention_mask, **extra)
     embeds = model.get_input_embeddings()(input_ids)
-    return embeds if shape_ids is None else embeds + shapes(shape_ids).to(embeds.dtype)
+    embeds = embeds + shapes(shape_ids).to(embeds.dtype)
+    return model(inputs_embeds=embeds, attention_mask=attention_mask, **extra)
 
 
 class ShapeAware(nn.Module):
@@ -64,8 +68,7 @@ class ShapeAware(nn.Module):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, shape_ids=None):
         # named arguments: the Trainer keeps only dataset columns that forward() names
         extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        embeds = input_embeddings(self.model, input_ids, self.shapes, shape_ids)
-        return self.model(inputs_embeds=embeds, attention_mask=attention_mask, **extra)
+        return run_with_shapes(self.model, self.shapes, input_ids, attention_mask, shape_ids, **extra)
 
     def save_pretrained(self, directory, **kwargs) -> None:
         """The wrapped model as usual, the shape embedding in ``shapes.safetensors``."""
