@@ -31,7 +31,7 @@ def _load(model: str, args, scratch: Path) -> Router:
 
     quantize_int8(Path(model) / "model.onnx", scratch, args.quantize)
     fp32 = Router.load(model, "onnx")
-    return Router(fp32.path, fp32.info, OnnxBackend(scratch, args.threads), f"unchecked {args.quantize}")
+    return Router(fp32.path, fp32.info, OnnxBackend(scratch, args.threads, row_wise=True), f"unchecked {args.quantize}")
 
 
 def main() -> None:

@@ -78,7 +78,7 @@ def export(
             candidate = Router(
                 path,
                 info,
-                backend or OnnxBackend(candidate_file),
+                backend or OnnxBackend(candidate_file, row_wise=recipe is not None),
                 format,
                 window=reference.window,
                 overlap=reference.overlap,

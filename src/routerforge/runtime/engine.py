@@ -171,7 +171,9 @@ class Router:
                     hint=f"run: routerforge export {path} --format {backend}",
                 )
             runner: OnnxBackend | TorchBackend = (
-                OnnxBackend(file, threads) if backend in ONNX_FILES else TorchScriptBackend(file, heads_of(info))
+                OnnxBackend(file, threads, row_wise=backend == "onnx-int8")
+                if backend in ONNX_FILES
+                else TorchScriptBackend(file, heads_of(info))
             )
         else:
             runner = TorchBackend(path, info, heads_of(info), allow_pickle=allow_pickle)

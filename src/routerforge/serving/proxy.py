@@ -668,22 +668,23 @@ def serve(
     tracing.configure_from_env()  # OTLP spans when OTEL_EXPORTER_OTLP_ENDPOINT is set (the [otel] extra)
     logging_config = json.loads(json.dumps(LOGGING_CONFIG))
     logging_config["loggers"]["routerforge"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(service),
-            host=host,
-            port=port,
-            log_config=logging_config,
-            log_level=log_level,
-            access_log=False,
-            limit_concurrency=service.config.server.max_connections,
-            timeout_keep_alive=5,
-            http=header_timeout_protocol(service.config.server.header_timeout_s),
-        )
+    settings = uvicorn.Config(
+        create_app(service),
+        host=host,
+        port=port,
+        log_config=logging_config,
+        log_level=log_level,
+        access_log=False,
+        limit_concurrency=service.config.server.max_connections,
+        timeout_keep_alive=5,
+        http=header_timeout_protocol(service.config.server.header_timeout_s),
     )
+    server = uvicorn.Server(settings)
 
     async def main() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.reload_on_signal)
         await server.serve()
 
-    asyncio.run(main())
+    # uvicorn's loop choice ("auto": uvloop where installed, as the base install has it on Linux and macOS)
+    with asyncio.Runner(loop_factory=settings.get_loop_factory()) as runner:
+        runner.run(main())
