@@ -610,7 +610,8 @@ def test_a_reload_follows_the_configs_bundle_unless_a_bundle_was_given(upstreams
                 "(default: the config's server.host)",
                 "(default: the config's server.port)",
                 "(default: the fastest present)",
-                "(default: all cores)",
+                "(default: the cores / workers)",
+                "[default: 1]",
             ],
         ),
         (

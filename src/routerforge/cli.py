@@ -792,7 +792,12 @@ def serve(
     backend: Annotated[
         Optional[str], typer.Option(help="onnx-int8 | onnx | torch (default: the fastest present)")
     ] = None,
-    threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime intra-op threads (default: all cores)")] = None,
+    threads: Annotated[
+        Optional[int], typer.Option(help="ONNX Runtime intra-op threads per worker (default: the cores / workers)")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="processes sharing the port, each with its own bundle (docs/serving.md)")
+    ] = 1,
     insecure: Annotated[
         bool, _flag("--insecure", "allow a non-loopback address without server.auth_token_env")
     ] = False,
@@ -801,7 +806,7 @@ def serve(
     bundle and config without dropping requests)."""
     from .serving.proxy import serve as run_server
 
-    run_server(bundle, config, host, port, backend=backend, threads=threads, insecure=insecure)
+    run_server(bundle, config, host, port, backend=backend, threads=threads, insecure=insecure, workers=workers)
 
 
 @app.command(cls=_Command)

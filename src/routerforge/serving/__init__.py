@@ -2,7 +2,7 @@
 
 Nothing here imports torch or transformers, so serving an ONNX bundle stays light.
 
->>> from routerforge.router import load_router_config, decide, texts_to_check
+>>> from routerforge.serving import load_router_config, decide, texts_to_check
 """
 
 from __future__ import annotations

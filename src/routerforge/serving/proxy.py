@@ -52,6 +52,7 @@ import http.cookiejar
 import ipaddress
 import json
 import logging
+import os
 import re
 import signal
 import time
@@ -70,7 +71,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import RouterforgeError
 from ..runtime.batcher import QueueFull, TooManyTexts, TooMuchWork
-from . import tracing
+from . import tracing, workers
 from .api import (
     CHAT,
     CHAT_PATH,
@@ -95,7 +96,7 @@ from .api import (
 from .config import AUTO, RouterConfig, load_router_config
 from .inspect import Refused
 from .policy import Decision, is_auto
-from .service import Checked, RouterService
+from .service import Checked, RouterService, client_token
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +289,8 @@ def create_app(service: RouterService) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics():
-        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        body = workers.collect_metrics() if workers.supervised() else generate_latest(service.metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models", dependencies=guarded)
     async def models():
@@ -382,6 +384,9 @@ def create_app(service: RouterService) -> FastAPI:
 
     @app.post("/admin/reload", dependencies=guarded)
     async def admin_reload():
+        if workers.supervised():  # every worker reloads, each as on SIGHUP; failures are in the log
+            workers.request_reload()
+            return JSONResponse({"status": "reloading", "workers": "all"}, status_code=202)
         try:
             await service.reload_async()
         except RouterforgeError as err:  # config errors name fields, never values (a pasted secret stays out)
@@ -652,19 +657,50 @@ def serve(
     threads: int | None = None,
     log_level: Literal["debug", "info", "warning"] = "info",
     insecure: bool = False,
+    workers: int = 1,
 ) -> None:
     """Load, then serve until SIGINT/SIGTERM (graceful: in-flight requests finish); SIGHUP reloads.
 
     A non-loopback ``host`` without ``server.auth_token_env`` is refused unless ``insecure``: anyone on the
-    network could use the backends' keys."""
+    network could use the backends' keys. ``workers`` > 1: that many processes on one socket (serving/workers.py),
+    each with ``threads`` ONNX Runtime threads (default: the cores shared out)."""
+    import functools
+
     import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
+
+    from .workers import supervise
 
     config = load_router_config(config_path)
     host, port = host or config.server.host, port or config.server.port
     ensure_port_free(host, port)  # before the bundle loads
-    service = RouterService.load(bundle, config_path, backend=backend, threads=threads)
-    check_exposure(host, service.auth_token, insecure)
+    if workers < 1:
+        raise RouterforgeError(f"--workers must be at least 1, not {workers}")
+    if workers == 1:
+        service = RouterService.load(bundle, config_path, backend=backend, threads=threads)
+        check_exposure(host, service.auth_token, insecure)
+        _run(service, host, port, log_level)
+        return
+    check_exposure(host, client_token(config), insecure)
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    sock = uvicorn.Config(create_app, host=host, port=port).bind_socket()
+    try:
+        worker = functools.partial(_worker, bundle, config_path, backend, threads, log_level, host, port)
+        supervise(workers, sock, worker)
+    finally:
+        sock.close()
+
+
+def _worker(bundle, config_path, backend, threads, log_level, host, port, sock, ready) -> None:
+    """One process of ``serve --workers N``: load, then serve on the supervisor's socket."""
+    _run(RouterService.load(bundle, config_path, backend=backend, threads=threads), host, port, log_level, sock, ready)
+
+
+def _run(service: RouterService, host: str, port: int, log_level: str, sock=None, ready=None) -> None:
+    """uvicorn over ``create_app(service)`` until SIGINT/SIGTERM, on ``host:port`` or an inherited socket;
+    ``ready`` (a worker's) is set once SIGHUP reloads: the supervisor sends none before."""
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
     tracing.configure_from_env()  # OTLP spans when OTEL_EXPORTER_OTLP_ENDPOINT is set (the [otel] extra)
     logging_config = json.loads(json.dumps(LOGGING_CONFIG))
     logging_config["loggers"]["routerforge"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
@@ -683,7 +719,9 @@ def serve(
 
     async def main() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.reload_on_signal)
-        await server.serve()
+        if ready is not None:
+            ready.set()
+        await server.serve(None if sock is None else [sock])
 
     # uvicorn's loop choice ("auto": uvloop where installed, as the base install has it on Linux and macOS)
     with asyncio.Runner(loop_factory=settings.get_loop_factory()) as runner:

@@ -28,6 +28,7 @@ from ..runtime.signals import Signals
 from .config import RouterConfig, load_router_config
 from .inspect import Refused
 from .policy import Decision, TextKey, decide, texts_to_check
+from .workers import supervised
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,10 @@ class Metrics:
         self.upstream_errors = Counter(
             "routerforge_upstream_errors", "failed upstream calls", ["backend", "kind"], registry=r
         )
-        self.queue_depth = Gauge("routerforge_queue_depth", "texts waiting for classification", registry=r)
+        # under `serve --workers N` (prometheus_client's multiprocess mode) the workers' depths are summed
+        self.queue_depth = Gauge(
+            "routerforge_queue_depth", "texts waiting for classification", registry=r, multiprocess_mode="livesum"
+        )
         self.reloads = Counter("routerforge_reloads", "reloads by outcome", ["outcome"], registry=r)
         self.classification_failures = Counter(
             "routerforge_classification_failures", "classifications that failed, by kind (error | timeout)", ["kind"],
@@ -159,7 +163,7 @@ class RouterService:
         self.bundle_from_config = bundle_from_config
         self.config_path = Path(config_path) if config_path is not None else None
         self.backend, self.threads = backend, threads
-        self._loaded = Loaded(router, config, _auth_token(config))
+        self._loaded = Loaded(router, config, client_token(config))
         self._reload_lock = threading.Lock()
         self._reloading: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
         self.metrics = Metrics()
@@ -167,7 +171,8 @@ class RouterService:
         self.batcher = MicroBatcher(
             self._classify_batch, server.max_batch_size, server.max_wait_ms, server.queue_size, server.max_batch_chars
         )
-        self.metrics.queue_depth.set_function(lambda: self.batcher.depth)
+        if not supervised():  # a worker's gauge is a shared file, set per batch (_classify_batch)
+            self.metrics.queue_depth.set_function(lambda: self.batcher.depth)
         _warn_heads(router, config)
 
     @classmethod
@@ -238,6 +243,8 @@ class RouterService:
 
     def _classify_batch(self, texts: list[str]) -> list[Signals]:
         self.metrics.batch_size.observe(len(texts))
+        if supervised():
+            self.metrics.queue_depth.set(self.batcher.depth)
         return self.router.classify_batch(texts)
 
     def too_busy(self) -> bool:
@@ -340,7 +347,7 @@ class RouterService:
                 if bundle is None:
                     raise RouterforgeError("no bundle to reload", hint="pass bundle_path")
                 router = Router.load(bundle, self.backend, threads=self.threads, recognizers=config.pii.recognizers)
-                loaded = Loaded(router, config, _auth_token(config))
+                loaded = Loaded(router, config, client_token(config))
             except Exception:
                 self.metrics.reloads.labels("failed").inc()
                 raise
@@ -377,7 +384,7 @@ class RouterService:
             await self.reload_async()
 
 
-def _auth_token(config: RouterConfig) -> str | None:
+def client_token(config: RouterConfig) -> str | None:
     """The bearer token clients must send; a configured but empty variable is an error, never open access."""
     name = config.server.auth_token_env
     if name is None:
