@@ -2,6 +2,9 @@
 
     python benchmarks/bundle_latency.py runs/local-data/bundle runs/local-data/bundle-selector \
         --backend onnx --rounds 5 --requests 200
+    python benchmarks/bundle_latency.py runs/local-data/bundle@onnx runs/local-data/bundle@onnx-int8
+
+A directory may name its backend after ``@`` (fp32 against int8 of one bundle).
 
 Prompts: ``routerforge.bench.latency.default_prompts`` (30-token ``short`` prompts, one 10,000-character
 ``long`` text). Each round runs ``--requests`` single-text ``classify`` calls per directory, alternating
@@ -23,9 +26,10 @@ from routerforge.bench.latency import default_prompts
 from routerforge.runtime.engine import Router
 
 
-def _load(model: str, args, scratch: Path) -> Router:
+def _load(spec: str, args, scratch: Path) -> Router:
+    model, _, backend = spec.partition("@")  # DIR or DIR@BACKEND
     if args.quantize is None:
-        return Router.load(model, args.backend, threads=args.threads)
+        return Router.load(model, backend or args.backend, threads=args.threads)
     from routerforge.exporters.quantize import quantize_int8
     from routerforge.runtime.backends import OnnxBackend
 
@@ -36,7 +40,7 @@ def _load(model: str, args, scratch: Path) -> Router:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs=2)
+    parser.add_argument("models", nargs=2, help="DIR or DIR@BACKEND")
     parser.add_argument("--backend", default=None, help="onnx-int8 | onnx | torch (default: fastest present)")
     parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
     parser.add_argument("--rounds", type=int, default=5)

@@ -2,7 +2,7 @@
 
     python benchmarks/load.py --url http://127.0.0.1:8080 --endpoint classify|chat \\
         [--concurrency 1 8 32 128] [--duration 60] [--fake-upstream-port 9000] \\
-        [--label batching-on] [--output benchmarks/results/load.json]
+        [--label batching-on] [--honour-retry-after] [--output benchmarks/results/load.json]
 
 Per concurrency point: throughput (successful requests/s), p50/p99 latency of the successful requests,
 responses by status code, client-side exceptions (timeouts, refused connections), and the server's mean
@@ -91,9 +91,16 @@ async def batch_stats(client: httpx.AsyncClient) -> tuple[float, float] | None:
 
 
 async def run_point(
-    client: httpx.AsyncClient, endpoint: str, concurrency: int, duration: float, prompts: list[str], model: str
+    client: httpx.AsyncClient,
+    endpoint: str,
+    concurrency: int,
+    duration: float,
+    prompts: list[str],
+    model: str,
+    honour_retry_after: bool = False,
 ) -> dict:
-    """``concurrency`` workers, each sending its next request as soon as the previous one answers."""
+    """``concurrency`` workers, each sending its next request as soon as the previous one answers (after a 429,
+    with ``honour_retry_after``, once its ``Retry-After`` has passed, as the OpenAI SDK waits)."""
     path, latencies, statuses, exceptions = PATHS[endpoint], [], Counter(), Counter()
     before = await batch_stats(client)
     loop = asyncio.get_running_loop()
@@ -117,6 +124,8 @@ async def run_point(
             statuses[response.status_code] += 1
             if response.is_success:
                 latencies.append(time.perf_counter() - sent)
+            elif response.status_code == 429 and honour_retry_after:
+                await asyncio.sleep(min(float(response.headers.get("retry-after", 1)), deadline - loop.time()))
 
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
     elapsed = loop.time() - started
@@ -164,7 +173,11 @@ async def benchmark(args, prompts: list[str]) -> dict:
             await run_point(client, args.endpoint, min(args.concurrency), args.warmup, prompts, args.model)
         points = []
         for concurrency in args.concurrency:
-            points.append(await run_point(client, args.endpoint, concurrency, args.duration, prompts, args.model))
+            points.append(
+                await run_point(
+                    client, args.endpoint, concurrency, args.duration, prompts, args.model, args.honour_retry_after
+                )
+            )
             print(
                 f"concurrency {concurrency}: {points[-1]['throughput_rps']} req/s, p99 {points[-1]['p99_ms']} ms",
                 file=sys.stderr,
@@ -186,6 +199,7 @@ async def benchmark(args, prompts: list[str]) -> dict:
             else f"{WORDS_PER_30_TOKENS} words (~30 WordPiece tokens)",
             "model": args.model if args.endpoint == "chat" else None,
             "fake_upstream_port": args.fake_upstream_port,
+            "honour_retry_after": args.honour_retry_after,
         },
         "machine": {
             "platform": platform.platform(),
@@ -237,6 +251,9 @@ def main() -> None:
     parser.add_argument("--token-env", help="environment variable holding the router's bearer token")
     parser.add_argument("--fake-upstream-port", type=int, help="start the fake upstream on 127.0.0.1:PORT here")
     parser.add_argument("--label", help="a name for this run (e.g. batching-on)")
+    parser.add_argument(
+        "--honour-retry-after", action="store_true", help="after a 429, wait its Retry-After (default: resend at once)"
+    )
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/load.json"))
     args = parser.parse_args()
     if min(args.concurrency) < 1 or args.duration <= 0:
