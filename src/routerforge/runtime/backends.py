@@ -26,7 +26,7 @@ class OnnxBackend:
     scale per tensor, so in a batch every row's rounding depends on its neighbours and on the padding: a long or
     extreme text sent at the same moment moved another request's logits by up to 5 (PII F1 0.786 batched
     against 0.816 alone, on the same int8 file). Alone, a text gets the same answer whoever else is queued;
-    on 2 cores this costs up to 1.35x on batches of equal-length texts and nothing on mixed lengths
+    on 2 cores this costs up to 1.37x on batches of equal-length texts and nothing on mixed lengths
     (benchmarks/README.md)."""
 
     def __init__(self, file: Path, threads: int | None = None, row_wise: bool = False):
