@@ -171,7 +171,8 @@ class RouterService:
         self.batcher = MicroBatcher(
             self._classify_batch, server.max_batch_size, server.max_wait_ms, server.queue_size, server.max_batch_chars
         )
-        if not supervised():  # a worker's gauge is a shared file, set per batch (_classify_batch)
+        self._worker_process = supervised()  # under `serve --workers`: the gauge is a shared file, set per batch
+        if not self._worker_process:
             self.metrics.queue_depth.set_function(lambda: self.batcher.depth)
         _warn_heads(router, config)
 
@@ -243,7 +244,7 @@ class RouterService:
 
     def _classify_batch(self, texts: list[str]) -> list[Signals]:
         self.metrics.batch_size.observe(len(texts))
-        if supervised():
+        if self._worker_process:
             self.metrics.queue_depth.set(self.batcher.depth)
         return self.router.classify_batch(texts)
 

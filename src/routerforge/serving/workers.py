@@ -26,6 +26,8 @@ from collections.abc import Callable
 from multiprocessing.connection import wait
 from typing import Any
 
+from prometheus_client.multiprocess import mark_process_dead
+
 from ..errors import RouterforgeError
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,7 @@ def supervise(workers: int, sock: socket.socket, target: Callable[[socket.socket
                         f"worker {index} exited with code {process.exitcode} while starting",
                         hint="its error is in the log above; the same command with --workers 1 shows it alone",
                     )
-                _forget(metrics_dir, process.pid)
+                mark_process_dead(process.pid, metrics_dir)  # its live gauges leave the sums; its counters stay
                 deaths = [t for t in deaths if t > time.monotonic() - 60] + [time.monotonic()]
                 if len(deaths) > RESTARTS_PER_MINUTE:
                     raise RouterforgeError(f"workers died {len(deaths)} times in a minute: stopping")
@@ -129,11 +131,3 @@ def _stop(processes: list) -> None:
         if process.is_alive():
             process.kill()
             process.join()
-
-
-def _forget(metrics_dir: str, pid: int | None) -> None:
-    """A dead worker's live gauges leave the sums (its counters stay: they happened)."""
-    from prometheus_client import multiprocess
-
-    if pid is not None:
-        multiprocess.mark_process_dead(pid, metrics_dir)
