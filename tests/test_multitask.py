@@ -201,6 +201,28 @@ def test_task_batch_sampler_is_deterministic_per_epoch():
     assert list(TaskBatchSampler(sizes, 4, 0.5, seed=8)) != list(TaskBatchSampler(sizes, 4, 0.5, seed=7))
 
 
+def test_task_batch_sampler_groups_lengths_within_a_task():
+    """Each pass still yields every row once in full batches, but similar lengths share a batch: the padded
+    tokens fall from about twice the real ones to close to them (what per-task group_by_length does)."""
+    rng = np.random.default_rng(0)
+    lengths = [rng.integers(5, 128, 800).tolist(), rng.integers(5, 40, 160).tolist()]
+    sizes = [len(x) for x in lengths]
+
+    def padding(sampler):
+        padded = real = 0
+        for batch in sampler:
+            task = _task_of(sampler, batch)
+            rows = np.asarray(lengths[task])[np.asarray(batch) - sampler.offsets[task]]
+            padded, real = padded + len(rows) * rows.max(), real + rows.sum()
+        return padded / real
+
+    grouped = TaskBatchSampler(sizes, 16, 1.0, seed=1, lengths=lengths)
+    assert padding(grouped) < 1.1 < 1.5 < padding(TaskBatchSampler(sizes, 16, 1.0, seed=1))
+    one_pass = grouped._pass(0, np.random.default_rng(3))
+    assert sorted(np.concatenate(one_pass).tolist()) == list(range(800)) and {len(b) for b in one_pass} == {16}
+    assert list(grouped) == list(TaskBatchSampler(sizes, 16, 1.0, seed=1, lengths=lengths))
+
+
 def test_task_batch_sampler_temperature_zero_is_uniform():
     sampler = TaskBatchSampler([1000, 10], 4, 0.0, seed=0)
     np.testing.assert_allclose(sampler.probs, [0.5, 0.5])
@@ -298,3 +320,45 @@ def test_one_shared_lora_adapter(tiny_bert, tmp_path):
             merged(input_ids=ids).last_hidden_state.numpy(), adapted(input_ids=ids).last_hidden_state.numpy(), atol=1e-5
         )
     assert set(rf.Router.load(bundle).classify("send an email to bob").to_dict()) >= {"category", "pii"}
+
+
+def test_fine_labels_train_a_grouped_head_whose_probabilities_sum_into_the_labels(tiny_bert, tmp_path):
+    """``fine_label_field`` (MMLU-Pro's src inside its category): the head learns the fine labels, serves the
+    labels as the sum of their fine probabilities, and exports like any head."""
+    import torch
+
+    from routerforge.modeling.multitask import GroupedSequenceHead
+
+    rows = [json.loads(line) for line in write_jsonl("category", tmp_path / "raw.jsonl", 200, seed=1).open()]
+    with (tmp_path / "category.jsonl").open("w") as out:
+        for i, row in enumerate(rows):
+            out.write(json.dumps(row | {"src": f"{row['label']}-{i % 2}"}) + "\n")
+    data = rf.data.load("category", str(tmp_path / "category.jsonl"), fine_label_field="src")
+    assert all(e.meta["fine_label"].startswith(e.label) for e in data.train)
+    rf.train_multitask({"category": data}, model=str(tiny_bert), output=tmp_path / "b", hyperparams=FAST, progress=False)
+    head = json.loads((tmp_path / "b" / "routerforge.json").read_text())["heads"]["category"]
+    assert len(head["fine_labels"]) == len(head["fine_groups"]) > len(head["labels"])
+    assert all(head["fine_labels"][j].startswith(head["labels"][g]) for j, g in enumerate(head["fine_groups"]))
+
+    router = rf.Router.load(tmp_path / "b", "torch")
+    grouped = router.backend.module.model.heads["category"]
+    assert isinstance(grouped, GroupedSequenceHead)
+    hidden, mask = torch.randn(3, 5, 32), torch.ones(3, 5)
+    with torch.inference_mode():
+        fine = grouped.fine(hidden, mask).softmax(-1)
+        summed = torch.zeros(3, len(head["labels"])).index_add_(1, torch.tensor(head["fine_groups"]), fine)
+        torch.testing.assert_close(grouped(hidden, mask).softmax(-1), summed)
+    assert router.classify("what is the derivative of x squared").category.label in head["labels"]
+    assert rf.export(tmp_path / "b", format="onnx")["parity"]["passed"]
+
+
+def test_a_fine_label_under_two_labels_is_refused(tiny_bert, tmp_path):
+    rows = [json.loads(line) for line in write_jsonl("category", tmp_path / "raw.jsonl", 120, seed=1).open()]
+    with (tmp_path / "category.jsonl").open("w") as out:
+        for row in rows:
+            out.write(json.dumps(row | {"src": "everything"}) + "\n")
+    data = rf.data.load("category", str(tmp_path / "category.jsonl"), fine_label_field="src")
+    with pytest.raises(RouterforgeError, match="occurs under two labels"):
+        rf.train_multitask({"category": data}, model=str(tiny_bert), output=tmp_path / "b", hyperparams=FAST)
+    with pytest.raises(RouterforgeError, match="single-label tasks"):
+        rf.data.load("pii", str(write_jsonl("pii", tmp_path / "pii.jsonl", 20, seed=1)), fine_label_field="src")

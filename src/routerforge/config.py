@@ -68,6 +68,11 @@ class TaskConfig(_Strict):
     )
     text_field: str | None = Field(None, description="column holding the text (default: text/question/prompt)")
     label_field: str | None = Field(None, description="column holding the label; set it to use the data's own labels")
+    fine_label_field: str | None = Field(
+        None,
+        description="column of finer labels, each inside one label (MMLU-Pro: src): an auxiliary target of the "
+        "bundle's head, whose probabilities sum up to the labels",
+    )
     labels: list[str] | None = Field(None, description="explicit label set (default: the task's built-in labels)")
     group_by: str | None = Field(None, description="column whose values never straddle two splits (e.g. template_id)")
     split_field: str | None = Field(None, description="column with a predefined split; val is carved from train")

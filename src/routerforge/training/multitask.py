@@ -55,15 +55,24 @@ SCORE = "score"  # eval_score: the mean of the per-task validation metrics
 class TaskBatchSampler(torch.utils.data.Sampler):
     """Batches of indices into the concatenated training rows, each batch from one task.
 
-    ``offsets[i]:offsets[i]+sizes[i]`` are task i's rows. Deterministic for a (seed, epoch) pair, so every DDP
-    rank draws the same sequence (accelerate gives rank r batches r, r+N, r+2N, ...) and a resumed run replays
-    the same batches (the Trainer skips those it already trained on). No ``batch_size`` attribute, on purpose:
-    without one accelerate shards whole batches of any length and pads the last round with whole early batches;
-    with one it drops short batches (a task smaller than a batch) and splices rows of two tasks into one batch.
+    ``offsets[i]:offsets[i]+sizes[i]`` are task i's rows. With ``lengths`` (tokens per row, per task) each pass over
+    a task groups similar lengths into a batch, as the per-task Trainer's ``group_by_length`` does: a shuffled
+    pass is cut into chunks of 50 batches, each chunk sorted by length, then the batches are shuffled, so a batch
+    pads to its own rows' width rather than to a random long row's. Deterministic for a (seed, epoch) pair, so
+    every DDP rank draws the same sequence (accelerate gives rank r batches r, r+N, r+2N, ...) and a resumed run
+    replays the same batches (the Trainer skips those it already trained on). No ``batch_size`` attribute, on
+    purpose: without one accelerate shards whole batches of any length and pads the last round with whole early
+    batches; with one it drops short batches (a task smaller than a batch) and splices rows of two tasks into one
+    batch.
     """
 
-    def __init__(self, sizes: list[int], batch_size: int, temperature: float, seed: int):
+    CHUNK = 50  # batches per length-sorted chunk (the Trainer's LengthGroupedSampler uses 50 too)
+
+    def __init__(
+        self, sizes: list[int], batch_size: int, temperature: float, seed: int, lengths: list[list[int]] | None = None
+    ):
         self.sizes, self.rows_per_batch, self.seed, self.epoch = sizes, batch_size, seed, 0
+        self.lengths = [np.asarray(x) for x in lengths] if lengths is not None else None
         self.drop_last = False  # read by accelerate when it shards batches across processes
         weights = np.asarray(sizes, dtype=float) ** temperature
         self.probs = weights / weights.sum()
@@ -76,16 +85,28 @@ class TaskBatchSampler(torch.utils.data.Sampler):
     def __len__(self) -> int:
         return self.n_batches
 
+    def _pass(self, task: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """One shuffled pass over a task's rows as full batches (the short tail waits for the next pass; a task
+        smaller than a batch is one batch), length-grouped when lengths are known."""
+        order, size = rng.permutation(self.sizes[task]), self.rows_per_batch
+        if self.lengths is not None:
+            chunk = size * self.CHUNK
+            order = np.concatenate(
+                [
+                    c[np.argsort(-self.lengths[task][c], kind="stable")]
+                    for c in np.split(order, range(chunk, len(order), chunk))
+                ]
+            )
+        batches = [order[i : i + size] for i in range(0, max(len(order) - size, 0) + 1, size)]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch])
-        orders = [rng.permutation(n) for n in self.sizes]
-        cursors = [0] * len(self.sizes)
+        queues: list[list[np.ndarray]] = [[] for _ in self.sizes]
         for task in rng.choice(len(self.sizes), size=self.n_batches, p=self.probs):
-            if cursors[task] + self.rows_per_batch > self.sizes[task]:  # this task ran out: reshuffle it
-                orders[task], cursors[task] = rng.permutation(self.sizes[task]), 0
-            rows = orders[task][cursors[task] : cursors[task] + self.rows_per_batch]
-            cursors[task] += self.rows_per_batch
-            yield (self.offsets[task] + rows).tolist()
+            if not queues[task]:  # this task ran out: a new pass
+                queues[task] = self._pass(task, rng)
+            yield (self.offsets[task] + queues[task].pop()).tolist()
 
 
 class TaskCollator:
@@ -130,7 +151,7 @@ def _make_trainer_class():
             return self.accelerator.prepare(loader)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            labels = inputs.pop("labels")
+            labels, fine_labels = inputs.pop("labels"), inputs.pop("fine_labels", None)
             outputs = model(**inputs)
             task = self.tasks[int(inputs["task_id"][0])]
             if task["crf"]:
@@ -139,6 +160,9 @@ def _make_trainer_class():
                 loss = classification_loss(
                     outputs["logits"], labels, task["loss"], task["class_weights"], task["focal_gamma"]
                 )
+            if fine_labels is not None and "fine_logits" in outputs:  # the auxiliary target (rows without: -100)
+                fine = torch.nn.functional.cross_entropy(outputs.pop("fine_logits").float(), fine_labels)
+                loss = loss + (0.0 if fine.isnan() else fine)  # a batch of rows none of which has a fine label
             loss = task["weight"] * loss
             return (loss, outputs) if return_outputs else loss
 
@@ -163,6 +187,30 @@ def _make_trainer_class():
             return metrics
 
     return MultitaskTrainer
+
+
+def fine_labels(data: TaskData) -> dict | None:
+    """A task's fine labels (``fine_label_field``), from its training rows: ``names``, ``groups`` (each fine
+    label's label index) and ``ids`` per training row (-100 where a row has none, e.g. synthetic rows); None
+    when no training row has one. A fine label under two labels is refused: its probability cannot sum into both."""
+    pairs = [(e.meta.get("fine_label"), e.label) for e in data.train]
+    names = sorted({fine for fine, _ in pairs if fine is not None})
+    if not names:
+        return None
+    parent: dict[str, str] = {}
+    for fine, label in pairs:
+        if fine is not None and parent.setdefault(fine, label) != label:
+            raise RouterforgeError(
+                f"{data.task.name}: fine label {fine!r} occurs under two labels ({parent[fine]!r}, {label!r})",
+                source="fine_label_field",
+                hint="each fine label must belong to exactly one label",
+            )
+    index, label_index = {n: i for i, n in enumerate(names)}, {n: i for i, n in enumerate(data.labels)}
+    return {
+        "names": names,
+        "groups": [label_index[parent[n]] for n in names],
+        "ids": [index[f] if f is not None else -100 for f, _ in pairs],
+    }
 
 
 def _unwrap(model) -> MultitaskModel:
@@ -232,6 +280,7 @@ def train_multitask(
     tasks: list[dict[str, Any]] = []
     train_rows: list[dict[str, Any]] = []
     val_sets: dict[str, list[dict[str, Any]]] = {}
+    lengths: list[list[int]] = []
     for task_id, (name, d) in enumerate(data.items()):
         kind, names = d.task.kind, label_names(d)
         label2id = {label: i for i, label in enumerate(names)}
@@ -255,8 +304,14 @@ def train_multitask(
                 "long_rows": {"train": long_train, "val": long_val, "window": hp.max_length},
             }
         )
+        lengths.append(train_set["length"])
+        fine = fine_labels(d)
+        tasks[-1]["fine"] = fine
         columns = ("input_ids", "attention_mask", "labels") + (("shape_ids",) if hp.shape_features else ())
-        train_rows += [{k: row[k] for k in columns} | {"task_id": task_id} for row in train_set]
+        train_rows += [
+            {k: row[k] for k in columns} | {"task_id": task_id} | ({"fine_labels": f} if fine else {})
+            for row, f in zip(train_set, fine["ids"] if fine else [None] * len(train_set))
+        ]
         val_sets[name] = [{k: row[k] for k in columns} | {"task_id": task_id} for row in val_set]
 
     torch.manual_seed(hp.seed)
@@ -278,7 +333,15 @@ def train_multitask(
                 target_modules=resolve_lora_targets(encoder, lora.targets),
             ),
         )
-    heads = {t["name"]: {"kind": t["kind"], "num_labels": len(t["label_names"]), "crf": t["crf"]} for t in tasks}
+    heads = {
+        t["name"]: {
+            "kind": t["kind"],
+            "num_labels": len(t["label_names"]),
+            "crf": t["crf"],
+            "groups": t["fine"]["groups"] if t["fine"] else None,
+        }
+        for t in tasks
+    }
     net = MultitaskModel(encoder, heads, shapes=hp.shape_features)
 
     checkpoint_dir = output / CHECKPOINTS
@@ -299,7 +362,9 @@ def train_multitask(
         args,
     )
     args.remove_unused_columns = False
-    sampler = TaskBatchSampler([len(d.train) for d in data.values()], hp.batch_size, temperature, hp.seed)
+    sampler = TaskBatchSampler(
+        [len(d.train) for d in data.values()], hp.batch_size, temperature, hp.seed, lengths=lengths
+    )
     trainer = _make_trainer_class()(
         model=net,
         args=args,
@@ -340,6 +405,7 @@ def train_multitask(
                 "loss": t["loss"],
                 "loss_weight": t["weight"],
             }
+            | ({"fine_labels": t["fine"]["names"], "fine_groups": t["fine"]["groups"]} if t["fine"] else {})
             for t in tasks
         },
         "multitask": {
