@@ -1,11 +1,14 @@
-"""Training throughput on this CPU: fp32 against bf16 autocast, one optimiser step at a time, interleaved.
+"""Training throughput on this CPU: fp32 against bf16 autocast, and random against length-grouped batches, one
+optimiser step at a time, interleaved.
 
     python benchmarks/train_speed.py [--data DATA_DIR/mmlu_pro/questions.jsonl] [--steps 12] [--rounds 3]
 
 Real MMLU-Pro questions (or a built-in sentence when no file is given), MiniLM with a 14-way head, batch 16,
 padded to the longest row of the batch (max 128 tokens), AdamW fused: what ``routerforge train`` runs per step.
-Rounds alternate fp32 and bf16 so load on a shared machine hits both alike; prints tokens/s (non-padding tokens)
-per round and the median ratio, and the largest |logit| difference of one forward pass in each precision.
+Three arms: fp32 and bf16 on random batches (what the bundle's task sampler drew before it grouped lengths), and
+bf16 on length-grouped batches (the task sampler's ``_pass`` over 50 batches' rows, as training draws them).
+Rounds alternate the arms so load on a shared machine hits all alike; prints tokens/s (non-padding tokens) per
+round and the median ratios, and the largest |logit| difference of one forward pass in each precision.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import statistics
 import time
 from contextlib import nullcontext
 
+import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from routerforge.modeling.backbones import resolve_backbone
+from routerforge.training.multitask import TaskBatchSampler
 
 
 def _texts(path: str | None, n: int) -> list[str]:
@@ -41,11 +46,20 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=14)
     optimiser = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=True)
-    texts = _texts(args.data, args.steps * args.batch_size)
-    batches = [
-        tokenizer(texts[i : i + args.batch_size], truncation=True, max_length=128, padding=True, return_tensors="pt")
-        for i in range(0, len(texts), args.batch_size)
-    ]
+    pool = _texts(args.data, TaskBatchSampler.CHUNK * args.batch_size)
+    lengths = [len(ids) for ids in tokenizer(pool, truncation=True, max_length=128)["input_ids"]]
+    sampler = TaskBatchSampler([len(pool)], args.batch_size, 1.0, seed=0, lengths=[lengths])
+    grouped = sampler._pass(0, np.random.default_rng(0))[: args.steps]
+    shuffled = np.random.default_rng(1).permutation(len(pool))
+    random = [shuffled[i * args.batch_size : (i + 1) * args.batch_size] for i in range(args.steps)]
+
+    def encode(rows) -> list:
+        return [
+            tokenizer([pool[i] for i in b], truncation=True, max_length=128, padding=True, return_tensors="pt")
+            for b in rows
+        ]
+
+    arms = {"fp32": (encode(random), False), "bf16": (encode(random), True), "bf16_grouped": (encode(grouped), True)}
     labels = torch.zeros(args.batch_size, dtype=torch.long)
 
     def step(batch, bf16: bool) -> None:
@@ -56,14 +70,15 @@ def main() -> None:
         optimiser.zero_grad()
 
     model.train()
+    batches = arms["fp32"][0]
     step(batches[0], False), step(batches[0], True)  # warm-up of both paths
-    tokens = sum(int(b["attention_mask"].sum()) for b in batches)
-    rates: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    rates: dict[str, list[float]] = {name: [] for name in arms}
     for r in range(args.rounds):
-        for name in ("fp32", "bf16"):
+        for name, (arm, bf16) in arms.items():
+            tokens = sum(int(b["attention_mask"].sum()) for b in arm)
             started = time.perf_counter()
-            for batch in batches:
-                step(batch, name == "bf16")
+            for batch in arm:
+                step(batch, bf16)
             rates[name].append(tokens / (time.perf_counter() - started))
             print(f"round {r + 1} {name}: {rates[name][-1]:,.0f} tokens/s", flush=True)
     model.eval()
@@ -71,14 +86,22 @@ def main() -> None:
         fp32 = model(**batches[0]).logits
         with torch.autocast("cpu", dtype=torch.bfloat16):
             bf16 = model(**batches[0]).logits.float()
-    ratio = statistics.median(b / f for b, f in zip(rates["bf16"], rates["fp32"]))
+
+    def ratio(a: str, b: str) -> float:
+        return round(statistics.median(x / y for x, y in zip(rates[a], rates[b])), 2)
+
+    padded = {
+        name: sum(b["attention_mask"].numel() for b in arm) / sum(int(b["attention_mask"].sum()) for b in arm)
+        for name, (arm, _) in arms.items()
+    }
     print(
         json.dumps(
             {
-                "tokens_per_round": tokens,
-                "fp32_tokens_per_s": statistics.median(rates["fp32"]),
-                "bf16_tokens_per_s": statistics.median(rates["bf16"]),
-                "bf16_over_fp32": round(ratio, 2),
+                "tokens_per_s": {name: round(statistics.median(r)) for name, r in rates.items()},
+                "padded_over_real_tokens": {name: round(v, 3) for name, v in padded.items()},
+                "bf16_over_fp32": ratio("bf16", "fp32"),
+                "grouped_over_random_bf16": ratio("bf16_grouped", "bf16"),
+                "bf16_grouped_over_fp32": ratio("bf16_grouped", "fp32"),
                 "max_abs_logit_diff": float((fp32 - bf16).abs().max()),
                 "threads": torch.get_num_threads(),
             },

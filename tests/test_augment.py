@@ -20,7 +20,9 @@ from routerforge.data.augment import (
     ZERO_WIDTH,
     apply,
     augment_jailbreak,
+    benign_prefix,
     benign_suffix,
+    benign_words,
     buried,
     homoglyph,
     leet,
@@ -66,6 +68,14 @@ def test_each_transform_obfuscates():
     assert swapped and any(any("LATIN" in unicodedata.name(c) for c in w) for w in swapped)  # mixed-script words
     out = benign_suffix(ATTACK, rng, filler=FILLER)
     assert out.startswith(ATTACK) and len(out) > len(ATTACK) and any(f.split(".")[0] in out for f in FILLER)
+    out = benign_prefix(ATTACK, rng, filler=FILLER)
+    assert out.endswith(ATTACK) and len(out) > len(ATTACK) and any(f.split(".")[0] in out for f in FILLER)
+    filler_words = {w.strip(".?!,") for f in FILLER for w in f.split()}
+    for seed in range(20):  # the adaptive attacker's move: benign words before and after, the attack intact
+        out = benign_words(ATTACK, random.Random(seed), filler=FILLER)
+        before, after = out.split(ATTACK)
+        added = before.split() + after.split()
+        assert 1 <= len(added) <= 8 and set(added) <= filler_words
     out = buried(ATTACK, rng, filler=FILLER)
     paragraphs = out.split("\n\n")
     assert paragraphs[-1] == ATTACK and len(paragraphs) == 4 and all(p in FILLER for p in paragraphs[:3])

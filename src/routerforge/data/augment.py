@@ -125,6 +125,21 @@ def benign_suffix(text: str, rng: random.Random, **ctx) -> str:
     return text.rstrip() + rng.choice((" ", "\n\n")) + " ".join(sentences)
 
 
+def benign_prefix(text: str, rng: random.Random, **ctx) -> str:
+    """One to three benign sentences, then the text: the greedy attacker prepends as often as it appends."""
+    sentences = [_SENTENCE_END.split(f)[0] for f in _filler(text, rng, ctx, rng.randint(1, 3))]
+    return " ".join(sentences) + rng.choice((" ", "\n\n")) + text.lstrip()
+
+
+def benign_words(text: str, rng: random.Random, **ctx) -> str:
+    """One to eight benign words, each put before or after the text: what a black-box attacker searching for a
+    flip adds (benchmarks/adaptive_attack.py)."""
+    words = [w for f in _filler(text, rng, ctx, 3) for w in _WORD.findall(f)] or ["please"]
+    for word in rng.sample(words, min(len(words), rng.randint(1, 8))):
+        text = f"{text} {word}" if rng.random() < 0.5 else f"{word} {text}"
+    return text
+
+
 def buried(text: str, rng: random.Random, *, paragraphs: int = 3, **ctx) -> str:
     """The text after ``paragraphs`` benign paragraphs: an attack deep inside a long, harmless prompt."""
     return "\n\n".join(_filler(text, rng, ctx, paragraphs) + [text])
@@ -133,6 +148,8 @@ def buried(text: str, rng: random.Random, *, paragraphs: int = 3, **ctx) -> str:
 TRANSFORMS: dict[str, Callable[..., str]] = {
     "spaced": spaced,
     "benign_suffix": benign_suffix,
+    "benign_prefix": benign_prefix,
+    "benign_words": benign_words,
     "buried": buried,
     "upper": upper,
     "leet": leet,
@@ -155,6 +172,7 @@ BENCHMARK_VARIANTS: dict[str, tuple[str, ...]] = {
 # combinations. Not ``buried``: with it, the model learnt that a second persona-like prompt after a paragraph
 # break is an attack, and flagged two harmless role-play prompts joined by "\n\n" (P 0.96; each alone 0.02).
 # A buried attack is left to the runtime's windows, each scored on its own (benchmarks/README.md).
+PADDING = ("benign_suffix", "benign_prefix", "benign_words", "buried")
 TRAINING_TRANSFORMS: tuple[tuple[str, ...], ...] = tuple((name,) for name in TRANSFORMS if name != "buried") + (
     ("upper", "leet"),
     ("leet", "zero_width"),
@@ -170,7 +188,7 @@ def apply(names: Sequence[str], text: str, rng: random.Random, **ctx) -> str:
     unknown = [n for n in names if n not in TRANSFORMS]
     if unknown:
         raise RouterforgeError(f"unknown transforms {unknown}", hint=f"choose from {', '.join(TRANSFORMS)}")
-    ordered = sorted(names, key=lambda n: n not in ("benign_suffix", "buried"))
+    ordered = sorted(names, key=lambda n: n not in PADDING)
     for name in ordered:
         text = TRANSFORMS[name](text, rng, **ctx)
     return text
