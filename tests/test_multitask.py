@@ -335,7 +335,9 @@ def test_fine_labels_train_a_grouped_head_whose_probabilities_sum_into_the_label
             out.write(json.dumps(row | {"src": f"{row['label']}-{i % 2}"}) + "\n")
     data = rf.data.load("category", str(tmp_path / "category.jsonl"), fine_label_field="src")
     assert all(e.meta["fine_label"].startswith(e.label) for e in data.train)
-    rf.train_multitask({"category": data}, model=str(tiny_bert), output=tmp_path / "b", hyperparams=FAST, progress=False)
+    rf.train_multitask(
+        {"category": data}, model=str(tiny_bert), output=tmp_path / "b", hyperparams=FAST, progress=False
+    )
     head = json.loads((tmp_path / "b" / "routerforge.json").read_text())["heads"]["category"]
     assert len(head["fine_labels"]) == len(head["fine_groups"]) > len(head["labels"])
     assert all(head["fine_labels"][j].startswith(head["labels"][g]) for j, g in enumerate(head["fine_groups"]))

@@ -97,7 +97,7 @@ class TaskConfig(_Strict):
     augment: bool = Field(
         False,
         description="jailbreak only: add an obfuscated copy (spaced, leet, zero-width, "
-        "homoglyphs, padding; routerforge.data.augment) of every training row, both classes, "
+        "homoglyphs, benign padding before or after; routerforge.data.augment) of every training row, both classes, "
         "labels kept, to train only",
     )
 

@@ -301,16 +301,16 @@ def train_multitask(
                 "focal_gamma": hp.focal_gamma,
                 "weight": weights[name],
                 "metric": d.task.metric,
+                "fine": fine_labels(d),
                 "long_rows": {"train": long_train, "val": long_val, "window": hp.max_length},
             }
         )
         lengths.append(train_set["length"])
-        fine = fine_labels(d)
-        tasks[-1]["fine"] = fine
+        fine = tasks[-1]["fine"]
         columns = ("input_ids", "attention_mask", "labels") + (("shape_ids",) if hp.shape_features else ())
         train_rows += [
-            {k: row[k] for k in columns} | {"task_id": task_id} | ({"fine_labels": f} if fine else {})
-            for row, f in zip(train_set, fine["ids"] if fine else [None] * len(train_set))
+            {k: row[k] for k in columns} | {"task_id": task_id} | ({"fine_labels": fine["ids"][i]} if fine else {})
+            for i, row in enumerate(train_set)
         ]
         val_sets[name] = [{k: row[k] for k in columns} | {"task_id": task_id} for row in val_set]
 
