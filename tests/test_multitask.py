@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 
 import routerforge as rf
 from routerforge.cli import app
+from routerforge.config import TaskConfig
 from routerforge.data.synth import TASKS, write_jsonl
 from routerforge.errors import RouterforgeError
-from routerforge.training.multitask import TaskBatchSampler
+from routerforge.training.multitask import TaskBatchSampler, fine_labels
 
 FAST = {"epochs": 2, "batch_size": 16, "lr": 3e-3, "patience": 0, "warmup": 0.0, "max_length": 64}
 runner = CliRunner()
@@ -362,5 +363,17 @@ def test_a_fine_label_under_two_labels_is_refused(tiny_bert, tmp_path):
     data = rf.data.load("category", str(tmp_path / "category.jsonl"), fine_label_field="src")
     with pytest.raises(RouterforgeError, match="occurs under two labels"):
         rf.train_multitask({"category": data}, model=str(tiny_bert), output=tmp_path / "b", hyperparams=FAST)
+    data = rf.data.load("category", str(tmp_path / "raw.jsonl"), label_field="label")
+    assert "fine_label_field" not in data.load_options  # only when set: older manifests keep their hash
+    assert "fine_label_field" not in TaskConfig(data=["x.jsonl"]).load_options()  # and older pipeline stages
+    for e in data.train:
+        e.meta["fine_label"] = f"{e.label}-sub"
+    fine_labels(data)  # every label covered
+    uncovered = data.train[0].label
+    for e in data.train:
+        if e.label == uncovered:
+            del e.meta["fine_label"]  # e.g. only synthetic rows of that label
+    with pytest.raises(RouterforgeError, match="no training row gives a fine label"):
+        fine_labels(data)
     with pytest.raises(RouterforgeError, match="single-label tasks"):
         rf.data.load("pii", str(write_jsonl("pii", tmp_path / "pii.jsonl", 20, seed=1)), fine_label_field="src")

@@ -126,7 +126,10 @@ class TaskConfig(_Strict):
 
     def load_options(self) -> dict:
         """The keyword arguments of :func:`routerforge.data.load` (everything but the model options)."""
-        return self.model_dump(exclude={"crf", "lora", "overrides"})
+        options = self.model_dump(exclude={"crf", "lora", "overrides"})
+        if options["fine_label_field"] is None:  # only when set: runs from before the option keep their hashes
+            del options["fine_label_field"]
+        return options
 
 
 class SplitsConfig(_Strict):

@@ -48,7 +48,8 @@ def load(
     ``labels``: the label set (default: the task's built-in labels, or, when ``label_field`` is given, the
     labels found in the data). ``fine_label_field``: a column of finer labels, each inside one label (MMLU-Pro's
     ``src`` subject inside its category), kept as ``Example.meta["fine_label"]``: the bundle's head learns them as
-    an auxiliary target (:mod:`routerforge.modeling.multitask`). ``rules``: a YAML intent rule table (default: the built-in one).
+    an auxiliary target (:mod:`routerforge.modeling.multitask`). ``rules``: a YAML intent rule table (default:
+    the built-in one).
     ``augment_synth``: add this many rows from :mod:`routerforge.data.synth` to the training split only.
     ``augment`` (jailbreak only): add an obfuscated copy of each training row (:mod:`routerforge.data.augment`),
     to the training split only, after any synthetic rows.
@@ -73,7 +74,6 @@ def load(
         data=specs,
         text_field=text_field,
         label_field=label_field,
-        fine_label_field=fine_label_field,
         labels=labels,
         group_by=group_by,
         split_field=split_field,
@@ -89,6 +89,12 @@ def load(
         augment=augment,
         generate=generate,
     )
+    if fine_label_field:  # only when set, like augment_version: older manifests stay valid
+        options["fine_label_field"] = fine_label_field
+    if augment:
+        from .augment import AUGMENT_VERSION
+
+        options["augment_version"] = AUGMENT_VERSION
     intent_rules = _intent_rules(rules)  # validates the file before it is hashed
     options["rules_sha256"] = file_sha256(Path(rules)) if rules else None
     loaded = load_examples(
@@ -354,10 +360,11 @@ def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, li
         base = [by_key[key] for key, _ in manifest["splits"]["train"] if key in by_key]
         by_key |= {e.key: e for e in _generated_rows(base, generate, options["seed"], manifest["labels"])}
     if options.get("augment") and "train" in splits:  # regenerated from the train rows, as at training time
-        from .augment import augment_jailbreak
+        from .augment import augment_jailbreak, training_transforms
 
         base = [by_key[key] for key, _ in manifest["splits"]["train"] if key in by_key]
-        by_key |= {e.key: e for e in augment_jailbreak(base, options["seed"])}
+        transforms = training_transforms(options.get("augment_version", 1))
+        by_key |= {e.key: e for e in augment_jailbreak(base, options["seed"], transforms=transforms)}
     rows: dict[str, list[Example]] = {}
     for split in splits:
         rows[split] = []

@@ -183,6 +183,19 @@ TRAINING_TRANSFORMS: tuple[tuple[str, ...], ...] = tuple((name,) for name in TRA
 )
 
 
+# Version 2 added benign_prefix and benign_words (the adaptive attacker's moves). A manifest records the version
+# its rows were made with, so a model trained on version 1 re-reads its own training rows.
+AUGMENT_VERSION = 2
+_ADDED_IN_2 = {"benign_prefix", "benign_words"}
+
+
+def training_transforms(version: int = AUGMENT_VERSION) -> tuple[tuple[str, ...], ...]:
+    """The chains training drew from at ``version`` (same order: the same seed picks the same chain)."""
+    if version >= 2:
+        return TRAINING_TRANSFORMS
+    return tuple(chain for chain in TRAINING_TRANSFORMS if not _ADDED_IN_2 & set(chain))
+
+
 def apply(names: Sequence[str], text: str, rng: random.Random, **ctx) -> str:
     """Apply the named transforms in order (padding first, so character tricks reach the padding too)."""
     unknown = [n for n in names if n not in TRANSFORMS]

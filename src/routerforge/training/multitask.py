@@ -86,8 +86,8 @@ class TaskBatchSampler(torch.utils.data.Sampler):
         return self.n_batches
 
     def _pass(self, task: int, rng: np.random.Generator) -> list[np.ndarray]:
-        """One shuffled pass over a task's rows as full batches (the short tail waits for the next pass; a task
-        smaller than a batch is one batch), length-grouped when lengths are known."""
+        """One shuffled pass over a task's rows as full batches (the tail short of a batch is left out of this
+        pass; a task smaller than a batch is one batch), length-grouped when lengths are known."""
         order, size = rng.permutation(self.sizes[task]), self.rows_per_batch
         if self.lengths is not None:
             chunk = size * self.CHUNK
@@ -205,6 +205,13 @@ def fine_labels(data: TaskData) -> dict | None:
                 source="fine_label_field",
                 hint="each fine label must belong to exactly one label",
             )
+    uncovered = sorted(set(data.labels) - set(parent.values()))
+    if uncovered:  # its probability would be a sum over nothing: never predicted
+        raise RouterforgeError(
+            f"{data.task.name}: no training row gives a fine label to {', '.join(map(repr, uncovered))}",
+            source="fine_label_field",
+            hint="every label needs at least one fine label (or drop fine_label_field)",
+        )
     index, label_index = {n: i for i, n in enumerate(names)}, {n: i for i, n in enumerate(data.labels)}
     return {
         "names": names,
@@ -356,6 +363,7 @@ def train_multitask(
             "hyperparams": hp.model_dump(exclude=RESUMABLE_CHANGES),
             "temperature": temperature,
             "loss_weights": weights,
+            "fine_labels": {t["name"]: [t["fine"]["names"], t["fine"]["groups"]] for t in tasks if t["fine"]},
             "lora": lora.model_dump() if lora else None,
             "crf": crf,
         },
