@@ -50,6 +50,8 @@ class GroupedSequenceHead(SequenceHead):
     summed fine probabilities, so a label's probability is its fine labels' total. Training adds the fine labels'
     cross-entropy as an auxiliary target (``fine()``); serving sees only the labels."""
 
+    member: torch.Tensor  # (labels, fine labels): 0 where the fine label belongs to the label, else -1e4
+
     def __init__(self, hidden: int, num_labels: int, groups: list[int], dropout: float = 0.1):
         super().__init__(hidden, len(groups), dropout)
         member = torch.full((num_labels, len(groups)), -1e4)  # log of 0 (finite: exports and quantises cleanly)

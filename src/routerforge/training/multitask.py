@@ -193,7 +193,7 @@ def fine_labels(data: TaskData) -> dict | None:
     """A task's fine labels (``fine_label_field``), from its training rows: ``names``, ``groups`` (each fine
     label's label index) and ``ids`` per training row (-100 where a row has none, e.g. synthetic rows); None
     when no training row has one. A fine label under two labels is refused: its probability cannot sum into both."""
-    pairs = [(e.meta.get("fine_label"), e.label) for e in data.train]
+    pairs = [(e.meta.get("fine_label"), str(e.label)) for e in data.train]  # sequence rows: label is set
     names = sorted({fine for fine, _ in pairs if fine is not None})
     if not names:
         return None
