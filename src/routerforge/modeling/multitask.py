@@ -59,9 +59,11 @@ class GroupedSequenceHead(SequenceHead):
         self.register_buffer("member", member, persistent=False)  # rebuilt from the spec, not saved
 
     def fine(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The fine labels' logits (what training's auxiliary loss reads)."""
         return super().forward(hidden, attention_mask)
 
     def group(self, fine: torch.Tensor) -> torch.Tensor:
+        """Each label's logit: the log of its fine labels' summed probabilities (up to a shared constant)."""
         return torch.logsumexp(fine.float().unsqueeze(-2) + self.member, dim=-1)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
