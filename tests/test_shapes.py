@@ -70,18 +70,22 @@ def test_shape_padding_pads_with_zero_on_the_tokenizer_side():
     assert "shape_ids" not in ShapePadding(Inner())([{"input_ids": [1]}])
 
 
-def _case_only_data(tmp_path):
+def _case_only_data(tmp_path, sentences: int = 1):
     """PII where only case tells a name from a word: "we met Jordan today" has a PERSON, "we met jordan today"
-    none. An uncased tokenizer sees the same tokens in both."""
+    none. An uncased tokenizer sees the same tokens in both. ``sentences``: up to that many per row, so names
+    also occur deep into a row (what a long text's windows hold)."""
     rng = random.Random(0)
     rows = []
     for i in range(400):
-        name, person = rng.choice(NAMES), rng.random() < 0.5
-        word = name.capitalize() if person else name
-        prefix = rng.choice(["we met ", "i saw ", "they called ", "ask "])
-        text = f"{prefix}{word} {rng.choice(['today', 'again', 'at noon', 'twice'])}"
-        spans = [{"entity_type": "PERSON", "start": len(prefix), "end": len(prefix) + len(word)}] if person else []
-        rows.append({"text": text, "spans": spans, "template_id": i})
+        text, spans = "", []
+        for _ in range(rng.randint(1, sentences) if sentences > 1 else 1):  # one: the same draws as ever
+            name, person = rng.choice(NAMES), rng.random() < 0.5
+            word = name.capitalize() if person else name
+            prefix = (text + " " if text else "") + rng.choice(["we met ", "i saw ", "they called ", "ask "])
+            if person:
+                spans.append({"entity_type": "PERSON", "start": len(prefix), "end": len(prefix) + len(word)})
+            text = f"{prefix}{word} {rng.choice(['today', 'again', 'at noon', 'twice'])}."
+        rows.append({"text": text if sentences > 1 else text[:-1], "spans": spans, "template_id": i})
     source = tmp_path / "case.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rf.data.load("pii", str(source), group_by="template_id")
@@ -145,7 +149,7 @@ def test_a_bundle_with_shape_features_trains_serves_and_exports(tiny_bert, tmp_p
     from routerforge.data.synth import write_jsonl
 
     data = {
-        "pii": _case_only_data(tmp_path),
+        "pii": _case_only_data(tmp_path, sentences=12),
         "jailbreak": rf.data.load("jailbreak", str(write_jsonl("jailbreak", tmp_path / "jb.jsonl", 160, seed=1))),
     }
     result = rf.train_multitask(
