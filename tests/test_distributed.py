@@ -201,8 +201,7 @@ def test_two_process_ddp_shards_data_and_rank0_writes(tiny_bert, tmp_path):
     multi = [r["multitask"] for r in ranks]
     tasks_rows = multi[0]["train_rows"]
     flat = [tuple(ids) for task in tasks_rows for ids in task]
-    lengths = [[len(ids) for ids in t] for t in tasks_rows]  # the sampler groups each task's rows by length
-    sampler = TaskBatchSampler([len(t) for t in tasks_rows], BATCH, 0.5, 13, lengths=lengths)
+    sampler = TaskBatchSampler([len(t) for t in tasks_rows], BATCH, 0.5, 13)
     n_per_rank = -(-len(sampler) // WORLD)
     shards = [_epochs(r["batches"], set(flat), n_per_rank) for r in multi]
     for epoch in range(HYPER["epochs"]):

@@ -41,6 +41,11 @@ class Hyperparams(BaseModel):
         description="add a learned embedding of each token's case/digit/punctuation shape, read from the original "
         "text, to the encoder's input (what an uncased tokenizer loses: 'Jordan' vs 'jordan'; PII)",
     )
+    group_task_lengths: bool = Field(
+        False,
+        description="bundle only: batch similar lengths within each task (2.3x the real tokens/s on MMLU-Pro, "
+        "but the local-data bundle scored lower with it; benchmarks/README.md). Per-task training always groups",
+    )
     eval_batch_size: int = Field(32, ge=1, description="batch size for validation and test prediction")
     fp16: bool | Literal["auto"] = Field(
         "auto",

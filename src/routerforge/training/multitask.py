@@ -371,7 +371,11 @@ def train_multitask(
     )
     args.remove_unused_columns = False
     sampler = TaskBatchSampler(
-        [len(d.train) for d in data.values()], hp.batch_size, temperature, hp.seed, lengths=lengths
+        [len(d.train) for d in data.values()],
+        hp.batch_size,
+        temperature,
+        hp.seed,
+        lengths=lengths if hp.group_task_lengths else None,
     )
     trainer = _make_trainer_class()(
         model=net,
