@@ -119,16 +119,21 @@ def _filler(text: str, rng: random.Random, ctx: dict, pieces: int) -> list[str]:
     return [_clip(f.strip(), budget) for f in picked]
 
 
+def _benign_sentences(text: str, rng: random.Random, ctx: dict) -> str:
+    """One to three benign first sentences, joined (what the padding transforms add)."""
+    return " ".join(_SENTENCE_END.split(f)[0] for f in _filler(text, rng, ctx, rng.randint(1, 3)))
+
+
 def benign_suffix(text: str, rng: random.Random, **ctx) -> str:
     """The text, then one to three benign sentences, as if the request went on innocently."""
-    sentences = [_SENTENCE_END.split(f)[0] for f in _filler(text, rng, ctx, rng.randint(1, 3))]
-    return text.rstrip() + rng.choice((" ", "\n\n")) + " ".join(sentences)
+    sentences = _benign_sentences(text, rng, ctx)
+    return text.rstrip() + rng.choice((" ", "\n\n")) + sentences
 
 
 def benign_prefix(text: str, rng: random.Random, **ctx) -> str:
     """One to three benign sentences, then the text: the greedy attacker prepends as often as it appends."""
-    sentences = [_SENTENCE_END.split(f)[0] for f in _filler(text, rng, ctx, rng.randint(1, 3))]
-    return " ".join(sentences) + rng.choice((" ", "\n\n")) + text.lstrip()
+    sentences = _benign_sentences(text, rng, ctx)
+    return sentences + rng.choice((" ", "\n\n")) + text.lstrip()
 
 
 def benign_words(text: str, rng: random.Random, **ctx) -> str:

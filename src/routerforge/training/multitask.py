@@ -161,8 +161,10 @@ def _make_trainer_class():
                     outputs["logits"], labels, task["loss"], task["class_weights"], task["focal_gamma"]
                 )
             if fine_labels is not None and "fine_logits" in outputs:  # the auxiliary target (rows without: -100)
-                fine = torch.nn.functional.cross_entropy(outputs.pop("fine_logits").float(), fine_labels)
-                loss = loss + (0.0 if fine.isnan() else fine)  # a batch of rows none of which has a fine label
+                fine = torch.nn.functional.cross_entropy(
+                    outputs.pop("fine_logits").float(), fine_labels, reduction="sum"
+                )
+                loss = loss + fine / (fine_labels != -100).sum().clamp(min=1)  # mean over rows that have one
             loss = task["weight"] * loss
             return (loss, outputs) if return_outputs else loss
 
