@@ -3,6 +3,7 @@ and a bundle, served through the runtime and every export, and shown to carry wh
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 
@@ -27,6 +28,8 @@ from routerforge.text.shapes import (
 from routerforge.training.setup import ShapePadding
 
 FAST = {"epochs": 6, "batch_size": 16, "lr": 3e-3, "patience": 0, "warmup": 0.0, "max_length": 32}
+PREFIXES = ["we met ", "i saw ", "they called ", "ask ", "say hi to ", "wait for "]
+SUFFIXES = ["today", "again", "at noon", "twice", "later", "first"]
 NAMES = ["jordan", "brown", "may", "hunter", "mark", "bill", "grace", "rose", "frank", "will", "summer", "rich"]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -72,20 +75,25 @@ def test_shape_padding_pads_with_zero_on_the_tokenizer_side():
 
 def _case_only_data(tmp_path, sentences: int = 1):
     """PII where only case tells a name from a word: "we met Jordan today" has a PERSON, "we met jordan today"
-    none. An uncased tokenizer sees the same tokens in both. ``sentences``: up to that many per row, so names
-    also occur deep into a row (what a long text's windows hold)."""
+    none. An uncased tokenizer sees the same tokens in both. Each sentence occurs in one case only (the loader's
+    case-folded dedup drops a text seen in both as a label conflict), the case drawn at random, so the context
+    says nothing. ``sentences``: up to that many per row, so names also occur deep into a row (what a long text's
+    windows hold)."""
     rng = random.Random(0)
+    combos = list(itertools.product(PREFIXES, NAMES, SUFFIXES))
+    rng.shuffle(combos)
+    person_of = {combo: rng.random() < 0.5 for combo in combos}
     rows = []
     for i in range(400):
         text, spans = "", []
-        for _ in range(rng.randint(1, sentences) if sentences > 1 else 1):  # one: the same draws as ever
-            name, person = rng.choice(NAMES), rng.random() < 0.5
-            word = name.capitalize() if person else name
-            prefix = (text + " " if text else "") + rng.choice(["we met ", "i saw ", "they called ", "ask "])
-            if person:
-                spans.append({"entity_type": "PERSON", "start": len(prefix), "end": len(prefix) + len(word)})
-            text = f"{prefix}{word} {rng.choice(['today', 'again', 'at noon', 'twice'])}."
-        rows.append({"text": text if sentences > 1 else text[:-1], "spans": spans, "template_id": i})
+        for _ in range(rng.randint(1, sentences)):
+            prefix, name, suffix = combos[i] if sentences == 1 else rng.choice(combos)
+            word = name.capitalize() if person_of[prefix, name, suffix] else name
+            start = len(text) + 1 if text else 0
+            if person_of[prefix, name, suffix]:
+                spans.append({"entity_type": "PERSON", "start": start + len(prefix), "end": start + len(prefix) + len(word)})
+            text = (text + " " if text else "") + f"{prefix}{word} {suffix}" + ("." if sentences > 1 else "")
+        rows.append({"text": text, "spans": spans, "template_id": i})
     source = tmp_path / "case.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rf.data.load("pii", str(source), group_by="template_id")
@@ -160,7 +168,8 @@ def test_a_bundle_with_shape_features_trains_serves_and_exports(tiny_bert, tmp_p
         progress=False,
     )
     assert result.info["shape_features"] == "v1" and (tmp_path / "bundle" / "shapes.safetensors").is_file()
-    assert result.metrics["pii"]["test"]["spans"]["micro_f1"]["value"] > 0.9
+    # 0.88-0.93 over seeds; the same bundle without shapes only guesses the case (0.61-0.63)
+    assert result.metrics["pii"]["test"]["spans"]["micro_f1"]["value"] > 0.8
     record = rf.export(tmp_path / "bundle", format="onnx")
     assert record["parity"]["passed"]
     onnx = rf.Router.load(tmp_path / "bundle", "onnx")
