@@ -89,9 +89,9 @@ def _case_only_data(tmp_path, sentences: int = 1):
         for _ in range(rng.randint(1, sentences)):
             prefix, name, suffix = combos[i] if sentences == 1 else rng.choice(combos)
             word = name.capitalize() if person_of[prefix, name, suffix] else name
-            start = len(text) + 1 if text else 0
+            at = (len(text) + 1 if text else 0) + len(prefix)
             if person_of[prefix, name, suffix]:
-                spans.append({"entity_type": "PERSON", "start": start + len(prefix), "end": start + len(prefix) + len(word)})
+                spans.append({"entity_type": "PERSON", "start": at, "end": at + len(word)})
             text = (text + " " if text else "") + f"{prefix}{word} {suffix}" + ("." if sentences > 1 else "")
         rows.append({"text": text, "spans": spans, "template_id": i})
     source = tmp_path / "case.jsonl"
