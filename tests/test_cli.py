@@ -104,12 +104,18 @@ def test_batch_classify_streams_jsonl_line_for_line(tiny_bundle):
 
 
 def test_signals_round_trip_and_short_repr(tiny_bundle):
+    import dataclasses
+
     from routerforge.runtime import Router, Signals
 
     router = Router.load(tiny_bundle, "torch")
     assert repr(router) == f"Router({str(tiny_bundle)!r}, backend='torch', heads={list(router.heads)})"
     signals = router.classify("Call John at 555-123-4567 about the integral of x^2")
     assert Signals.from_dict(json.loads(signals.to_json())) == signals
+    signals.extra["custom"] = signals.category  # every field, nested ones too, as dataclasses.asdict has them
+    assert signals.to_dict() == dataclasses.asdict(signals) and signals.to_dict()["category"]["probs"] is not (
+        signals.category.probs
+    )
     assert len(repr(signals)) < 300 and repr(signals).startswith("Signals(category=")
 
 

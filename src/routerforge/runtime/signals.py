@@ -9,7 +9,7 @@ True
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
@@ -67,8 +67,19 @@ class Signals:
     extra: dict[str, LabelSignal] = field(default_factory=dict)  # heads with other names (custom tasks)
 
     def to_dict(self) -> dict:
-        """Plain JSON-ready data (the shape ``/v1/classify`` and ``routerforge classify`` print)."""
-        return asdict(self)
+        """Plain JSON-ready data (the shape ``/v1/classify`` and ``routerforge classify`` print). Built field by
+        field: ``dataclasses.asdict`` deep-copies every probability, a third of a lone request's serving work."""
+        return {
+            "category": _plain(self.category),
+            "jailbreak": _plain(self.jailbreak),
+            "intent": _plain(self.intent),
+            "pii": None if self.pii is None else [_plain(span) for span in self.pii],
+            "selector": _plain(self.selector),
+            "windows": self.windows,
+            "truncated": self.truncated,
+            "latency_ms": self.latency_ms,
+            "extra": {name: _plain(value) for name, value in self.extra.items()},
+        }
 
     def to_json(self, **kwargs) -> str:
         """``to_dict()`` as JSON text (``kwargs`` go to ``json.dumps``, e.g. ``indent=2``)."""
@@ -108,3 +119,13 @@ class Signals:
         if self.truncated:
             parts.append("truncated=True")
         return f"Signals({', '.join(parts)})"
+
+
+def _plain(value: LabelSignal | JailbreakSignal | PiiSpan | None) -> dict | None:
+    """One answer as a dict of its fields (a label head's probabilities copied, not shared)."""
+    if value is None:
+        return None
+    out = {f.name: getattr(value, f.name) for f in fields(value)}
+    if isinstance(value, LabelSignal):
+        out["probs"] = dict(value.probs)
+    return out

@@ -261,7 +261,7 @@ def create_app(service: RouterService) -> FastAPI:
         headers = dict(err.headers) if err.headers else None
         return _response(ApiError(err.status_code, str(err.detail), "invalid_request_error", kind, headers))
 
-    def authorised(request: Request) -> None:
+    async def authorised(request: Request) -> None:  # async: FastAPI runs a sync dependency in a thread
         token = service.auth_token
         origin = request.headers.get("origin")
         if origin is not None and origin not in service.config.server.allowed_origins:
