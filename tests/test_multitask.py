@@ -12,10 +12,9 @@ from typer.testing import CliRunner
 
 import routerforge as rf
 from routerforge.cli import app
-from routerforge.config import TaskConfig
 from routerforge.data.synth import TASKS, write_jsonl
 from routerforge.errors import RouterforgeError
-from routerforge.training.multitask import TaskBatchSampler, fine_labels
+from routerforge.training.multitask import TaskBatchSampler
 
 FAST = {"epochs": 2, "batch_size": 16, "lr": 3e-3, "patience": 0, "warmup": 0.0, "max_length": 64}
 runner = CliRunner()
@@ -321,59 +320,3 @@ def test_one_shared_lora_adapter(tiny_bert, tmp_path):
             merged(input_ids=ids).last_hidden_state.numpy(), adapted(input_ids=ids).last_hidden_state.numpy(), atol=1e-5
         )
     assert set(rf.Router.load(bundle).classify("send an email to bob").to_dict()) >= {"category", "pii"}
-
-
-def test_fine_labels_train_a_grouped_head_whose_probabilities_sum_into_the_labels(tiny_bert, tmp_path):
-    """``fine_label_field`` (MMLU-Pro's src inside its category): the head learns the fine labels, serves the
-    labels as the sum of their fine probabilities, and exports like any head."""
-    import torch
-
-    from routerforge.modeling.multitask import GroupedSequenceHead
-
-    rows = [json.loads(line) for line in write_jsonl("category", tmp_path / "raw.jsonl", 200, seed=1).open()]
-    with (tmp_path / "category.jsonl").open("w") as out:
-        for i, row in enumerate(rows):
-            out.write(json.dumps(row | {"src": f"{row['label']}-{i % 2}"}) + "\n")
-    data = rf.data.load("category", str(tmp_path / "category.jsonl"), fine_label_field="src")
-    assert all(e.meta["fine_label"].startswith(e.label) for e in data.train)
-    rf.train_multitask(
-        {"category": data}, model=str(tiny_bert), output=tmp_path / "b", hyperparams=FAST, progress=False
-    )
-    head = json.loads((tmp_path / "b" / "routerforge.json").read_text())["heads"]["category"]
-    assert len(head["fine_labels"]) == len(head["fine_groups"]) > len(head["labels"])
-    assert all(head["fine_labels"][j].startswith(head["labels"][g]) for j, g in enumerate(head["fine_groups"]))
-
-    router = rf.Router.load(tmp_path / "b", "torch")
-    grouped = router.backend.module.model.heads["category"]
-    assert isinstance(grouped, GroupedSequenceHead)
-    hidden, mask = torch.randn(3, 5, 32), torch.ones(3, 5)
-    with torch.inference_mode():
-        fine = grouped.fine(hidden, mask).softmax(-1)
-        summed = torch.zeros(3, len(head["labels"])).index_add_(1, torch.tensor(head["fine_groups"]), fine)
-        torch.testing.assert_close(grouped(hidden, mask).softmax(-1), summed)
-    assert router.classify("what is the derivative of x squared").category.label in head["labels"]
-    assert rf.export(tmp_path / "b", format="onnx")["parity"]["passed"]
-
-
-def test_a_fine_label_under_two_labels_is_refused(tiny_bert, tmp_path):
-    rows = [json.loads(line) for line in write_jsonl("category", tmp_path / "raw.jsonl", 120, seed=1).open()]
-    with (tmp_path / "category.jsonl").open("w") as out:
-        for row in rows:
-            out.write(json.dumps(row | {"src": "everything"}) + "\n")
-    data = rf.data.load("category", str(tmp_path / "category.jsonl"), fine_label_field="src")
-    with pytest.raises(RouterforgeError, match="occurs under two labels"):
-        rf.train_multitask({"category": data}, model=str(tiny_bert), output=tmp_path / "b", hyperparams=FAST)
-    data = rf.data.load("category", str(tmp_path / "raw.jsonl"), label_field="label")
-    assert "fine_label_field" not in data.load_options  # only when set: older manifests keep their hash
-    assert "fine_label_field" not in TaskConfig(data=["x.jsonl"]).load_options()  # and older pipeline stages
-    for e in data.train:
-        e.meta["fine_label"] = f"{e.label}-sub"
-    fine_labels(data)  # every label covered
-    uncovered = data.train[0].label
-    for e in data.train:
-        if e.label == uncovered:
-            del e.meta["fine_label"]  # e.g. only synthetic rows of that label
-    with pytest.raises(RouterforgeError, match="no training row gives a fine label"):
-        fine_labels(data)
-    with pytest.raises(RouterforgeError, match="single-label tasks"):
-        rf.data.load("pii", str(write_jsonl("pii", tmp_path / "pii.jsonl", 20, seed=1)), fine_label_field="src")

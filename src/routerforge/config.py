@@ -68,11 +68,6 @@ class TaskConfig(_Strict):
     )
     text_field: str | None = Field(None, description="column holding the text (default: text/question/prompt)")
     label_field: str | None = Field(None, description="column holding the label; set it to use the data's own labels")
-    fine_label_field: str | None = Field(
-        None,
-        description="column of finer labels, each inside one label (MMLU-Pro: src): an auxiliary target of the "
-        "bundle's head, whose probabilities sum up to the labels",
-    )
     labels: list[str] | None = Field(None, description="explicit label set (default: the task's built-in labels)")
     group_by: str | None = Field(None, description="column whose values never straddle two splits (e.g. template_id)")
     split_field: str | None = Field(None, description="column with a predefined split; val is carved from train")
@@ -126,10 +121,7 @@ class TaskConfig(_Strict):
 
     def load_options(self) -> dict:
         """The keyword arguments of :func:`routerforge.data.load` (everything but the model options)."""
-        options = self.model_dump(exclude={"crf", "lora", "overrides"})
-        if options["fine_label_field"] is None:  # only when set: runs from before the option keep their hashes
-            del options["fine_label_field"]
-        return options
+        return self.model_dump(exclude={"crf", "lora", "overrides"})
 
 
 class SplitsConfig(_Strict):

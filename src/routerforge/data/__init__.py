@@ -25,7 +25,6 @@ def load(
     *,
     text_field: str | None = None,
     label_field: str | None = None,
-    fine_label_field: str | None = None,
     labels: list[str] | None = None,
     group_by: str | None = None,
     split_field: str | None = None,
@@ -46,10 +45,7 @@ def load(
     manifest re-creates the same rows.
 
     ``labels``: the label set (default: the task's built-in labels, or, when ``label_field`` is given, the
-    labels found in the data). ``fine_label_field``: a column of finer labels, each inside one label (MMLU-Pro's
-    ``src`` subject inside its category), kept as ``Example.meta["fine_label"]``: the bundle's head learns them as
-    an auxiliary target (:mod:`routerforge.modeling.multitask`). ``rules``: a YAML intent rule table (default:
-    the built-in one).
+    labels found in the data). ``rules``: a YAML intent rule table (default: the built-in one).
     ``augment_synth``: add this many rows from :mod:`routerforge.data.synth` to the training split only.
     ``augment`` (jailbreak only): add an obfuscated copy of each training row (:mod:`routerforge.data.augment`),
     to the training split only, after any synthetic rows.
@@ -89,8 +85,6 @@ def load(
         augment=augment,
         generate=generate,
     )
-    if fine_label_field:  # only when set, like augment_version: older manifests stay valid
-        options["fine_label_field"] = fine_label_field
     if augment:
         from .augment import AUGMENT_VERSION
 
@@ -102,7 +96,6 @@ def load(
         specs,
         text_field=text_field,
         label_field=label_field,
-        fine_label_field=fine_label_field,
         group_by=group_by,
         split_field=split_field,
         intent_rules=intent_rules,
@@ -343,7 +336,6 @@ def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, li
         [s["path"] for s in sources],
         text_field=options.get("text_field"),
         label_field=options.get("label_field"),
-        fine_label_field=options.get("fine_label_field"),
         group_by=options.get("group_by"),
         split_field=options.get("split_field"),
         intent_rules=intent_rules,

@@ -249,7 +249,6 @@ def load_examples(
     *,
     text_field: str | None = None,
     label_field: str | None = None,
-    fine_label_field: str | None = None,
     group_by: str | None = None,
     split_field: str | None = None,
     intent_rules=None,
@@ -257,8 +256,6 @@ def load_examples(
     """Read and validate every source; labels are checked against the label set later (see ``splits``)."""
     if not specs:
         raise RouterforgeError(f"no data given for task {task.name!r}", hint="pass --data FILE (repeatable)")
-    if fine_label_field and task.kind != "sequence":
-        raise RouterforgeError(f"fine_label_field is for single-label tasks (category, intent), not {task.name}")
     loaded = Loaded([], [])
     for spec in specs:
         if spec.startswith("synth:"):
@@ -289,8 +286,6 @@ def load_examples(
                 example.group = json.dumps(group, sort_keys=True) if isinstance(group, (list, dict)) else group
             if split_field:
                 example.split = str(_field(row, split_field, spec, number, required=True, kind=None))
-            if fine_label_field:
-                example.meta["fine_label"] = str(_field(row, fine_label_field, spec, number, required=True, kind=None))
             loaded.examples.append(example)
         loaded.sources.append(source_info(spec, count))
     if not loaded.examples:

@@ -44,32 +44,6 @@ class SequenceHead(nn.Module):
         return self.out(self.dropout(nn.functional.gelu(self.dense(pooled))))
 
 
-class GroupedSequenceHead(SequenceHead):
-    """A :class:`SequenceHead` over finer labels (``groups[j]``: the label that fine label j belongs to, e.g.
-    MMLU-Pro's 91 ``src`` subjects inside its 14 categories) whose output is the labels' logits: the log of the
-    summed fine probabilities, so a label's probability is its fine labels' total. Training adds the fine labels'
-    cross-entropy as an auxiliary target (``fine()``); serving sees only the labels."""
-
-    member: torch.Tensor  # (labels, fine labels): 0 where the fine label belongs to the label, else -1e4
-
-    def __init__(self, hidden: int, num_labels: int, groups: list[int], dropout: float = 0.1):
-        super().__init__(hidden, len(groups), dropout)
-        member = torch.full((num_labels, len(groups)), -1e4)  # log of 0 (finite: exports and quantises cleanly)
-        member[torch.as_tensor(groups), torch.arange(len(groups))] = 0.0
-        self.register_buffer("member", member, persistent=False)  # rebuilt from the spec, not saved
-
-    def fine(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The fine labels' logits (what training's auxiliary loss reads)."""
-        return super().forward(hidden, attention_mask)
-
-    def group(self, fine: torch.Tensor) -> torch.Tensor:
-        """Each label's logit: the log of its fine labels' summed probabilities (up to a shared constant)."""
-        return torch.logsumexp(fine.float().unsqueeze(-2) + self.member, dim=-1)
-
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.group(self.fine(hidden, attention_mask))
-
-
 class TokenHead(nn.Module):
     """A per-token classifier (BIO tags), optionally with a CRF."""
 
@@ -99,19 +73,16 @@ class MultilabelHead(nn.Module):
 
 
 def make_head(hidden: int, spec: dict) -> nn.Module:
-    """The head module of a ``{"kind", "num_labels", "crf", "groups"}`` spec."""
+    """The head module of a ``{"kind", "num_labels", "crf"}`` spec."""
     if spec["kind"] == "token":
         return TokenHead(hidden, spec["num_labels"], crf=spec.get("crf", False))
     if spec["kind"] == "multilabel":
         return MultilabelHead(hidden, spec["num_labels"])
-    if spec.get("groups"):
-        return GroupedSequenceHead(hidden, spec["num_labels"], spec["groups"])
     return SequenceHead(hidden, spec["num_labels"])
 
 
 class MultitaskModel(nn.Module):
-    """``heads``: ``{task: {"kind": "sequence"|"token"|"multilabel", "num_labels": n, "crf": bool, "groups": [...]}}``,
-    in order (``groups``: fine labels' label indices, a :class:`GroupedSequenceHead`)."""
+    """``heads``: ``{task: {"kind": "sequence"|"token"|"multilabel", "num_labels": n, "crf": bool}}``, in order."""
 
     def __init__(self, encoder, heads: dict[str, dict], shapes: bool = False):
         super().__init__()
@@ -130,15 +101,11 @@ class MultitaskModel(nn.Module):
 
     def forward(self, input_ids=None, attention_mask=None, task_id=None, token_type_ids=None, shape_ids=None):
         """All heads' logits as a dict (inference); with ``task_id`` (training, one task per batch) only that
-        head's, as ``{"logits": ...}``, plus ``fine_logits`` of a grouped head while training. Token type ids are
-        never passed: single texts, so they are all zero."""
+        head's, as ``{"logits": ...}``. Token type ids are never passed: single texts, so they are all zero."""
         hidden = self.hidden(input_ids, attention_mask, shape_ids)
         if task_id is not None:
-            head = self.heads[self.task_names[int(task_id.reshape(-1)[0])]]
-            if isinstance(head, GroupedSequenceHead) and self.training:
-                fine = head.fine(hidden, attention_mask)
-                return {"logits": head.group(fine), "fine_logits": fine}
-            return {"logits": head(hidden, attention_mask)}
+            name = self.task_names[int(task_id.reshape(-1)[0])]
+            return {"logits": self.heads[name](hidden, attention_mask)}
         return {name: head(hidden, attention_mask) for name, head in self.heads.items()}
 
     def crf_of(self, task: str):

@@ -116,12 +116,7 @@ def load_torch_module(
             model = MultitaskModel.load(
                 path,
                 {
-                    n: {
-                        "kind": h["kind"],
-                        "num_labels": len(h["label_names"]),
-                        "crf": h.get("crf", False),
-                        "groups": h.get("fine_groups"),
-                    }
+                    n: {"kind": h["kind"], "num_labels": len(h["label_names"]), "crf": h.get("crf", False)}
                     for n, h in heads.items()
                 },
                 shapes=shape_features(info),

@@ -151,7 +151,7 @@ def _make_trainer_class():
             return self.accelerator.prepare(loader)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            labels, fine_labels = inputs.pop("labels"), inputs.pop("fine_labels", None)
+            labels = inputs.pop("labels")
             outputs = model(**inputs)
             task = self.tasks[int(inputs["task_id"][0])]
             if task["crf"]:
@@ -160,11 +160,6 @@ def _make_trainer_class():
                 loss = classification_loss(
                     outputs["logits"], labels, task["loss"], task["class_weights"], task["focal_gamma"]
                 )
-            if fine_labels is not None and "fine_logits" in outputs:  # the auxiliary target (rows without: -100)
-                fine = torch.nn.functional.cross_entropy(
-                    outputs.pop("fine_logits").float(), fine_labels, reduction="sum"
-                )
-                loss = loss + fine / (fine_labels != -100).sum().clamp(min=1)  # mean over rows that have one
             loss = task["weight"] * loss
             return (loss, outputs) if return_outputs else loss
 
@@ -189,37 +184,6 @@ def _make_trainer_class():
             return metrics
 
     return MultitaskTrainer
-
-
-def fine_labels(data: TaskData) -> dict | None:
-    """A task's fine labels (``fine_label_field``), from its training rows: ``names``, ``groups`` (each fine
-    label's label index) and ``ids`` per training row (-100 where a row has none, e.g. synthetic rows); None
-    when no training row has one. A fine label under two labels is refused: its probability cannot sum into both."""
-    pairs = [(e.meta.get("fine_label"), str(e.label)) for e in data.train]  # sequence rows: label is set
-    names = sorted({fine for fine, _ in pairs if fine is not None})
-    if not names:
-        return None
-    parent: dict[str, str] = {}
-    for fine, label in pairs:
-        if fine is not None and parent.setdefault(fine, label) != label:
-            raise RouterforgeError(
-                f"{data.task.name}: fine label {fine!r} occurs under two labels ({parent[fine]!r}, {label!r})",
-                source="fine_label_field",
-                hint="each fine label must belong to exactly one label",
-            )
-    uncovered = sorted(set(data.labels) - set(parent.values()))
-    if uncovered:  # its probability would be a sum over nothing: never predicted
-        raise RouterforgeError(
-            f"{data.task.name}: no training row gives a fine label to {', '.join(map(repr, uncovered))}",
-            source="fine_label_field",
-            hint="every label needs at least one fine label (or drop fine_label_field)",
-        )
-    index, label_index = {n: i for i, n in enumerate(names)}, {n: i for i, n in enumerate(data.labels)}
-    return {
-        "names": names,
-        "groups": [label_index[parent[n]] for n in names],
-        "ids": [index[f] if f is not None else -100 for f, _ in pairs],
-    }
 
 
 def _unwrap(model) -> MultitaskModel:
@@ -310,17 +274,12 @@ def train_multitask(
                 "focal_gamma": hp.focal_gamma,
                 "weight": weights[name],
                 "metric": d.task.metric,
-                "fine": fine_labels(d),
                 "long_rows": {"train": long_train, "val": long_val, "window": hp.max_length},
             }
         )
         lengths.append(train_set["length"])
-        fine = tasks[-1]["fine"]
         columns = ("input_ids", "attention_mask", "labels") + (("shape_ids",) if hp.shape_features else ())
-        train_rows += [
-            {k: row[k] for k in columns} | {"task_id": task_id} | ({"fine_labels": fine["ids"][i]} if fine else {})
-            for i, row in enumerate(train_set)
-        ]
+        train_rows += [{k: row[k] for k in columns} | {"task_id": task_id} for row in train_set]
         val_sets[name] = [{k: row[k] for k in columns} | {"task_id": task_id} for row in val_set]
 
     torch.manual_seed(hp.seed)
@@ -342,15 +301,7 @@ def train_multitask(
                 target_modules=resolve_lora_targets(encoder, lora.targets),
             ),
         )
-    heads = {
-        t["name"]: {
-            "kind": t["kind"],
-            "num_labels": len(t["label_names"]),
-            "crf": t["crf"],
-            "groups": t["fine"]["groups"] if t["fine"] else None,
-        }
-        for t in tasks
-    }
+    heads = {t["name"]: {"kind": t["kind"], "num_labels": len(t["label_names"]), "crf": t["crf"]} for t in tasks}
     net = MultitaskModel(encoder, heads, shapes=hp.shape_features)
 
     checkpoint_dir = output / CHECKPOINTS
@@ -365,7 +316,6 @@ def train_multitask(
             "hyperparams": hp.model_dump(exclude=RESUMABLE_CHANGES),
             "temperature": temperature,
             "loss_weights": weights,
-            "fine_labels": {t["name"]: [t["fine"]["names"], t["fine"]["groups"]] for t in tasks if t["fine"]},
             "lora": lora.model_dump() if lora else None,
             "crf": crf,
         },
@@ -419,7 +369,6 @@ def train_multitask(
                 "loss": t["loss"],
                 "loss_weight": t["weight"],
             }
-            | ({"fine_labels": t["fine"]["names"], "fine_groups": t["fine"]["groups"]} if t["fine"] else {})
             for t in tasks
         },
         "multitask": {

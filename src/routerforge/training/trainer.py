@@ -13,7 +13,6 @@ to a temporary place and renamed, with ``routerforge.json`` (labels, hyperparame
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 
 from ..bundle import INFO_FILE
@@ -142,12 +141,6 @@ def train(
         raise RouterforgeError(
             f"the {task.name} validation split is empty",
             hint="early stopping and checkpoint selection need validation rows: raise --val",
-        )
-    if any("fine_label" in e.meta for e in data.train):
-        warnings.warn(
-            f"{task.name}: fine labels (fine_label_field) train the multitask bundle's head; this per-task model "
-            "learns the labels only",
-            stacklevel=2,
         )
     backbone_path, tokenizer = load_tokenizer(model)
 
