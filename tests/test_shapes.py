@@ -128,7 +128,8 @@ def test_shape_features_carry_case_that_the_uncased_tokenizer_loses(case_models)
     assert plain.info["shape_features"] is None and shaped.info["shape_features"] == "v1"
     assert (shaped.output / "shapes.safetensors").is_file() and not (plain.output / "shapes.safetensors").exists()
     assert _f1(shaped) > 0.9, _f1(shaped)
-    assert _f1(plain) < 0.8, _f1(plain)  # it cannot tell the two apart: it guesses
+    # it cannot tell the two apart: it guesses (0.51-0.73 over 8 seeds, against 0.96-1.0 with shapes)
+    assert _f1(plain) < _f1(shaped) - 0.15, _f1(plain)
     text_pairs = ["we met Jordan today", "we met jordan today"]
     for result, differ in ((plain, False), (shaped, True)):
         logits = rf.Router.load(result.output, "torch").window_logits(text_pairs)["pii"]
