@@ -68,7 +68,8 @@ class Signals:
 
     def to_dict(self) -> dict:
         """Plain JSON-ready data (the shape ``/v1/classify`` and ``routerforge classify`` print). Built field by
-        field: ``dataclasses.asdict`` deep-copies every probability, a third of a lone request's serving work."""
+        field: ``dataclasses.asdict`` deep-copies every probability (a tenth of the event loop's time per request,
+        profiled; benchmarks/asgi_overhead.py)."""
         return {
             "category": _plain(self.category),
             "jailbreak": _plain(self.jailbreak),
