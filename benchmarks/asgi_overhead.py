@@ -11,7 +11,6 @@ prints cProfile's top functions (event-loop thread only) for each endpoint.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import cProfile
@@ -25,6 +24,7 @@ from collections.abc import Callable
 import httpx
 import numpy as np
 
+from _router import lone_request_parser
 from routerforge.serving.proxy import create_app
 from routerforge.serving.service import RouterService
 
@@ -126,12 +126,7 @@ async def _measure(args) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="benchmarks/load-router.yaml")
-    parser.add_argument("--backend", default=None)
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser = lone_request_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--profile", action="store_true", help="profile an extra first round (not counted)")
     args = parser.parse_args()
     run: Callable = asyncio.run

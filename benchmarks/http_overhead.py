@@ -12,7 +12,6 @@ path and the medians of the per-round differences.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from _router import wait_ready
+from _router import lone_request_parser, wait_ready
 from routerforge.runtime.engine import Router
 from routerforge.serving.config import load_router_config
 from routerforge.serving.fake_upstream import FakeUpstream, background_server
@@ -46,13 +45,7 @@ def _timed(call, n: int) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="benchmarks/load-router.yaml")
-    parser.add_argument("--backend", default=None)
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    args = parser.parse_args()
+    args = lone_request_parser(__doc__.split("\n\n")[0]).parse_args()
 
     bundle = load_router_config(args.config).bundle
     router = Router.load(bundle, args.backend, threads=args.threads)
