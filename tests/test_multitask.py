@@ -201,6 +201,25 @@ def test_task_batch_sampler_is_deterministic_per_epoch():
     assert list(TaskBatchSampler(sizes, 4, 0.5, seed=8)) != list(TaskBatchSampler(sizes, 4, 0.5, seed=7))
 
 
+def test_task_batch_sampler_without_lengths_gives_a_seed_its_old_batches():
+    """Length grouping is opt-in: without it a seed must still give the batches of the sampler before grouping
+    existed (reference: its cursor loop), so an upgrade does not change a seeded run."""
+
+    def original(sampler, sizes, size):
+        rng = np.random.default_rng([sampler.seed, sampler.epoch])
+        orders, cursors = [rng.permutation(n) for n in sizes], [0] * len(sizes)
+        for task in rng.choice(len(sizes), size=sampler.n_batches, p=sampler.probs):
+            if cursors[task] + size > sizes[task]:
+                orders[task], cursors[task] = rng.permutation(sizes[task]), 0
+            yield (sampler.offsets[task] + orders[task][cursors[task] : cursors[task] + size]).tolist()
+            cursors[task] += size
+
+    for sizes in ([100, 37, 400], [16, 17, 250]):
+        sampler = TaskBatchSampler(sizes, 16, 0.5, seed=13)
+        sampler.set_epoch(3)
+        assert list(sampler) == list(original(sampler, sizes, 16))
+
+
 def test_task_batch_sampler_groups_lengths_within_a_task():
     """Each pass still yields every row once in full batches, but similar lengths share a batch: the padded
     tokens fall from about twice the real ones to close to them (what per-task group_by_length does)."""

@@ -14,6 +14,7 @@ Per-task data and splits are exactly those of per-task training (same manifests)
 from __future__ import annotations
 
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,9 @@ class TaskBatchSampler(torch.utils.data.Sampler):
         return self.n_batches
 
     def _pass(self, task: int, rng: np.random.Generator) -> list[np.ndarray]:
-        """One shuffled pass over a task's rows as full batches (the tail short of a batch is left out of this
-        pass; a task smaller than a batch is one batch), length-grouped when lengths are known."""
+        """One shuffled pass over a task's rows as full batches, in the order they are served (the tail short of
+        a batch is left out of this pass; a task smaller than a batch is one batch). Length-grouped when lengths
+        are known: sorted within chunks, then the batches shuffled."""
         order, size = rng.permutation(self.sizes[task]), self.rows_per_batch
         if self.lengths is not None:
             chunk = size * self.CHUNK
@@ -98,15 +100,18 @@ class TaskBatchSampler(torch.utils.data.Sampler):
                 ]
             )
         batches = [order[i : i + size] for i in range(0, max(len(order) - size, 0) + 1, size)]
-        return [batches[i] for i in rng.permutation(len(batches))]
+        return [batches[i] for i in rng.permutation(len(batches))] if self.lengths is not None else batches
 
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch])
-        queues: list[list[np.ndarray]] = [[] for _ in self.sizes]
+        # every task's first pass is drawn before the task sequence, later ones when a task runs out: without
+        # lengths this is the sampler's original order of draws: a seed gives the batches it always gave (for every
+        # task of at least one batch of rows)
+        queues = [deque(self._pass(task, rng)) for task in range(len(self.sizes))]
         for task in rng.choice(len(self.sizes), size=self.n_batches, p=self.probs):
-            if not queues[task]:  # this task ran out: a new pass
-                queues[task] = self._pass(task, rng)
-            yield (self.offsets[task] + queues[task].pop()).tolist()
+            if not queues[task]:
+                queues[task] = deque(self._pass(task, rng))
+            yield (self.offsets[task] + queues[task].popleft()).tolist()
 
 
 class TaskCollator:
