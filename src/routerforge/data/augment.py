@@ -126,14 +126,13 @@ def _benign_sentences(text: str, rng: random.Random, ctx: dict) -> str:
 
 def benign_suffix(text: str, rng: random.Random, **ctx) -> str:
     """The text, then one to three benign sentences, as if the request went on innocently."""
-    sentences = _benign_sentences(text, rng, ctx)
+    sentences = _benign_sentences(text, rng, ctx)  # drawn before the separator: the rows manifests re-create
     return text.rstrip() + rng.choice((" ", "\n\n")) + sentences
 
 
 def benign_prefix(text: str, rng: random.Random, **ctx) -> str:
     """One to three benign sentences, then the text: the greedy attacker prepends as often as it appends."""
-    sentences = _benign_sentences(text, rng, ctx)
-    return sentences + rng.choice((" ", "\n\n")) + text.lstrip()
+    return _benign_sentences(text, rng, ctx) + rng.choice((" ", "\n\n")) + text.lstrip()
 
 
 def benign_words(text: str, rng: random.Random, **ctx) -> str:

@@ -9,7 +9,7 @@ True
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -126,7 +126,7 @@ def _plain(value: LabelSignal | JailbreakSignal | PiiSpan | None) -> dict | None
     """One answer as a dict of its fields (a label head's probabilities copied, not shared)."""
     if value is None:
         return None
-    out = {f.name: getattr(value, f.name) for f in fields(value)}
+    out = dict(vars(value))  # a dataclass's fields (no slots): a shallow copy
     if isinstance(value, LabelSignal):
         out["probs"] = dict(value.probs)
     return out
