@@ -165,7 +165,7 @@ def test_a_bundle_with_shape_features_trains_serves_and_exports(tiny_bert, tmp_p
         data,
         model=str(tiny_bert),
         output=tmp_path / "bundle",
-        hyperparams=dict(FAST, epochs=12, shape_features=True),  # task sampling: fewer PII steps an epoch
+        hyperparams=dict(FAST, epochs=16, shape_features=True),  # task sampling: fewer PII steps an epoch
         progress=False,
     )
     assert result.info["shape_features"] == "v1" and (tmp_path / "bundle" / "shapes.safetensors").is_file()
