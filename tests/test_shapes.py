@@ -174,8 +174,11 @@ def test_a_bundle_with_shape_features_trains_serves_and_exports(tiny_bert, tmp_p
     record = rf.export(tmp_path / "bundle", format="onnx")
     assert record["parity"]["passed"]
     onnx = rf.Router.load(tmp_path / "bundle", "onnx")
-    assert [s.text for s in onnx.classify("we met Bill at noon").pii] == ["Bill"]
-    assert onnx.classify("we met bill at noon").pii == []
+    # case decides, name by name (a tiny model may miss one of twelve: its test F1 is ~0.9, not 1)
+    found = {name: [s.text for s in onnx.classify(f"we met {name.capitalize()} at noon").pii] for name in NAMES}
+    flagged = {name: [s.text for s in onnx.classify(f"we met {name} at noon").pii] for name in NAMES}
+    assert sum(found[name] == [name.capitalize()] for name in NAMES) >= len(NAMES) - 1, found
+    assert sum(flagged[name] == [] for name in NAMES) >= len(NAMES) - 1, flagged
     # a long text goes through windows with its shapes cut the same way as its tokens: the name in the last
     # window is found where it is (a misaligned shape row would read "again" or "called" as capitalised)
     long = " ".join(["we met jordan today."] * 60 + ["they called Mark again"])

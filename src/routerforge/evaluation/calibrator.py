@@ -18,7 +18,9 @@ import numpy as np
 from ..bundle import heads_of, read_info, with_metrics, write_info
 from ..data.spans import bio_labels
 from ..errors import RouterforgeError
+from ..runtime.lexical import save_lexical
 from .calibration import TARGET_FPR, calibration_summary, choose_temperature, detection_counts, threshold_at_fpr
+from .lexical_fit import choose_weight, fit_lexical, lexical_heads
 
 
 def _head_logits_and_labels(router, task: str, examples) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +37,26 @@ def _head_logits_and_labels(router, task: str, examples) -> tuple[np.ndarray, np
             rows.append(row[keep])
             labels.append(tags[keep])
         return np.concatenate(rows), np.concatenate(labels)
-    return np.stack(logits), np.array([label2id[e.label] for e in examples])
+    logits = np.stack(logits)
+    if task in router.lexical:  # the head as served: its lexical prior mixed in
+        prior = router.lexical[task]
+        logits = np.stack([prior.combine(z, router.normalise(e.text).text) for z, e in zip(logits, examples)])
+    return logits, np.array([label2id[e.label] for e in examples])
+
+
+def fit_lexical_prior(router, task: str, train, val) -> dict:
+    """Fit ``task``'s lexical prior on ``train`` and its weight on ``val`` (:mod:`.lexical_fit`); set it on
+    ``router`` when kept. Returns the record for ``routerforge.json``."""
+    names = router.heads[task]["label_names"]
+    label2id = {n: i for i, n in enumerate(names)}
+    model = fit_lexical([router.normalise(e.text).text for e in train], [label2id[e.label] for e in train], len(names))
+    if model is None:
+        return {"kept": False, "note": "the training rows cannot support one (a label missing, or no repeated word)"}
+    logits, labels = _head_logits_and_labels(router, task, val)  # the encoder alone: no prior is set yet
+    record = choose_weight(model, logits, [router.normalise(e.text).text for e in val], labels)
+    if record["kept"]:
+        router.lexical[task] = model
+    return record
 
 
 def calibrated_heads(info: dict) -> list[str]:
@@ -74,17 +95,21 @@ def choose_pii_min_score(router, val) -> dict:
 
 
 def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: float = TARGET_FPR) -> dict:
-    """Fit each head's temperature on its validation split (T = 1 when that split is too small or already all
-    right: :func:`~.calibration.choose_temperature`), the jailbreak threshold at ``target_fpr`` and the PII
-    head's minimum span score; sets them on ``router`` and returns ``{"calibration": ..., "thresholds": ...,
-    "pii_min_score": ...}`` for ``routerforge.json``.
+    """Fit each head's lexical prior where its split has ``train`` rows (:func:`fit_lexical_prior`), its
+    temperature on its validation split (on the logits as served, the prior mixed in; T = 1 when that split is
+    too small or already all right: :func:`~.calibration.choose_temperature`), the jailbreak threshold at
+    ``target_fpr`` and the PII head's minimum span score; sets them on ``router`` and returns
+    ``{"calibration": ..., "thresholds": ..., "pii_min_score": ...}`` for ``routerforge.json`` (the priors
+    themselves: ``router.lexical``, saved by the caller).
 
-    ``splits``: ``{task: {"val": examples, "test": examples}}``. Test rows are only *reported* (ECE and the
-    counts at the chosen threshold); nothing is chosen on them.
+    ``splits``: ``{task: {"val": examples, "test": examples[, "train": examples]}}``. Test rows are only
+    *reported* (ECE and the counts at the chosen threshold); nothing is chosen on them.
     """
     calibration, thresholds = {}, {}
     for task in splits:
         val, test = splits[task]["val"], splits[task].get("test") or []
+        router.lexical.pop(task, None)  # refitted below, or dropped
+        prior = fit_lexical_prior(router, task, splits[task]["train"], val) if splits[task].get("train") else None
         logits, labels = _head_logits_and_labels(router, task, val)
         choice = choose_temperature(logits, labels, texts=len(val))
         temperature = choice["temperature"]
@@ -97,6 +122,8 @@ def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: flo
             "unit": "token" if router.heads[task]["kind"] == "token" else "text",
             "val": calibration_summary(logits, labels, temperature),
         }
+        if prior is not None:
+            record["lexical"] = prior
         if test:
             record["test"] = calibration_summary(*_head_logits_and_labels(router, task, test), temperature)
         calibration[task] = record
@@ -127,9 +154,10 @@ def calibrate_and_score(
     target_fpr: float = TARGET_FPR,
     allow_pickle: bool = False,
 ) -> dict:
-    """Fit temperatures and the jailbreak threshold on validation, then score validation and test through the
-    serving path (torch backend). ``splits``: ``{task: {"val": examples, "test": examples}}``. Updates ``info``
-    (calibration, thresholds, metrics) and returns it; a failure here is reported and the trained model kept."""
+    """Fit lexical priors (on ``train`` where a split has it), temperatures and the jailbreak threshold on
+    validation, save the priors into ``model_dir``, then score validation and test through the serving path
+    (torch backend). ``splits``: as :func:`calibrate_router`. Updates ``info`` (calibration, thresholds,
+    metrics) and returns it; a failure here is reported and the trained model kept."""
     from ..runtime.engine import Router
     from .evaluator import evaluate_examples
 
@@ -141,6 +169,7 @@ def calibrate_and_score(
             for t, rows in splits.items()
         }
         info = with_metrics(info, scores)
+        save_lexical(Path(model_dir), router.lexical)
     except Exception as err:  # noqa: BLE001 - the trained model matters more than its scores
         warnings.warn(f"scoring the trained model failed ({err!r}); run 'routerforge eval' on it", stacklevel=2)
         info["metrics"] = {"error": repr(err)}
@@ -148,15 +177,18 @@ def calibrate_and_score(
 
 
 def calibrate(model_dir, target_fpr: float = TARGET_FPR, *, allow_pickle: bool = False) -> dict:
-    """Refit temperatures and the jailbreak threshold of a saved model (or bundle) on its own validation split(s)
-    (re-read and hash-checked from the manifests), rescore validation and test with them, and store all of it
-    in its ``routerforge.json``. Returns the calibration and thresholds."""
+    """Refit the lexical priors (on the training split), temperatures and the jailbreak threshold of a saved
+    model (or bundle) on its own validation split(s) (re-read and hash-checked from the manifests), rescore
+    validation and test with them, and store all of it in its ``routerforge.json``. Returns the calibration
+    and thresholds."""
     from .evaluator import head_splits
 
     if not 0 < target_fpr < 1:
         raise RouterforgeError(f"target FPR must be in (0, 1), got {target_fpr}")
     info = read_info(model_dir)
     splits = head_splits(info, calibrated_heads(info), ("val", "test"))
+    for task, rows in head_splits(info, lexical_heads(info), ("train",)).items():
+        splits[task] |= rows
     info = calibrate_and_score(Path(model_dir), info, splits, target_fpr, allow_pickle=allow_pickle)
     if "error" in info["metrics"]:
         raise RouterforgeError(f"calibration failed: {info['metrics']['error']}", source=str(model_dir))

@@ -25,6 +25,7 @@ from ..numerics import softmax
 from ..text.normalise import normaliser_for
 from ..text.shapes import token_shapes
 from .backends import ONNX_FILES, TORCHSCRIPT_FILE, OnnxBackend, TorchBackend, TorchScriptBackend
+from .lexical import load_lexical
 from .recognizers import RecognizerConfig, Recognizers
 from .signals import JailbreakSignal, LabelSignal, PiiSpan, Signals
 from .windows import merge_token_rows, plan_windows
@@ -125,6 +126,7 @@ class Router:
         self.temperature = {t: float(calibration.get(t, {}).get("temperature", 1.0)) for t in self.heads}
         self.threshold = float(info.get("thresholds", {}).get("jailbreak", DEFAULT_THRESHOLD))
         self.crf = {t: _crf_parameters(self.path, info, t) for t, h in self.heads.items() if h.get("crf")}
+        self.lexical = load_lexical(self.path)  # label heads' word n-gram priors (runtime/lexical.py)
         # PII post-processing (runtime/recognizers.py): the bundle's pii_recognizers, fields overridden by the
         # router's; False: the learned head's spans as decoded (ablations)
         self.recognizers = (
@@ -305,7 +307,10 @@ class Router:
                     names[best], float(p_correct[best]), dict(zip(names, p_correct.tolist()))
                 )
                 continue
-            probs = np.stack([softmax(r, temperature) for r in rows[head]])
+            logits = np.stack(rows[head])
+            if head in self.lexical:  # one prior per text, added to each window's log-probabilities
+                logits = self.lexical[head].combine(logits, norm.text)
+            probs = softmax(logits, temperature)
             if head == "jailbreak" and "jailbreak" in names:  # the most suspicious window decides
                 k = names.index("jailbreak")
                 p = float(probs[:, k].max())

@@ -47,6 +47,12 @@ class Hyperparams(BaseModel):
         "but it cost the local-data bundle's PII head 2.5 points of validation F1; benchmarks/README.md). Per-task "
         "training always groups",
     )
+    lexical: bool = Field(
+        True,
+        description="label heads but jailbreak: mix in a word n-gram logistic regression fitted on the training "
+        "split, its weight chosen on validation and kept only when it adds 0.5 point of accuracy there (category of "
+        "the local-data bundle: +2.7 points on validation; benchmarks/README.md)",
+    )
     eval_batch_size: int = Field(32, ge=1, description="batch size for validation and test prediction")
     fp16: bool | Literal["auto"] = Field(
         "auto",

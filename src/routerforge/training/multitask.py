@@ -400,7 +400,7 @@ def train_multitask(
         save_weights=save_weights,
         tokenizer=tokenizer,
         checkpoint_dir=checkpoint_dir,
-        splits={name: {"val": d.val, "test": d.test} for name, d in data.items()},
+        splits={name: {"train": d.train, "val": d.val, "test": d.test} for name, d in data.items()},
         evaluate_after=evaluate_after,
         started=started,
         trainer=trainer,

@@ -243,7 +243,7 @@ def train(
         save_weights=save_weights,
         tokenizer=tokenizer,
         checkpoint_dir=checkpoint_dir,
-        splits={task.name: {"val": data.val, "test": data.test}},
+        splits={task.name: {"train": data.train, "val": data.val, "test": data.test}},
         evaluate_after=evaluate_after,
         started=started,
         trainer=trainer,
