@@ -27,7 +27,7 @@ constraints: $(VENV)/.installed
 # heads -> calibrate -> evaluate -> int8 ONNX export (parity-checked) -> report, then classify with the bundle.
 demo: $(VENV)/.installed
 	$(RF) pipeline configs/quickstart.yaml
-	$(RF) classify runs/quickstart/bundle "Remind me to call John Smith at 555-123-4567 tomorrow about the integral of x squared"
+	$(RF) classify runs/quickstart/bundle "Call John Smith at 555-123-4567 about the integral of x^2"
 
 # Lint, format check and type check (src/), then every test.
 test: lint

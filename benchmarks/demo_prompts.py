@@ -30,7 +30,8 @@ DOC_EXAMPLES: dict[str, dict] = {
         "jailbreak": False,
         "pii": [],
     },
-    # README.md (CLI and curl), docs/serving.md (/v1/classify), docs/runtime.md
+    # README.md (CLI and curl), docs/serving.md (/v1/classify), docs/runtime.md, Makefile (`make demo`),
+    # configs/quickstart.yaml
     "Call John Smith at 555-123-4567 about the integral of x^2": {
         "category": "math",
         "jailbreak": False,
@@ -46,15 +47,6 @@ DOC_EXAMPLES: dict[str, dict] = {
         "intent": "communication",
         "jailbreak": False,
         "pii": [("EMAIL_ADDRESS", "jane.doe@example.com")],
-    },
-    # Makefile (`make demo`), configs/quickstart.yaml
-    "Remind me to call John Smith at 555-123-4567 tomorrow about the integral of x squared": {
-        "jailbreak": False,
-        "pii": [("PERSON", "John Smith"), ("PHONE_NUMBER", "555-123-4567")],
-    },
-    "Remind me to call John Smith at 555-123-4567 tomorrow": {
-        "jailbreak": False,
-        "pii": [("PERSON", "John Smith"), ("PHONE_NUMBER", "555-123-4567")],
     },
 }
 
