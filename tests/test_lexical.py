@@ -127,3 +127,17 @@ def test_calibration_fits_saves_and_serves_the_prior_and_drops_it_when_refitted_
     assert "lexical" not in info["calibration"]["topic"]
     assert not (bundle / LEXICAL_JSON).exists() and not (bundle / LEXICAL_ARRAYS).exists()
     assert Router.load(bundle, "torch", info=info).lexical == {}
+
+
+def test_the_run_report_says_what_calibration_decided_about_the_prior():
+    from routerforge.reports.run_report import lexical_sentence
+
+    accuracy = {str(w): 0.8 for w in lexical_fit.WEIGHTS} | {"0.0": 0.78, "1.5": 0.81}
+    kept = {"kept": True, "weight": 1.5, "val_accuracy": accuracy, "features": 46987, "min_gain": 0.005}
+    assert lexical_sentence(kept) == (
+        "Lexical prior (word n-grams fitted on train, 46,987 features): weight 1.500, chosen on validation, "
+        "where accuracy went 0.780 -> 0.810."
+    )
+    dropped = kept | {"kept": False, "weight": 0.0, "val_accuracy": accuracy | {"1.5": 0.782}}
+    assert "not kept" in lexical_sentence(dropped) and "0.800 against 0.780" in lexical_sentence(dropped)
+    assert lexical_sentence({"kept": False, "note": "a label missing"}) == "Lexical prior: none (a label missing)."

@@ -391,7 +391,7 @@ def model_card(info: dict, *, name: str, config=None):
     for task in heads:
         c = calibration.get(task)
         if not c:
-            cal_rows.append([task, "not run", "-", "-", "-"])
+            cal_rows.append([task, "not run", "-", "-", "-", "-"])
             continue
         val, test = c.get("val") or {}, c.get("test") or {}
         cal_rows.append(
@@ -401,10 +401,12 @@ def model_card(info: dict, *, name: str, config=None):
                 c.get("unit"),
                 f"{number(val.get('ece_before'))} -> {number(val.get('ece_after'))}",
                 f"{number(test.get('ece_before'))} -> {number(test.get('ece_after'))}" if test else "-",
+                (c.get("lexical") or {}).get("weight") or "-",
             ]
         )
     calibration_table = _table(
-        ["head", "temperature", "unit", "ECE val (before -> after)", "ECE test (before -> after)"], cal_rows
+        ["head", "temperature", "unit", "ECE val (before -> after)", "ECE test (before -> after)", "lexical prior"],
+        cal_rows,
     )
     threshold_text = threshold_table = ""
     threshold = (info.get("thresholds") or {}).get("jailbreak")

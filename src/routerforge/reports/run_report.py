@@ -116,6 +116,24 @@ def _figure(width: float, height: float, ncols: int = 1):
     return fig, fig.subplots(1, ncols)
 
 
+def lexical_sentence(record: dict) -> str:
+    """What calibration decided about a label head's word n-gram prior (evaluation/lexical_fit.py)."""
+    if "val_accuracy" not in record:
+        return f"Lexical prior: none ({record.get('note', 'not fitted')})."
+    accuracy = record["val_accuracy"]
+    best = max(accuracy, key=lambda w: accuracy[w])
+    if record["kept"]:
+        return (
+            f"Lexical prior (word n-grams fitted on train, {record['features']:,} features): weight "
+            f"{number(record['weight'])}, chosen on validation, where accuracy went {number(accuracy['0.0'])} -> "
+            f"{number(accuracy[str(record['weight'])])}."
+        )
+    return (
+        f"Lexical prior: not kept; on validation it reached {number(accuracy[best])} against "
+        f"{number(accuracy['0.0'])} for the encoder alone (it must add {number(record['min_gain'])})."
+    )
+
+
 def probabilities_before_scaling(p_after: np.ndarray, temperature: float) -> np.ndarray:
     """Probabilities at T=1 from served ones: ``p_after = softmax(z / T)``, so ``softmax(T * log p_after)``
     recovers ``softmax(z)`` (exact up to float clipping of tiny probabilities)."""
@@ -690,6 +708,8 @@ def _head_section(doc: Doc, run_dir: Path, model: ModelRun, task: str, evaluatio
                 else "."
             )
         )
+        if calibration.get("lexical"):
+            doc.para(lexical_sentence(calibration["lexical"]))
     if head["kind"] == "token":
         doc.para("Reliability diagram: not drawn for span heads (calibration is per token; see the table).")
     elif matrix is not None and calibration:
