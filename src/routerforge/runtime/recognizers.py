@@ -589,11 +589,16 @@ def _trimmed(text: str, a: int, b: int) -> tuple[int, int] | None:
 
 def _without_function_words(text: str, s: PiiSpan) -> PiiSpan | None:
     """``s`` without the lower-case function words at either edge (and the punctuation around them); None when
-    nothing is left.
-    Spans of structured types and spans written all in lower case (no capital to say where a name starts) stay."""
-    if s.entity_type not in MODEL_TYPES or not any(c.isupper() for c in s.text):
+    nothing is left, or when it holds nothing but function words ("the" of "the US" is no place).
+    Other spans written all in lower case (no capital to say where a name starts) and spans of structured types
+    stay."""
+    if s.entity_type not in MODEL_TYPES:
         return s
     words = [(s.start + m.start(), s.start + m.end()) for m in re.finditer(r"\w+", s.text)]
+    if all(text[slice(*w)].lower() in FUNCTION_WORDS for w in words):
+        return None
+    if not any(c.isupper() for c in s.text):
+        return s
     first, last = 0, len(words)
     while first < last and text[slice(*words[first])] in FUNCTION_WORDS:
         first += 1
