@@ -249,23 +249,3 @@ def test_model_spans_lose_the_function_words_at_their_edges():
     text = "I live in the US and The Hague"
     model = _spans(text, ("GPE", "the"), ("GPE", "US"), ("GPE", "The"), ("ORGANIZATION", "and"), ("GPE", "Hague"))
     assert [s.text for s in rec.apply(text, model)] == ["US", "Hague"]
-
-
-def test_address_fragments_with_only_spaces_between_them_are_one_address():
-    text = "Send it to 27534 Þorsteinsgata 63 Apt. 675, Reykjavik, or to Southern Austria"
-    rec = Recognizers.from_config({"enabled": [], "min_score": 0.0})
-    model = _spans(
-        text,
-        ("STREET_ADDRESS", "27534"),
-        ("STREET_ADDRESS", "Þorsteinsgata 63"),
-        ("STREET_ADDRESS", "Apt. 675"),
-        ("GPE", "Reykjavik"),  # after a comma on the same line: a street and a city stay apart
-        ("GPE", "Southern"),  # other types are not joined: a word and a place
-        ("GPE", "Austria"),
-    )
-    assert [(s.entity_type, s.text) for s in rec.apply(text, model)] == [
-        ("STREET_ADDRESS", "27534 Þorsteinsgata 63 Apt. 675"),
-        ("GPE", "Reykjavik"),
-        ("GPE", "Southern"),
-        ("GPE", "Austria"),
-    ]

@@ -477,10 +477,9 @@ class Recognizers:
 
         1. a model span is widened to whole words (never ends inside a run of letters/digits), loses the lower-case
            function words at its edges ("the corner of Rua das Pedras 930", :data:`FUNCTION_WORDS`),
-           and is dropped when it has no letter or digit or only function words, scores below ``min_score``, is
-           of a type with a validator (:data:`MODEL_VALIDATED`: "5.14" is no IP address) that rejects it, or
-           names a person, place or organisation with fewer than two letters; address pieces with only spaces
-           between them join (:func:`_disjoint`);
+           and is dropped when it has no letter or digit, scores below ``min_score``, is of a type with a validator
+           (:data:`MODEL_VALIDATED`: "5.14" is no IP address) that rejects it, or names a person, place or
+           organisation with fewer than two letters;
         2. a weak recognizer span (dates, ZIP codes) lying inside a model span of a free-text type
            (:data:`MODEL_TYPES`, e.g. the ZIP of a STREET_ADDRESS) yields to it;
         3. otherwise every recognizer span is kept, and a model span overlapping it loses the overlap: a free-text
@@ -551,19 +550,11 @@ def _plausible(s: PiiSpan) -> bool:
 
 def _disjoint(text: str, spans: list[PiiSpan]) -> list[PiiSpan]:
     """Widened model spans that now overlap: one span of a type becomes their union, of two types the higher
-    score stays. Two street addresses with only spaces between them are one too: the token head sometimes
-    starts a new span inside an address ("27534" + "Þorsteinsgata 63", "Apt." + "675"). Other types stay apart:
-    "Southern" + "Austria" are a word and a place."""
+    score stays."""
     out: list[PiiSpan] = []
     for s in sorted(spans, key=lambda s: (s.start, s.end)):
         last = out[-1] if out else None
-        touching = (
-            last is not None
-            and last.entity_type == s.entity_type == "STREET_ADDRESS"
-            and last.end <= s.start
-            and not text[last.end : s.start].strip(" \t")
-        )
-        if last is None or (last.end <= s.start and not touching):
+        if last is None or last.end <= s.start:
             out.append(s)
         elif last.entity_type == s.entity_type:
             end = max(last.end, s.end)
