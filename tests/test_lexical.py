@@ -11,6 +11,7 @@ import pytest
 
 from conftest import make_tiny_bundle
 from routerforge.data.schema import Example
+from routerforge.errors import RouterforgeError
 from routerforge.evaluation import lexical_fit
 from routerforge.evaluation.calibrator import calibrate_and_score
 from routerforge.evaluation.lexical_fit import choose_weight, fit_lexical, lexical_heads
@@ -76,7 +77,8 @@ def test_the_numpy_reader_gives_scikit_learns_probabilities(n_labels, tmp_path):
     np.testing.assert_allclose(got, expected, atol=1e-9)
     model.weight = 0.5
     save_lexical(tmp_path, {"topic": model})  # float32 on disk; scikit-learn's coef_ is Fortran-ordered
-    loaded = load_lexical(tmp_path)["topic"]
+    record = {"kept": True, "weight": 0.5, "features": len(model.vocabulary)}
+    loaded = load_lexical(tmp_path, {"topic": {"lexical": record}})["topic"]
     assert loaded.weight == 0.5 and loaded.vocabulary == model.vocabulary
     np.testing.assert_allclose(np.stack([loaded.log_probs(q) for q in QUERIES]), expected, atol=1e-4)
 
@@ -94,9 +96,16 @@ def test_the_weight_is_kept_only_when_it_adds_validation_accuracy():
     blind = np.zeros((len(val), 3))  # an encoder that knows nothing: the prior decides
     record = choose_weight(model, blind, [e.text for e in val], gold)
     assert record["kept"] and model.weight > 0 and record["val_accuracy"][str(model.weight)] == 1.0
+    assert record["rows_fixed"] > 30 and record["rows_broken"] == 0 and record["p_value"] < 1e-9
     perfect = np.eye(3)[gold] * 20  # an encoder that is always right: nothing to add
     record = choose_weight(model, perfect, [e.text for e in val], gold)
-    assert not record["kept"] and model.weight == 0.0
+    assert not record["kept"] and model.weight == 0.0 and record["rows_fixed"] == 0
+    # two more right rows out of 60 could be chance: an encoder right but for 3 rows the prior fixes 2 of
+    almost = perfect.copy()
+    wrong = np.flatnonzero(np.arange(len(gold)) % 20 == 0)[:3]
+    almost[wrong] = np.roll(almost[wrong], 1, axis=1) * 0.05  # barely wrong: a prior can tip them
+    record = choose_weight(model, almost, [e.text for e in val], gold)
+    assert record["rows_fixed"] - record["rows_broken"] in (1, 2, 3) and not record["kept"], record
 
 
 def test_lexical_heads_are_the_label_heads_but_jailbreak(tiny_bundle):
@@ -122,8 +131,19 @@ def test_calibration_fits_saves_and_serves_the_prior_and_drops_it_when_refitted_
     assert [served.classify(e.text).extra["topic"].label for e in splits["topic"]["test"]] == [
         e.label for e in splits["topic"]["test"]
     ]
+    mode = (bundle / "routerforge.json").stat().st_mode
+    assert (bundle / LEXICAL_ARRAYS).stat().st_mode == (bundle / LEXICAL_JSON).stat().st_mode == mode
 
-    info = calibrate_and_score(bundle, info, {"topic": {"val": splits["topic"]["val"], "test": []}})
+    # routerforge.json decides: a kept prior without its files (a partial copy) is refused, not served without it
+    vocabulary = (bundle / LEXICAL_JSON).read_text()
+    (bundle / LEXICAL_JSON).unlink()
+    with pytest.raises(RouterforgeError, match="lexical prior"):
+        Router.load(bundle, "torch", info=info)
+    (bundle / LEXICAL_JSON).write_text(vocabulary)
+
+    # the model's own setting decides which heads get one, whatever rows the caller passes
+    info["hyperparams"] = {"lexical": False}
+    info = calibrate_and_score(bundle, info, splits)
     assert "lexical" not in info["calibration"]["topic"]
     assert not (bundle / LEXICAL_JSON).exists() and not (bundle / LEXICAL_ARRAYS).exists()
     assert Router.load(bundle, "torch", info=info).lexical == {}
@@ -133,11 +153,13 @@ def test_the_run_report_says_what_calibration_decided_about_the_prior():
     from routerforge.reports.run_report import lexical_sentence
 
     accuracy = {str(w): 0.8 for w in lexical_fit.WEIGHTS} | {"0.0": 0.78, "1.5": 0.81}
-    kept = {"kept": True, "weight": 1.5, "val_accuracy": accuracy, "features": 46987, "min_gain": 0.005}
+    kept = {"kept": True, "weight": 1.5, "val_accuracy": accuracy, "features": 46987}
+    kept |= {"rows_fixed": 40, "rows_broken": 12, "p_value": 0.0001, "alpha": 0.05}
     assert lexical_sentence(kept) == (
         "Lexical prior (word n-grams fitted on train, 46,987 features): weight 1.500, chosen on validation, "
-        "where accuracy went 0.780 -> 0.810."
+        "where accuracy went 0.780 -> 0.810 (40 rows fixed, 12 broken, p = 0.0001)."
     )
-    dropped = kept | {"kept": False, "weight": 0.0, "val_accuracy": accuracy | {"1.5": 0.782}}
+    dropped = kept | {"kept": False, "weight": 0.0, "val_accuracy": accuracy | {"1.5": 0.782}, "p_value": 0.3}
     assert "not kept" in lexical_sentence(dropped) and "0.800 against 0.780" in lexical_sentence(dropped)
+    assert "p = 0.300; it must be below 0.050" in lexical_sentence(dropped)
     assert lexical_sentence({"kept": False, "note": "a label missing"}) == "Lexical prior: none (a label missing)."

@@ -37,22 +37,18 @@ def _head_logits_and_labels(router, task: str, examples) -> tuple[np.ndarray, np
             rows.append(row[keep])
             labels.append(tags[keep])
         return np.concatenate(rows), np.concatenate(labels)
-    logits = np.stack(logits)
-    if task in router.lexical:  # the head as served: its lexical prior mixed in
-        prior = router.lexical[task]
-        logits = np.stack([prior.combine(z, router.normalise(e.text).text) for z, e in zip(logits, examples)])
-    return logits, np.array([label2id[e.label] for e in examples])
+    return np.stack(router.with_prior(task, logits, texts)), np.array([label2id[e.label] for e in examples])
 
 
-def fit_lexical_prior(router, task: str, train, val) -> dict:
-    """Fit ``task``'s lexical prior on ``train`` and its weight on ``val`` (:mod:`.lexical_fit`); set it on
-    ``router`` when kept. Returns the record for ``routerforge.json``."""
+def fit_lexical_prior(router, task: str, train, val, logits: np.ndarray, labels: np.ndarray) -> dict:
+    """Fit ``task``'s lexical prior on ``train`` and its weight on ``val`` (the encoder's ``logits`` and gold
+    ``labels`` there; :mod:`.lexical_fit`); set it on ``router`` when kept. Returns the record for
+    ``routerforge.json``."""
     names = router.heads[task]["label_names"]
     label2id = {n: i for i, n in enumerate(names)}
     model = fit_lexical([router.normalise(e.text).text for e in train], [label2id[e.label] for e in train], len(names))
     if model is None:
         return {"kept": False, "note": "the training rows cannot support one (a label missing, or no repeated word)"}
-    logits, labels = _head_logits_and_labels(router, task, val)  # the encoder alone: no prior is set yet
     record = choose_weight(model, logits, [router.normalise(e.text).text for e in val], labels)
     if record["kept"]:
         router.lexical[task] = model
@@ -95,7 +91,8 @@ def choose_pii_min_score(router, val) -> dict:
 
 
 def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: float = TARGET_FPR) -> dict:
-    """Fit each head's lexical prior where its split has ``train`` rows (:func:`fit_lexical_prior`), its
+    """Fit the lexical prior of each head :func:`~.lexical_fit.lexical_heads` names whose split has ``train``
+    rows (:func:`fit_lexical_prior`), each head's
     temperature on its validation split (on the logits as served, the prior mixed in; T = 1 when that split is
     too small or already all right: :func:`~.calibration.choose_temperature`), the jailbreak threshold at
     ``target_fpr`` and the PII head's minimum span score; sets them on ``router`` and returns
@@ -106,11 +103,15 @@ def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: flo
     *reported* (ECE and the counts at the chosen threshold); nothing is chosen on them.
     """
     calibration, thresholds = {}, {}
+    lexical = lexical_heads(router.info)
     for task in splits:
         val, test = splits[task]["val"], splits[task].get("test") or []
         router.lexical.pop(task, None)  # refitted below, or dropped
-        prior = fit_lexical_prior(router, task, splits[task]["train"], val) if splits[task].get("train") else None
         logits, labels = _head_logits_and_labels(router, task, val)
+        prior = None
+        if task in lexical and splits[task].get("train"):
+            prior = fit_lexical_prior(router, task, splits[task]["train"], val, logits, labels)
+            logits = np.stack(router.with_prior(task, list(logits), [e.text for e in val]))
         choice = choose_temperature(logits, labels, texts=len(val))
         temperature = choice["temperature"]
         router.temperature[task] = temperature
@@ -164,12 +165,12 @@ def calibrate_and_score(
     try:
         router = Router.load(model_dir, "torch", info=info, allow_pickle=allow_pickle)
         info |= calibrate_router(router, splits, target_fpr)
+        save_lexical(Path(model_dir), router.lexical)  # the records in info say which; a Router checks both agree
         scores = {
             t: {split: evaluate_examples(router, t, rows[split]) for split in ("val", "test")}
             for t, rows in splits.items()
         }
         info = with_metrics(info, scores)
-        save_lexical(Path(model_dir), router.lexical)
     except Exception as err:  # noqa: BLE001 - the trained model matters more than its scores
         warnings.warn(f"scoring the trained model failed ({err!r}); run 'routerforge eval' on it", stacklevel=2)
         info["metrics"] = {"error": repr(err)}

@@ -1,8 +1,9 @@
 """Does the exported model answer like the PyTorch one? Checked on the model's own validation split(s).
 
-Per head, over the first window of every validation text: the largest absolute logit difference and the share of
-identical served labels (argmax per text, or per token for PII; for jailbreak the flag at the model's calibrated
-threshold, which is what the runtime answers). fp32 exports must match to 1e-3 with every label the same.
+Per head, over the first window of every validation text: the largest absolute logit difference (of the scores
+as served: a label head's lexical prior mixed in, the same on both sides) and the share of identical served
+labels (argmax per text, or per token for PII; for jailbreak the flag at the model's calibrated threshold, which
+is what the runtime answers). fp32 exports must match to 1e-3 with every label the same.
 
 int8 rounds every logit a little, so a near-tie may flip; a 99%-agreement rule says nothing about quality on a
 14-way head full of near-ties and refuses good models. The int8 gate instead asks three things per head
@@ -119,7 +120,8 @@ def check_parity(reference, candidate, splits: dict[str, list], quantised: bool)
     heads, passed = {}, True
     for head, examples in splits.items():
         texts = [e.text for e in examples]
-        ref, cand = reference.window_logits(texts)[head], candidate.window_logits(texts)[head]
+        ref = reference.with_prior(head, reference.window_logits(texts)[head], texts)  # scores as served
+        cand = candidate.with_prior(head, candidate.window_logits(texts)[head], texts)
         row_diff = np.concatenate([np.abs(r - c).reshape(-1, r.shape[-1]).max(-1) for r, c in zip(ref, cand) if r.size])
         same = _labels(reference, head, ref) == _labels(candidate, head, cand)
         record: dict[str, Any] = {

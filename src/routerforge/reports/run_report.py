@@ -122,15 +122,16 @@ def lexical_sentence(record: dict) -> str:
         return f"Lexical prior: none ({record.get('note', 'not fitted')})."
     accuracy = record["val_accuracy"]
     best = max(accuracy, key=lambda w: accuracy[w])
+    changed = f"{record['rows_fixed']} rows fixed, {record['rows_broken']} broken, p = {number(record['p_value'])}"
     if record["kept"]:
         return (
             f"Lexical prior (word n-grams fitted on train, {record['features']:,} features): weight "
             f"{number(record['weight'])}, chosen on validation, where accuracy went {number(accuracy['0.0'])} -> "
-            f"{number(accuracy[str(record['weight'])])}."
+            f"{number(accuracy[str(record['weight'])])} ({changed})."
         )
     return (
         f"Lexical prior: not kept; on validation it reached {number(accuracy[best])} against "
-        f"{number(accuracy['0.0'])} for the encoder alone (it must add {number(record['min_gain'])})."
+        f"{number(accuracy['0.0'])} for the encoder alone ({changed}; it must be below {number(record['alpha'])})."
     )
 
 

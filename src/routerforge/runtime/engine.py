@@ -126,7 +126,8 @@ class Router:
         self.temperature = {t: float(calibration.get(t, {}).get("temperature", 1.0)) for t in self.heads}
         self.threshold = float(info.get("thresholds", {}).get("jailbreak", DEFAULT_THRESHOLD))
         self.crf = {t: _crf_parameters(self.path, info, t) for t, h in self.heads.items() if h.get("crf")}
-        self.lexical = load_lexical(self.path)  # label heads' word n-gram priors (runtime/lexical.py)
+        # label heads' word n-gram priors (runtime/lexical.py), as routerforge.json's calibration keeps them
+        self.lexical = load_lexical(self.path, calibration)
         # PII post-processing (runtime/recognizers.py): the bundle's pii_recognizers, fields overridden by the
         # router's; False: the learned head's spans as decoded (ablations)
         self.recognizers = (
@@ -227,9 +228,17 @@ class Router:
         return signals
 
     def window_logits(self, texts: list[str], batch_size: int = 32) -> dict[str, list[np.ndarray]]:
-        """Raw logits of each text's first window (``(labels,)`` per text, or ``(tokens, labels)`` for a token
-        head): what calibration fits and export parity compares."""
+        """The encoder's logits for each text's first window (``(labels,)`` per text, or ``(tokens, labels)`` for a
+        token head), before any lexical prior (:meth:`with_prior`)."""
         return self._run(*self.first_windows(texts), batch_size=batch_size)
+
+    def with_prior(self, head: str, logits: list[np.ndarray], texts: list[str]) -> list[np.ndarray]:
+        """A label head's first-window logits of ``texts`` as served: with its lexical prior mixed in, when it has
+        one (what calibration fits a temperature on and export parity compares)."""
+        prior = self.lexical.get(head)
+        if prior is None:
+            return logits
+        return [prior.combine(z, self.normalise(t).text) for z, t in zip(logits, texts)]
 
     def first_window_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         """Character offsets of the first window's tokens, in the *original* texts (gold spans are there too)."""
@@ -308,8 +317,9 @@ class Router:
                 )
                 continue
             logits = np.stack(rows[head])
-            if head in self.lexical:  # one prior per text, added to each window's log-probabilities
-                logits = self.lexical[head].combine(logits, norm.text)
+            if head in self.lexical:  # one prior per text (what its windows read), added to each window
+                read = norm.text[: offsets[windows[-1].end - 1][1]] if truncated else norm.text
+                logits = self.lexical[head].combine(logits, read)
             probs = softmax(logits, temperature)
             if head == "jailbreak" and "jailbreak" in names:  # the most suspicious window decides
                 k = names.index("jailbreak")

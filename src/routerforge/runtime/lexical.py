@@ -1,7 +1,7 @@
 """Lexical priors: a word n-gram logistic regression beside a label head, mixed into its log-probabilities.
 
 A fine-tuned 6-layer encoder and a TF-IDF logistic regression err on different questions: on the local-data
-bundle's category head the mix raised validation accuracy 0.783 -> 0.816 (benchmarks/README.md). The
+bundle's category head the mix raised validation accuracy 0.786 -> 0.814 (benchmarks/README.md). The
 regression is fitted with scikit-learn on the training split and its weight is chosen on validation
 (:mod:`routerforge.evaluation.lexical_fit`); this module only *reads* the fitted model, in numpy, because the
 serving install has no scikit-learn (as :func:`~routerforge.runtime.engine.viterbi` reads pytorch-crf's
@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import RouterforgeError
+from ..io import write_bytes, write_text
 from ..numerics import log_softmax
 
 LEXICAL_JSON, LEXICAL_ARRAYS = "lexical.json", "lexical.safetensors"
@@ -72,15 +74,33 @@ class LexicalModel:
         return log_softmax(logits) + self.weight * self.log_probs(text)
 
 
-def load_lexical(path: Path) -> dict[str, LexicalModel]:
-    """``{head: LexicalModel}`` of a model directory; empty without ``lexical.json``."""
-    if not (path / LEXICAL_JSON).is_file():
+def load_lexical(path: Path, calibration: dict) -> dict[str, LexicalModel]:
+    """``{head: LexicalModel}`` for the heads whose calibration record (``routerforge.json``, written last) keeps
+    a prior. A kept prior whose files are missing or do not match the record (another weight or vocabulary
+    size: an interrupted or partial copy) is refused, since its temperature was fitted with the prior mixed in."""
+    kept = {head: r["lexical"] for head, r in calibration.items() if (r.get("lexical") or {}).get("kept")}
+    if not kept:
         return {}
     from safetensors.numpy import load_file
 
-    meta, arrays = json.loads((path / LEXICAL_JSON).read_text()), load_file(str(path / LEXICAL_ARRAYS))
-    return {
-        head: LexicalModel(
+    try:
+        meta, arrays = json.loads((path / LEXICAL_JSON).read_text()), load_file(str(path / LEXICAL_ARRAYS))
+    except (OSError, ValueError) as err:
+        raise RouterforgeError(
+            f"routerforge.json keeps a lexical prior for {', '.join(kept)} but its files cannot be read ({err})",
+            source=str(path),
+            hint=f"copy {LEXICAL_JSON} and {LEXICAL_ARRAYS} with the model, or run: routerforge calibrate {path}",
+        ) from None
+    models = {}
+    for head, record in kept.items():
+        spec = meta.get(head) or {}
+        if spec.get("weight") != record["weight"] or len(spec.get("vocabulary", ())) != record["features"]:
+            raise RouterforgeError(
+                f"the {head} head's lexical prior in {LEXICAL_JSON} does not match routerforge.json",
+                source=str(path),
+                hint=f"run: routerforge calibrate {path}",
+            )
+        models[head] = LexicalModel(
             spec["vocabulary"],
             tuple(spec["ngram_range"]),
             arrays[f"{head}.idf"],
@@ -88,25 +108,25 @@ def load_lexical(path: Path) -> dict[str, LexicalModel]:
             arrays[f"{head}.intercept"],
             spec["weight"],
         )
-        for head, spec in meta.items()
-    }
+    return models
 
 
 def save_lexical(path: Path, models: dict[str, LexicalModel]) -> None:
-    """Write ``models`` into a model directory (float32 arrays); with none, remove an earlier fit's files."""
+    """Write ``models`` into a model directory (float32 arrays; each file atomically, readable like the rest);
+    with none, remove an earlier fit's files."""
     if not models:
         for name in (LEXICAL_JSON, LEXICAL_ARRAYS):
             (path / name).unlink(missing_ok=True)
         return
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     arrays = {}  # C order: safetensors.numpy writes a Fortran-ordered array's memory as is (scikit-learn's coef_)
     for head, model in models.items():
         for name, value in (("idf", model.idf), ("coef", model.coef), ("intercept", model.intercept)):
             arrays[f"{head}.{name}"] = np.ascontiguousarray(value, dtype=np.float32)
-    save_file(arrays, str(path / LEXICAL_ARRAYS))
+    write_bytes(path / LEXICAL_ARRAYS, save(arrays))
     meta = {
         head: {"weight": m.weight, "ngram_range": list(m.ngram_range), "vocabulary": m.vocabulary}
         for head, m in models.items()
     }
-    (path / LEXICAL_JSON).write_text(json.dumps(meta, ensure_ascii=False))
+    write_text(path / LEXICAL_JSON, json.dumps(meta, ensure_ascii=False))

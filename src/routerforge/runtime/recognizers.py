@@ -477,7 +477,8 @@ class Recognizers:
 
         1. a model span is widened to whole words (never ends inside a run of letters/digits), loses the lower-case
            function words at its edges ("the corner of Rua das Pedras 930", :data:`FUNCTION_WORDS`),
-           and is dropped when it has no letter or digit, scores below ``min_score``, is of a type with a validator
+           and is dropped when it has no letter or digit (or nothing but lower-case function words), scores below
+           ``min_score``, is of a type with a validator
            (:data:`MODEL_VALIDATED`: "5.14" is no IP address) that rejects it, or names a person, place or
            organisation with fewer than two letters;
         2. a weak recognizer span (dates, ZIP codes) lying inside a model span of a free-text type
@@ -589,13 +590,14 @@ def _trimmed(text: str, a: int, b: int) -> tuple[int, int] | None:
 
 def _without_function_words(text: str, s: PiiSpan) -> PiiSpan | None:
     """``s`` without the lower-case function words at either edge (and the punctuation around them); None when
-    nothing is left, or when it holds nothing but function words ("the" of "the US" is no place).
+    nothing is left, or when it holds nothing but lower-case function words ("the" of "the US" is no place; "An"
+    may be a name).
     Other spans written all in lower case (no capital to say where a name starts) and spans of structured types
     stay."""
     if s.entity_type not in MODEL_TYPES:
         return s
     words = [(s.start + m.start(), s.start + m.end()) for m in re.finditer(r"\w+", s.text)]
-    if all(text[slice(*w)].lower() in FUNCTION_WORDS for w in words):
+    if all(text[slice(*w)] in FUNCTION_WORDS for w in words):
         return None
     if not any(c.isupper() for c in s.text):
         return s

@@ -50,7 +50,7 @@ class Hyperparams(BaseModel):
     lexical: bool = Field(
         True,
         description="label heads but jailbreak: mix in a word n-gram logistic regression fitted on the training "
-        "split, its weight chosen on validation and kept only when it adds 0.5 point of accuracy there (category of "
+        "split, its weight chosen on validation and kept only when its gain there is more than chance (category of "
         "the local-data bundle: +2.7 points on validation; benchmarks/README.md)",
     )
     eval_batch_size: int = Field(32, ge=1, description="batch size for validation and test prediction")
