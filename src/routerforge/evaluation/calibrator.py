@@ -92,12 +92,12 @@ def choose_pii_min_score(router, val) -> dict:
 
 def calibrate_router(router, splits: dict[str, dict[str, list]], target_fpr: float = TARGET_FPR) -> dict:
     """Fit the lexical prior of each head :func:`~.lexical_fit.lexical_heads` names whose split has ``train``
-    rows (:func:`fit_lexical_prior`), each head's
-    temperature on its validation split (on the logits as served, the prior mixed in; T = 1 when that split is
-    too small or already all right: :func:`~.calibration.choose_temperature`), the jailbreak threshold at
-    ``target_fpr`` and the PII head's minimum span score; sets them on ``router`` and returns
-    ``{"calibration": ..., "thresholds": ..., "pii_min_score": ...}`` for ``routerforge.json`` (the priors
-    themselves: ``router.lexical``, saved by the caller).
+    rows (:func:`fit_lexical_prior`), each head's temperature on its validation split (on the logits as served,
+    the prior mixed in; T = 1 when that split is too small or already all right:
+    :func:`~.calibration.choose_temperature`), the jailbreak threshold at ``target_fpr`` and the PII head's
+    minimum span score; sets them on ``router`` and returns ``{"calibration": ..., "thresholds": ...,
+    "pii_min_score": ...}`` for ``routerforge.json`` (the priors themselves: ``router.lexical``, saved by the
+    caller).
 
     ``splits``: ``{task: {"val": examples, "test": examples[, "train": examples]}}``. Test rows are only
     *reported* (ECE and the counts at the chosen threshold); nothing is chosen on them.

@@ -28,7 +28,6 @@ from ..data.spans import bio_label_names, bio_labels
 from ..data.splits import TaskData
 from ..errors import RouterforgeError
 from ..evaluation.calibrator import calibrate_and_score
-from ..evaluation.lexical_fit import lexical_heads
 from ..io import atomic_directory, write_json
 from ..modeling.backbones import check_backbone
 from ..modeling.losses import inverse_frequency_weights, is_imbalanced
@@ -436,8 +435,6 @@ def save_scored(
     ``routerforge.json`` last, then rename it into place. A kill at any point leaves no directory that loads as
     a model. The other DDP ranks wait in :func:`rank_result`."""
     train_seconds = info["training"]["seconds"]
-    lexical = lexical_heads(info)  # the training rows serve only their lexical priors
-    splits = {t: {k: v for k, v in rows.items() if k != "train" or t in lexical} for t, rows in splits.items()}
     with atomic_directory(output) as tmp:
         save_weights(tmp)
         tokenizer.save_pretrained(tmp)
