@@ -825,7 +825,12 @@ def extproc(
     backend: Annotated[
         Optional[str], typer.Option(help="onnx-int8 | onnx | torch (default: the fastest present)")
     ] = None,
-    threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime intra-op threads (default: all cores)")] = None,
+    threads: Annotated[
+        Optional[int], typer.Option(help="ONNX Runtime intra-op threads per worker (default: the cores / workers)")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="processes sharing the port, each with its own bundle (docs/envoy.md)")
+    ] = 1,
     metrics_port: Annotated[
         Optional[int], typer.Option(help="serve Prometheus /metrics on this port (same host)")
     ] = None,
@@ -838,27 +843,20 @@ def extproc(
 ):
     """Serve Envoy's external processing gRPC API (docs/envoy.md): Envoy asks, routerforge decides, Envoy
     forwards. SIGHUP reloads the bundle and config without dropping requests."""
-    import asyncio
-    import logging
+    from .serving.extproc import run_extproc
 
-    from .serving.api import ensure_port_free
-    from .serving.config import load_router_config
-    from .serving.extproc import serve_extproc
-    from .serving.service import RouterService
-
-    ensure_port_free(host or load_router_config(config).server.host, port)  # before the bundle loads
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    service = RouterService.load(bundle, config, backend=backend, threads=threads)
-    asyncio.run(
-        serve_extproc(
-            service,
-            port,
-            host,
-            route_header=route_header,
-            metrics_port=metrics_port,
-            metrics_host=metrics_host,
-            insecure=insecure,
-        )
+    run_extproc(
+        bundle,
+        config,
+        host,
+        port,
+        route_header=route_header,
+        backend=backend,
+        threads=threads,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        insecure=insecure,
+        workers=workers,
     )
 
 

@@ -282,15 +282,17 @@ async def start_extproc(
     server_config: Callable[[], ServerConfig] = lambda: ServerConfig.model_validate({}),
     models: Callable[[], list[str]] = lambda: [],
     forwards_client_auth: Callable[[str], bool] = lambda name: False,
+    reuse_port: bool = False,
 ) -> tuple[grpc.aio.Server, int]:
-    """Start the gRPC server (``port=0``: any free port); returns it and the bound port."""
+    """Start the gRPC server (``port=0``: any free port); returns it and the bound port. ``reuse_port``: share
+    the port with the other workers of ``extproc --workers N`` (the kernel spreads connections over them)."""
     limit = max(max_body_bytes, ENVOY_BUFFER_BYTES) + GRPC_HEADROOM
-    # so_reuseport off: a second server on a taken port fails instead of silently sharing it
+    # so_reuseport off unless asked: a second server on a taken port fails instead of silently sharing it
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port)),
         ]
     )
     pb_grpc.add_ExternalProcessorServicer_to_server(
@@ -326,12 +328,14 @@ async def serve_extproc(
     metrics_port: int | None = None,
     insecure: bool = False,
     metrics_host: str | None = None,
+    reuse_port: bool = False,
+    ready=None,
 ) -> None:
     """Serve ``service`` until SIGINT/SIGTERM (open streams get ``grace_s``); SIGHUP reloads its bundle and
     config off the event loop, and a failed reload keeps the previous ones serving. ``metrics_port``: also
     serve Prometheus ``/metrics`` there, on ``metrics_host`` (default: ``host``; metrics hold no prompt text,
     so a loopback-only gRPC port can still be scraped). A non-loopback host without a client token needs
-    ``insecure``."""
+    ``insecure``. ``reuse_port`` and ``ready`` (set once signals are handled): a worker of :func:`run_extproc`."""
     from prometheus_client import start_http_server
 
     from .config import AUTO
@@ -363,13 +367,110 @@ async def serve_extproc(
             server_config=lambda: service.config.server,
             models=lambda: [AUTO, *service.config.served_models()],
             forwards_client_auth=forwards_client_auth,
+            reuse_port=reuse_port,
         )
         loop, stop = asyncio.get_running_loop(), asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, service.reload_on_signal)
         log.info("ExtProc server on %s:%d", host, bound)  # after the handlers: a signal from now on is handled
+        if ready is not None:
+            ready.set()
         await stop.wait()
         await server.stop(grace_s)
         if metrics_server is not None:
             metrics_server.shutdown()
+
+
+def run_extproc(
+    bundle,
+    config_path,
+    host: str | None,
+    port: int,
+    *,
+    route_header: str = ROUTE_HEADER,
+    backend: str | None = None,
+    threads: int | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str | None = None,
+    insecure: bool = False,
+    workers: int = 1,
+) -> None:
+    """What ``routerforge extproc`` runs: load, then serve until SIGINT/SIGTERM. ``workers`` > 1: that many
+    processes (serving/workers.py: spawned, restarted, SIGHUP forwarded) whose gRPC servers share the port
+    through SO_REUSEPORT, each with ``threads`` ONNX Runtime threads (default: the cores shared out); the
+    supervisor reserves the port (bound, never listening) and serves the workers' summed ``/metrics``."""
+    import functools
+    import os
+    import socket
+
+    from ..errors import RouterforgeError
+    from .api import ensure_port_free
+    from .config import load_router_config
+    from .proxy import check_exposure
+    from .service import RouterService, client_token
+    from .workers import supervise
+
+    config = load_router_config(config_path)
+    host = host or config.server.host
+    ensure_port_free(host, port)  # before the bundle loads
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if workers < 1:
+        raise RouterforgeError(f"--workers must be at least 1, not {workers}")
+    if workers == 1:
+        service = RouterService.load(bundle, config_path, backend=backend, threads=threads)
+        serving = serve_extproc(
+            service,
+            port,
+            host,
+            route_header=route_header,
+            insecure=insecure,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+        )
+        asyncio.run(serving)
+        return
+    check_exposure(host, client_token(config), insecure)
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    reserved = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        reserved.bind((host, port))
+        if metrics_port is not None:
+            _serve_summed_metrics(metrics_port, metrics_host or host)
+        worker = functools.partial(
+            _extproc_worker, bundle, config_path, backend, threads, host, port, route_header, insecure
+        )
+        supervise(workers, reserved, worker)
+    finally:
+        reserved.close()
+
+
+def _extproc_worker(bundle, config_path, backend, threads, host, port, route_header, insecure, sock, ready) -> None:
+    """One process of ``extproc --workers N``: load, then serve on the shared port (``sock`` is the
+    supervisor's reservation: gRPC binds its own socket beside it)."""
+    from .service import RouterService
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    service = RouterService.load(bundle, config_path, backend=backend, threads=threads)
+    serving = serve_extproc(
+        service, port, host, route_header=route_header, insecure=insecure, reuse_port=True, ready=ready
+    )
+    asyncio.run(serving)
+
+
+def _serve_summed_metrics(port: int, host: str) -> None:
+    """Prometheus ``/metrics`` in the supervisor: every worker's series summed, read at each scrape (the
+    multiprocess directory exists only once :func:`~.workers.supervise` has started)."""
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    class Summed:
+        def collect(self):
+            workers = CollectorRegistry()
+            MultiProcessCollector(workers)
+            return workers.collect()
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Summed())
+    start_http_server(port, addr=host, registry=registry)
