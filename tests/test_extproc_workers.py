@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+
 from test_extproc import CHAT, _body, _exchange, _headers, run
-from test_workers import _config, _free_port, _wait_until, _workers
+from test_workers import _config, _free_port, _stops_cleanly, _wait_until, _workers
 
 pytestmark = pytest.mark.slow  # each worker is a fresh interpreter that imports torch for the tiny bundle
 
@@ -51,10 +51,7 @@ def test_two_extproc_workers_share_one_port_sum_metrics_restart_and_stop(tiny_bu
         _wait_until(lambda: log.read_text().count("ExtProc server on") == 3, log)
         assert all(_routed(port) for _ in range(4))
 
-        workers = _workers(server.pid)
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=60) == 0
-        assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+        _stops_cleanly(server)
     finally:
         server.kill()
         server.wait()

@@ -35,6 +35,14 @@ def _workers(pid: int) -> set[int]:
     return {int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()}
 
 
+def _stops_cleanly(server: subprocess.Popen) -> None:
+    """SIGTERM to the supervisor: it exits 0 and takes every worker with it."""
+    workers = _workers(server.pid)
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=60) == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
 def _serve(bundle, config: Path, port: int, log: Path, *extra: str) -> subprocess.Popen:
     command = [str(Path(sys.executable).with_name("routerforge")), "serve", str(bundle), "--config", str(config)]
     command += ["--port", str(port), "--backend", "torch", "--threads", "1", *extra]
@@ -84,10 +92,7 @@ def test_two_workers_serve_one_port_sum_metrics_restart_reload_and_stop(tiny_bun
         _wait_until(lambda: log.read_text().count("reloaded") >= 2, log, timeout=60)  # each worker logs its reload
         assert httpx.post(f"{url}/v1/classify", json={"text": "hello"}).status_code == 200
 
-        workers = _workers(server.pid)
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=60) == 0
-        assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+        _stops_cleanly(server)
     finally:
         server.kill()
         server.wait()
