@@ -781,6 +781,14 @@ def pipeline(
         err_console.print(table)
 
 
+# options of both servers (serve, extproc)
+ServingBackend = Annotated[Optional[str], typer.Option(help="onnx-int8 | onnx | torch (default: the fastest present)")]
+WorkerThreads = Annotated[
+    Optional[int], typer.Option(help="ONNX Runtime intra-op threads per worker (default: the cores / workers)")
+]
+Workers = Annotated[int, typer.Option(help="processes sharing the port, each with its own bundle (docs/serving.md)")]
+
+
 @app.command(cls=_Command)
 @_friendly
 def serve(
@@ -789,15 +797,9 @@ def serve(
     config: Annotated[Path, typer.Option(help="router YAML (backends, routes, policies, server limits)")],
     host: Annotated[Optional[str], typer.Option(help="address (default: the config's server.host)")] = None,
     port: Annotated[Optional[int], typer.Option(help="port (default: the config's server.port)")] = None,
-    backend: Annotated[
-        Optional[str], typer.Option(help="onnx-int8 | onnx | torch (default: the fastest present)")
-    ] = None,
-    threads: Annotated[
-        Optional[int], typer.Option(help="ONNX Runtime intra-op threads per worker (default: the cores / workers)")
-    ] = None,
-    workers: Annotated[
-        int, typer.Option(help="processes sharing the port, each with its own bundle (docs/serving.md)")
-    ] = 1,
+    backend: ServingBackend = None,
+    threads: WorkerThreads = None,
+    workers: Workers = 1,
     insecure: Annotated[
         bool, _flag("--insecure", "allow a non-loopback address without server.auth_token_env")
     ] = False,
@@ -822,15 +824,9 @@ def extproc(
     route_header: Annotated[
         str, typer.Option(help="header naming the backend; Envoy's routes match it")
     ] = "x-routerforge-backend",
-    backend: Annotated[
-        Optional[str], typer.Option(help="onnx-int8 | onnx | torch (default: the fastest present)")
-    ] = None,
-    threads: Annotated[
-        Optional[int], typer.Option(help="ONNX Runtime intra-op threads per worker (default: the cores / workers)")
-    ] = None,
-    workers: Annotated[
-        int, typer.Option(help="processes sharing the port, each with its own bundle (docs/envoy.md)")
-    ] = 1,
+    backend: ServingBackend = None,
+    threads: WorkerThreads = None,
+    workers: Workers = 1,
     metrics_port: Annotated[
         Optional[int], typer.Option(help="serve Prometheus /metrics on this port (same host)")
     ] = None,

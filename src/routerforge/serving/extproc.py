@@ -401,22 +401,19 @@ def run_extproc(
     through SO_REUSEPORT, each with ``threads`` ONNX Runtime threads (default: the cores shared out); the
     supervisor reserves the port (bound, never listening) and serves the workers' summed ``/metrics``."""
     import functools
-    import os
     import socket
 
-    from ..errors import RouterforgeError
     from .api import ensure_port_free
     from .config import load_router_config
     from .proxy import check_exposure
     from .service import RouterService, client_token
-    from .workers import supervise
+    from .workers import supervise, worker_threads
 
     config = load_router_config(config_path)
     host = host or config.server.host
     ensure_port_free(host, port)  # before the bundle loads
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if workers < 1:
-        raise RouterforgeError(f"--workers must be at least 1, not {workers}")
+    _log_to_stderr()
+    threads = worker_threads(workers, threads)
     if workers == 1:
         service = RouterService.load(bundle, config_path, backend=backend, threads=threads)
         serving = serve_extproc(
@@ -431,7 +428,6 @@ def run_extproc(
         asyncio.run(serving)
         return
     check_exposure(host, client_token(config), insecure)
-    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     reserved = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -451,7 +447,7 @@ def _extproc_worker(bundle, config_path, backend, threads, host, port, route_hea
     supervisor's reservation: gRPC binds its own socket beside it)."""
     from .service import RouterService
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _log_to_stderr()
     service = RouterService.load(bundle, config_path, backend=backend, threads=threads)
     serving = serve_extproc(
         service, port, host, route_header=route_header, insecure=insecure, reuse_port=True, ready=ready
@@ -459,17 +455,21 @@ def _extproc_worker(bundle, config_path, backend, threads, host, port, route_hea
     asyncio.run(serving)
 
 
+def _log_to_stderr() -> None:
+    """INFO lines with time and logger name: the supervisor's and each worker's."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def _serve_summed_metrics(port: int, host: str) -> None:
     """Prometheus ``/metrics`` in the supervisor: every worker's series summed, read at each scrape (the
     multiprocess directory exists only once :func:`~.workers.supervise` has started)."""
     from prometheus_client import CollectorRegistry, start_http_server
-    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from .workers import summed_registry
 
     class Summed:
         def collect(self):
-            workers = CollectorRegistry()
-            MultiProcessCollector(workers)
-            return workers.collect()
+            return summed_registry().collect()
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Summed())

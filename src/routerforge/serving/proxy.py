@@ -52,7 +52,6 @@ import http.cookiejar
 import ipaddress
 import json
 import logging
-import os
 import re
 import signal
 import time
@@ -668,20 +667,18 @@ def serve(
 
     import uvicorn
 
-    from .workers import supervise
+    from .workers import supervise, worker_threads
 
     config = load_router_config(config_path)
     host, port = host or config.server.host, port or config.server.port
     ensure_port_free(host, port)  # before the bundle loads
-    if workers < 1:
-        raise RouterforgeError(f"--workers must be at least 1, not {workers}")
+    threads = worker_threads(workers, threads)
     if workers == 1:
         service = RouterService.load(bundle, config_path, backend=backend, threads=threads)
         check_exposure(host, service.auth_token, insecure)
         _run(service, host, port, log_level)
         return
     check_exposure(host, client_token(config), insecure)
-    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     sock = uvicorn.Config(create_app, host=host, port=port).bind_socket()
     try:
         worker = functools.partial(_worker, bundle, config_path, backend, threads, log_level, host, port)

@@ -48,14 +48,30 @@ def request_reload() -> None:
     os.kill(int(os.environ[SUPERVISOR_ENV]), signal.SIGHUP)
 
 
-def collect_metrics() -> bytes:
-    """Every live worker's Prometheus series, summed (counters, histograms; gauges by their multiprocess mode)."""
-    from prometheus_client import CollectorRegistry, generate_latest
+def summed_registry():
+    """A registry of every live worker's Prometheus series, summed (counters, histograms; gauges by their
+    multiprocess mode), read from the multiprocess directory as it is now."""
+    from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry)
-    return generate_latest(registry)
+    return registry
+
+
+def collect_metrics() -> bytes:
+    """:func:`summed_registry` in Prometheus text format (a worker's ``/metrics``)."""
+    from prometheus_client import generate_latest
+
+    return generate_latest(summed_registry())
+
+
+def worker_threads(workers: int, threads: int | None) -> int | None:
+    """Checks ``--workers`` and returns each worker's ONNX Runtime threads: ``threads``, else (several workers)
+    the cores shared out; one process keeps ``threads`` as given (None: ONNX Runtime's default, all cores)."""
+    if workers < 1:
+        raise RouterforgeError(f"--workers must be at least 1, not {workers}")
+    return threads if workers == 1 else threads or max(1, (os.cpu_count() or 1) // workers)
 
 
 def supervise(workers: int, sock: socket.socket, target: Callable[[socket.socket, Any], None]) -> None:
