@@ -146,6 +146,22 @@ def test_widened_model_spans_never_overlap():
     assert [(s.entity_type, s.text) for s in rec.apply(text, two)] == [("ORGANIZATION", "JOHN0ITH")]
 
 
+def test_only_an_address_runs_over_line_breaks():
+    """The uncased encoder does not see a line break, so it carries a name on into the next line's place; a name,
+    place or company span is cut at its line breaks (a multi-line address stays one span)."""
+    text = "Maha Cazares\n\nChiclana de la Frontera\nPSC 3294, Box 9168\nAPO AA 61487"
+    rec = Recognizers.from_config({"enabled": [], "min_score": 0.0})
+    model = _spans(
+        text, ("PERSON", "Maha Cazares\n\nChiclana de"), ("STREET_ADDRESS", "PSC 3294, Box 9168\nAPO AA 61487")
+    )
+    assert [(s.entity_type, s.text) for s in rec.apply(text, model)] == [
+        ("PERSON", "Maha Cazares"),
+        ("PERSON", "Chiclana de"),
+        ("STREET_ADDRESS", "PSC 3294, Box 9168\nAPO AA 61487"),
+    ]
+    assert all(text[s.start : s.end] == s.text for s in rec.apply(text, model))
+
+
 def test_config_enable_disable_and_an_ad_hoc_recognizer():
     text = "mail jane@example.com, ticket TCK-123456 and tck-000001"
     custom = {"name": "ticket", "entity_type": "TICKET_ID", "pattern": r"\bTCK-\d{6}\b", "score": 0.7}

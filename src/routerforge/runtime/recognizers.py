@@ -34,6 +34,9 @@ from .signals import PiiSpan
 MODEL_TYPES = frozenset(
     {"PERSON", "GPE", "ORGANIZATION", "STREET_ADDRESS", "TITLE", "NRP", "AGE", "DATE_TIME", "US_DRIVER_LICENSE"}
 )
+# A postal address may run over several lines; a name, a place, a date or a title never does. The uncased encoder
+# does not see line breaks, so in running text it carries a name on into the next line's place or company.
+MULTI_LINE_TYPES = frozenset({"STREET_ADDRESS"})
 DEFAULT_MIN_SPAN_SCORE = 0.3  # model spans below this are dropped when the model records no pii_min_score
 # A number without a country code needs this many digits: shorter digit runs (a postcode and a house number, a
 # time's fraction of a second) are VALID somewhere among the regions, and real local numbers are longer.
@@ -475,7 +478,8 @@ class Recognizers:
     def merge(self, text: str, model_spans: list[PiiSpan], found: list[Found]) -> list[PiiSpan]:
         """The merge rule (docs/runtime.md):
 
-        1. a model span is widened to whole words (never ends inside a run of letters/digits), loses the lower-case
+        1. a model span is widened to whole words (never ends inside a run of letters/digits), is cut at its line
+           breaks unless its type may run over several lines (:data:`MULTI_LINE_TYPES`), loses the lower-case
            function words at its edges ("the corner of Rua das Pedras 930", :data:`FUNCTION_WORDS`),
            and is dropped when it has no letter or digit (or nothing but lower-case function words), scores below
            ``min_score``, is of a type with a validator
@@ -491,6 +495,7 @@ class Recognizers:
            and the address so far, or that gap, breaks a line (:func:`_address_blocks`).
         """
         model = [s for s in (_whole_words(text, s) for s in model_spans) if s is not None]
+        model = [piece for s in model for piece in _lines(text, s)]
         model = [s for s in (_without_function_words(text, s) for s in model) if s is not None and _plausible(s)]
         model = _disjoint(text, [s for s in model if s.score >= self.min_score])
         recognized: list[Found] = []
@@ -586,6 +591,17 @@ def _trimmed(text: str, a: int, b: int) -> tuple[int, int] | None:
     if a >= b or (a > 0 and text[a - 1].isalnum()) or (b < len(text) and text[b].isalnum()):
         return None
     return a, b
+
+
+def _lines(text: str, s: PiiSpan) -> list[PiiSpan]:
+    """``s`` cut at its line breaks into its lines' spans, unless its type may run over several lines."""
+    if s.entity_type in MULTI_LINE_TYPES or s.entity_type not in MODEL_TYPES or "\n" not in s.text:
+        return [s]
+    pieces = []
+    for line in re.finditer(r"[^\s](?:[^\n]*[^\s])?", s.text):
+        a, b = s.start + line.start(), s.start + line.end()
+        pieces.append(PiiSpan(s.entity_type, a, b, text[a:b], s.score))
+    return pieces
 
 
 def _without_function_words(text: str, s: PiiSpan) -> PiiSpan | None:
