@@ -137,25 +137,15 @@ def test_bundle_round_trip(trained):
     assert all(texts[0][s.start : s.end] == s.text for s in signals.pii)
 
 
-def test_modernbert_bundle(tiny_modernbert, tmp_path, monkeypatch):
-    """A ModernBERT bundle, trained on length-grouped batches: the PII head's loss then counts each labelled
-    token over a constant (the mean tokens of a PII training row), the label heads' stays the mean."""
-    from routerforge.training import multitask
-
-    per_item = []
-    loss = multitask.classification_loss
-    monkeypatch.setattr(
-        multitask, "classification_loss", lambda *a, **k: per_item.append(k.get("per_item")) or loss(*a, **k)
-    )
+def test_modernbert_bundle(tiny_modernbert, tmp_path):
     data = _data(tmp_path, n=80)
     result = rf.train_multitask(
         data,
         model=str(tiny_modernbert),
         output=tmp_path / "bundle",
-        hyperparams=dict(FAST, max_steps=6, batch_size=8, group_task_lengths=True),
+        hyperparams=dict(FAST, max_steps=6, batch_size=8),
         progress=False,
     )
-    assert any(p is not None and p > 1 for p in per_item) and None in per_item, per_item
     info = result.info
     assert info["backbone"]["model_type"] == "modernbert" and info["training"]["global_steps"] == 6
     assert set(info["heads"]) == set(TASKS) and "error" not in info["metrics"], info["metrics"]
@@ -250,36 +240,6 @@ def test_task_batch_sampler_groups_lengths_within_a_task():
     one_pass = grouped._pass(0, np.random.default_rng(3))
     assert sorted(np.concatenate(one_pass).tolist()) == list(range(800)) and {len(b) for b in one_pass} == {16}
     assert list(grouped) == list(TaskBatchSampler(sizes, 16, 1.0, seed=1, lengths=lengths))
-
-
-def test_token_loss_per_labelled_token_over_a_constant():
-    """With ``per_item`` a token weighs the same whatever its batch: a batch of short rows and one of long rows
-    give each labelled token the gradient 1 / (rows x per_item), where the mean would give the short rows' tokens
-    several times the weight (length-grouped batches)."""
-    import torch
-
-    from routerforge.modeling.losses import IGNORE, classification_loss
-    from routerforge.training.multitask import _tokens_per_row
-
-    torch.manual_seed(0)
-    labels_short = torch.tensor([[1, 0, IGNORE, IGNORE]] * 4)  # 2 labelled tokens a row
-    labels_long = torch.tensor([[1, 0, 2, 1, 0, 2, 1, 0]] * 4)  # 8
-    per_item = _tokens_per_row(labels_short.tolist() + labels_long.tolist())
-    assert per_item == 5.0
-    grads = {}
-    for name, labels in (("short", labels_short), ("long", labels_long)):
-        logits = torch.randn(*labels.shape, 3, requires_grad=True)
-        loss = classification_loss(logits, labels, "ce", per_item=per_item)
-        summed = torch.nn.functional.cross_entropy(logits.reshape(-1, 3), labels.reshape(-1), reduction="sum")
-        assert loss.item() == pytest.approx(summed.item() / (4 * per_item), rel=1e-6)
-        loss.backward()
-        grads[name] = logits.grad[labels != IGNORE].abs().sum(dim=-1)  # |dL/dlogits| per labelled token
-        mean_loss = classification_loss(logits, labels, "ce")  # the mean: weight 1 / labelled tokens in the batch
-        assert mean_loss.item() == pytest.approx(summed.item() / int((labels != IGNORE).sum()), rel=1e-6)
-    # the same bound on each token's gradient in both batches: sum |softmax - onehot| <= 2 / (rows x per_item)
-    for g in grads.values():
-        assert float(g.max()) <= 2 / (4 * per_item) + 1e-6
-    assert float(grads["short"].max()) > 0.5 / (4 * per_item) and float(grads["long"].max()) > 0.5 / (4 * per_item)
 
 
 def test_task_batch_sampler_temperature_zero_is_uniform():

@@ -27,23 +27,9 @@ def is_imbalanced(counts: Sequence[int], ratio: float = 1.5) -> bool:
 
 
 def classification_loss(
-    logits: torch.Tensor,
-    labels: torch.Tensor,
-    kind: str,
-    weights: torch.Tensor | None = None,
-    gamma: float = 2.0,
-    per_item: float | None = None,
+    logits: torch.Tensor, labels: torch.Tensor, kind: str, weights: torch.Tensor | None = None, gamma: float = 2.0
 ) -> torch.Tensor:
-    """Loss over the last axis of ``logits``; ``labels`` equal to -100 are ignored (padding, special tokens).
-
-    The mean over the labelled items; with ``per_item``, that mean times the batch's labelled items over
-    ``per_item`` times its rows (for cross-entropy: their sum over a constant), so that a token weighs the same in
-    a batch of short rows as in one of long rows. In length-grouped batches the mean gives each token of a
-    short-row batch several times the weight of a long-row batch's."""
-    if per_item is not None:
-        rows = labels.shape[0]
-        keep = labels.reshape(-1) != IGNORE
-        return classification_loss(logits, labels, kind, weights, gamma) * keep.sum() / (rows * per_item)
+    """Loss over the last axis of ``logits``; ``labels`` equal to -100 are ignored (padding, special tokens)."""
     logits = logits.reshape(-1, logits.shape[-1]).float()
     labels = labels.reshape(-1)
     weight = weights.to(logits.device) if kind in ("weighted", "focal") and weights is not None else None

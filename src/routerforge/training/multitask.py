@@ -26,7 +26,7 @@ from ..data.splits import TaskData
 from ..errors import RouterforgeError
 from ..io import refuse_to_replace
 from ..modeling.heads import crf_decode, crf_nll
-from ..modeling.losses import IGNORE, classification_loss
+from ..modeling.losses import classification_loss
 from ..modeling.multitask import MultitaskModel
 from .hyperparams import Hyperparams, adaptive_hyperparams
 from .lora import LoraSettings
@@ -51,11 +51,6 @@ from .setup import (
 )
 
 SCORE = "score"  # eval_score: the mean of the per-task validation metrics
-
-
-def _tokens_per_row(labels: list[list[int]]) -> float:
-    """The mean number of labelled tokens in a training row."""
-    return max(sum(sum(t != IGNORE for t in row) for row in labels) / max(len(labels), 1), 1.0)
 
 
 class TaskBatchSampler(torch.utils.data.Sampler):
@@ -168,12 +163,7 @@ def _make_trainer_class():
                 loss = crf_nll(_unwrap(model).crf_of(task["name"]), outputs["logits"], labels)
             else:
                 loss = classification_loss(
-                    outputs["logits"],
-                    labels,
-                    task["loss"],
-                    task["class_weights"],
-                    task["focal_gamma"],
-                    per_item=task["tokens_per_row"],
+                    outputs["logits"], labels, task["loss"], task["class_weights"], task["focal_gamma"]
                 )
             loss = task["weight"] * loss
             return (loss, outputs) if return_outputs else loss
@@ -290,10 +280,6 @@ def train_multitask(
                 "weight": weights[name],
                 "metric": d.task.metric,
                 "long_rows": {"train": long_train, "val": long_val, "window": hp.max_length},
-                # grouped batches: a token head's loss per labelled token over this constant (losses.py)
-                "tokens_per_row": _tokens_per_row(train_set["labels"])
-                if hp.group_task_lengths and kind == "token"
-                else None,
             }
         )
         lengths.append(train_set["length"])
