@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import routerforge as rf
+from routerforge.bundle import head_data, read_info
 from routerforge.cli import app
 from routerforge.data.synth import write_jsonl
 from routerforge.errors import RouterforgeError
@@ -39,8 +40,12 @@ def test_export_passes_parity_and_is_recorded(jailbreak_model, fmt):
     if fmt == "onnx-int8":
         assert head["confident_changed"] == 0 and head["confident"] > 0 and head["difference_ci95"][0] >= -0.02
         assert head["ece_exported"] <= head["ece_torch"] + 0.01
+        # a few dozen validation rows: the quality interval also reads every training row (under 1,000 in all)
+        splits = head_data(read_info(jailbreak_model), "jailbreak")["manifest"]["splits"]
+        assert head["training_rows"] == len(splits["train"]) and head["rows"] == len(splits["val"])
     else:
         assert head["max_abs_logit_diff"] <= 1e-3 and head["label_agreement"] == 1.0
+        assert "training_rows" not in head
     info = json.loads((jailbreak_model / "routerforge.json").read_text())
     assert info["exports"][fmt]["file"] == record["file"] and (jailbreak_model / record["file"]).is_file()
     router = rf.Router.load(jailbreak_model, fmt)

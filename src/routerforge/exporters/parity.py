@@ -15,7 +15,8 @@ int8 rounds every logit a little, so a near-tie may flip; a 99%-agreement rule s
    label: at most one in ``CONFIDENT_CHANGES_PER`` may change (none below that many), because a p99 error
    leaves 1% of rows past it and a token head has thousands of tokens.
 2. **Non-inferior quality.** The head's metric (macro F1; exact-span entity F1 for PII) of int8 minus PyTorch on
-   the same rows, with a paired bootstrap: the lower 95% bound must be >= -``NI_MARGIN``.
+   the same rows, with a paired bootstrap: the lower 95% bound must be >= -``NI_MARGIN``. A small label head's
+   interval also reads training rows (``interval_rows``; the exporter tops it up to 1,000 rows).
 3. **Calibration not worse** (sequence heads): int8 ECE <= PyTorch ECE + ``ECE_MARGIN``.
 
 The model selector (a multi-label head; its gold answers are per-model outcomes, not in any manifest) is held to
@@ -77,13 +78,17 @@ def _labels(router, head: str, rows: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.atleast_1d(r.argmax(-1)) for r in rows]) if rows else np.zeros(0)
 
 
-def _quality(reference, candidate, head: str, examples: list) -> dict:
-    """Gates 2 and 3: the paired metric difference and both ECEs, from what each router serves on ``examples``."""
+def _quality(reference, candidate, head: str, examples: list, extra: list, cache: dict) -> dict:
+    """Gates 2 and 3 from what each router serves: the paired metric difference on ``examples`` and the
+    ``extra`` rows, both ECEs on ``examples``."""
     from ..evaluation.calibration import expected_calibration_error
     from ..evaluation.evaluator import head_answers
     from ..evaluation.metrics import paired_difference
 
-    ref, cand = head_answers(reference, head, examples), head_answers(candidate, head, examples)
+    rows = examples + extra
+    if ("answers", head) not in cache:
+        cache["answers", head] = head_answers(reference, head, rows)
+    ref, cand = cache["answers", head], head_answers(candidate, head, rows)
     sequence = "names" in ref
     difference = paired_difference(
         ref["gold"], ref["pred"], cand["pred"], labels=len(ref["names"]) if sequence else None, n_boot=1000
@@ -94,8 +99,11 @@ def _quality(reference, candidate, head: str, examples: list) -> dict:
         "difference_ci95": difference["ci95"],
         "non_inferior": bool(difference["ci95"] is not None and difference["ci95"][0] >= -NI_MARGIN),
     }
+    if extra:
+        out["training_rows"] = len(extra)
     if sequence:
-        ece = [expected_calibration_error(a["probs"], a["gold"]) for a in (ref, cand)]
+        n = len(examples)
+        ece = [expected_calibration_error(a["probs"][:n], a["gold"][:n]) for a in (ref, cand)]
         out |= {"ece_torch": ece[0], "ece_exported": ece[1], "ece_not_worse": bool(ece[1] <= ece[0] + ECE_MARGIN)}
     return out
 
@@ -114,13 +122,24 @@ def describe(record: dict) -> str:
     return "; ".join(parts)
 
 
-def check_parity(reference, candidate, splits: dict[str, list], quantised: bool) -> dict:
+def check_parity(
+    reference,
+    candidate,
+    splits: dict[str, list],
+    quantised: bool,
+    cache: dict | None = None,
+    interval_rows: dict[str, list] | None = None,
+) -> dict:
     """Compare two Routers (PyTorch ``reference``, exported ``candidate``) on ``{head: validation examples}``;
-    ``passed`` says whether every head meets the criteria for its precision."""
-    heads, passed = {}, True
+    ``passed`` says whether every head meets the criteria for its precision. ``interval_rows``: more rows per
+    head for gate 2's interval only (a small head's training rows). ``cache`` keeps the reference's answers for
+    the next candidate on the same rows (the int8 recipes in turn)."""
+    heads, passed, cache = {}, True, {} if cache is None else cache
     for head, examples in splits.items():
         texts = [e.text for e in examples]
-        ref = reference.with_prior(head, reference.window_logits(texts)[head], texts)  # scores as served
+        if ("logits", head) not in cache:  # scores as served
+            cache["logits", head] = reference.with_prior(head, reference.window_logits(texts)[head], texts)
+        ref = cache["logits", head]
         cand = candidate.with_prior(head, candidate.window_logits(texts)[head], texts)
         row_diff = np.concatenate([np.abs(r - c).reshape(-1, r.shape[-1]).max(-1) for r, c in zip(ref, cand) if r.size])
         same = _labels(reference, head, ref) == _labels(candidate, head, cand)
@@ -142,7 +161,8 @@ def check_parity(reference, candidate, splits: dict[str, list], quantised: bool)
                 "confident_changed": int((confident & ~same).sum()),
             }
             if reference.heads[head]["kind"] != "multilabel":  # the selector's gold is in the outcomes, not here
-                record |= _quality(reference, candidate, head, examples)
+                extra = (interval_rows or {}).get(head, [])
+                record |= _quality(reference, candidate, head, examples, extra, cache)
             ok = (
                 record["confident_changed"] <= record["confident"] // CONFIDENT_CHANGES_PER
                 and record.get("non_inferior", True)
