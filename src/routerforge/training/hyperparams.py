@@ -44,8 +44,8 @@ class Hyperparams(BaseModel):
     group_task_lengths: bool = Field(
         False,
         description="bundle only: batch similar lengths within each task (2.3x the real tokens/s on MMLU-Pro, "
-        "but it cost the local-data bundle's PII head 2.5 points of validation F1; benchmarks/README.md). Per-task "
-        "training always groups",
+        "but it cost the local-data bundle's PII head 2.5 points of validation F1, with or without a per-token loss; "
+        "benchmarks/README.md). Per-task training always groups",
     )
     lexical: bool = Field(
         True,
