@@ -265,6 +265,8 @@ def test_describe_says_what_each_parity_record_checked():
     int8 = {"confident": 800, "confident_changed": 1, "metric": "macro_f1", "difference": -0.01}
     int8 |= {"difference_ci95": [-0.03, 0.004], "ece_torch": 0.04, "ece_exported": 0.052, "label_agreement": 0.98}
     assert describe(int8) == "1 of 800 confident changed; macro_f1 -0.0100 [-0.0300, +0.0040]; ECE 0.040 -> 0.052"
+    small = int8 | {"rows": 92, "training_rows": 908}  # a small head's interval read on training rows too
+    assert "macro_f1 -0.0100 [-0.0300, +0.0040] on 1000 rows (908 training)" in describe(small)
     selector = {"confident": 10, "confident_changed": 0, "label_agreement": 0.47}  # gate 1 only
     assert describe(selector) == "0 of 10 confident changed"
     assert describe({"label_agreement": 0.9, "max_abs_logit_diff": 0.1}) == "label agreement 90.0%"

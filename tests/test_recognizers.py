@@ -160,6 +160,16 @@ def test_only_an_address_runs_over_line_breaks():
         ("STREET_ADDRESS", "PSC 3294, Box 9168\nAPO AA 61487"),
     ]
     assert all(text[s.start : s.end] == s.text for s in rec.apply(text, model))
+    # any line break; a comma ending a line is not part of the name; a line too short to stand as a name ("J."
+    # of "Smith,\nJ.") keeps the span whole, so a cut never uncovers what the span covered
+    for text, want in (
+        ("Maha Cazares,\r\nChiclana", ["Maha Cazares", "Chiclana"]),
+        ("Maha Cazares\u2028Chiclana", ["Maha Cazares", "Chiclana"]),
+        ("Smith,\nJ.", ["Smith,\nJ."]),
+        ("Ann\nB", ["Ann\nB"]),
+    ):
+        got = rec.apply(text, [PiiSpan("PERSON", 0, len(text), text, 0.9)])
+        assert [s.text for s in got] == want and all(text[s.start : s.end] == s.text for s in got)
 
 
 def test_config_enable_disable_and_an_ad_hoc_recognizer():

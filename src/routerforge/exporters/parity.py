@@ -86,9 +86,10 @@ def _quality(reference, candidate, head: str, examples: list, extra: list, cache
     from ..evaluation.metrics import paired_difference
 
     rows = examples + extra
-    if ("answers", head) not in cache:
-        cache["answers", head] = head_answers(reference, head, rows)
-    ref, cand = cache["answers", head], head_answers(candidate, head, rows)
+    key = ("answers", head, tuple(e.text for e in rows))
+    if key not in cache:
+        cache[key] = head_answers(reference, head, rows)
+    ref, cand = cache[key], head_answers(candidate, head, rows)
     sequence = "names" in ref
     difference = paired_difference(
         ref["gold"], ref["pred"], cand["pred"], labels=len(ref["names"]) if sequence else None, n_boot=1000
@@ -117,6 +118,8 @@ def describe(record: dict) -> str:
     if "difference" in record:
         low, high = record["difference_ci95"] or (float("nan"), float("nan"))
         parts.append(f"{record['metric']} {record['difference']:+.4f} [{low:+.4f}, {high:+.4f}]")
+        if record.get("training_rows"):
+            parts[-1] += f" on {record['rows'] + record['training_rows']} rows ({record['training_rows']} training)"
     if "ece_torch" in record:
         parts.append(f"ECE {record['ece_torch']:.3f} -> {record['ece_exported']:.3f}")
     return "; ".join(parts)
@@ -132,14 +135,15 @@ def check_parity(
 ) -> dict:
     """Compare two Routers (PyTorch ``reference``, exported ``candidate``) on ``{head: validation examples}``;
     ``passed`` says whether every head meets the criteria for its precision. ``interval_rows``: more rows per
-    head for gate 2's interval only (a small head's training rows). ``cache`` keeps the reference's answers for
-    the next candidate on the same rows (the int8 recipes in turn)."""
+    head for gate 2's interval only (a small head's training rows). ``cache`` keeps the reference's answers, by
+    head and texts, for the next candidate (the int8 recipes in turn)."""
     heads, passed, cache = {}, True, {} if cache is None else cache
     for head, examples in splits.items():
         texts = [e.text for e in examples]
-        if ("logits", head) not in cache:  # scores as served
-            cache["logits", head] = reference.with_prior(head, reference.window_logits(texts)[head], texts)
-        ref = cache["logits", head]
+        key = ("logits", head, tuple(texts))
+        if key not in cache:  # scores as served
+            cache[key] = reference.with_prior(head, reference.window_logits(texts)[head], texts)
+        ref = cache[key]
         cand = candidate.with_prior(head, candidate.window_logits(texts)[head], texts)
         row_diff = np.concatenate([np.abs(r - c).reshape(-1, r.shape[-1]).max(-1) for r, c in zip(ref, cand) if r.size])
         same = _labels(reference, head, ref) == _labels(candidate, head, cand)

@@ -593,15 +593,22 @@ def _trimmed(text: str, a: int, b: int) -> tuple[int, int] | None:
     return a, b
 
 
+_LINE = re.compile(r"[^\s,;:](?:[^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*[^\s,;:])?")  # a line, trimmed
+
+
 def _lines(text: str, s: PiiSpan) -> list[PiiSpan]:
-    """``s`` cut at its line breaks into its lines' spans, unless its type may run over several lines."""
-    if s.entity_type in MULTI_LINE_TYPES or s.entity_type not in MODEL_TYPES or "\n" not in s.text:
+    """``s`` cut at its line breaks into its lines' spans, unless its type may run over several lines. Only when
+    every line holds a name-like piece (two letters, not only function words): a cut never drops a line ("Smith,
+    J." stays whole), so what a redaction covered it still covers."""
+    if s.entity_type in MULTI_LINE_TYPES or s.entity_type not in MODEL_TYPES or len(s.text.splitlines()) < 2:
         return [s]
-    pieces = []
-    for line in re.finditer(r"[^\s](?:[^\n]*[^\s])?", s.text):
-        a, b = s.start + line.start(), s.start + line.end()
-        pieces.append(PiiSpan(s.entity_type, a, b, text[a:b], s.score))
-    return pieces
+    pieces = [(s.start + m.start(), s.start + m.end()) for m in _LINE.finditer(s.text)]
+    if any(
+        sum(c.isalpha() for c in text[a:b]) < 2 or all(w in FUNCTION_WORDS for w in re.findall(r"\w+", text[a:b]))
+        for a, b in pieces
+    ):
+        return [s]
+    return [PiiSpan(s.entity_type, a, b, text[a:b], s.score) for a, b in pieces]
 
 
 def _without_function_words(text: str, s: PiiSpan) -> PiiSpan | None:
