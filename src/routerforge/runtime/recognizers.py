@@ -603,12 +603,14 @@ def _lines(text: str, s: PiiSpan) -> list[PiiSpan]:
     if s.entity_type in MULTI_LINE_TYPES or s.entity_type not in MODEL_TYPES or len(s.text.splitlines()) < 2:
         return [s]
     pieces = [(s.start + m.start(), s.start + m.end()) for m in _LINE.finditer(s.text)]
-    if any(
-        sum(c.isalpha() for c in text[a:b]) < 2 or all(w in FUNCTION_WORDS for w in re.findall(r"\w+", text[a:b]))
-        for a, b in pieces
-    ):
+    if any(sum(c.isalpha() for c in text[a:b]) < 2 or _function_words_only(text[a:b]) for a, b in pieces):
         return [s]
     return [PiiSpan(s.entity_type, a, b, text[a:b], s.score) for a, b in pieces]
+
+
+def _function_words_only(value: str) -> bool:
+    """Whether every word of ``value`` is a lower-case function word (true of a text without words)."""
+    return all(w in FUNCTION_WORDS for w in re.findall(r"\w+", value))
 
 
 def _without_function_words(text: str, s: PiiSpan) -> PiiSpan | None:
@@ -619,11 +621,11 @@ def _without_function_words(text: str, s: PiiSpan) -> PiiSpan | None:
     stay."""
     if s.entity_type not in MODEL_TYPES:
         return s
-    words = [(s.start + m.start(), s.start + m.end()) for m in re.finditer(r"\w+", s.text)]
-    if all(text[slice(*w)] in FUNCTION_WORDS for w in words):
+    if _function_words_only(s.text):
         return None
     if not any(c.isupper() for c in s.text):
         return s
+    words = [(s.start + m.start(), s.start + m.end()) for m in re.finditer(r"\w+", s.text)]
     first, last = 0, len(words)
     while first < last and text[slice(*words[first])] in FUNCTION_WORDS:
         first += 1
