@@ -174,11 +174,20 @@ def test_a_bundle_with_shape_features_trains_serves_and_exports(tiny_bert, tmp_p
     record = rf.export(tmp_path / "bundle", format="onnx")
     assert record["parity"]["passed"]
     onnx = rf.Router.load(tmp_path / "bundle", "onnx")
-    # case decides, name by name (a tiny model may miss one of twelve: its test F1 is ~0.9, not 1)
-    found = {name: [s.text for s in onnx.classify(f"we met {name.capitalize()} at noon").pii] for name in NAMES}
-    flagged = {name: [s.text for s in onnx.classify(f"we met {name} at noon").pii] for name in NAMES}
-    assert sum(found[name] == [name.capitalize()] for name in NAMES) >= len(NAMES) - 1, found
-    assert sum(flagged[name] == [] for name in NAMES) >= len(NAMES) - 1, flagged
+    # case decides: every name in every context, capitalised (one PERSON, the name) and in lower case (nothing).
+    # Without shapes the two texts are the same tokens, so at most half of these answers can be right; a tiny
+    # model with shapes is not perfect (test F1 ~0.9), and how far from perfect varies with the machine's numerics
+    answers = {
+        (prefix, name): (
+            [s.text for s in onnx.classify(f"{prefix}{name.capitalize()} at noon").pii],
+            [s.text for s in onnx.classify(f"{prefix}{name} at noon").pii],
+        )
+        for prefix in PREFIXES
+        for name in NAMES
+    }
+    right = sum((found == [name.capitalize()]) + (flagged == []) for (_, name), (found, flagged) in answers.items())
+    wrong = {key: got for key, got in answers.items() if got != ([key[1].capitalize()], [])}
+    assert right >= 0.85 * 2 * len(answers), wrong
     # a long text goes through windows with its shapes cut the same way as its tokens: the name in the last
     # window is found where it is (a misaligned shape row would read "again" or "called" as capitalised)
     long = " ".join(["we met jordan today."] * 60 + ["they called Mark again"])
