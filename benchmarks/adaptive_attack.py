@@ -76,6 +76,10 @@ def main() -> None:
     flipped = [r for r in runs if r["flipped"]]
     ci = binomtest(len(flipped), len(runs)).proportion_ci(0.95, method="exact") if runs else None
     pairs = [a + " " + b for a, b in zip(benign, benign[1:] + benign[:1])]
+    others = [head for head in router.heads if head != "jailbreak"]
+    traffic = {
+        head: [e.text for e in split["test"]] for head, split in head_splits(router.info, others, ("test",)).items()
+    }
     result = {
         "model": args.model,
         "backend": router.backend_name,
@@ -94,6 +98,10 @@ def main() -> None:
         "benign_fpr": sum(s.jailbreak.flagged for s in router.classify_batch(benign)) / len(benign),
         "joined_benign_fpr": sum(s.jailbreak.flagged for s in router.classify_batch(pairs)) / len(pairs),
         "benign_rows": len(benign),
+        "flagged_in_other_heads_test": {
+            head: {"rows": len(texts), "flagged": sum(s.jailbreak.flagged for s in router.classify_batch(texts))}
+            for head, texts in traffic.items()
+        },
     }
     for key, value in result.items():
         print(f"{key}: {value}")

@@ -3,6 +3,7 @@ task-batch sampler, the CLI path (--mode multitask, classify) and bad settings."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 
@@ -14,7 +15,7 @@ import routerforge as rf
 from routerforge.cli import app
 from routerforge.data.synth import TASKS, write_jsonl
 from routerforge.errors import RouterforgeError
-from routerforge.training.multitask import TaskBatchSampler
+from routerforge.training.multitask import TaskBatchSampler, cross_task_negatives
 
 FAST = {"epochs": 2, "batch_size": 16, "lr": 3e-3, "patience": 0, "warmup": 0.0, "max_length": 64}
 runner = CliRunner()
@@ -55,7 +56,13 @@ def trained(tiny_bert, tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TaskBatchSampler, "__iter__", recording_iter)
-        result = rf.train_multitask(data, model=str(tiny_bert), output=tmp / "bundle", hyperparams=FAST, progress=False)
+        result = rf.train_multitask(
+            data,
+            model=str(tiny_bert),
+            output=tmp / "bundle",
+            hyperparams=FAST | {"cross_task_negatives": 31},
+            progress=False,
+        )
     return data, result, tmp / "bundle", epochs_seen
 
 
@@ -88,6 +95,30 @@ def test_bundle_layout_and_info(trained):
     assert sum(info["multitask"]["sampling"].values()) == pytest.approx(1, abs=1e-3)
     assert info["training"]["global_steps"] > 0
     assert epochs_seen[:2] == [0, 1]  # the Trainer moves the sampler to a new epoch each pass
+
+
+def test_the_jailbreak_head_trains_on_the_other_tasks_texts_as_benign(trained, tmp_path):
+    data, result, _, _ = trained
+    # the bundle records where its jailbreak negatives came from; the manifest (what evaluation re-reads) does not
+    # hold them: the jailbreak task's splits are its own
+    assert result.info["multitask"]["cross_task_negatives"] == {"category": 11, "pii": 10, "intent": 10}
+    assert result.info["data"]["jailbreak"]["manifest"] == data["jailbreak"].manifest()
+
+    rows, counts = cross_task_negatives(data, 31, seed=13)
+    assert counts == {"category": 11, "pii": 10, "intent": 10} and len(rows) == 31
+    assert {e.label for e in rows} == {"benign"}
+    own = {e.text for e in data["intent"].train}
+    assert sum(e.text in own for e in rows) >= 10  # each share from that task's training split ...
+    assert [e.text for e in rows] == [e.text for e in cross_task_negatives(data, 31, seed=13)[0]]  # deterministic
+    assert cross_task_negatives(data, 0, seed=13) == ([], {})
+    assert cross_task_negatives({k: v for k, v in data.items() if k != "jailbreak"}, 31, seed=13) == ([], {})
+    # ... and never a text of the jailbreak task's own validation or test split
+    clash = dict(data)
+    clash["category"] = dataclasses.replace(
+        data["category"], train=[*data["jailbreak"].test, *data["category"].train[:3]]
+    )
+    picked, _ = cross_task_negatives(clash, 30, seed=13)
+    assert not {e.text for e in picked} & {e.text for e in data["jailbreak"].test}
 
 
 def test_bundle_round_trip(trained):

@@ -47,6 +47,14 @@ class Hyperparams(BaseModel):
         "but it cost the local-data bundle's PII head 2.5 points of validation F1, with or without a per-token loss; "
         "benchmarks/README.md). Per-task training always groups",
     )
+    cross_task_negatives: int = Field(
+        0,
+        ge=0,
+        description="bundle only: add this many training texts of the other tasks (equal shares) to the jailbreak "
+        "head's training split as benign, the prompts a router serves (a category + jailbreak bundle with 1,000: "
+        "validation MMLU-Pro questions scored >= 0.5 fell from 21% to 0.2%, CLINC150 prompts flagged from 1.2% to "
+        "0.2%, jailbreak AUC the same; benchmarks/README.md)",
+    )
     lexical: bool = Field(
         True,
         description="label heads but jailbreak: mix in a word n-gram logistic regression fitted on the training "

@@ -13,6 +13,7 @@ Per-task data and splits are exactly those of per-task training (same manifests)
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from ..bundle import INFO_FILE, MULTITASK
+from ..data.schema import Example
 from ..data.splits import TaskData
 from ..errors import RouterforgeError
 from ..io import refuse_to_replace
@@ -195,6 +197,30 @@ def _unwrap(model) -> MultitaskModel:
     return next(m for m in model.modules() if isinstance(m, MultitaskModel))
 
 
+def cross_task_negatives(data: dict[str, TaskData], rows: int, seed: int) -> tuple[list[Example], dict[str, int]]:
+    """Benign rows for the jailbreak head: ``rows`` training texts of the bundle's other tasks, an equal share from
+    each. Every one is a prompt the router is meant to serve (an exam question, a tool request, a customer message),
+    and the jailbreak data's own benign side is mostly instructions and role play: without them the head scored a
+    quarter of MMLU-Pro questions above 0.5 (benchmarks/README.md). Training splits only, and never a text of the
+    jailbreak task's own validation or test split."""
+    import random
+
+    others = [name for name in data if name != "jailbreak"]
+    if rows <= 0 or "jailbreak" not in data or not others:
+        return [], {}
+    held_out = {e.text.strip().lower() for e in data["jailbreak"].val + data["jailbreak"].test}
+    rng = random.Random(f"routerforge.cross-task-negatives:{seed}")
+    chosen: list[Example] = []
+    counts: dict[str, int] = {}
+    for i, name in enumerate(others):
+        share = rows // len(others) + (i < rows % len(others))
+        texts = sorted({e.text for e in data[name].train if e.text.strip().lower() not in held_out})
+        picked = rng.sample(texts, min(share, len(texts)))
+        chosen += [Example(text=t, label="benign", source=f"{name}:train", row=j + 1) for j, t in enumerate(picked)]
+        counts[name] = len(picked)
+    return chosen, counts
+
+
 def _predictions_fn(model: MultitaskModel, task: dict):
     crf = model.crf_of(task["name"]) if task["crf"] else None
 
@@ -254,12 +280,16 @@ def train_multitask(
         else adaptive_hyperparams(n_train, lora=lora is not None, overrides=hyperparams)
     )
     backbone_path, tokenizer = load_tokenizer(model)
+    negatives, negatives_from = cross_task_negatives(data, hp.cross_task_negatives, hp.seed)
+    trained = dict(data)  # what the heads train on: the jailbreak task with its cross-task negatives
+    if negatives:
+        trained["jailbreak"] = dataclasses.replace(data["jailbreak"], train=data["jailbreak"].train + negatives)
 
     tasks: list[dict[str, Any]] = []
     train_rows: list[dict[str, Any]] = []
     val_sets: dict[str, list[dict[str, Any]]] = {}
     lengths: list[list[int]] = []
-    for task_id, (name, d) in enumerate(data.items()):
+    for task_id, (name, d) in enumerate(trained.items()):
         kind, names = d.task.kind, label_names(d)
         label2id = {label: i for i, label in enumerate(names)}
         train_set, long_train = encode(d, "train", tokenizer, label2id, hp.max_length, hp.shape_features)
@@ -328,7 +358,7 @@ def train_multitask(
     )
     args.remove_unused_columns = False
     sampler = TaskBatchSampler(
-        [len(d.train) for d in data.values()],
+        [len(d.train) for d in trained.values()],
         hp.batch_size,
         temperature,
         hp.seed,
@@ -380,6 +410,7 @@ def train_multitask(
             "temperature": temperature,
             "loss_weights": weights,
             "sampling": dict(zip(data, np.round(sampler.probs, 4).tolist())),
+            "cross_task_negatives": negatives_from,
         },
         "data": {
             name: {"manifest": d.manifest(), "report": d.report | {"rows_longer_than_training_window": t["long_rows"]}}

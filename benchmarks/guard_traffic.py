@@ -1,0 +1,72 @@
+"""What the jailbreak head makes of the prompts a router serves: on one split of a bundle, the jailbreak head's own
+ROC-AUC and recall at its threshold, and the share of the other heads' texts (exam questions, tool requests, PII
+rows) it flags and scores >= 0.5; optionally on samples of other benign files too.
+
+    python benchmarks/guard_traffic.py MODEL [--split val] [--backend onnx-int8]
+                                       [--benign DATA/intent/clinc150.jsonl ...] [--sample 1000] [--output FILE]
+
+Decisions are made on ``--split val``; the test split is for reporting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from _pii import read_jsonl
+from routerforge.evaluation.evaluator import head_splits
+from routerforge.io import write_json
+from routerforge.runtime.engine import Router
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model")
+    parser.add_argument("--split", default="val", choices=("val", "test"))
+    parser.add_argument("--backend", default=None, help="default: the fastest passing export")
+    parser.add_argument("--benign", type=Path, nargs="*", default=[], help="JSONL files of benign prompts (text)")
+    parser.add_argument("--sample", type=int, default=1000, help="rows drawn from each --benign file")
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+
+    router = Router.load(args.model, args.backend)
+    rows = head_splits(router.info, list(router.heads), (args.split,))
+    jailbreak = rows.pop("jailbreak")[args.split]
+    p = np.array([s.jailbreak.p_jailbreak for s in router.classify_batch([e.text for e in jailbreak])])
+    y = np.array([e.label == "jailbreak" for e in jailbreak])
+    rng = random.Random(0)
+    texts = {head: [e.text for e in split[args.split]] for head, split in rows.items()}
+    for file in args.benign:
+        prompts = [r["text"] for r in read_jsonl(file)]
+        texts[file.stem] = rng.sample(prompts, min(args.sample, len(prompts)))
+    result = {
+        "model": args.model,
+        "backend": router.backend_name,
+        "split": args.split,
+        "threshold": router.threshold,
+        "jailbreak": {
+            "rows": len(y),
+            "roc_auc": roc_auc_score(y, p),
+            "recall": float((p[y] >= router.threshold).mean()),
+        },
+        "benign": {},
+    }
+    for name, batch in texts.items():
+        q = np.array([s.jailbreak.p_jailbreak for s in router.classify_batch(batch, batch_size=16)])
+        result["benign"][name] = {
+            "rows": len(q),
+            "flagged": float((q >= router.threshold).mean()),
+            "scored_over_half": float((q >= 0.5).mean()),
+        }
+    for key, value in result.items():
+        print(f"{key}: {value}")
+    if args.output:
+        write_json(args.output, result)
+
+
+if __name__ == "__main__":
+    main()
