@@ -14,6 +14,7 @@ Per-task data and splits are exactly those of per-task training (same manifests)
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
 from collections import deque
 from pathlib import Path
@@ -201,14 +202,13 @@ def cross_task_negatives(data: dict[str, TaskData], rows: int, seed: int) -> tup
     """Benign rows for the jailbreak head: ``rows`` training texts of the bundle's other tasks, an equal share from
     each. Every one is a prompt the router is meant to serve (an exam question, a tool request, a customer message),
     and the jailbreak data's own benign side is mostly instructions and role play: without them the head scored a
-    quarter of MMLU-Pro questions above 0.5 (benchmarks/README.md). Training splits only, and never a text of the
-    jailbreak task's own validation or test split."""
-    import random
-
+    quarter of MMLU-Pro questions above 0.5 (benchmarks/README.md). Training splits only, and never a text the
+    jailbreak task itself holds (in any split, under either label)."""
     others = [name for name in data if name != "jailbreak"]
     if rows <= 0 or "jailbreak" not in data or not others:
         return [], {}
-    held_out = {e.text.strip().lower() for e in data["jailbreak"].val + data["jailbreak"].test}
+    own = data["jailbreak"]
+    held_out = {e.text.strip().lower() for e in own.train + own.val + own.test}
     rng = random.Random(f"routerforge.cross-task-negatives:{seed}")
     chosen: list[Example] = []
     counts: dict[str, int] = {}
