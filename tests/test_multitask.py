@@ -51,7 +51,7 @@ def trained(tiny_bert, tmp_path_factory):
     original = TaskBatchSampler.__iter__
 
     def recording_iter(self):
-        epochs_seen.append(self.epoch)
+        epochs_seen.append((self.epoch, list(self.sizes)))
         return original(self)
 
     with pytest.MonkeyPatch.context() as patch:
@@ -94,31 +94,37 @@ def test_bundle_layout_and_info(trained):
     assert "jailbreak" in info["thresholds"] and 0 < info["thresholds"]["jailbreak"] <= 1
     assert sum(info["multitask"]["sampling"].values()) == pytest.approx(1, abs=1e-3)
     assert info["training"]["global_steps"] > 0
-    assert epochs_seen[:2] == [0, 1]  # the Trainer moves the sampler to a new epoch each pass
+    assert [epoch for epoch, _ in epochs_seen[:2]] == [0, 1]  # the Trainer moves the sampler to a new epoch each pass
 
 
 def test_the_jailbreak_head_trains_on_the_other_tasks_texts_as_benign(trained):
-    data, result, _, _ = trained
-    # the bundle records where its jailbreak negatives came from; the manifest (what evaluation re-reads) does not
-    # hold them: the jailbreak task's splits are its own
+    data, result, _, epochs_seen = trained
+    # the jailbreak head trained on its own rows and 31 others; the bundle records where they came from, and the
+    # manifest (what evaluation re-reads) and the loss choice are the jailbreak data's own
+    sizes = dict(zip(data, epochs_seen[0][1]))
+    assert sizes == {name: len(d.train) + 31 * (name == "jailbreak") for name, d in data.items()}
     assert result.info["multitask"]["cross_task_negatives"] == {"category": 11, "pii": 10, "intent": 10}
     assert result.info["data"]["jailbreak"]["manifest"] == data["jailbreak"].manifest()
 
     rows, counts = cross_task_negatives(data, 31, seed=13)
     assert counts == {"category": 11, "pii": 10, "intent": 10} and len(rows) == 31
     assert {e.label for e in rows} == {"benign"}
-    for name, n in counts.items():  # each share from that task's training split ...
-        share = [e.text for e in rows if e.source == f"{name}:train"]
-        assert len(share) == n and set(share) <= {e.text for e in data[name].train}
+    for name, n in counts.items():  # each share from that task's training split, its source row kept ...
+        share = [(e.source, e.row, e.text) for e in rows if e.meta["negative_from"] == name]
+        assert len(share) == n and set(share) <= {(e.source, e.row, e.text) for e in data[name].train}
     assert [e.text for e in rows] == [e.text for e in cross_task_negatives(data, 31, seed=13)[0]]  # deterministic
     assert cross_task_negatives(data, 0, seed=13) == ([], {})
-    assert cross_task_negatives({k: v for k, v in data.items() if k != "jailbreak"}, 31, seed=13) == ([], {})
-    # ... and never a text the jailbreak task holds itself, in any split
-    jailbreak = data["jailbreak"].train[:5] + data["jailbreak"].test
+    with pytest.raises(RouterforgeError, match="needs a jailbreak task"):
+        cross_task_negatives({k: v for k, v in data.items() if k != "jailbreak"}, 31, seed=13)
+    # ... never a text the jailbreak task holds itself (in any split, in any case or spacing), nor one text twice
+    jailbreak = data["jailbreak"].train[:5] + data["jailbreak"].val[:5] + data["jailbreak"].test
+    copies = [dataclasses.replace(e, text="  " + e.text.upper()) for e in jailbreak]
     clash = dict(data)
-    clash["category"] = dataclasses.replace(data["category"], train=[*jailbreak, *data["category"].train[:3]])
-    picked, _ = cross_task_negatives(clash, 30, seed=13)
-    assert not {e.text for e in picked} & {e.text for e in jailbreak}
+    clash["category"] = dataclasses.replace(data["category"], train=[*copies, *data["category"].train[:3]])
+    clash["intent"] = dataclasses.replace(data["intent"], train=data["category"].train[:3])
+    picked, counts = cross_task_negatives(clash, 30, seed=13)
+    assert counts["category"] == 3 and counts["intent"] == 0
+    assert not {e.text.strip().lower() for e in picked} & {e.text.lower() for e in jailbreak}
 
 
 def test_bundle_round_trip(trained):

@@ -13,10 +13,10 @@ Per-task data and splits are exactly those of per-task training (same manifests)
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,13 @@ import torch
 
 from ..bundle import INFO_FILE, MULTITASK
 from ..data.schema import Example
-from ..data.splits import TaskData
+from ..data.splits import TaskData, normalise
 from ..errors import RouterforgeError
 from ..io import refuse_to_replace
 from ..modeling.heads import crf_decode, crf_nll
 from ..modeling.losses import classification_loss
 from ..modeling.multitask import MultitaskModel
+from ..tasks import JAILBREAK_LABELS
 from .hyperparams import Hyperparams, adaptive_hyperparams
 from .lora import LoraSettings
 from .setup import (
@@ -54,6 +55,7 @@ from .setup import (
 )
 
 SCORE = "score"  # eval_score: the mean of the per-task validation metrics
+BENIGN = JAILBREAK_LABELS[0]
 
 
 class TaskBatchSampler(torch.utils.data.Sampler):
@@ -199,24 +201,33 @@ def _unwrap(model) -> MultitaskModel:
 
 
 def cross_task_negatives(data: dict[str, TaskData], rows: int, seed: int) -> tuple[list[Example], dict[str, int]]:
-    """Benign rows for the jailbreak head: ``rows`` training texts of the bundle's other tasks, an equal share from
-    each. Every one is a prompt the router is meant to serve (an exam question, a tool request, a customer message),
-    and the jailbreak data's own benign side is mostly instructions and role play: without them the head scored a
-    quarter of MMLU-Pro questions above 0.5 (benchmarks/README.md). Training splits only, and never a text the
-    jailbreak task itself holds (in any split, under either label)."""
-    others = [name for name in data if name != "jailbreak"]
-    if rows <= 0 or "jailbreak" not in data or not others:
+    """Benign rows for the jailbreak head: up to ``rows`` training texts of the bundle's other tasks, an equal share
+    from each. Every one is a prompt the router is meant to serve (an exam question, a tool request, a customer
+    message), and the jailbreak data's own benign side is mostly instructions and role play: without them the head
+    scored a quarter of MMLU-Pro questions above 0.5 (benchmarks/README.md). Training splits only; never a text the
+    jailbreak data holds (any split, either label) and no text twice, compared as splitting compares duplicates."""
+    if rows <= 0:
         return [], {}
+    others = [name for name in data if name != "jailbreak"]
+    if "jailbreak" not in data or not others:
+        raise RouterforgeError(
+            "cross_task_negatives needs a jailbreak task and at least one other task in the bundle",
+            source="hyperparams.cross_task_negatives",
+        )
     own = data["jailbreak"]
-    held_out = {e.text.strip().lower() for e in own.train + own.val + own.test}
+    seen = {normalise(e.text) for e in own.train + own.val + own.test}
     rng = random.Random(f"routerforge.cross-task-negatives:{seed}")
     chosen: list[Example] = []
     counts: dict[str, int] = {}
     for i, name in enumerate(others):
         share = rows // len(others) + (i < rows % len(others))
-        texts = sorted({e.text for e in data[name].train if e.text.strip().lower() not in held_out})
-        picked = rng.sample(texts, min(share, len(texts)))
-        chosen += [Example(text=t, label="benign", source=f"{name}:train", row=j + 1) for j, t in enumerate(picked)]
+        candidates = {normalise(e.text): e for e in data[name].train}
+        pool = sorted((key, e) for key, e in candidates.items() if key not in seen)
+        picked = [e for _, e in rng.sample(pool, min(share, len(pool)))]
+        seen.update(normalise(e.text) for e in picked)
+        chosen += [
+            Example(text=e.text, label=BENIGN, source=e.source, row=e.row, meta={"negative_from": name}) for e in picked
+        ]
         counts[name] = len(picked)
     return chosen, counts
 
@@ -281,21 +292,25 @@ def train_multitask(
     )
     backbone_path, tokenizer = load_tokenizer(model)
     negatives, negatives_from = cross_task_negatives(data, hp.cross_task_negatives, hp.seed)
-    trained = dict(data)  # what the heads train on: the jailbreak task with its cross-task negatives
-    if negatives:
-        trained["jailbreak"] = dataclasses.replace(data["jailbreak"], train=data["jailbreak"].train + negatives)
 
     tasks: list[dict[str, Any]] = []
     train_rows: list[dict[str, Any]] = []
     val_sets: dict[str, list[dict[str, Any]]] = {}
     lengths: list[list[int]] = []
-    for task_id, (name, d) in enumerate(trained.items()):
+    for task_id, (name, d) in enumerate(data.items()):
         kind, names = d.task.kind, label_names(d)
         label2id = {label: i for i, label in enumerate(names)}
         train_set, long_train = encode(d, "train", tokenizer, label2id, hp.max_length, hp.shape_features)
         val_set, long_val = encode(d, "val", tokenizer, label2id, hp.max_length, hp.shape_features)
         use_crf = crf and kind == "token"
-        loss, class_weights = choose_loss(hp, kind, train_set, len(names), use_crf)
+        loss, class_weights = choose_loss(hp, kind, train_set, len(names), use_crf)  # on the task's own rows
+        if name == "jailbreak" and negatives:
+            from datasets import concatenate_datasets
+
+            extra, _ = encode(
+                replace(d, train=negatives), "train", tokenizer, label2id, hp.max_length, hp.shape_features
+            )
+            train_set = concatenate_datasets([train_set, extra])
         tasks.append(
             {
                 "name": name,
@@ -358,7 +373,7 @@ def train_multitask(
     )
     args.remove_unused_columns = False
     sampler = TaskBatchSampler(
-        [len(d.train) for d in trained.values()],
+        [len(rows) for rows in lengths],
         hp.batch_size,
         temperature,
         hp.seed,
