@@ -51,9 +51,9 @@ class Hyperparams(BaseModel):
         0,
         ge=0,
         description="bundle only: add this many training texts of the other tasks (equal shares) to the jailbreak "
-        "head's training split as benign, the prompts a router serves (a category + jailbreak bundle with 1,000: "
-        "validation MMLU-Pro questions scored >= 0.5 fell from 21% to 0.2%, CLINC150 prompts flagged from 1.2% to "
-        "0.2%, jailbreak AUC the same; benchmarks/README.md)",
+        "head's training split as benign, the prompts a router serves; at most this many, never a text the jailbreak "
+        "data holds (a category + jailbreak bundle with 1,000: validation MMLU-Pro questions scored >= 0.5 fell from "
+        "21.5% to 0.1%, CLINC150 from 8.7% to 2.2%; jailbreak recall the same; benchmarks/README.md)",
     )
     lexical: bool = Field(
         True,
