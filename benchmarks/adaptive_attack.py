@@ -23,6 +23,7 @@ from pathlib import Path
 from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score
 
+from guard_traffic import other_heads_texts
 from routerforge.evaluation.evaluator import head_splits
 from routerforge.io import write_json
 from routerforge.runtime.engine import Router
@@ -76,10 +77,7 @@ def main() -> None:
     flipped = [r for r in runs if r["flipped"]]
     ci = binomtest(len(flipped), len(runs)).proportion_ci(0.95, method="exact") if runs else None
     pairs = [a + " " + b for a, b in zip(benign, benign[1:] + benign[:1])]
-    others = [head for head in router.heads if head != "jailbreak"]
-    traffic = {
-        head: [e.text for e in split["test"]] for head, split in head_splits(router.info, others, ("test",)).items()
-    }
+    traffic = other_heads_texts(router, "test")
     result = {
         "model": args.model,
         "backend": router.backend_name,

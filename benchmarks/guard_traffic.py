@@ -23,6 +23,17 @@ from routerforge.io import write_json
 from routerforge.runtime.engine import Router
 
 
+def jailbreak_scores(router: Router, texts: list[str]) -> np.ndarray:
+    """The served ``p_jailbreak`` of each text."""
+    return np.array([s.jailbreak.p_jailbreak for s in router.classify_batch(texts, batch_size=16)])
+
+
+def other_heads_texts(router: Router, split: str) -> dict[str, list[str]]:
+    """The texts of every head but jailbreak in ``split``: the prompts the router serves."""
+    others = [head for head in router.heads if head != "jailbreak"]
+    return {head: [e.text for e in rows[split]] for head, rows in head_splits(router.info, others, (split,)).items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model")
@@ -34,12 +45,11 @@ def main() -> None:
     args = parser.parse_args()
 
     router = Router.load(args.model, args.backend)
-    rows = head_splits(router.info, list(router.heads), (args.split,))
-    jailbreak = rows.pop("jailbreak")[args.split]
-    p = np.array([s.jailbreak.p_jailbreak for s in router.classify_batch([e.text for e in jailbreak])])
+    jailbreak = head_splits(router.info, ["jailbreak"], (args.split,))["jailbreak"][args.split]
+    p = jailbreak_scores(router, [e.text for e in jailbreak])
     y = np.array([e.label == "jailbreak" for e in jailbreak])
     rng = random.Random(0)
-    texts = {head: [e.text for e in split[args.split]] for head, split in rows.items()}
+    texts = other_heads_texts(router, args.split)
     for file in args.benign:
         prompts = [r["text"] for r in read_jsonl(file)]
         texts[file.stem] = rng.sample(prompts, min(args.sample, len(prompts)))
@@ -56,7 +66,7 @@ def main() -> None:
         "benign": {},
     }
     for name, batch in texts.items():
-        q = np.array([s.jailbreak.p_jailbreak for s in router.classify_batch(batch, batch_size=16)])
+        q = jailbreak_scores(router, batch)
         result["benign"][name] = {
             "rows": len(q),
             "flagged": float((q >= router.threshold).mean()),

@@ -222,11 +222,12 @@ def cross_task_negatives(data: dict[str, TaskData], rows: int, seed: int) -> tup
     for i, name in enumerate(others):
         share = rows // len(others) + (i < rows % len(others))
         candidates = {normalise(e.text): e for e in data[name].train}
-        pool = sorted((key, e) for key, e in candidates.items() if key not in seen)
-        picked = [e for _, e in rng.sample(pool, min(share, len(pool)))]
-        seen.update(normalise(e.text) for e in picked)
+        pool = sorted(key for key in candidates if key not in seen)
+        picked = rng.sample(pool, min(share, len(pool)))
+        seen.update(picked)
         chosen += [
-            Example(text=e.text, label=BENIGN, source=e.source, row=e.row, meta={"negative_from": name}) for e in picked
+            Example(text=e.text, label=BENIGN, source=e.source, row=e.row, meta={"negative_from": name})
+            for e in (candidates[key] for key in picked)
         ]
         counts[name] = len(picked)
     return chosen, counts
