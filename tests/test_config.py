@@ -68,6 +68,14 @@ def test_lora_and_overrides(tmp_path):
     assert config.training.overrides == {"epochs": 1, "lr": 3e-5, "batch_size": 2}
 
 
+def test_bundle_settings_live_under_multitask(tmp_path):
+    text = VALID.replace("multitask: {", "multitask: {group_task_lengths: true, cross_task_negatives: 50, ")
+    config = load_config(write(tmp_path, text))
+    assert config.multitask.group_task_lengths and config.multitask.cross_task_negatives == 50
+    misplaced = VALID.replace("  overrides: {}", "  overrides: {cross_task_negatives: 50}")
+    expect_error(write(tmp_path, misplaced), "training.overrides", "bundle settings: put them under multitask:")
+
+
 def expect_error(path: Path, *fragments: str) -> RouterforgeError:
     with pytest.raises(RouterforgeError) as info:
         load_config(path)

@@ -15,7 +15,7 @@ import routerforge as rf
 from routerforge.cli import app
 from routerforge.data.synth import TASKS, write_jsonl
 from routerforge.errors import RouterforgeError
-from routerforge.training.multitask import TaskBatchSampler, cross_task_negatives
+from routerforge.training.multitask import TaskBatchSampler, jailbreak_negatives
 
 FAST = {"epochs": 2, "batch_size": 16, "lr": 3e-3, "patience": 0, "warmup": 0.0, "max_length": 64}
 runner = CliRunner()
@@ -60,7 +60,8 @@ def trained(tiny_bert, tmp_path_factory):
             data,
             model=str(tiny_bert),
             output=tmp / "bundle",
-            hyperparams=FAST | {"cross_task_negatives": 31},
+            hyperparams=FAST,
+            cross_task_negatives=31,
             progress=False,
         )
     return data, result, tmp / "bundle", epochs_seen
@@ -106,23 +107,23 @@ def test_the_jailbreak_head_trains_on_the_other_tasks_texts_as_benign(trained):
     assert result.info["multitask"]["cross_task_negatives"] == {"category": 11, "pii": 10, "intent": 10}
     assert result.info["data"]["jailbreak"]["manifest"] == data["jailbreak"].manifest()
 
-    rows, counts = cross_task_negatives(data, 31, seed=13)
+    rows, counts = jailbreak_negatives(data, 31, seed=13)
     assert counts == {"category": 11, "pii": 10, "intent": 10} and len(rows) == 31
     assert {e.label for e in rows} == {"benign"}
     for name, n in counts.items():  # each share from that task's training split, its source row kept ...
         share = [(e.source, e.row, e.text) for e in rows if e.meta["negative_from"] == name]
         assert len(share) == n and set(share) <= {(e.source, e.row, e.text) for e in data[name].train}
-    assert [e.text for e in rows] == [e.text for e in cross_task_negatives(data, 31, seed=13)[0]]  # deterministic
-    assert cross_task_negatives(data, 0, seed=13) == ([], {})
+    assert [e.text for e in rows] == [e.text for e in jailbreak_negatives(data, 31, seed=13)[0]]  # deterministic
+    assert jailbreak_negatives(data, 0, seed=13) == ([], {})
     with pytest.raises(RouterforgeError, match="needs a jailbreak task"):
-        cross_task_negatives({k: v for k, v in data.items() if k != "jailbreak"}, 31, seed=13)
+        jailbreak_negatives({k: v for k, v in data.items() if k != "jailbreak"}, 31, seed=13)
     # ... never a text the jailbreak task holds itself (in any split, in any case or spacing), nor one text twice
     jailbreak = data["jailbreak"].train[:5] + data["jailbreak"].val[:5] + data["jailbreak"].test
     copies = [dataclasses.replace(e, text="  " + e.text.upper()) for e in jailbreak]
     clash = dict(data)
     clash["category"] = dataclasses.replace(data["category"], train=[*copies, *data["category"].train[:3]])
     clash["intent"] = dataclasses.replace(data["intent"], train=data["category"].train[:3])
-    picked, counts = cross_task_negatives(clash, 30, seed=13)
+    picked, counts = jailbreak_negatives(clash, 30, seed=13)
     assert counts["category"] == 3 and counts["intent"] == 0
     assert not {e.text.strip().lower() for e in picked} & {e.text.lower() for e in jailbreak}
 

@@ -176,6 +176,8 @@ def train_bundle(
         hyperparams=hyper,
         temperature=multitask.temperature,
         loss_weights=multitask.loss_weights,
+        group_task_lengths=multitask.group_task_lengths,
+        cross_task_negatives=multitask.cross_task_negatives,
         crf=crf,
         resume=resume,
         allow_pickle=allow_pickle,

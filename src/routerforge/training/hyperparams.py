@@ -41,20 +41,6 @@ class Hyperparams(BaseModel):
         description="add a learned embedding of each token's case/digit/punctuation shape, read from the original "
         "text, to the encoder's input (what an uncased tokenizer loses: 'Jordan' vs 'jordan'; PII)",
     )
-    group_task_lengths: bool = Field(
-        False,
-        description="bundle only: batch similar lengths within each task (2.3x the real tokens/s on MMLU-Pro, "
-        "but it cost the local-data bundle's PII head 2.5 points of validation F1, with or without a per-token loss; "
-        "benchmarks/README.md). Per-task training always groups",
-    )
-    cross_task_negatives: int = Field(
-        0,
-        ge=0,
-        description="bundle only: add this many training texts of the other tasks (equal shares) to the jailbreak "
-        "head's training split as benign, the prompts a router serves; at most this many, never a text the jailbreak "
-        "data holds (a category + jailbreak bundle with 1,000: validation MMLU-Pro questions scored >= 0.5 fell from "
-        "21.5% to 0.1%, CLINC150 from 8.7% to 2.2%; jailbreak recall the same; benchmarks/README.md)",
-    )
     lexical: bool = Field(
         True,
         description="label heads but jailbreak: mix in a word n-gram logistic regression fitted on the training "

@@ -200,7 +200,7 @@ def _unwrap(model) -> MultitaskModel:
     return next(m for m in model.modules() if isinstance(m, MultitaskModel))
 
 
-def cross_task_negatives(data: dict[str, TaskData], rows: int, seed: int) -> tuple[list[Example], dict[str, int]]:
+def jailbreak_negatives(data: dict[str, TaskData], rows: int, seed: int) -> tuple[list[Example], dict[str, int]]:
     """Benign rows for the jailbreak head: up to ``rows`` training texts of the bundle's other tasks, an equal share
     from each. Every one is a prompt the router is meant to serve (an exam question, a tool request, a customer
     message), and the jailbreak data's own benign side is mostly instructions and role play: without them the head
@@ -212,7 +212,7 @@ def cross_task_negatives(data: dict[str, TaskData], rows: int, seed: int) -> tup
     if "jailbreak" not in data or not others:
         raise RouterforgeError(
             "cross_task_negatives needs a jailbreak task and at least one other task in the bundle",
-            source="hyperparams.cross_task_negatives",
+            source="multitask.cross_task_negatives",
         )
     own = data["jailbreak"]
     seen = {normalise(e.text) for e in own.train + own.val + own.test}
@@ -251,6 +251,8 @@ def train_multitask(
     hyperparams: Hyperparams | dict | None = None,
     temperature: float = 0.5,
     loss_weights: dict[str, float] | None = None,
+    group_task_lengths: bool = False,
+    cross_task_negatives: int = 0,
     crf: bool = False,
     resume: bool = False,
     allow_pickle: bool = False,
@@ -261,8 +263,10 @@ def train_multitask(
     """Train one shared encoder with one head per task in ``data`` and write the bundle to ``output``.
 
     ``hyperparams``: adaptive defaults by the total training rows, overridable; ``crf`` adds a CRF to the
-    token (pii) head. After training, temperatures and the jailbreak threshold are fitted on validation and
-    every task is scored on validation and test through the runtime.
+    token (pii) head; ``group_task_lengths`` batches similar lengths within each task; ``cross_task_negatives``
+    adds that many of the other tasks' training texts to the jailbreak head as benign (:func:`jailbreak_negatives`).
+    After training, temperatures and the jailbreak threshold are fitted on validation and every task is scored on
+    validation and test through the runtime.
     """
     from transformers import AutoModel
 
@@ -292,7 +296,7 @@ def train_multitask(
         else adaptive_hyperparams(n_train, lora=lora is not None, overrides=hyperparams)
     )
     backbone_path, tokenizer = load_tokenizer(model)
-    negatives, negatives_from = cross_task_negatives(data, hp.cross_task_negatives, hp.seed)
+    negatives, negatives_from = jailbreak_negatives(data, cross_task_negatives, hp.seed)
 
     tasks: list[dict[str, Any]] = []
     train_rows: list[dict[str, Any]] = []
@@ -367,6 +371,8 @@ def train_multitask(
             "hyperparams": hp.model_dump(exclude=RESUMABLE_CHANGES),
             "temperature": temperature,
             "loss_weights": weights,
+            "group_task_lengths": group_task_lengths,
+            "cross_task_negatives": cross_task_negatives,
             "lora": lora.model_dump() if lora else None,
             "crf": crf,
         },
@@ -378,7 +384,7 @@ def train_multitask(
         hp.batch_size,
         temperature,
         hp.seed,
-        lengths=lengths if hp.group_task_lengths else None,
+        lengths=lengths if group_task_lengths else None,
     )
     trainer = _make_trainer_class()(
         model=net,
@@ -426,6 +432,7 @@ def train_multitask(
             "temperature": temperature,
             "loss_weights": weights,
             "sampling": dict(zip(data, np.round(sampler.probs, 4).tolist())),
+            "group_task_lengths": group_task_lengths,
             "cross_task_negatives": negatives_from,
         },
         "data": {
