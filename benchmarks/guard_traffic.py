@@ -29,9 +29,15 @@ def jailbreak_scores(router: Router, texts: list[str]) -> np.ndarray:
 
 
 def other_heads_texts(router: Router, split: str) -> dict[str, list[str]]:
-    """The texts of every head but jailbreak in ``split``: the prompts the router serves."""
+    """The texts of every head but jailbreak in ``split``: the prompts the router serves. A head that reads another's
+    texts (the model selector reads category's questions) is not counted twice."""
     others = [head for head in router.heads if head != "jailbreak"]
-    return {head: [e.text for e in rows[split]] for head, rows in head_splits(router.info, others, (split,)).items()}
+    out: dict[str, list[str]] = {}
+    for head, rows in head_splits(router.info, others, (split,)).items():
+        texts = [e.text for e in rows[split]]
+        if texts not in out.values():
+            out[head] = texts
+    return out
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from routerforge.config import ProjectConfig, load_config
+from routerforge.config import MultitaskConfig, ProjectConfig, load_config
 from routerforge.errors import RouterforgeError
 
 VALID = """\
@@ -72,6 +72,9 @@ def test_bundle_settings_live_under_multitask(tmp_path):
     text = VALID.replace("multitask: {", "multitask: {group_task_lengths: true, cross_task_negatives: 50, ")
     config = load_config(write(tmp_path, text))
     assert config.multitask.group_task_lengths and config.multitask.cross_task_negatives == 50
+    # the pipeline hashes what it hashed before these settings existed while they are off
+    assert MultitaskConfig(temperature=0.0).hashed() == {"temperature": 0.0, "loss_weights": {}}
+    assert MultitaskConfig(cross_task_negatives=50).hashed()["cross_task_negatives"] == 50
     misplaced = VALID.replace("  overrides: {}", "  overrides: {cross_task_negatives: 50}")
     expect_error(write(tmp_path, misplaced), "training.overrides", "bundle settings: put them under multitask:")
 

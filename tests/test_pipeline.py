@@ -194,6 +194,18 @@ def test_changed_data_reruns_only_what_depends_on_it(finished_run, tiny_bert, tm
     assert ran["report"] == {"report"}
 
 
+def test_bundle_settings_retrain_only_the_bundle(finished_run, tiny_bert, tmp_path):
+    _, run_dir = copy_run(finished_run, tmp_path)
+    config = write_config(tmp_path, tiny_bert)
+    text = config.read_text()
+    config.write_text(text + "multitask: {cross_task_negatives: 4}\n")
+    cli = run(config, tmp_path / "runs")
+    assert cli.exit_code == 0, cli.output
+    assert state(run_dir)["stages"]["train"]["ran"] == ["bundle"]  # the per-task models do not read it
+    info = json.loads((run_dir / "bundle" / "routerforge.json").read_text())
+    assert sum(info["multitask"]["cross_task_negatives"].values()) == 4
+
+
 def test_only_and_from(finished_run, tmp_path):
     config, run_dir = copy_run(finished_run, tmp_path)
     before = item_times(run_dir)

@@ -175,9 +175,15 @@ class MultitaskConfig(_Strict):
         ge=0,
         description="add this many training texts of the other tasks (equal shares) to the jailbreak head's "
         "training split as benign, the prompts a router serves; at most this many, never a text the jailbreak data "
-        "holds (a category + jailbreak bundle with 1,000: validation MMLU-Pro questions scored >= 0.5 fell from "
-        "21.5% to 0.1%, CLINC150 from 8.7% to 2.2%; jailbreak recall the same; benchmarks/README.md)",
+        "holds (the four-head local-data bundle with 1,000: validation tool requests flagged 4.4% -> 0%, questions "
+        "scored >= 0.5 24% -> 0%; jailbreak recall the same or better; benchmarks/README.md)",
     )
+
+    def hashed(self) -> dict:
+        """What a bundle's pipeline hash covers: the later settings only when on, so a bundle trained before they
+        existed keeps its hash."""
+        later = ("group_task_lengths", "cross_task_negatives")
+        return {k: v for k, v in self.model_dump().items() if k not in later or v}
 
 
 class CalibrationConfig(_Strict):

@@ -151,8 +151,7 @@ def train_items(p: Pipeline) -> list[Item]:
             "crf": any(cfg.tasks[t].crf for t in tasks),
         }
         if bundle:
-            # settings that are off stay out of the hash: bundles trained before they existed keep theirs
-            inputs["multitask"] = {k: v for k, v in cfg.multitask.model_dump().items() if v is not False and v != 0}
+            inputs["multitask"] = cfg.multitask.hashed()
         elif cfg.tasks[name].overrides:  # only when set: models trained without them keep their hash
             inputs["task_overrides"] = cfg.tasks[name].overrides
         items.append(
