@@ -13,6 +13,7 @@ Needs the ``pii-data`` extra (``pip install 'routerforge[pii-data]'``: presidio-
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
 import os
 import random
@@ -28,6 +29,7 @@ _SEPARATORS = (" ", " ", "\n", "\n\n")
 FILLER_SHARE = 0.4
 _INNER_CAPITAL = re.compile(r"(?<![.!?:]\s)(?<![.!?:]\s\s)(?<!^)(?<!\n)\b(?!I\b)[A-Z]")  # "I" is no name
 _DIGITS = re.compile(r"\d{5}")
+FAKER_NOW = (2025, 1, 1, 12, 0)  # the clock generation reads: rows are a function of the seed alone
 
 
 def read_templates(path: str | Path | None) -> list[str]:
@@ -75,7 +77,7 @@ def generate(
     state = random.getstate(), _np_state()
     try:
         random.seed(seed)  # the faker builds its table of people (random middle initials) before it seeds itself
-        with contextlib.redirect_stdout(io.StringIO()):  # the faker prints its defaults
+        with contextlib.redirect_stdout(io.StringIO()), _fixed_clock():  # the faker prints its defaults
             faker = module.PresidioSentenceFaker(
                 "en_US",
                 lower_case_ratio=lower_case_ratio,
@@ -195,6 +197,30 @@ def _presidio():
             hint="pip install 'routerforge[pii-data]'",
         ) from None
     return presidio_sentence_faker
+
+
+@contextlib.contextmanager
+def _fixed_clock():
+    """Faker draws dates and years up to *now* (``year()``, ``date_time()``), so the same seed gave other rows
+    an hour later and a manifest could not re-create them: its date provider reads a fixed clock meanwhile."""
+    import faker.providers.date_time as dates
+
+    class Now(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(*FAKER_NOW, tzinfo=tz)
+
+    class Today(datetime.date):
+        @classmethod
+        def today(cls):
+            return cls(*FAKER_NOW[:3])
+
+    saved = dates.datetime, dates.dtdate
+    dates.datetime, dates.dtdate = Now, Today
+    try:
+        yield
+    finally:
+        dates.datetime, dates.dtdate = saved
 
 
 def _np_state():
