@@ -76,7 +76,7 @@ def test_bundle_settings_live_under_multitask(tmp_path):
     assert MultitaskConfig(temperature=0.0).hashed() == {"temperature": 0.0, "loss_weights": {}}
     assert MultitaskConfig(cross_task_negatives=50).hashed()["cross_task_negatives"] == 50
     misplaced = VALID.replace("  overrides: {}", "  overrides: {cross_task_negatives: 50}")
-    expect_error(write(tmp_path, misplaced), "training.overrides", "bundle settings: put them under multitask:")
+    expect_error(write(tmp_path, misplaced), "training.overrides", "bundle settings, put them under multitask:")
 
 
 def expect_error(path: Path, *fragments: str) -> RouterforgeError:

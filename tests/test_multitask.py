@@ -98,7 +98,7 @@ def test_bundle_layout_and_info(trained):
     assert [epoch for epoch, _ in epochs_seen[:2]] == [0, 1]  # the Trainer moves the sampler to a new epoch each pass
 
 
-def test_the_jailbreak_head_trains_on_the_other_tasks_texts_as_benign(trained):
+def test_the_jailbreak_head_trains_on_the_other_tasks_texts_as_benign(trained, tmp_path):
     data, result, _, epochs_seen = trained
     # the jailbreak head trained on its own rows and 31 others; the bundle records where they came from, and the
     # manifest (what evaluation re-reads) and the loss choice are the jailbreak data's own
@@ -115,6 +115,8 @@ def test_the_jailbreak_head_trains_on_the_other_tasks_texts_as_benign(trained):
         assert len(share) == n and set(share) <= {(e.source, e.row, e.text) for e in data[name].train}
     assert [e.text for e in rows] == [e.text for e in jailbreak_negatives(data, 31, seed=13)[0]]  # deterministic
     assert jailbreak_negatives(data, 0, seed=13) == ([], {})
+    with pytest.raises(RouterforgeError, match="not hyperparameters"):  # a bundle setting, not a hyperparameter
+        rf.train_multitask(data, model="minilm", output=tmp_path / "b", hyperparams={"cross_task_negatives": 3})
     with pytest.raises(RouterforgeError, match="needs a jailbreak task"):
         jailbreak_negatives({k: v for k, v in data.items() if k != "jailbreak"}, 31, seed=13)
     # ... never a text the jailbreak task holds itself (in any split, in any case or spacing), nor one text twice

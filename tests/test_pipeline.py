@@ -198,12 +198,13 @@ def test_bundle_settings_retrain_only_the_bundle(finished_run, tiny_bert, tmp_pa
     _, run_dir = copy_run(finished_run, tmp_path)
     config = write_config(tmp_path, tiny_bert)
     text = config.read_text()
-    config.write_text(text + "multitask: {cross_task_negatives: 4}\n")
+    config.write_text(text + "multitask: {cross_task_negatives: 4, group_task_lengths: true}\n")
     cli = run(config, tmp_path / "runs")
     assert cli.exit_code == 0, cli.output
-    assert state(run_dir)["stages"]["train"]["ran"] == ["bundle"]  # the per-task models do not read it
+    assert state(run_dir)["stages"]["train"]["ran"] == ["bundle"]  # the per-task models do not read them
     info = json.loads((run_dir / "bundle" / "routerforge.json").read_text())
-    assert sum(info["multitask"]["cross_task_negatives"].values()) == 4
+    assert sum(info["multitask"]["cross_task_negatives"].values()) == 4 and info["multitask"]["group_task_lengths"]
+    assert "'group_task_lengths': True" in cli.output  # said before training
 
 
 def test_only_and_from(finished_run, tmp_path):

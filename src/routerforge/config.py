@@ -27,7 +27,7 @@ def _known_hyperparams(value: dict) -> dict:
     unknown = sorted(set(value) - set(Hyperparams.model_fields))
     bundle_only = [k for k in unknown if k in MultitaskConfig.model_fields]
     if bundle_only:
-        raise ValueError(f"{bundle_only} are bundle settings: put them under multitask:, not in overrides")
+        raise ValueError(f"{', '.join(bundle_only)}: bundle settings, put them under multitask:, not in overrides")
     if unknown:
         raise ValueError(f"unknown hyperparameters {unknown}; known: {sorted(Hyperparams.model_fields)}")
     return value
@@ -160,7 +160,8 @@ class TrainingConfig(_Strict):
 
 
 class MultitaskConfig(_Strict):
-    """How the bundle samples and weighs its tasks (``multitask`` in the YAML)."""
+    """How the bundle samples, weighs and batches its tasks, and what its jailbreak head takes as benign
+    (``multitask`` in the YAML)."""
 
     temperature: float = Field(default=0.5, ge=0, le=1, description="tasks sampled in proportion to size^temperature")
     loss_weights: dict[str, float] = Field(default_factory=dict, description="per-task loss weights (default 1)")
@@ -223,7 +224,9 @@ class ProjectConfig(_Strict):
     tasks: dict[str, TaskConfig] = Field(description="task name -> how to read its data")
     splits: SplitsConfig = Field(default_factory=SplitsConfig, description="split fractions and near-copy rule")
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="mode, window, LoRA, overrides")
-    multitask: MultitaskConfig = Field(default_factory=MultitaskConfig, description="the bundle's task sampling")
+    multitask: MultitaskConfig = Field(
+        default_factory=MultitaskConfig, description="the bundle's task sampling and batching, its jailbreak negatives"
+    )
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig, description="the jailbreak threshold")
     export: ExportConfig = Field(default_factory=ExportConfig, description="which exports the export stage makes")
 

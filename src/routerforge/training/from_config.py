@@ -168,6 +168,7 @@ def train_bundle(
         lora,
         overrides,
     )
+    console.print(f"bundle settings: {multitask.model_dump()}", highlight=False)
     return train_multitask(
         datasets,
         model=backbone,

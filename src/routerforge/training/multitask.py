@@ -290,6 +290,10 @@ def train_multitask(
         if not d.val:
             raise RouterforgeError(f"the {name} validation split is empty", hint="raise the validation fraction")
     n_train = sum(len(d.train) for d in data.values())
+    given = hyperparams if isinstance(hyperparams, dict) else {}
+    misplaced = sorted({"group_task_lengths", "cross_task_negatives"} & set(given))
+    if misplaced:
+        raise RouterforgeError(f"{', '.join(misplaced)}: not hyperparameters", hint="pass them as keyword arguments")
     hp = (
         hyperparams
         if isinstance(hyperparams, Hyperparams)
