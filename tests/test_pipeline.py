@@ -194,13 +194,24 @@ def test_changed_data_reruns_only_what_depends_on_it(finished_run, tiny_bert, tm
     assert ran["report"] == {"report"}
 
 
-def test_bundle_settings_retrain_only_the_bundle(finished_run, tiny_bert, tmp_path):
+def test_bundle_settings_retrain_only_the_bundle(finished_run, tiny_bert, tmp_path, monkeypatch):
+    from routerforge.training.multitask import TaskBatchSampler
+
+    grouped = []
+    original = TaskBatchSampler.__init__
+
+    def recording_init(self, *args, lengths=None, **kwargs):
+        grouped.append(lengths is not None)
+        original(self, *args, lengths=lengths, **kwargs)
+
+    monkeypatch.setattr(TaskBatchSampler, "__init__", recording_init)
     _, run_dir = copy_run(finished_run, tmp_path)
     config = write_config(tmp_path, tiny_bert)
     text = config.read_text()
     config.write_text(text + "multitask: {cross_task_negatives: 4, group_task_lengths: true}\n")
     cli = run(config, tmp_path / "runs")
     assert cli.exit_code == 0, cli.output
+    assert grouped == [True]  # the bundle's sampler grouped lengths
     assert state(run_dir)["stages"]["train"]["ran"] == ["bundle"]  # the per-task models do not read them
     info = json.loads((run_dir / "bundle" / "routerforge.json").read_text())
     assert sum(info["multitask"]["cross_task_negatives"].values()) == 4 and info["multitask"]["group_task_lengths"]
