@@ -11,12 +11,13 @@ import argparse
 import json
 import shutil
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+
+from _pii import timed
 
 WARM_UP = 50
 
@@ -49,12 +50,8 @@ def main() -> None:
             feed = feed_for(s, args.tokens)
             for _ in range(WARM_UP):
                 s.run(None, feed)
-            times = []
-            for _ in range(args.runs):
-                start = time.perf_counter()
-                s.run(None, feed)
-                times.append(time.perf_counter() - start)
-            print(f"round {rnd + 1}, {threads} thread(s): p50 {np.median(times) * 1e3:.2f} ms")
+            p50 = timed(lambda f, s=s: s.run(None, f), feed, args.runs)["p50_ms"]
+            print(f"round {rnd + 1}, {threads} thread(s): p50 {p50:.2f} ms")
 
     s = session(args.model, 2, profile=True)
     feed = feed_for(s, args.tokens)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .data.sources import is_file_spec, parse_synth
 from .errors import RouterforgeError
 from .tasks import TASKS
-from .training.hyperparams import Hyperparams
+from .training.hyperparams import BUNDLE_SETTINGS, Hyperparams
 from .training.lora import LoraSettings
 
 
@@ -25,7 +25,7 @@ class _Strict(BaseModel):
 
 def _known_hyperparams(value: dict) -> dict:
     unknown = sorted(set(value) - set(Hyperparams.model_fields))
-    bundle_only = [k for k in unknown if k in MultitaskConfig.model_fields]
+    bundle_only = [k for k in unknown if k in BUNDLE_SETTINGS]
     if bundle_only:
         raise ValueError(f"{', '.join(bundle_only)}: bundle settings, put them under multitask:, not in overrides")
     if unknown:
@@ -183,8 +183,7 @@ class MultitaskConfig(_Strict):
     def hashed(self) -> dict:
         """What a bundle's pipeline hash covers: the later settings only when on, so a bundle trained before they
         existed keeps its hash."""
-        later = ("group_task_lengths", "cross_task_negatives")
-        return {k: v for k, v in self.model_dump().items() if k not in later or v}
+        return {k: v for k, v in self.model_dump().items() if k not in BUNDLE_SETTINGS or v}
 
 
 class CalibrationConfig(_Strict):

@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Bundle settings that are not hyperparameters (config.MultitaskConfig; train_multitask's keyword arguments)
+BUNDLE_SETTINGS = ("group_task_lengths", "cross_task_negatives")
+
 
 class Hyperparams(BaseModel):
     """Everything the trainer needs besides data and backbone. CLI flags and YAML ``overrides`` use these names."""

@@ -32,7 +32,7 @@ from ..modeling.heads import crf_decode, crf_nll
 from ..modeling.losses import classification_loss
 from ..modeling.multitask import MultitaskModel
 from ..tasks import JAILBREAK_LABELS
-from .hyperparams import Hyperparams, adaptive_hyperparams
+from .hyperparams import BUNDLE_SETTINGS, Hyperparams, adaptive_hyperparams
 from .lora import LoraSettings
 from .setup import (
     CHECKPOINTS,
@@ -291,7 +291,7 @@ def train_multitask(
             raise RouterforgeError(f"the {name} validation split is empty", hint="raise the validation fraction")
     n_train = sum(len(d.train) for d in data.values())
     given = hyperparams if isinstance(hyperparams, dict) else {}
-    misplaced = sorted({"group_task_lengths", "cross_task_negatives"} & set(given))
+    misplaced = sorted(set(BUNDLE_SETTINGS) & set(given))
     if misplaced:
         raise RouterforgeError(f"{', '.join(misplaced)}: not hyperparameters", hint="pass them as keyword arguments")
     hp = (
