@@ -1,6 +1,11 @@
 -- wrk script for benchmarks/load_wrk.sh: POST ~30-token prompts to /v1/classify (or chat), count status codes.
 -- A C load generator: the Python one (load.py) is itself the bottleneck past ~32 connections on 2 cores.
+-- HONOUR_RETRY_AFTER=1: after a 429 a connection waits the answer's Retry-After before it sends again, as the
+-- OpenAI SDK does (wrk gives no connection identity, so each 429 delays the next request any connection sends:
+-- the same number of waits, spread over the connections). Default: resend at once.
 local endpoint = os.getenv("ENDPOINT") or "classify"
+local honour = os.getenv("HONOUR_RETRY_AFTER") == "1"
+local waits = {}
 local words = {"please", "explain", "how", "the", "integral", "of", "x", "squared", "is", "computed", "step", "by",
                "for", "a", "first", "year", "calculus", "exam", "and", "call", "john", "at", "555-123-4567", "today"}
 local counter = 0
@@ -32,6 +37,13 @@ end
 
 response = function(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
+  if honour and status == 429 then
+    table.insert(waits, 1000 * (tonumber(headers["Retry-After"] or headers["retry-after"] or "1") or 1))
+  end
+end
+
+delay = function()
+  return table.remove(waits) or 0
 end
 
 done = function(summary, latency, requests)

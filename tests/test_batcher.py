@@ -235,6 +235,20 @@ def test_admission_by_work_refuses_what_cannot_finish_in_time():
     assert run(main())[0].category.label == "small"
 
 
+def test_the_cost_model_fits_calls_that_cost_per_text():
+    """The int8 backend runs a batch's texts one by one: 16 short texts cost 16 short calls. The queue of 128
+    short prompts that overload brings must be estimated at ~128 calls, not at 8 calls of 16 (which admitted
+    requests that then waited 250-500 ms against a 100 ms limit)."""
+    batcher = MicroBatcher(lambda texts: [], max_batch_size=16, queue_size=1024, max_batch_work=16_000)
+    one = work_of("x" * 150)
+    batcher._calls.extend([(one, 0.003), (16 * one, 0.048), (4 * one, 0.012), (one, 0.0031)])
+    fixed, per_work = batcher.cost_model()
+    estimate = batcher._calls_for(128 * one, 128) * fixed + 128 * one * per_work
+    assert 0.9 * 128 * 0.003 < estimate < 1.1 * 128 * 0.003
+    batcher._calls.append((16 * one, 0.02))  # a new call: the model is fitted again
+    assert batcher.cost_model()[1] < per_work
+
+
 def test_admission_by_queue_wait_refuses_at_once_past_capacity():
     """max_queue_s: a request that would wait longer than the limit behind queued work is refused up front
     (429), while one with room, or with nothing queued, is admitted."""

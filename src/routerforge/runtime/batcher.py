@@ -17,8 +17,13 @@ large ones, first come first served (so none waits behind later arrivals), and w
 running; large requests take turns with the least work left first; a batch stops at ``max_batch_work``
 (characters, plus a per-text cost) so long texts share a call with fewer others. Requests of more than
 ``SMALL_TEXTS`` texts may fill only three quarters of the queue: the rest stays for small ones. The worker
-measures what a call costs: a fixed part (the quickest recent call) and a part per unit of work (from recent
-calls at least a quarter full; until one ran, a full call is assumed to cost two quickest ones).
+measures what a call costs: a part per unit of work, the least-squares slope of seconds on work over recent
+calls, and a fixed part per call, the fit's intercept (at most the quickest call); while recent calls are alike
+(work within 2x: an idle server's lone prompts, or a saturated one's full batches) no slope can be read, and work
+costs what those calls cost per unit. A fit, not a fixed part read off the quickest call with a slope read off
+quarter-full calls (as before): the int8 backend runs a batch's texts one by one, so 16 short texts cost 16 short
+calls, and the old model underestimated a queue of 128 short prompts several times over, admitting requests that
+then waited 250-500 ms against a 100 ms limit.
 ``submit(..., deadline_s=)`` refuses up front a request that could not finish in time: :class:`TooMuchWork`
 when the request alone could not (413), :class:`QueueFull` when the work ahead of it is the reason (429).
 """
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable
@@ -50,7 +56,6 @@ class TooMuchWork(ValueError):
 
 WORK_PER_TEXT = 64  # work units (characters) a text costs beyond its length: tokenising, padding, one window
 _RECENT = 64  # calls the cost model remembers
-_FULL_WORK = 4096  # without max_batch_work: a call of at least this much work says what work costs
 SMALL_TEXTS = 8  # requests of at most this many texts may use the last quarter of the queue
 SMALL_WORK = 8192  # ... and of at most this much work are "small": batched apart from large ones
 _TYPICAL_TEXT = "x" * 150  # what a request that has not been read yet is assumed to hold (a ~30-token prompt)
@@ -97,9 +102,10 @@ class MicroBatcher:
         self.max_batch_size, self.max_wait_ms, self.queue_size = max_batch_size, max_wait_ms, queue_size
         self.max_batch_work = max_batch_work  # None: no cap beyond max_batch_size
         self._calls: deque[tuple[int, float]] = deque(maxlen=_RECENT)  # (work, seconds) of recent calls
+        self._model: tuple[tuple, tuple[float, float]] | None = None  # (the calls it was fitted to, the fit)
         self._queues: list[_Queue] = []  # one per submission
         self._depth = 0
-        self._running_work = 0
+        self._running: tuple[int, int] = (0, 0)  # (work, texts) of the call being run
         self._arrived: asyncio.Event | None = None  # made in start(): an Event belongs to one event loop
         self._worker: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -110,15 +116,22 @@ class MicroBatcher:
         return self._depth
 
     def cost_model(self) -> tuple[float, float] | None:
-        """``(seconds per call, seconds per unit of work)`` from recent calls; None before any call ran. The per
-        unit part is 0 until a call at least a quarter full ran (an optimistic guess: the deadline still holds)."""
+        """``(seconds per call, seconds per unit of work)`` fitted to recent calls (module docstring); None before
+        any call ran. Refitted only when a call was added: admission reads it for every request."""
         if not self._calls:
             return None
-        fixed = min(seconds for _, seconds in self._calls)
-        full = self.max_batch_work or 4 * _FULL_WORK
-        big = [(work, seconds) for work, seconds in self._calls if work >= full / 4]
-        per_work = sum(max(s - fixed, 0.0) for _, s in big) / sum(w for w, _ in big) if big else fixed / full
-        return fixed, per_work
+        key = (len(self._calls), self._calls[-1])
+        if self._model is None or self._model[0] != key:
+            self._model = (key, self._fit())
+        return self._model[1]
+
+    def _fit(self) -> tuple[float, float]:
+        works, seconds = zip(*self._calls)
+        if max(works) >= 2 * min(works):
+            slope, intercept = statistics.linear_regression(works, seconds)
+            if slope > 0:
+                return min(max(intercept, 0.0), min(seconds)), slope
+        return 0.0, sum(seconds) / sum(works)  # calls alike (idle, or saturated): what they cost per unit
 
     def _calls_for(self, work: int, texts: int) -> int:
         calls = math.ceil(texts / self.max_batch_size)
@@ -130,15 +143,16 @@ class MicroBatcher:
         return 0.0 if model is None else self._calls_for(work, texts) * model[0] + work * model[1]
 
     def estimate_s(self, texts: list[str]) -> tuple[float, float]:
-        """Seconds to classify ``texts`` alone, and with the work that round robin serves before their last text
-        (each other queue's first ``len(texts)`` texts, and the running batch); ``(0, 0)`` before any call ran."""
+        """Seconds to classify ``texts`` alone, and with the work that round robin serves before their last text:
+        the running call, whole (its own call: the texts behind it go in the next), then each other queue's first
+        ``len(texts)`` texts; ``(0, 0)`` before any call ran."""
         model = self.cost_model()
         if model is None:
             return 0.0, 0.0
         fixed, per_work = model
         own, k = sum(work_of(t) for t in texts), len(texts)
         small = _is_small(k, own)
-        ahead, ahead_texts = self._running_work, 1 if self._running_work else 0
+        ahead = ahead_texts = 0
         for queue in self._queues:  # (an upper bound: queues with more work left come after ours)
             if small and not queue.small:
                 continue  # large requests are batched apart: only the running call is ahead of a small one
@@ -147,7 +161,11 @@ class MicroBatcher:
                     break
                 ahead, ahead_texts = ahead + item.work, ahead_texts + 1
         alone = self._calls_for(own, k) * fixed + own * per_work
-        queued = self._calls_for(own + ahead, k + ahead_texts) * fixed + (own + ahead) * per_work
+        running_work, running_texts = self._running
+        running = (
+            self._calls_for(running_work, running_texts) * fixed + running_work * per_work if running_texts else 0.0
+        )
+        queued = running + self._calls_for(own + ahead, k + ahead_texts) * fixed + (own + ahead) * per_work
         return alone, queued
 
     def too_busy(self, max_queue_s: float) -> bool:
@@ -291,7 +309,7 @@ class MicroBatcher:
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
         work = sum(item.work for item in batch)
-        self._running_work = work
+        self._running = (work, len(batch))
         started = time.perf_counter()
         try:
             results = await loop.run_in_executor(self._executor, self.fn, [item.text for item in batch])
@@ -304,7 +322,7 @@ class MicroBatcher:
             _fail(batch, err)
             return
         finally:
-            self._running_work = 0
+            self._running = (0, 0)
         self._calls.append((work, time.perf_counter() - started))
         for item, result in zip(batch, results):
             if not item.future.done():
