@@ -293,7 +293,7 @@ class ServerConfig(_Strict):
     )
     queue_size: int = Field(4096, ge=1, description="texts waiting for classification; beyond it requests get 429")
     max_queue_ms: float | None = Field(
-        100.0,
+        70.0,
         gt=0,
         description=(
             "admission control: a request that would wait longer than this to be checked (queued work estimated "
