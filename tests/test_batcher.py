@@ -242,9 +242,8 @@ def test_the_cost_model_fits_calls_that_cost_per_text():
     batcher = MicroBatcher(lambda texts: [], max_batch_size=16, queue_size=1024, max_batch_work=16_000)
     one = work_of("x" * 150)
     batcher._calls.extend([(one, 0.003), (16 * one, 0.048), (4 * one, 0.012), (one, 0.0031)])
-    fixed, per_work = batcher.cost_model()
-    estimate = batcher._calls_for(128 * one, 128) * fixed + 128 * one * per_work
-    assert 0.9 * 128 * 0.003 < estimate < 1.1 * 128 * 0.003
+    assert 0.9 * 128 * 0.003 < batcher.estimate_alone_s(128 * one, 128) < 1.1 * 128 * 0.003
+    per_work = batcher.cost_model()[1]
     batcher._calls.append((16 * one, 0.02))  # a new call: the model is fitted again
     assert batcher.cost_model()[1] < per_work
 

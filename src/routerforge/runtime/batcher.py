@@ -17,13 +17,11 @@ large ones, first come first served (so none waits behind later arrivals), and w
 running; large requests take turns with the least work left first; a batch stops at ``max_batch_work``
 (characters, plus a per-text cost) so long texts share a call with fewer others. Requests of more than
 ``SMALL_TEXTS`` texts may fill only three quarters of the queue: the rest stays for small ones. The worker
-measures what a call costs: a part per unit of work, the least-squares slope of seconds on work over recent
-calls, and a fixed part per call, the fit's intercept (at most the quickest call); while recent calls are alike
-(work within 2x: an idle server's lone prompts, or a saturated one's full batches) no slope can be read, and work
-costs what those calls cost per unit. A fit, not a fixed part read off the quickest call with a slope read off
-quarter-full calls (as before): the int8 backend runs a batch's texts one by one, so 16 short texts cost 16 short
-calls, and the old model underestimated a queue of 128 short prompts several times over, admitting requests that
-then waited 250-500 ms against a 100 ms limit.
+measures what a call costs by a least-squares fit of recent calls' seconds against their work (the fixed part per
+call is the intercept, at most the quickest call); while recent calls are alike (work within 2x: an idle server's
+lone prompts, a saturated one's full batches) no slope can be read, and work costs what those calls cost per unit.
+A fit, because the cost's shape depends on the backend: the int8 one runs a batch's texts one by one, so 16 short
+prompts cost 16 short calls, not one.
 ``submit(..., deadline_s=)`` refuses up front a request that could not finish in time: :class:`TooMuchWork`
 when the request alone could not (413), :class:`QueueFull` when the work ahead of it is the reason (429).
 """
