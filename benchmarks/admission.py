@@ -1,7 +1,7 @@
 """Admission control past saturation, in-process: many clients on the server's micro-batcher, no HTTP.
 
     python benchmarks/admission.py MODEL_DIR [--backend onnx-int8] [--clients 128] [--seconds 15]
-                                   [--backoff-ms 50] [--max-queue-ms 100] [--output FILE]
+                                   [--backoff-ms 50] [--max-queue-ms 70] [--output FILE]
 
 Each client sends a ~25-word prompt, waits for its signals and sends the next; a refused one (429: the work
 ahead would make it wait past ``--max-queue-ms``) waits ``--backoff-ms`` and tries again. One warm-up call first,
@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=128)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--backoff-ms", type=float, default=50)
-    parser.add_argument("--max-queue-ms", type=float, default=100, help="server.max_queue_ms")
+    parser.add_argument("--max-queue-ms", type=float, default=70, help="server.max_queue_ms (its default)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     router = Router.load(args.model, args.backend)
