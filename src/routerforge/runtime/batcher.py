@@ -18,8 +18,9 @@ running; large requests take turns with the least work left first; a batch stops
 (characters, plus a per-text cost) so long texts share a call with fewer others. Requests of more than
 ``SMALL_TEXTS`` texts may fill only three quarters of the queue: the rest stays for small ones. The worker
 measures what a call costs by a least-squares fit of recent calls' seconds against their work (the fixed part per
-call is the intercept, at most the quickest call); while recent calls are alike (work within 2x: an idle server's
-lone prompts, a saturated one's full batches) no slope can be read, and work costs what those calls cost per unit.
+call is the intercept, between 0 and the quickest call); while recent calls are alike (work within 2x: an idle
+server's lone prompts, a saturated one's full batches) or the slope is not positive, work costs what those calls
+cost per unit.
 A fit, because the cost's shape depends on the backend: the int8 one runs a batch's texts one by one, so 16 short
 prompts cost 16 short calls, not one.
 ``submit(..., deadline_s=)`` refuses up front a request that could not finish in time: :class:`TooMuchWork`
