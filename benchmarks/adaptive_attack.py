@@ -23,9 +23,9 @@ from pathlib import Path
 from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score
 
+from _pii import report
 from guard_traffic import other_heads_texts
 from routerforge.evaluation.evaluator import head_splits
-from routerforge.io import write_json
 from routerforge.runtime.engine import Router
 
 
@@ -101,10 +101,7 @@ def main() -> None:
             for head, texts in traffic.items()
         },
     }
-    for key, value in result.items():
-        print(f"{key}: {value}")
-    if args.output:
-        write_json(args.output, result | {"runs": runs})
+    report(result, args.output, runs=runs)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from routerforge.io import write_json
+from _pii import report
 from routerforge.runtime.batcher import MicroBatcher, QueueFull
 from routerforge.runtime.engine import Router
 
@@ -78,10 +78,7 @@ def main() -> None:
     router = Router.load(args.model, args.backend)
     result = {**vars(args), "backend": router.backend_name, "output": str(args.output) if args.output else None}
     result |= asyncio.run(measure(router, args))
-    for key, value in result.items():
-        print(f"{key}: {value}")
-    if args.output:
-        write_json(args.output, result)
+    report(result, args.output)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from _pii import read_jsonl
+from _pii import read_jsonl, report
 from routerforge.evaluation.evaluator import head_splits
-from routerforge.io import write_json
 from routerforge.runtime.engine import Router
 
 
@@ -78,10 +77,7 @@ def main() -> None:
             "flagged": float((q >= router.threshold).mean()),
             "scored_over_half": float((q >= 0.5).mean()),
         }
-    for key, value in result.items():
-        print(f"{key}: {value}")
-    if args.output:
-        write_json(args.output, result)
+    report(result, args.output)
 
 
 if __name__ == "__main__":

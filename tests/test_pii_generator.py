@@ -131,26 +131,13 @@ def test_generation_is_refused_without_template_ids_or_for_another_task(tmp_path
         rf.data.load("pii", str(path), group_by="template_id", generate={"rows": 10, "templates": str(short)})
 
 
-def test_generation_does_not_depend_on_the_clock(monkeypatch):
+def test_generation_does_not_depend_on_the_clock():
     """A manifest re-creates generated rows by seed, so the faker must not draw dates up to the real 'now'."""
-    import datetime as dt
-
     import faker.providers.date_time as faker_dates
 
     templates = ["{{organization}} hired {{name}} in {{year}}", "It happened on {{date_time}}"]
     today = [e.text for e in pii_generator.generate(templates, [0, 1], 60, seed=5, labels=LABELS)]
-
-    class Later(dt.datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return cls(2031, 5, 6, 7, 8, tzinfo=tz)
-
-    class LaterDate(dt.date):
-        @classmethod
-        def today(cls):
-            return cls(2031, 5, 6)
-
-    monkeypatch.setattr(faker_dates, "datetime", Later)
-    monkeypatch.setattr(faker_dates, "dtdate", LaterDate)
-    assert [e.text for e in pii_generator.generate(templates, [0, 1], 60, seed=5, labels=LABELS)] == today
-    assert faker_dates.datetime is Later  # the clock is the caller's again afterwards
+    with pii_generator._fixed_clock((2031, 5, 6, 7, 8)):  # the real clock, years later
+        later = faker_dates.datetime
+        assert [e.text for e in pii_generator.generate(templates, [0, 1], 60, seed=5, labels=LABELS)] == today
+        assert faker_dates.datetime is later  # the clock is the caller's again afterwards

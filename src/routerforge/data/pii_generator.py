@@ -200,7 +200,7 @@ def _presidio():
 
 
 @contextlib.contextmanager
-def _fixed_clock():
+def _fixed_clock(now=FAKER_NOW):
     """Faker draws dates and years up to *now* (``year()``, ``date_time()``), so the same seed gave other rows
     an hour later and a manifest could not re-create them: its date provider reads a fixed clock meanwhile."""
     import faker.providers.date_time as dates
@@ -208,12 +208,12 @@ def _fixed_clock():
     class Now(datetime.datetime):
         @classmethod
         def now(cls, tz=None):
-            return cls(*FAKER_NOW, tzinfo=tz)
+            return cls(*now, tzinfo=tz)
 
     class Today(datetime.date):
         @classmethod
         def today(cls):
-            return cls(*FAKER_NOW[:3])
+            return cls(*now[:3])
 
     saved = dates.datetime, dates.dtdate
     dates.datetime, dates.dtdate = Now, Today
