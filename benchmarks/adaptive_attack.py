@@ -10,7 +10,8 @@ appends or prepends benign material, a word or a sentence at a time: each step i
 candidate is no longer flagged at the model's calibrated threshold; it stops at ``--queries``. Reported: the
 flip rate with a 95% Clopper-Pearson interval, median queries and words added to flip, and what the defence
 costs on benign prompts: the false-positive rate on benign test prompts alone and joined in pairs, and the
-clean test ROC-AUC.
+clean test ROC-AUC. The search is :func:`routerforge.data.adversarial.greedy_padding`, which
+``routerforge adversarial`` also runs on a model's training jailbreaks to make adversarial training rows.
 """
 
 from __future__ import annotations
@@ -25,34 +26,9 @@ from sklearn.metrics import roc_auc_score
 
 from _pii import report
 from guard_traffic import other_heads_texts
+from routerforge.data.adversarial import greedy_padding, padding_pool
 from routerforge.evaluation.evaluator import head_splits
 from routerforge.runtime.engine import Router
-
-
-def _pool(benign: list[str]) -> list[str]:
-    """Benign words and sentences an attacker would try."""
-    sentences = [s.strip() + "." for text in benign for s in text.split(".") if 3 <= len(s.split()) <= 25]
-    words = sorted({w.strip(",;:!?()\"'") for text in benign for w in text.split() if w.isalpha() and len(w) > 2})
-    return sentences + words
-
-
-def attack(router: Router, text: str, pool: list[str], rng: random.Random, budget: int, per_step: int) -> dict:
-    """Greedy search: returns whether it flipped, the queries it took and the words it added."""
-    current, queries = text, 0
-    best_p = router.classify(text).jailbreak.p_jailbreak
-    while queries < budget:
-        picks = rng.sample(pool, min(per_step, budget - queries))
-        candidates = [current + " " + p if rng.random() < 0.5 else p + " " + current for p in picks]
-        signals = router.classify_batch(candidates)
-        for i, s in enumerate(signals):
-            if not s.jailbreak.flagged:
-                added = len(candidates[i].split()) - len(text.split())
-                return {"flipped": True, "queries": queries + i + 1, "words_added": added}
-        queries += len(candidates)
-        i, p = min(enumerate(s.jailbreak.p_jailbreak for s in signals), key=lambda x: x[1])
-        if p < best_p:
-            current, best_p = candidates[i], p
-    return {"flipped": False, "queries": queries, "final_p": best_p}
 
 
 def main() -> None:
@@ -68,12 +44,12 @@ def main() -> None:
     router = Router.load(args.model, args.backend)
     splits = head_splits(router.info, ["jailbreak"], ("val", "test"))["jailbreak"]
     test = splits["test"]
-    pool = _pool([e.text for e in splits["val"] if e.label != "jailbreak"])
+    pool = padding_pool([e.text for e in splits["val"] if e.label != "jailbreak"])
     benign = [e.text for e in test if e.label != "jailbreak"]
     signals = router.classify_batch([e.text for e in test])
     caught = [e.text for e, s in zip(test, signals) if e.label == "jailbreak" and s.jailbreak.flagged]
     rng = random.Random(args.seed)
-    runs = [attack(router, t, pool, rng, args.queries, args.per_step) for t in caught]
+    runs = [greedy_padding(router, t, pool, rng, args.queries, args.per_step) for t in caught]
     flipped = [r for r in runs if r["flipped"]]
     ci = binomtest(len(flipped), len(runs)).proportion_ci(0.95, method="exact") if runs else None
     pairs = [a + " " + b for a, b in zip(benign, benign[1:] + benign[:1])]

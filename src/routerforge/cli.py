@@ -635,6 +635,48 @@ def calibrate(
         err_console.print(f"PII minimum span score: {fitted['pii_min_score']}")
 
 
+@app.command(cls=_Command)
+@_friendly
+def adversarial(
+    model_dir: Annotated[Path, typer.Argument(help="model directory or bundle with a jailbreak head")],
+    output: Annotated[Path, typer.Option(help="JSONL rows for tasks.jailbreak.adversarial")],
+    variants: Annotated[int, typer.Option(min=1, help="searches per training jailbreak")] = 3,
+    queries: Annotated[int, typer.Option(min=1, help="model queries per search")] = 60,
+    per_step: Annotated[int, typer.Option(min=1, help="candidates tried per step")] = 10,
+    max_tokens: Annotated[int, typer.Option(min=1, help="attack only training jailbreaks this short")] = 128,
+    backend: Annotated[Optional[str], typer.Option(help="default: the fastest passing export")] = None,
+    seed: Annotated[int, typer.Option(help="the attacker's seed")] = 0,
+    as_json: Json = False,
+):
+    """Attack the model's own short training jailbreaks with greedy benign padding (what
+    benchmarks/adaptive_attack.py does on test) and write each search's result as a training row for the next
+    run (``tasks.jailbreak.adversarial: FILE``)."""
+    from rich.progress import track
+
+    from .data.adversarial import attack_rows, training_targets, write_rows
+    from .evaluation.evaluator import head_splits
+    from .runtime.engine import Router
+
+    router = Router.load(model_dir, backend)
+    if "jailbreak" not in router.heads:
+        raise RouterforgeError("the model has no jailbreak head", source=str(model_dir))
+    train = head_splits(router.info, ["jailbreak"], ("train",))["jailbreak"]["train"]
+    targets, pool = training_targets(router, train, max_tokens)
+    rows = [
+        row
+        for target in track(targets, description="attacking training jailbreaks", console=err_console)
+        for row in attack_rows(router, target, pool, variants=variants, queries=queries, per_step=per_step, seed=seed)
+    ]
+    write_rows(rows, output)
+    summary = {
+        "rows": len(rows),
+        "sources": len({r["augmented_from"] for r in rows}),
+        "flipped": sum(r["flipped"] for r in rows),
+        "output": str(output),
+    }
+    _emit(summary, as_json, _table(f"{model_dir.name}: adversarial rows", list(summary), [list(summary.values())]))
+
+
 bench_app = typer.Typer(
     cls=_Group, no_args_is_help=True, help="Benchmarks (performance claims live here, not in tests)."
 )

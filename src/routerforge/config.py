@@ -98,6 +98,12 @@ class TaskConfig(_Strict):
         "homoglyphs, benign padding before or after; routerforge.data.augment) of every training row, both classes, "
         "labels kept, to train only",
     )
+    adversarial: str | None = Field(
+        None,
+        description="jailbreak only: JSONL rows a greedy attacker made from an earlier model's training "
+        "jailbreaks (`routerforge adversarial MODEL --output FILE`; relative to the working directory), to train "
+        "only; refused if any was made from a row outside this run's training split",
+    )
 
     @field_validator("overrides")
     @classmethod

@@ -39,6 +39,7 @@ def load(
     augment_synth: int = 0,
     augment: bool = False,
     generate: dict | None = None,
+    adversarial: str | None = None,
 ) -> TaskData:
     """Read ``data`` (paths, URLs, ``hf:`` or ``synth:N`` specs; :mod:`routerforge.data.sources`) for ``task`` and
     split it (see :mod:`routerforge.data.splits`). ``synth:N`` becomes ``synth:N:SEED`` with this ``seed``, so the
@@ -49,6 +50,8 @@ def load(
     ``augment_synth``: add this many rows from :mod:`routerforge.data.synth` to the training split only.
     ``augment`` (jailbreak only): add an obfuscated copy of each training row (:mod:`routerforge.data.augment`),
     to the training split only, after any synthetic rows.
+    ``adversarial`` (jailbreak only): a JSONL file of rows an attacker made from an earlier model's training
+    jailbreaks (:mod:`routerforge.data.adversarial`), to the training split only, after the obfuscated copies.
     ``generate`` (pii only): ``{rows, documents, templates, lower_case_ratio}``: rows from presidio-evaluator's
     sentence faker on the training split's templates only, and documents joined from them, to the training split
     only (:mod:`routerforge.data.pii_generator`).
@@ -59,6 +62,8 @@ def load(
             f"augment (obfuscated copies) is for the jailbreak task, not {task}",
             hint="drop --augment / 'augment: true' for this task",
         )
+    if adversarial and task != "jailbreak":
+        raise RouterforgeError(f"adversarial rows are for the jailbreak task, not {task}", hint="drop 'adversarial:'")
     if generate and task != "pii":
         raise RouterforgeError(f"generate (template rows) is for the pii task, not {task}", hint="drop 'generate:'")
     generate = _generate_options(generate)
@@ -89,6 +94,9 @@ def load(
         from .augment import AUGMENT_VERSION
 
         options["augment_version"] = AUGMENT_VERSION
+    if adversarial:
+        adversarial = _adversarial_file(adversarial)
+        options |= {"adversarial": adversarial, "adversarial_sha256": file_sha256(Path(adversarial))}
     intent_rules = _intent_rules(rules)  # validates the file before it is hashed
     options["rules_sha256"] = file_sha256(Path(rules)) if rules else None
     loaded = load_examples(
@@ -122,7 +130,20 @@ def load(
         _augment_with_generated(task_data, generate, seed, near_duplicate_threshold)
     if augment:
         _augment_with_obfuscation(task_data, seed)
+    if adversarial:
+        _augment_with_adversarial(task_data, adversarial, near_duplicate_threshold)
     return task_data
+
+
+def _adversarial_file(path: str) -> str:
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_file():
+        raise RouterforgeError(
+            "no adversarial rows file here",
+            source=str(resolved),
+            hint="make it with `routerforge adversarial MODEL --output FILE`",
+        )
+    return str(resolved)
 
 
 def _generate_options(generate: dict | None) -> dict | None:
@@ -258,6 +279,24 @@ def _augment_with_obfuscation(data: TaskData, seed: int) -> None:
     _recount_train(data)
 
 
+def _augment_with_adversarial(data: TaskData, path: str, threshold: float) -> None:
+    """An attacker's rows from the training split's own rows, after the split; near-copies of held-out rows
+    dropped."""
+    from .adversarial import read_rows
+
+    rows = read_rows(Path(path), data.train, data.labels)
+    near = near_duplicates(rows, data.val + data.test, threshold)
+    kept = [e for e, flag in zip(rows, near) if not flag]
+    data.train = data.train + kept
+    data.report["adversarial_train_rows"] = {
+        "file": path,
+        "added": len(kept),
+        "sources": len({e.meta["augmented_from"] for e in kept}),
+        "near_copies_dropped": sum(near),
+    }
+    _recount_train(data)
+
+
 def _recount_train(data: TaskData) -> None:
     """The report's training counts and the fingerprint after rows were added to the training split."""
     data.report["rows_per_split"]["train"] = len(data.train)
@@ -357,6 +396,14 @@ def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, li
         base = [by_key[key] for key, _ in manifest["splits"]["train"] if key in by_key]
         transforms = training_transforms(options.get("augment_version", 1))
         by_key |= {e.key: e for e in augment_jailbreak(base, options["seed"], transforms=transforms)}
+    if options.get("adversarial") and "train" in splits:  # the same file, made from the same training rows
+        from .adversarial import read_rows
+
+        path = Path(options["adversarial"])
+        if not path.is_file() or file_sha256(path) != options.get("adversarial_sha256"):
+            raise RouterforgeError("the adversarial rows file is missing or changed since training", source=str(path))
+        base = [by_key[key] for key, _ in manifest["splits"]["train"] if key in by_key]
+        by_key |= {e.key: e for e in read_rows(path, base, tuple(manifest["labels"]))}
     rows: dict[str, list[Example]] = {}
     for split in splits:
         rows[split] = []
