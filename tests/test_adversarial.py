@@ -122,3 +122,13 @@ def test_the_command_attacks_a_trained_model_and_its_rows_train_the_next_one(tin
     assert {r["augmented_from"] for r in rows} <= train_keys and all(r["queries"] <= 4 for r in rows)
     again = rf.data.load("jailbreak", source, adversarial=str(rows_file))
     assert len(again.train) == len(data.train) + len(rows)
+
+
+def test_the_pipeline_reruns_the_data_stage_when_the_rows_file_changes(tmp_path):
+    from routerforge.pipeline.stages import _source_fingerprints
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("{}\n")
+    before = _source_fingerprints([], None, str(rows))
+    rows.write_text("{}\n{}\n")
+    assert before != _source_fingerprints([], None, str(rows)) and _source_fingerprints([], None) == []

@@ -57,8 +57,9 @@ def _parity_summary(record: dict) -> str:
     return "; ".join(f"{head}: {describe(r)}" for head, r in record["parity"]["heads"].items() if not r["passed"])
 
 
-def _source_fingerprints(specs: list[str], rules: str | None) -> list:
-    """What a task's data is: each source's resolved path (or spec) and content hash; the intent rule table's."""
+def _source_fingerprints(specs: list[str], rules: str | None, adversarial: str | None = None) -> list:
+    """What a task's data is: each source's resolved path (or spec) and content hash; the intent rule table's and
+    the adversarial rows' (only when set: a run made before that option keeps its hash)."""
     from ..data.sources import URL_SCHEMES, fetch, file_sha256, is_file_spec
 
     out: list[list[str | None]] = []
@@ -72,8 +73,9 @@ def _source_fingerprints(specs: list[str], rules: str | None) -> list:
             out.append([str(path), file_sha256(path)])
         else:  # hf: (the hub set by name) and synth: (the generator, covered by the version)
             out.append([spec])
-    if rules:  # a missing table is reported by the loader, which names it
-        out.append(["rules", file_sha256(Path(rules)) if Path(rules).is_file() else None])
+    for name, extra in (("rules", rules), ("adversarial", adversarial)):  # a missing file: the loader names it
+        if extra:
+            out.append([name, file_sha256(Path(extra)) if Path(extra).is_file() else None])
     return out
 
 
@@ -91,8 +93,8 @@ def data_items(p: Pipeline) -> list[Item]:
     for task in p.cfg.tasks:
         options = p.cfg.load_options(task, p.data_dir)
         inputs = {
-            "options": {k: v for k, v in options.items() if k != "data"},
-            "sources": _source_fingerprints(options["data"], options.get("rules")),
+            "options": {k: v for k, v in options.items() if k != "data" and (k != "adversarial" or v)},
+            "sources": _source_fingerprints(options["data"], options.get("rules"), options.get("adversarial")),
         }
         path = p.run_dir / "data" / f"{task}.json"
         items.append(
