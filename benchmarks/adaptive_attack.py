@@ -1,11 +1,12 @@
 """An adaptive black-box attacker against the served jailbreak head: greedy benign padding, up to 100 queries.
 
     python benchmarks/adaptive_attack.py MODEL_DIR [--backend onnx-int8] [--queries 100] [--per-step 10]
-                                         [--seed 0] [--output benchmarks/results/adaptive-attack.json]
+                                         [--seed 0] [--split test] [--output benchmarks/results/adaptive-attack.json]
 
 For each jailbreak of the model's TEST split (re-read from its manifest) that the model flags, the attacker
 appends or prepends benign material, a word or a sentence at a time: each step it tries ``--per-step`` candidates
-(drawn from the benign rows of the VALIDATION split: never the test rows it is scored on), reads the served
+(drawn from the benign rows of the VALIDATION split: never the test rows it is scored on; with ``--split val``,
+the validation jailbreaks are attacked with padding from the training split, for decisions), reads the served
 ``p_jailbreak`` of each (one query each), and keeps the one that lowers it most. The attack succeeds when a
 candidate is no longer flagged at the model's calibrated threshold; it stops at ``--queries``. Reported: the
 flip rate with a 95% Clopper-Pearson interval, median queries and words added to flip, and what the defence
@@ -30,6 +31,8 @@ from routerforge.data.adversarial import greedy_padding, padding_pool
 from routerforge.evaluation.evaluator import head_splits
 from routerforge.runtime.engine import Router
 
+POOL_SPLIT = {"test": "val", "val": "train"}  # where the padding comes from: never the rows under attack
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -38,28 +41,32 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--per-step", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", choices=sorted(POOL_SPLIT), default="test", help="val: for decisions")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
 
     router = Router.load(args.model, args.backend)
-    splits = head_splits(router.info, ["jailbreak"], ("val", "test"))["jailbreak"]
-    test = splits["test"]
-    pool = padding_pool([e.text for e in splits["val"] if e.label != "jailbreak"])
-    benign = [e.text for e in test if e.label != "jailbreak"]
-    signals = router.classify_batch([e.text for e in test])
-    caught = [e.text for e, s in zip(test, signals) if e.label == "jailbreak" and s.jailbreak.flagged]
+    pool_split = POOL_SPLIT[args.split]
+    splits = head_splits(router.info, ["jailbreak"], (pool_split, args.split))["jailbreak"]
+    rows = splits[args.split]
+    own = [e for e in splits[pool_split] if "augmented_from" not in e.meta]  # not augment's obfuscated copies
+    pool = padding_pool([e.text for e in own if e.label != "jailbreak"])
+    benign = [e.text for e in rows if e.label != "jailbreak"]
+    signals = router.classify_batch([e.text for e in rows])
+    caught = [e.text for e, s in zip(rows, signals) if e.label == "jailbreak" and s.jailbreak.flagged]
     rng = random.Random(args.seed)
     runs = [greedy_padding(router, t, pool, rng, args.queries, args.per_step) for t in caught]
     flipped = [r for r in runs if r["flipped"]]
     ci = binomtest(len(flipped), len(runs)).proportion_ci(0.95, method="exact") if runs else None
     pairs = [a + " " + b for a, b in zip(benign, benign[1:] + benign[:1])]
-    traffic = other_heads_texts(router, "test")
+    traffic = other_heads_texts(router, args.split)
     result = {
         "model": args.model,
         "backend": router.backend_name,
         "threshold": router.threshold,
         "attacker": {"queries": args.queries, "per_step": args.per_step, "pool": len(pool), "seed": args.seed},
-        "jailbreaks_in_test": sum(e.label == "jailbreak" for e in test),
+        "split": args.split,
+        "jailbreaks_in_split": sum(e.label == "jailbreak" for e in rows),
         "caught": len(caught),
         "flipped": len(flipped),
         "flip_rate": len(flipped) / len(runs) if runs else None,
@@ -67,12 +74,12 @@ def main() -> None:
         "median_queries_to_flip": statistics.median(r["queries"] for r in flipped) if flipped else None,
         "median_words_added": statistics.median(r["words_added"] for r in flipped) if flipped else None,
         "clean_roc_auc": roc_auc_score(
-            [e.label == "jailbreak" for e in test], [s.jailbreak.p_jailbreak for s in signals]
+            [e.label == "jailbreak" for e in rows], [s.jailbreak.p_jailbreak for s in signals]
         ),
         "benign_fpr": sum(s.jailbreak.flagged for s in router.classify_batch(benign)) / len(benign),
         "joined_benign_fpr": sum(s.jailbreak.flagged for s in router.classify_batch(pairs)) / len(pairs),
         "benign_rows": len(benign),
-        "flagged_in_other_heads_test": {
+        "flagged_in_other_heads": {
             head: {"rows": len(texts), "flagged": sum(s.jailbreak.flagged for s in router.classify_batch(texts))}
             for head, texts in traffic.items()
         },
