@@ -101,9 +101,11 @@ def test_rows_made_from_held_out_rows_are_refused(tmp_path):
     with pytest.raises(RouterforgeError, match="no adversarial rows file"):
         rf.data.load("jailbreak", source, adversarial=str(tmp_path / "missing.jsonl"))
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps({"text": "x", "label": "jailbreak"}) + "\n")
-    with pytest.raises(RouterforgeError, match="not an adversarial row"):
-        read_rows(bad, plain.train, plain.labels)
+    key = plain.train[0].key
+    for row in ({"text": "x", "label": "jailbreak"}, {"text": 3, "label": "jailbreak", "augmented_from": key}):
+        bad.write_text(json.dumps(row) + "\n")
+        with pytest.raises(RouterforgeError, match="not an adversarial row"):
+            read_rows(bad, plain.train, plain.labels)
 
 
 def test_the_command_attacks_a_trained_model_and_its_rows_train_the_next_one(tiny_bert, tmp_path, one_torch_thread):

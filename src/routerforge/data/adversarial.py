@@ -104,6 +104,8 @@ def read_rows(path: Path, train: list[Example], labels: tuple[str, ...]) -> list
         try:
             row = json.loads(line)
             text, label, origin = row["text"], row["label"], row["augmented_from"]
+            if not isinstance(text, str) or not text.strip():
+                raise TypeError("text is not a non-empty string")
         except (ValueError, KeyError, TypeError) as err:
             raise RouterforgeError(
                 f"not an adversarial row ({err})",
