@@ -6,12 +6,13 @@
 For each jailbreak of the model's TEST split (re-read from its manifest) that the model flags, the attacker
 appends or prepends benign material, a word or a sentence at a time: each step it tries ``--per-step`` candidates
 (drawn from the benign rows of the VALIDATION split: never the test rows it is scored on; with ``--split val``,
-the validation jailbreaks are attacked with padding from the training split, for decisions), reads the served
+the validation jailbreaks are attacked with padding from the training split, for decisions: the pool
+``routerforge adversarial`` pads with, so it favours a model trained on such rows), reads the served
 ``p_jailbreak`` of each (one query each), and keeps the one that lowers it most. The attack succeeds when a
 candidate is no longer flagged at the model's calibrated threshold; it stops at ``--queries``. Reported: the
 flip rate with a 95% Clopper-Pearson interval, median queries and words added to flip, and what the defence
-costs on benign prompts: the false-positive rate on benign test prompts alone and joined in pairs, and the
-clean test ROC-AUC. The search is :func:`routerforge.data.adversarial.greedy_padding`, which
+costs on benign prompts: the false-positive rate on the split's benign prompts alone and joined in pairs, and
+its clean ROC-AUC. The search is :func:`routerforge.data.adversarial.greedy_padding`, which
 ``routerforge adversarial`` also runs on a model's training jailbreaks to make adversarial training rows.
 """
 

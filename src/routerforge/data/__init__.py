@@ -280,18 +280,23 @@ def _augment_with_obfuscation(data: TaskData, seed: int) -> None:
 
 
 def _augment_with_adversarial(data: TaskData, path: str, threshold: float) -> None:
-    """An attacker's rows from the training split's own rows, after the split; near-copies of held-out rows
-    dropped."""
-    from .adversarial import read_rows
+    """An attacker's rows from the training split's own rows, after the split (:mod:`.adversarial` checks them);
+    copies of training or held-out texts and near-copies of held-out ones dropped."""
+    from .adversarial import check_rows, held_out_digest, read_rows
 
-    rows = read_rows(Path(path), data.train, data.labels)
-    near = near_duplicates(rows, data.val + data.test, threshold)
-    kept = [e for e, flag in zip(rows, near) if not flag]
+    held_out = data.val + data.test
+    rows = read_rows(Path(path), data.labels)
+    check_rows(rows, data.train, held_out_digest((e.key, row_hash(e)) for e in held_out), Path(path))
+    seen = {normalise(e.text) for e in data.train + held_out}
+    fresh = [e for e in rows if normalise(e.text) not in seen]
+    near = near_duplicates(fresh, held_out, threshold)
+    kept = [e for e, flag in zip(fresh, near) if not flag]
     data.train = data.train + kept
     data.report["adversarial_train_rows"] = {
         "file": path,
         "added": len(kept),
         "sources": len({e.meta["augmented_from"] for e in kept}),
+        "copies_dropped": len(rows) - len(fresh),
         "near_copies_dropped": sum(near),
     }
     _recount_train(data)
@@ -396,14 +401,13 @@ def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, li
         base = [by_key[key] for key, _ in manifest["splits"]["train"] if key in by_key]
         transforms = training_transforms(options.get("augment_version", 1))
         by_key |= {e.key: e for e in augment_jailbreak(base, options["seed"], transforms=transforms)}
-    if options.get("adversarial") and "train" in splits:  # the same file, made from the same training rows
+    if options.get("adversarial") and "train" in splits:  # the same file (checked when the model was trained)
         from .adversarial import read_rows
 
         path = Path(options["adversarial"])
         if not path.is_file() or file_sha256(path) != options.get("adversarial_sha256"):
             raise RouterforgeError("the adversarial rows file is missing or changed since training", source=str(path))
-        base = [by_key[key] for key, _ in manifest["splits"]["train"] if key in by_key]
-        by_key |= {e.key: e for e in read_rows(path, base, tuple(manifest["labels"]))}
+        by_key |= {e.key: e for e in read_rows(path, tuple(manifest["labels"]))}
     rows: dict[str, list[Example]] = {}
     for split in splits:
         rows[split] = []

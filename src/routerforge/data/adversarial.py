@@ -9,12 +9,14 @@ attacker finds the padding the model is weakest to. So the rows come from the mo
    short training jailbreaks (:func:`training_targets`, re-read from its manifest), padding drawn from its benign
    training rows; every search's last text becomes a row labelled jailbreak that names its source row
    (``augmented_from``).
-2. ``tasks.jailbreak.adversarial: rows.jsonl`` in the next run: :func:`read_rows` adds them to the training split
-   after the split, refusing any row made from a row that is not in that training split (it would leak).
+2. ``tasks.jailbreak.adversarial: rows.jsonl`` in the next run adds them to the training split after the split.
+   :func:`check_rows` refuses them unless that run has the same validation and test rows (the padding came from
+   the first run's training rows) and each was made from, and holds, a row of its training split.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -75,16 +77,38 @@ def training_targets(router, train: list[Example], max_tokens: int = 128) -> tup
     return targets, pool
 
 
+def held_out_digest(pairs) -> str:
+    """A hash of the validation and test rows, as ``(key, row hash)`` pairs (a manifest lists them so). Rows made
+    against one held-out set are refused by a run with another: their padding came from the first run's training
+    rows, which may be the second run's held-out rows."""
+    lines = sorted(f"{key}\t{digest}" for key, digest in pairs)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
 def attack_rows(
-    router, target: Example, pool: list[str], *, variants: int = 3, queries: int = 60, per_step: int = 10, seed: int = 0
+    router,
+    target: Example,
+    pool: list[str],
+    held_out: str,
+    *,
+    variants: int = 3,
+    queries: int = 60,
+    per_step: int = 10,
+    seed: int = 0,
 ) -> list[dict]:
-    """``variants`` searches of ``queries`` each against ``target``: one row per search, deterministic in
-    ``seed``."""
-    rows = []
+    """``variants`` searches of ``queries`` each against ``target``: one row per search that found a new text,
+    deterministic in ``seed``. Each row records the ``held_out`` digest and whether the model flagged the target
+    before (``flagged_before``; a target it misses "flips" at the first query)."""
+    flagged = router.classify(target.text).jailbreak.flagged
+    rows, seen = [], {target.text}
     for variant in range(variants):
         rng = random.Random(f"{seed}:{variant}:{target.key}")
         found = greedy_padding(router, target.text, pool, rng, queries, per_step)
-        rows.append({"augmented_from": target.key, "label": "jailbreak", "variant": variant} | found)
+        if found["text"] in seen:
+            continue
+        seen.add(found["text"])
+        origin = {"augmented_from": target.key, "label": "jailbreak", "variant": variant}
+        rows.append(origin | found | {"flagged_before": flagged, "held_out_sha256": held_out})
     return rows
 
 
@@ -94,18 +118,18 @@ def write_rows(rows: list[dict], path: Path) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
 
 
-def read_rows(path: Path, train: list[Example], labels: tuple[str, ...]) -> list[Example]:
-    """The file's rows as training examples; refused unless every one was made from a row of ``train``."""
-    by_key = {e.key: e for e in train}
-    out, foreign = [], []
+def read_rows(path: Path, labels: tuple[str, ...]) -> list[Example]:
+    """The file's rows as training examples (format checks only; :func:`check_rows` decides whether a run may
+    train on them)."""
+    out = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
             text, label, origin = row["text"], row["label"], row["augmented_from"]
-            if not isinstance(text, str) or not text.strip():
-                raise TypeError("text is not a non-empty string")
+            if not all(isinstance(v, str) and v.strip() for v in (text, label, origin)):
+                raise TypeError("text, label and augmented_from must be non-empty strings")
         except (ValueError, KeyError, TypeError) as err:
             raise RouterforgeError(
                 f"not an adversarial row ({err})",
@@ -114,17 +138,28 @@ def read_rows(path: Path, train: list[Example], labels: tuple[str, ...]) -> list
             ) from None
         if label not in labels:
             raise RouterforgeError(f"label {label!r} is not one of {list(labels)}", source=f"{path}:{number}")
-        if origin not in by_key:
-            foreign.append(origin)
-            continue
-        source = by_key[origin]
-        meta = {"augmented_from": origin, "transforms": ["adversarial"]}
-        out.append(Example(text, label=label, group=source.group, split="train", source=SOURCE, row=number, meta=meta))
-    if foreign:
-        raise RouterforgeError(
-            f"{len(foreign)} adversarial rows were made from rows outside this training split (first: {foreign[0]}); "
-            "training on them would leak validation or test rows",
-            source=str(path),
-            hint="mine them from a model trained on the same data, seed and splits as this run",
-        )
+        meta = {"augmented_from": origin, "transforms": ["adversarial"], "held_out_sha256": row.get("held_out_sha256")}
+        out.append(Example(text, label=label, split="train", source=SOURCE, row=number, meta=meta))
     return out
+
+
+def check_rows(rows: list[Example], train: list[Example], held_out: str, path: Path) -> None:
+    """Refuse rows this run must not train on: made against other validation/test rows than this run's (their
+    padding may hold them), made from a row outside this training split, or not holding their source row's text."""
+    by_key = {e.key: e for e in train}
+    hint = "make them with `routerforge adversarial` from a model trained on the same data, seed and splits"
+    for row in rows:
+        where, origin = f"{path}:{row.row}", row.meta["augmented_from"]
+        if row.meta["held_out_sha256"] != held_out:
+            raise RouterforgeError(
+                "adversarial row made against other validation/test rows than this run's: its padding may hold "
+                "this run's held-out rows",
+                source=where,
+                hint=hint,
+            )
+        if origin not in by_key:
+            raise RouterforgeError(
+                f"adversarial row made from {origin}, which is not in this training split", source=where, hint=hint
+            )
+        if by_key[origin].text not in row.text:
+            raise RouterforgeError(f"adversarial row does not hold the text of its source {origin}", source=where)
