@@ -40,7 +40,7 @@ def export(
     from ..runtime.backends import OnnxBackend, TorchScriptBackend, load_torch_module
     from ..runtime.engine import Router
     from .onnx import export_onnx, optimise
-    from .quantize import RECIPES, quantize_int8
+    from .quantize import quantize_int8, recipes
     from .torchscript import export_torchscript
 
     if format not in FORMATS:
@@ -76,7 +76,7 @@ def export(
             attempts = (
                 [(None, fused, None)]
                 if format == "onnx"
-                else [(recipe, tmp / f"{recipe}.onnx", None) for recipe in RECIPES]
+                else [(recipe, tmp / f"{recipe}.onnx", None) for recipe in recipes()]
             )
         failed: list[dict] = []
         reference_answers: dict = {}  # the PyTorch side, computed once for every recipe
