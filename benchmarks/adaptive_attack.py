@@ -28,7 +28,7 @@ from sklearn.metrics import roc_auc_score
 
 from _pii import report
 from guard_traffic import other_heads_texts
-from routerforge.data.adversarial import greedy_padding, padding_pool
+from routerforge.data.adversarial import file_rows, greedy_padding, padding_pool
 from routerforge.evaluation.evaluator import head_splits
 from routerforge.runtime.engine import Router
 
@@ -50,8 +50,7 @@ def main() -> None:
     pool_split = POOL_SPLIT[args.split]
     splits = head_splits(router.info, ["jailbreak"], (pool_split, args.split))["jailbreak"]
     rows = splits[args.split]
-    own = [e for e in splits[pool_split] if "augmented_from" not in e.meta]  # not augment's obfuscated copies
-    pool = padding_pool([e.text for e in own if e.label != "jailbreak"])
+    pool = padding_pool([e.text for e in file_rows(splits[pool_split]) if e.label != "jailbreak"])
     benign = [e.text for e in rows if e.label != "jailbreak"]
     signals = router.classify_batch([e.text for e in rows])
     caught = [e.text for e, s in zip(rows, signals) if e.label == "jailbreak" and s.jailbreak.flagged]

@@ -129,8 +129,11 @@ class TaskConfig(_Strict):
         return value
 
     def load_options(self) -> dict:
-        """The keyword arguments of :func:`routerforge.data.load` (everything but the model options)."""
-        return self.model_dump(exclude={"crf", "lora", "overrides"})
+        """The keyword arguments of :func:`routerforge.data.load` (everything but the model options; ``adversarial``
+        only when set, so a pipeline run made before it existed keeps its data stage's hash)."""
+        return self.model_dump(
+            exclude={"crf", "lora", "overrides"} | ({"adversarial"} if not self.adversarial else set())
+        )
 
 
 class SplitsConfig(_Strict):

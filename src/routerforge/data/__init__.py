@@ -95,7 +95,9 @@ def load(
 
         options["augment_version"] = AUGMENT_VERSION
     if adversarial:
-        adversarial = _adversarial_file(adversarial)
+        adversarial = _input_file(
+            adversarial, "no adversarial rows file here", "make it with `routerforge adversarial MODEL --output FILE`"
+        )
         options |= {"adversarial": adversarial, "adversarial_sha256": file_sha256(Path(adversarial))}
     intent_rules = _intent_rules(rules)  # validates the file before it is hashed
     options["rules_sha256"] = file_sha256(Path(rules)) if rules else None
@@ -135,15 +137,19 @@ def load(
     return task_data
 
 
-def _adversarial_file(path: str) -> str:
+def _input_file(path: str, missing: str, hint: str) -> str:
+    """``path`` resolved (a manifest must find it from any working directory), refused when it is not a file."""
     resolved = Path(path).expanduser().resolve()
     if not resolved.is_file():
-        raise RouterforgeError(
-            "no adversarial rows file here",
-            source=str(resolved),
-            hint="make it with `routerforge adversarial MODEL --output FILE`",
-        )
+        raise RouterforgeError(missing, source=str(resolved), hint=hint)
     return str(resolved)
+
+
+def _refuse_changed(files, message: str) -> None:
+    """Refuse to re-create training rows from a file (``(path, sha256)`` pairs) missing or changed since training."""
+    for file, digest in files:
+        if not Path(file).is_file() or file_sha256(Path(file)) != digest:
+            raise RouterforgeError(message, source=file)
 
 
 def _generate_options(generate: dict | None) -> dict | None:
@@ -163,19 +169,16 @@ def _generate_options(generate: dict | None) -> dict | None:
     if unknown:
         raise RouterforgeError(f"unknown generate options {unknown}", hint=f"known: {', '.join(defaults)}")
     if options["templates"]:
-        path = Path(options["templates"]).expanduser().resolve()
-        if not path.is_file():
-            raise RouterforgeError("no template file here", source=str(path), hint="generate.templates: templates.txt")
-        options["templates"] = str(path)
-        options["templates_sha256"] = file_sha256(path)
+        options["templates"] = _input_file(
+            options["templates"], "no template file here", "generate.templates: templates.txt"
+        )
+        options["templates_sha256"] = file_sha256(Path(options["templates"]))
     if options["negative_rows"] and not options["negatives"]:
         raise RouterforgeError("negative_rows needs negatives: files of PII-free texts", hint="generate.negatives")
-    negatives = [Path(f).expanduser().resolve() for f in options["negatives"]]
-    for path in negatives:
-        if not path.is_file():
-            raise RouterforgeError("no file of PII-free texts here", source=str(path), hint="generate.negatives")
-    options["negatives"] = [str(path) for path in negatives]
-    options["negatives_sha256"] = [file_sha256(path) for path in negatives]
+    options["negatives"] = [
+        _input_file(f, "no file of PII-free texts here", "generate.negatives") for f in options["negatives"]
+    ]
+    options["negatives_sha256"] = [file_sha256(Path(f)) for f in options["negatives"]]
     return options
 
 
@@ -185,9 +188,7 @@ def _check_generate_files(options: dict) -> None:
         [(options["templates"], options["templates_sha256"])] if options.get("templates") else []
     )
     files += zip(options.get("negatives", []), options.get("negatives_sha256", []))
-    for file, digest in files:
-        if not Path(file).is_file() or file_sha256(Path(file)) != digest:
-            raise RouterforgeError("a PII generator file is missing or changed since training", source=file)
+    _refuse_changed(files, "a PII generator file is missing or changed since training")
 
 
 def _generated_rows(train: list[Example], options: dict, seed: int, labels) -> list[Example]:
@@ -250,14 +251,20 @@ def _synth_rows(task: str, n: int, seed: int, labels) -> list[Example]:
     ]
 
 
+def _new_train_rows(rows: list[Example], data: TaskData, threshold: float) -> tuple[list[Example], int, list[bool]]:
+    """``rows`` minus those equal to a text of any split and near-copies of a held-out text: ``(kept, number of
+    equal texts dropped, near-copy flag of each row that was not equal)``."""
+    held_out = data.val + data.test
+    seen = {normalise(e.text) for e in data.train + held_out}
+    fresh = [e for e in rows if normalise(e.text) not in seen]
+    near = near_duplicates(fresh, held_out, threshold)
+    return [e for e, flag in zip(fresh, near) if not flag], len(rows) - len(fresh), near
+
+
 def _augment_with_synth(data: TaskData, n: int, seed: int, threshold: float) -> None:
     """Train-only synthetic rows, added after the split so no copy reaches val/test; rows that equal or nearly
     copy a held-out text are dropped."""
-    held_out = data.val + data.test
-    seen = {normalise(e.text) for e in data.train + held_out}
-    extra = [e for e in _synth_rows(data.task.name, n, seed, data.labels) if normalise(e.text) not in seen]
-    near = near_duplicates(extra, held_out, threshold)
-    kept = [e for e, flag in zip(extra, near) if not flag]
+    kept, _, near = _new_train_rows(_synth_rows(data.task.name, n, seed, data.labels), data, threshold)
     if not kept:
         raise RouterforgeError(f"no synthetic {data.task.name} rows fit this label set", hint="drop --augment-synth")
     data.train = data.train + kept
@@ -284,19 +291,15 @@ def _augment_with_adversarial(data: TaskData, path: str, threshold: float) -> No
     copies of training or held-out texts and near-copies of held-out ones dropped."""
     from .adversarial import check_rows, held_out_digest, read_rows
 
-    held_out = data.val + data.test
     rows = read_rows(Path(path), data.labels)
-    check_rows(rows, data.train, held_out_digest((e.key, row_hash(e)) for e in held_out), Path(path))
-    seen = {normalise(e.text) for e in data.train + held_out}
-    fresh = [e for e in rows if normalise(e.text) not in seen]
-    near = near_duplicates(fresh, held_out, threshold)
-    kept = [e for e, flag in zip(fresh, near) if not flag]
+    check_rows(rows, data.train, held_out_digest((e.key, row_hash(e)) for e in data.val + data.test), Path(path))
+    kept, copies, near = _new_train_rows(rows, data, threshold)
     data.train = data.train + kept
     data.report["adversarial_train_rows"] = {
         "file": path,
         "added": len(kept),
         "sources": len({e.meta["augmented_from"] for e in kept}),
-        "copies_dropped": len(rows) - len(fresh),
+        "copies_dropped": copies,
         "near_copies_dropped": sum(near),
     }
     _recount_train(data)
@@ -404,10 +407,12 @@ def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, li
     if options.get("adversarial") and "train" in splits:  # the same file (checked when the model was trained)
         from .adversarial import read_rows
 
-        path = Path(options["adversarial"])
-        if not path.is_file() or file_sha256(path) != options.get("adversarial_sha256"):
-            raise RouterforgeError("the adversarial rows file is missing or changed since training", source=str(path))
-        by_key |= {e.key: e for e in read_rows(path, tuple(manifest["labels"]))}
+        path = options["adversarial"]
+        _refuse_changed(
+            [(path, options.get("adversarial_sha256"))],
+            "the adversarial rows file is missing or changed since training",
+        )
+        by_key |= {e.key: e for e in read_rows(Path(path), tuple(manifest["labels"]))}
     rows: dict[str, list[Example]] = {}
     for split in splits:
         rows[split] = []

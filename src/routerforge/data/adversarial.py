@@ -35,14 +35,17 @@ def padding_pool(benign: list[str]) -> list[str]:
     return sentences + words
 
 
-def greedy_padding(router, text: str, pool: list[str], rng: random.Random, budget: int, per_step: int) -> dict:
-    """Search up to ``budget`` queries, ``per_step`` candidates a step, for padding that un-flags ``text``.
+def greedy_padding(
+    router, text: str, pool: list[str], rng: random.Random, budget: int, per_step: int, p_start: float | None = None
+) -> dict:
+    """Search up to ``budget`` queries, ``per_step`` candidates a step, for padding that un-flags ``text``
+    (``p_start``: its ``p_jailbreak`` when already known).
 
     Returns ``flipped``, ``queries``, ``text`` (the candidate that flipped, or the best after the budget),
     ``words_added`` and ``p_jailbreak`` of that text.
     """
     current, queries = text, 0
-    best_p = router.classify(text).jailbreak.p_jailbreak
+    best_p = router.classify(text).jailbreak.p_jailbreak if p_start is None else p_start
     while queries < budget:
         picks = rng.sample(pool, min(per_step, budget - queries, len(pool)))
         candidates = [current + " " + p if rng.random() < 0.5 else p + " " + current for p in picks]
@@ -62,6 +65,11 @@ def _outcome(source: str, text: str, flipped: bool, queries: int, p: float) -> d
     return {"flipped": flipped, "queries": queries, "text": text, "words_added": added, "p_jailbreak": p}
 
 
+def file_rows(examples: list[Example]) -> list[Example]:
+    """The rows read from the data files: not the copies ``augment`` (or this module) derived from them."""
+    return [e for e in examples if "augmented_from" not in e.meta]
+
+
 def training_targets(router, train: list[Example], max_tokens: int = 128) -> tuple[list[Example], list[str]]:
     """The short jailbreaks of ``train`` to attack and the padding pool from its benign rows.
 
@@ -69,7 +77,7 @@ def training_targets(router, train: list[Example], max_tokens: int = 128) -> tup
     padding is diluted in a long one. Only rows read from the data files count (not the obfuscated copies that
     ``augment`` adds).
     """
-    own = [e for e in train if "augmented_from" not in e.meta]
+    own = file_rows(train)
     pool = padding_pool([e.text for e in own if e.label != "jailbreak"])
     if not pool:
         raise RouterforgeError("no benign training rows to pad with", hint="is this the model's jailbreak head?")
@@ -99,16 +107,16 @@ def attack_rows(
     """``variants`` searches of ``queries`` each against ``target``: one row per search that found a new text,
     deterministic in ``seed``. Each row records the ``held_out`` digest and whether the model flagged the target
     before (``flagged_before``; a target it misses "flips" at the first query)."""
-    flagged = router.classify(target.text).jailbreak.flagged
+    start = router.classify(target.text).jailbreak
     rows, seen = [], {target.text}
     for variant in range(variants):
         rng = random.Random(f"{seed}:{variant}:{target.key}")
-        found = greedy_padding(router, target.text, pool, rng, queries, per_step)
+        found = greedy_padding(router, target.text, pool, rng, queries, per_step, start.p_jailbreak)
         if found["text"] in seen:
             continue
         seen.add(found["text"])
         origin = {"augmented_from": target.key, "label": "jailbreak", "variant": variant}
-        rows.append(origin | found | {"flagged_before": flagged, "held_out_sha256": held_out})
+        rows.append(origin | found | {"flagged_before": start.flagged, "held_out_sha256": held_out})
     return rows
 
 

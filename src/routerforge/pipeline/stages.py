@@ -59,7 +59,7 @@ def _parity_summary(record: dict) -> str:
 
 def _source_fingerprints(specs: list[str], rules: str | None, adversarial: str | None = None) -> list:
     """What a task's data is: each source's resolved path (or spec) and content hash; the intent rule table's and
-    the adversarial rows' (only when set: a run made before that option keeps its hash)."""
+    the adversarial rows' (each only when set)."""
     from ..data.sources import URL_SCHEMES, fetch, file_sha256, is_file_spec
 
     out: list[list[str | None]] = []
@@ -93,7 +93,7 @@ def data_items(p: Pipeline) -> list[Item]:
     for task in p.cfg.tasks:
         options = p.cfg.load_options(task, p.data_dir)
         inputs = {
-            "options": {k: v for k, v in options.items() if k != "data" and (k != "adversarial" or v)},
+            "options": {k: v for k, v in options.items() if k != "data"},
             "sources": _source_fingerprints(options["data"], options.get("rules"), options.get("adversarial")),
         }
         path = p.run_dir / "data" / f"{task}.json"
