@@ -103,11 +103,11 @@ def test_the_loader_adds_rows_to_train_only_and_the_manifest_rereads_them(tmp_pa
     rows = _rows_from(plain.train, rows_file, _held_out(plain))
     data = rf.data.load("jailbreak", source, augment=True, adversarial=str(rows_file))
     added = data.train[len(plain.train) :]
-    assert [e.text for e in added] == [r["text"] for r in rows] and {e.label for e in added} == {"jailbreak"}
+    assert rows and [e.text for e in added] == [r["text"] for r in rows] and {e.label for e in added} == {"jailbreak"}
     assert data.train[: len(plain.train)] == plain.train and data.val == plain.val and data.test == plain.test
     assert data.report["adversarial_train_rows"] | {"file": None} == {
         "file": None,
-        "added": 2,
+        "added": len(rows),  # 1 or 2: the two searches' seeds hold the row key (the file's path), and may meet
         "sources": 1,
         "copies_dropped": 0,
         "near_copies_dropped": 0,
