@@ -260,6 +260,11 @@ def test_killed_run_resumes_without_recomputing(tiny_bert, tmp_path, monkeypatch
     assert not (run_dir / "models" / "jailbreak" / "routerforge.json").exists()
     assert list((run_dir / "models" / "jailbreak" / "checkpoints").glob("checkpoint-*"))
     monkeypatch.undo()
+    # the data stage re-ran with the same rows (say, a new version recorded its options otherwise): the train
+    # stage's record no longer matches, but its checkpoint was made with the same data and settings
+    saved = state(run_dir)
+    saved["stages"]["train"]["items"]["jailbreak"]["input_hash"] = "an earlier one"
+    (run_dir / "pipeline.json").write_text(json.dumps(saved))
 
     # 2: killed between stages (in eval): training resumed from its checkpoint, nothing after eval recorded
     monkeypatch.setattr("routerforge.evaluation.evaluator.evaluate", killed)

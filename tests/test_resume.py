@@ -205,3 +205,35 @@ def test_sigkill_during_an_atomic_write_keeps_the_old_directory(tmp_path, kill_a
     _kill(writer)
     assert _version(target) == "old"
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["model"]
+
+
+def test_automatic_resume_takes_only_a_checkpoint_of_the_same_run(tmp_path):
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from routerforge.training.setup import prepare_checkpoints
+
+    checkpoints, run = tmp_path / "checkpoints", {"fingerprint": "f", "hyperparams": {"lr": 1e-4}}
+
+    def args(epochs: float = 3.0, max_steps: int = -1):
+        return SimpleNamespace(
+            main_process_first=lambda **_: nullcontext(), should_save=True, num_train_epochs=epochs, max_steps=max_steps
+        )
+
+    def killed_run(epochs: float = 3.0):  # a run that saved one checkpoint and died
+        assert prepare_checkpoints(checkpoints, False, run, args(epochs)) is None
+        (checkpoints / "checkpoint-8").mkdir()
+        state = {"max_steps": 24, "num_train_epochs": epochs, "log_history": []}
+        (checkpoints / "checkpoint-8" / "trainer_state.json").write_text(json.dumps(state))
+
+    assert prepare_checkpoints(checkpoints, "auto", run, args()) is None  # nothing there: a fresh run
+    killed_run()
+    assert prepare_checkpoints(checkpoints, "auto", run, args()) == str(checkpoints / "checkpoint-8")
+    for other_run, other_args in ((run | {"fingerprint": "g"}, args()), (run, args(epochs=4.0)), (run, args(3.0, 30))):
+        killed_run()
+        assert prepare_checkpoints(checkpoints, "auto", other_run, other_args) is None  # afresh, and cleared
+        assert [p.name for p in checkpoints.iterdir()] == ["run.json"]
+    killed_run()  # --resume may lengthen a run on purpose, but not change what is trained
+    assert prepare_checkpoints(checkpoints, True, run, args(epochs=4.0)) == str(checkpoints / "checkpoint-8")
+    with pytest.raises(RouterforgeError, match="different data or settings"):
+        prepare_checkpoints(checkpoints, True, run | {"fingerprint": "g"}, args())

@@ -169,29 +169,24 @@ def train_items(p: Pipeline) -> list[Item]:
 
 
 def _train(p: Pipeline, name: str, directory: Path, tasks: list[str], previous: dict | None) -> dict:
-    """Train one model; a run killed during training (same inputs) resumes from its last checkpoint."""
-    checkpoints = directory / "checkpoints"
-    resume = bool(
-        previous
-        and previous.get("status") in ("running", "failed")
-        and checkpoints.is_dir()
-        and any(p.name.startswith("checkpoint-") for p in checkpoints.iterdir())
-    )
-    if resume:
-        p.console.print(f"  resuming {name} from {checkpoints}", highlight=False)
+    """Train one model; a killed run resumes from its last checkpoint when that checkpoint was made with the same
+    data and settings (whatever this stage's record says: an unrelated change may re-run the data stage)."""
     from ..training.from_config import PlannedModel, train_planned
 
     result = train_planned(
         p.cfg,
         PlannedModel(name, directory, tasks),
         {t: _task_data(p, t) for t in tasks},
-        resume=resume,
+        resume="auto",
         allow_pickle=p.allow_pickle,
         console=p.console,
     )
+    resumed = result.info["training"]["resumed_from"]
+    if resumed:
+        p.console.print(f"  {name}: resumed from {resumed}", highlight=False)
     return {
         "output_hash": file_hash(directory / INFO_FILE),
-        "resumed": resume,
+        "resumed": bool(resumed),
         "train_seconds": round(result.seconds, 1),
     }
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from ..config import MultitaskConfig, ProjectConfig
 from ..errors import RouterforgeError
+
+if TYPE_CHECKING:
+    from .setup import Resume
 
 MODES = ("per-task", "multitask", "both")
 BUNDLE = "bundle"
@@ -59,7 +62,7 @@ def train_planned(
     lora=...,
     overrides: dict | None = None,
     crf: bool | None = None,
-    resume: bool = False,
+    resume: Resume = False,
     allow_pickle: bool = False,
     console: Console | None = None,
 ):
@@ -115,7 +118,7 @@ def train_model(
     lora=None,
     overrides: dict | None = None,
     crf: bool = False,
-    resume: bool = False,
+    resume: Resume = False,
     allow_pickle: bool = False,
     console: Console | None = None,
 ):
@@ -150,7 +153,7 @@ def train_bundle(
     lora=None,
     overrides: dict | None = None,
     crf: bool = False,
-    resume: bool = False,
+    resume: Resume = False,
     allow_pickle: bool = False,
     console: Console | None = None,
 ):

@@ -37,6 +37,7 @@ from .lora import LoraSettings
 from .setup import (
     CHECKPOINTS,
     RESUMABLE_CHANGES,
+    Resume,
     ShapePadding,
     TrainResult,
     base_info,
@@ -254,7 +255,7 @@ def train_multitask(
     group_task_lengths: bool = False,
     cross_task_negatives: int = 0,
     crf: bool = False,
-    resume: bool = False,
+    resume: Resume = False,
     allow_pickle: bool = False,
     progress: bool = True,
     evaluate_after: bool = True,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 CHECKPOINTS = "checkpoints"
+# ``--resume`` (True), a fresh run (False), or resume only what matches this run ("auto": the pipeline).
+Resume = bool | Literal["auto"]
+
 # Hyperparameters --resume may change: how long to train and how often to checkpoint, not what is trained.
 RESUMABLE_CHANGES = {"epochs", "max_steps", "patience", "save_steps"}
 
@@ -251,32 +254,45 @@ def ddp_backend(use_gpu: bool) -> str | None:
     return "gloo" if not use_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
 
 
-def prepare_checkpoints(checkpoint_dir: Path, resume: bool, run: dict, args) -> str | None:
+def prepare_checkpoints(checkpoint_dir: Path, resume: Resume, run: dict, args) -> str | None:
     """The checkpoint to resume from (``--resume``), after checking it belongs to the same data and settings;
-    a fresh run first clears checkpoints an interrupted earlier run left behind. Rank 0 goes first and alone
-    changes files; the other ranks wait for it (``args``: the run's TrainingArguments), then only read."""
+    a fresh run first clears checkpoints an interrupted earlier run left behind. ``resume="auto"`` (the
+    pipeline) resumes when such a checkpoint exists and was made for a run of the same length, and starts afresh
+    otherwise. Rank 0 goes first and alone changes files; the other ranks wait for it
+    (``args``: the run's TrainingArguments), then only read."""
     with args.main_process_first(local=False, desc="checkpoints"):
         marker = checkpoint_dir / "run.json"
         if resume:
             last = last_complete_checkpoint(checkpoint_dir, remove_partial=args.should_save)
-            if last is None:
+            same = marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(run, default=str))
+            if last is not None and same and (resume is True or _same_schedule(Path(last), args)):
+                return last
+            if resume is True and last is None:
                 raise RouterforgeError(
                     "--resume: no checkpoint to resume from",
                     source=str(checkpoint_dir),
                     hint="train without --resume first",
                 )
-            if not marker.is_file() or json.loads(marker.read_text()) != json.loads(json.dumps(run, default=str)):
+            if resume is True:
                 raise RouterforgeError(
                     "--resume: the checkpoints come from different data or settings",
                     source=str(checkpoint_dir),
                     hint="resume with the same command, or drop --resume",
                 )
-            return last
         if args.should_save:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
             checkpoint_dir.mkdir(parents=True)
             write_json(marker, run)
         return None
+
+
+def _same_schedule(checkpoint: Path, args) -> bool:
+    """Whether ``checkpoint`` was made on the way to the same number of steps or epochs as ``args``: an automatic
+    resume must give the model a fresh run would give (``--resume`` may lengthen a run on purpose)."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    if args.max_steps > 0:
+        return bool(state.get("max_steps") == args.max_steps)
+    return bool(state.get("num_train_epochs") == args.num_train_epochs)
 
 
 def last_complete_checkpoint(checkpoint_dir: Path, remove_partial: bool) -> str | None:

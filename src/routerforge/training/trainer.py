@@ -27,6 +27,7 @@ from .lora import LoraSettings, head_module_names, save_lora, wrap_with_lora
 from .setup import (
     CHECKPOINTS,
     RESUMABLE_CHANGES,
+    Resume,
     ShapePadding,
     TrainResult,
     base_info,
@@ -102,7 +103,7 @@ def train(
     lora: LoraSettings | None = None,
     hyperparams: Hyperparams | dict | None = None,
     crf: bool = False,
-    resume: bool = False,
+    resume: Resume = False,
     allow_pickle: bool = False,
     progress: bool = True,
     evaluate_after: bool = True,
