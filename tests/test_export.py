@@ -289,4 +289,29 @@ def test_int8_recipes_put_7_bit_weights_first_where_the_cpu_saturates(jailbreak_
     assert [k["reduce_range"] for k in seen] == [True, False] and seen[0]["nodes_to_exclude"] == seen[1][
         "nodes_to_exclude"
     ]
-    assert isinstance(quantize.saturates(), bool)
+    assert isinstance(quantize.int8_saturates(), bool)
+
+
+def test_a_full_range_int8_file_on_a_cpu_that_saturates_it_is_announced(jailbreak_model, monkeypatch, caplog):
+    from routerforge.bundle import read_info
+    from routerforge.runtime import backends
+
+    if not (jailbreak_model / "model.int8.onnx").is_file():
+        rf.export(jailbreak_model, format="onnx-int8")
+    info = read_info(jailbreak_model)
+
+    def warnings_on_load(recipe: str, saturating: bool) -> list[str]:
+        monkeypatch.setattr(backends, "int8_saturates", lambda: saturating)
+        caplog.clear()
+        exports = info["exports"] | {"onnx-int8": info["exports"]["onnx-int8"] | {"recipe": recipe}}
+        rf.Router.load(jailbreak_model, "onnx-int8", info=info | {"exports": exports})
+        return [r.getMessage() for r in caplog.records if r.name == "routerforge.runtime"]
+
+    (message,) = warnings_on_load("int8-per-channel", saturating=True)
+    assert "full-range int8 weights (recipe int8-per-channel)" in message and "lacks VNNI" in message
+    assert warnings_on_load("int8-per-channel-7bit", saturating=True) == []
+    assert warnings_on_load("int8-per-channel", saturating=False) == []
+    monkeypatch.setattr(backends, "int8_saturates", lambda: True)
+    caplog.clear()
+    rf.Router.load(jailbreak_model, "onnx")  # fp32: nothing to announce
+    assert not [r for r in caplog.records if r.name == "routerforge.runtime"]

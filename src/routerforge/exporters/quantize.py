@@ -17,33 +17,22 @@ instruction whose 16-bit pair sums saturate, and full-range weights then lose wh
 EPYC, a tiny BERT jailbreak model's p99 int8 logit error was 0.286 with full-range weights (every recipe refused
 by the gate, on ECE) and 0.0016 with 7-bit ones. With VNNI there is no saturation and full range rounds finer, so
 :func:`recipes` tries the 7-bit ones first only where the exporting CPU saturates. A full-range file exported on
-a VNNI machine and served on one without VNNI saturates there (``docs/export.md``).
+a VNNI machine and served on one without VNNI saturates there: the runtime warns (``docs/export.md``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..runtime.backends import SEVEN_BIT, int8_saturates
+
 RECIPES = ("int8-per-channel", "int8-per-channel-ffn-down-fp32", "int8-attention-only")
-SEVEN_BIT = "-7bit"
-
-
-def saturates() -> bool:
-    """Whether this CPU runs ONNX Runtime's uint8 x int8 products with saturating pair sums: x86 without VNNI
-    (read from /proc/cpuinfo; elsewhere assumed not)."""
-    import platform
-
-    cpuinfo = Path("/proc/cpuinfo")
-    if platform.machine().lower() not in ("x86_64", "amd64") or not cpuinfo.is_file():
-        return False
-    flags = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
-    return not {"avx512_vnni", "avx_vnni"} & set(flags.split())
 
 
 def recipes(saturating: bool | None = None) -> list[str]:
     """The recipes in the order the exporter tries them: full-range weights first, unless this CPU saturates."""
     full, seven = list(RECIPES), [r + SEVEN_BIT for r in RECIPES]
-    return seven + full if (saturates() if saturating is None else saturating) else full + seven
+    return seven + full if (int8_saturates() if saturating is None else saturating) else full + seven
 
 
 def _excluded(model, recipe: str) -> list[str]:

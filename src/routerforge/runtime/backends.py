@@ -17,6 +17,34 @@ from ..errors import RouterforgeError
 
 ONNX_FILES = {"onnx-int8": "model.int8.onnx", "onnx": "model.onnx"}
 TORCHSCRIPT_FILE = "model.torchscript.pt"
+SEVEN_BIT = "-7bit"  # the int8 recipes with 7-bit weights (exporters/quantize.py)
+
+
+def int8_saturates() -> bool:
+    """Whether this CPU runs ONNX Runtime's uint8 x int8 products with saturating pair sums: x86 without VNNI
+    (read from /proc/cpuinfo; elsewhere assumed not). Full-range int8 weights lose whole logits there; 7-bit ones
+    do not (exporters/quantize.py)."""
+    import platform
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if platform.machine().lower() not in ("x86_64", "amd64") or not cpuinfo.is_file():
+        return False
+    flags = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
+    return not {"avx512_vnni", "avx_vnni"} & set(flags.split())
+
+
+def saturation_warning(info: dict) -> str | None:
+    """Why an int8 file should not be trusted on this CPU: full-range weights (judged by the export's parity check
+    on a CPU with VNNI) on a CPU that saturates them; None when the file is fine here."""
+    recipe = (info.get("exports") or {}).get("onnx-int8", {}).get("recipe")
+    if not recipe or recipe.endswith(SEVEN_BIT) or not int8_saturates():
+        return None
+    return (
+        f"model.int8.onnx holds full-range int8 weights (recipe {recipe}) and this CPU lacks VNNI: ONNX Runtime "
+        "saturates them here, so its answers may differ from the ones the export's parity check accepted; "
+        "re-export on this machine (routerforge export MODEL --format onnx-int8 picks 7-bit weights) or serve "
+        "--backend onnx"
+    )
 
 
 class OnnxBackend:

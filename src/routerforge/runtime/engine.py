@@ -13,6 +13,7 @@ neither torch nor transformers (only ``tokenizers`` and numpy; onnxruntime for t
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -24,11 +25,20 @@ from ..errors import RouterforgeError
 from ..numerics import softmax
 from ..text.normalise import normaliser_for
 from ..text.shapes import token_shapes
-from .backends import ONNX_FILES, TORCHSCRIPT_FILE, OnnxBackend, TorchBackend, TorchScriptBackend
+from .backends import (
+    ONNX_FILES,
+    TORCHSCRIPT_FILE,
+    OnnxBackend,
+    TorchBackend,
+    TorchScriptBackend,
+    saturation_warning,
+)
 from .lexical import load_lexical
 from .recognizers import RecognizerConfig, Recognizers
 from .signals import JailbreakSignal, LabelSignal, PiiSpan, Signals
 from .windows import merge_token_rows, plan_windows
+
+log = logging.getLogger("routerforge.runtime")
 
 DEFAULT_THRESHOLD = 0.5  # P(jailbreak) cut-off of a model that has no threshold chosen on validation
 # Window defaults (tokens, special tokens included): the model's training window (``max_length`` in
@@ -173,6 +183,8 @@ class Router:
                     source=str(path),
                     hint=f"run: routerforge export {path} --format {backend}",
                 )
+            if backend == "onnx-int8" and (warning := saturation_warning(info)):
+                log.warning("%s: %s", path, warning)
             runner: OnnxBackend | TorchBackend = (
                 OnnxBackend(file, threads, row_wise=backend == "onnx-int8")
                 if backend in ONNX_FILES
