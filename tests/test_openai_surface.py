@@ -266,6 +266,13 @@ def test_tracing_is_off_unless_an_otlp_endpoint_is_set(monkeypatch, caplog):
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
     assert tracing.configure_from_env() is False
+    # no tracer provider set: spans are skipped, not built as OpenTelemetry's no-ops (they cost per request)
+    assert tracing._tracer() is None
+    with tracing.span("x", {"a": 1}, headers={"traceparent": TRACEPARENT}) as span:
+        span.set_attribute("b", 2)
+    headers: dict[str, str] = {}
+    tracing.inject(headers)
+    assert headers == {}
     if importlib.util.find_spec("opentelemetry.exporter") is not None:
         pytest.skip("the OTLP exporter is installed: configuring it would replace the process-wide provider")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
