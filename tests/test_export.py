@@ -296,22 +296,24 @@ def test_a_full_range_int8_file_on_a_cpu_that_saturates_it_is_announced(jailbrea
     from routerforge.bundle import read_info
     from routerforge.runtime import backends
 
-    if not (jailbreak_model / "model.int8.onnx").is_file():
-        rf.export(jailbreak_model, format="onnx-int8")
+    for fmt, file in (("onnx", "model.onnx"), ("onnx-int8", "model.int8.onnx")):
+        if not (jailbreak_model / file).is_file():
+            rf.export(jailbreak_model, format=fmt)
     info = read_info(jailbreak_model)
+    assert isinstance(info["exports"]["onnx-int8"]["cpu_saturates_int8"], bool)  # the exporting CPU, recorded
 
-    def warnings_on_load(recipe: str, saturating: bool) -> list[str]:
+    def warnings_on_load(saturating: bool, backend: str = "onnx-int8", **record) -> list[str]:
         monkeypatch.setattr(backends, "int8_saturates", lambda: saturating)
         caplog.clear()
-        exports = info["exports"] | {"onnx-int8": info["exports"]["onnx-int8"] | {"recipe": recipe}}
-        rf.Router.load(jailbreak_model, "onnx-int8", info=info | {"exports": exports})
+        exports = info["exports"] | {"onnx-int8": {"file": "model.int8.onnx"} | record}
+        rf.Router.load(jailbreak_model, backend, info=info | {"exports": exports})
         return [r.getMessage() for r in caplog.records if r.name == "routerforge.runtime"]
 
-    (message,) = warnings_on_load("int8-per-channel", saturating=True)
+    judged_with_vnni = {"recipe": "int8-per-channel", "cpu_saturates_int8": False}
+    (message,) = warnings_on_load(True, **judged_with_vnni)
     assert "full-range int8 weights (recipe int8-per-channel)" in message and "lacks VNNI" in message
-    assert warnings_on_load("int8-per-channel-7bit", saturating=True) == []
-    assert warnings_on_load("int8-per-channel", saturating=False) == []
-    monkeypatch.setattr(backends, "int8_saturates", lambda: True)
-    caplog.clear()
-    rf.Router.load(jailbreak_model, "onnx")  # fp32: nothing to announce
-    assert not [r for r in caplog.records if r.name == "routerforge.runtime"]
+    assert len(warnings_on_load(True)) == 1  # an export from before recipes and CPUs were recorded: full range
+    assert warnings_on_load(True, recipe="int8-per-channel-7bit", cpu_saturates_int8=False) == []
+    assert warnings_on_load(True, recipe="int8-per-channel", cpu_saturates_int8=True) == []  # judged on such a CPU
+    assert warnings_on_load(False, **judged_with_vnni) == []
+    assert warnings_on_load(True, "onnx", **judged_with_vnni) == []  # fp32: nothing to announce

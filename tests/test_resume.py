@@ -207,33 +207,47 @@ def test_sigkill_during_an_atomic_write_keeps_the_old_directory(tmp_path, kill_a
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["model"]
 
 
-def test_automatic_resume_takes_only_a_checkpoint_of_the_same_run(tmp_path):
+def test_automatic_resume_takes_only_a_checkpoint_of_the_same_run(tmp_path, monkeypatch):
     from contextlib import nullcontext
     from types import SimpleNamespace
 
+    from routerforge.training.hyperparams import Hyperparams
     from routerforge.training.setup import prepare_checkpoints
 
-    checkpoints, run = tmp_path / "checkpoints", {"fingerprint": "f", "hyperparams": {"lr": 1e-4}}
+    checkpoints, run, hp = tmp_path / "checkpoints", {"fingerprint": "f"}, Hyperparams(epochs=3, lr=1e-4)
+    args = SimpleNamespace(main_process_first=lambda **_: nullcontext(), should_save=True)
+    resumed = str(checkpoints / "checkpoint-8")
 
-    def args(epochs: float = 3.0, max_steps: int = -1):
-        return SimpleNamespace(
-            main_process_first=lambda **_: nullcontext(), should_save=True, num_train_epochs=epochs, max_steps=max_steps
-        )
-
-    def killed_run(epochs: float = 3.0):  # a run that saved one checkpoint and died
-        assert prepare_checkpoints(checkpoints, False, run, args(epochs)) is None
+    def killed_run(hp: Hyperparams = hp):  # a run that saved one checkpoint and died
+        assert prepare_checkpoints(checkpoints, False, run, hp, args) is None
         (checkpoints / "checkpoint-8").mkdir()
-        state = {"max_steps": 24, "num_train_epochs": epochs, "log_history": []}
-        (checkpoints / "checkpoint-8" / "trainer_state.json").write_text(json.dumps(state))
+        (checkpoints / "checkpoint-8" / "trainer_state.json").write_text(json.dumps({"log_history": []}))
 
-    assert prepare_checkpoints(checkpoints, "auto", run, args()) is None  # nothing there: a fresh run
+    assert prepare_checkpoints(checkpoints, "auto", run, hp, args) is None  # nothing there: a fresh run
     killed_run()
-    assert prepare_checkpoints(checkpoints, "auto", run, args()) == str(checkpoints / "checkpoint-8")
-    for other_run, other_args in ((run | {"fingerprint": "g"}, args()), (run, args(epochs=4.0)), (run, args(3.0, 30))):
+    assert prepare_checkpoints(checkpoints, "auto", run, hp, args) == resumed
+    other_runs = [
+        (run | {"fingerprint": "g"}, hp),  # other data
+        (run, hp.model_copy(update={"lr": 2e-4})),  # other settings
+        (run, hp.model_copy(update={"epochs": 4})),  # a longer run: another learning-rate schedule
+        (run, hp.model_copy(update={"epochs": 1.5})),
+        (run, hp.model_copy(update={"max_steps": 30})),
+        (run, hp.model_copy(update={"patience": 5})),
+        (run, hp.model_copy(update={"save_steps": 10})),
+    ]
+    for other_run, other_hp in other_runs:
         killed_run()
-        assert prepare_checkpoints(checkpoints, "auto", other_run, other_args) is None  # afresh, and cleared
+        assert prepare_checkpoints(checkpoints, "auto", other_run, other_hp, args) is None  # afresh, and cleared
         assert [p.name for p in checkpoints.iterdir()] == ["run.json"]
-    killed_run()  # --resume may lengthen a run on purpose, but not change what is trained
-    assert prepare_checkpoints(checkpoints, True, run, args(epochs=4.0)) == str(checkpoints / "checkpoint-8")
+    killed_run(hp.model_copy(update={"epochs": 1.5}))  # fractional epochs resume too
+    assert prepare_checkpoints(checkpoints, "auto", run, hp.model_copy(update={"epochs": 1.5}), args) == resumed
+    killed_run()
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as many processes, or the steps per epoch differ
+    assert prepare_checkpoints(checkpoints, "auto", run, hp, args) is None
+    monkeypatch.delenv("WORLD_SIZE")
+    killed_run()  # --resume may lengthen a run on purpose, and an automatic resume then follows the new length
+    longer = hp.model_copy(update={"epochs": 4})
+    assert prepare_checkpoints(checkpoints, True, run, longer, args) == resumed
+    assert prepare_checkpoints(checkpoints, "auto", run, longer, args) == resumed
     with pytest.raises(RouterforgeError, match="different data or settings"):
-        prepare_checkpoints(checkpoints, True, run | {"fingerprint": "g"}, args())
+        prepare_checkpoints(checkpoints, True, run | {"fingerprint": "g"}, hp, args)

@@ -37,7 +37,7 @@ def export(
     from ..bundle import head_data
     from ..data import validation_template_rows
     from ..evaluation.evaluator import head_splits
-    from ..runtime.backends import OnnxBackend, TorchScriptBackend, load_torch_module
+    from ..runtime.backends import OnnxBackend, TorchScriptBackend, int8_saturates, load_torch_module
     from ..runtime.engine import Router
     from .onnx import export_onnx, optimise
     from .quantize import quantize_int8, recipes
@@ -101,7 +101,7 @@ def export(
             "seconds": round(time.perf_counter() - started, 1),
         }
         if recipe is not None:
-            record |= {"recipe": recipe, "recipes_that_failed_parity": failed}
+            record |= {"recipe": recipe, "recipes_that_failed_parity": failed, "cpu_saturates_int8": int8_saturates()}
         if not parity["passed"]:
             # Refused. An earlier passing export of these weights stays (its file and record; this attempt is noted
             # beside it); anything else of this format goes, so the runtime never serves an unchecked file and

@@ -54,15 +54,14 @@ def _now() -> str:
 
 @dataclass
 class Item:
-    """One unit of a stage: ``run(previous)`` does the work and returns what to record (``output_hash`` at least);
-    ``previous`` is the last record of this item when its inputs were the same (e.g. a run killed midway).
+    """One unit of a stage: ``run()`` does the work and returns what to record (``output_hash`` at least).
     ``path``: what it writes (recorded); ``done_when``: the file whose presence lets it be skipped."""
 
     name: str
     inputs: dict
     path: Path
     done_when: Path
-    run: Callable[[dict | None], dict]
+    run: Callable[[], dict]
 
     @property
     def input_hash(self) -> str:
@@ -170,7 +169,7 @@ class Engine:
         self._save()
         started = time.perf_counter()
         try:
-            entry |= item.run(previous if previous and previous.get("input_hash") == input_hash else None)
+            entry |= item.run()
         except BaseException as err:
             entry |= {"status": "failed", "error": f"{type(err).__name__}: {err}", "ended": _now()}
             record["status"] = "failed"

@@ -12,7 +12,6 @@ describe the model as it is exported (calibrated).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -82,11 +81,6 @@ def _source_fingerprints(specs: list[str], rules: str | None, adversarial: str |
 # -- stages: each lists its items ---------------------------------------------------------------------------------
 
 
-def _fresh(run: Callable[[], dict]) -> Callable[[dict | None], dict]:
-    """An item's run function that ignores the previous record (only training resumes from it)."""
-    return lambda _previous: run()
-
-
 def data_items(p: Pipeline) -> list[Item]:
     """One item per task: load, validate and split its data."""
     items = []
@@ -103,7 +97,7 @@ def data_items(p: Pipeline) -> list[Item]:
                 inputs,
                 path,
                 path,
-                _fresh(partial(_load_data, p, task, options)),
+                partial(_load_data, p, task, options),
             )
         )
     return items
@@ -168,11 +162,16 @@ def train_items(p: Pipeline) -> list[Item]:
     return items
 
 
-def _train(p: Pipeline, name: str, directory: Path, tasks: list[str], previous: dict | None) -> dict:
-    """Train one model; a killed run resumes from its last checkpoint when that checkpoint was made with the same
-    data and settings (whatever this stage's record says: an unrelated change may re-run the data stage)."""
+def _train(p: Pipeline, name: str, directory: Path, tasks: list[str]) -> dict:
+    """Train one model; a killed run resumes from its last checkpoint when that checkpoint was made for this same
+    run (data, settings, length; whatever this stage's record says: an unrelated change may re-run the data
+    stage), and starts afresh otherwise."""
     from ..training.from_config import PlannedModel, train_planned
 
+    checkpoints = directory / "checkpoints"
+    found = checkpoints.is_dir() and any(c.name.startswith("checkpoint-") for c in checkpoints.iterdir())
+    if found:
+        p.console.print(f"  {name}: checkpoints of an interrupted run: resuming if they were made for this run")
     result = train_planned(
         p.cfg,
         PlannedModel(name, directory, tasks),
@@ -182,8 +181,9 @@ def _train(p: Pipeline, name: str, directory: Path, tasks: list[str], previous: 
         console=p.console,
     )
     resumed = result.info["training"]["resumed_from"]
-    if resumed:
-        p.console.print(f"  {name}: resumed from {resumed}", highlight=False)
+    if found:
+        done = f"resumed from {resumed}" if resumed else "trained afresh (the checkpoints were made for another run)"
+        p.console.print(f"  {name}: {done}", highlight=False)
     return {
         "output_hash": file_hash(directory / INFO_FILE),
         "resumed": bool(resumed),
@@ -202,7 +202,7 @@ def calibrate_items(p: Pipeline) -> list[Item]:
                 inputs,
                 directory,
                 directory / INFO_FILE,
-                _fresh(partial(_calibrate, p, directory)),
+                partial(_calibrate, p, directory),
             )
         )
     return items
@@ -241,7 +241,7 @@ def eval_items(p: Pipeline) -> list[Item]:
                     {"model": model_hash},
                     output,
                     output / "metrics.json",
-                    _fresh(partial(_evaluate, p, directory, task, output)),
+                    partial(_evaluate, p, directory, task, output),
                 )
             )
     return items
@@ -268,7 +268,7 @@ def export_items(p: Pipeline) -> list[Item]:
                 inputs,
                 directory,
                 directory / CARD_FILE,
-                _fresh(partial(_export, p, directory, formats)),
+                partial(_export, p, directory, formats),
             )
         )
     return items
@@ -308,7 +308,7 @@ def report_items(p: Pipeline) -> list[Item]:
         "config": p.cfg,
     }
     path = p.run_dir / "report"
-    return [Item("report", inputs, path, path, lambda _previous: _report(p))]
+    return [Item("report", inputs, path, path, partial(_report, p))]
 
 
 def _report(p: Pipeline) -> dict:

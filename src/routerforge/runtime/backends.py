@@ -34,16 +34,18 @@ def int8_saturates() -> bool:
 
 
 def saturation_warning(info: dict) -> str | None:
-    """Why an int8 file should not be trusted on this CPU: full-range weights (judged by the export's parity check
-    on a CPU with VNNI) on a CPU that saturates them; None when the file is fine here."""
-    recipe = (info.get("exports") or {}).get("onnx-int8", {}).get("recipe")
-    if not recipe or recipe.endswith(SEVEN_BIT) or not int8_saturates():
+    """Why an int8 file should not be trusted on this CPU: full-range weights (recipe not ``-7bit``; files from
+    before recipes were recorded are full-range) whose parity check ran on a CPU that does not saturate them, loaded
+    on one that does. None when the file is fine here."""
+    record = (info.get("exports") or {}).get("onnx-int8") or {}
+    recipe = record.get("recipe") or "int8-per-channel"
+    if recipe.endswith(SEVEN_BIT) or record.get("cpu_saturates_int8") is True or not int8_saturates():
         return None
     return (
-        f"model.int8.onnx holds full-range int8 weights (recipe {recipe}) and this CPU lacks VNNI: ONNX Runtime "
-        "saturates them here, so its answers may differ from the ones the export's parity check accepted; "
-        "re-export on this machine (routerforge export MODEL --format onnx-int8 picks 7-bit weights) or serve "
-        "--backend onnx"
+        f"model.int8.onnx holds full-range int8 weights (recipe {recipe}) that the export's parity check judged on "
+        "a CPU with VNNI (or did not record on which), and this CPU lacks VNNI: ONNX Runtime saturates them here, "
+        "so its answers may differ from the ones that check accepted; re-export on this machine (routerforge "
+        "export MODEL --format onnx-int8 picks 7-bit weights) or serve --backend onnx"
     )
 
 

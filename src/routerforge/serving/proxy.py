@@ -52,6 +52,7 @@ import http.cookiejar
 import ipaddress
 import json
 import logging
+import logging.config
 import re
 import signal
 import time
@@ -674,7 +675,7 @@ def serve(
     ensure_port_free(host, port)  # before the bundle loads
     threads = worker_threads(workers, threads)
     if workers == 1:
-        service = RouterService.load(bundle, config_path, backend=backend, threads=threads)
+        service = _load(bundle, config_path, backend, threads, log_level)
         check_exposure(host, service.auth_token, insecure)
         _run(service, host, port, log_level)
         return
@@ -689,23 +690,36 @@ def serve(
 
 def _worker(bundle, config_path, backend, threads, log_level, host, port, sock, ready) -> None:
     """One process of ``serve --workers N``: load, then serve on the supervisor's socket."""
-    _run(RouterService.load(bundle, config_path, backend=backend, threads=threads), host, port, log_level, sock, ready)
+    _run(_load(bundle, config_path, backend, threads, log_level), host, port, log_level, sock, ready)
+
+
+def _logging_config(log_level: str) -> dict:
+    """uvicorn's logging, with routerforge's loggers (runtime, proxy, tracing) on its handler at ``log_level``."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = json.loads(json.dumps(LOGGING_CONFIG))
+    config["loggers"]["routerforge"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
+    return config
+
+
+def _load(bundle, config_path, backend, threads, log_level: str) -> RouterService:
+    """The service, with logging set up first: what loading warns about (an int8 file this CPU saturates, heads
+    the policy cannot use) reaches the log in its format."""
+    logging.config.dictConfig(_logging_config(log_level))
+    return RouterService.load(bundle, config_path, backend=backend, threads=threads)
 
 
 def _run(service: RouterService, host: str, port: int, log_level: str, sock=None, ready=None) -> None:
     """uvicorn over ``create_app(service)`` until SIGINT/SIGTERM, on ``host:port`` or an inherited socket;
     ``ready`` (a worker's) is set once SIGHUP reloads: the supervisor sends none before."""
     import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
 
     tracing.configure_from_env()  # OTLP spans when OTEL_EXPORTER_OTLP_ENDPOINT is set (the [otel] extra)
-    logging_config = json.loads(json.dumps(LOGGING_CONFIG))
-    logging_config["loggers"]["routerforge"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
     settings = uvicorn.Config(
         create_app(service),
         host=host,
         port=port,
-        log_config=logging_config,
+        log_config=_logging_config(log_level),
         log_level=log_level,
         access_log=False,
         limit_concurrency=service.config.server.max_connections,

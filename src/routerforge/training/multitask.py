@@ -36,7 +36,6 @@ from .hyperparams import BUNDLE_SETTINGS, Hyperparams, adaptive_hyperparams
 from .lora import LoraSettings
 from .setup import (
     CHECKPOINTS,
-    RESUMABLE_CHANGES,
     Resume,
     ShapePadding,
     TrainResult,
@@ -373,7 +372,6 @@ def train_multitask(
         {
             "fingerprints": {name: d.fingerprint for name, d in data.items()},
             "backbone": model,
-            "hyperparams": hp.model_dump(exclude=RESUMABLE_CHANGES),
             "temperature": temperature,
             "loss_weights": weights,
             "group_task_lengths": group_task_lengths,
@@ -381,6 +379,7 @@ def train_multitask(
             "lora": lora.model_dump() if lora else None,
             "crf": crf,
         },
+        hp,
         args,
     )
     args.remove_unused_columns = False

@@ -254,18 +254,24 @@ def ddp_backend(use_gpu: bool) -> str | None:
     return "gloo" if not use_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
 
 
-def prepare_checkpoints(checkpoint_dir: Path, resume: Resume, run: dict, args) -> str | None:
-    """The checkpoint to resume from (``--resume``), after checking it belongs to the same data and settings;
-    a fresh run first clears checkpoints an interrupted earlier run left behind. ``resume="auto"`` (the
-    pipeline) resumes when such a checkpoint exists and was made for a run of the same length, and starts afresh
-    otherwise. Rank 0 goes first and alone changes files; the other ranks wait for it
-    (``args``: the run's TrainingArguments), then only read."""
+def prepare_checkpoints(checkpoint_dir: Path, resume: Resume, run: dict, hp: Hyperparams, args) -> str | None:
+    """The checkpoint to resume from, after checking it belongs to the same data and settings (``run``, plus
+    ``hp`` but for :data:`RESUMABLE_CHANGES`); a fresh run first clears checkpoints an interrupted earlier run left
+    behind. ``--resume`` (True) may change the run's length, patience and checkpoint interval on purpose;
+    ``"auto"`` (the pipeline) resumes only a run made with those unchanged as well (and as many processes), so
+    that it gives the model a fresh run would give, and otherwise starts afresh. Rank 0 goes first and alone
+    changes files; the other ranks wait for it (``args``: the run's TrainingArguments), then only read."""
+    marker = checkpoint_dir / "run.json"
+    schedule = hp.model_dump(include=RESUMABLE_CHANGES) | {"processes": int(os.environ.get("WORLD_SIZE", "1"))}
+    current = json.loads(json.dumps(run | {"hyperparams": hp.model_dump(exclude=RESUMABLE_CHANGES)}, default=str))
     with args.main_process_first(local=False, desc="checkpoints"):
-        marker = checkpoint_dir / "run.json"
         if resume:
             last = last_complete_checkpoint(checkpoint_dir, remove_partial=args.should_save)
-            same = marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(run, default=str))
-            if last is not None and same and (resume is True or _same_schedule(Path(last), args)):
+            recorded = json.loads(marker.read_text()) if marker.is_file() else {}
+            same = {k: v for k, v in recorded.items() if k != "schedule"} == current
+            if last is not None and same and (resume is True or recorded.get("schedule") == schedule):
+                if args.should_save:  # a later automatic resume compares with the schedule now in force
+                    write_json(marker, current | {"schedule": schedule})
                 return last
             if resume is True and last is None:
                 raise RouterforgeError(
@@ -282,17 +288,8 @@ def prepare_checkpoints(checkpoint_dir: Path, resume: Resume, run: dict, args) -
         if args.should_save:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
             checkpoint_dir.mkdir(parents=True)
-            write_json(marker, run)
+            write_json(marker, current | {"schedule": schedule})
         return None
-
-
-def _same_schedule(checkpoint: Path, args) -> bool:
-    """Whether ``checkpoint`` was made on the way to the same number of steps or epochs as ``args``: an automatic
-    resume must give the model a fresh run would give (``--resume`` may lengthen a run on purpose)."""
-    state = json.loads((checkpoint / "trainer_state.json").read_text())
-    if args.max_steps > 0:
-        return bool(state.get("max_steps") == args.max_steps)
-    return bool(state.get("num_train_epochs") == args.num_train_epochs)
 
 
 def last_complete_checkpoint(checkpoint_dir: Path, remove_partial: bool) -> str | None:

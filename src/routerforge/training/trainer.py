@@ -26,7 +26,6 @@ from .hyperparams import Hyperparams, adaptive_hyperparams
 from .lora import LoraSettings, head_module_names, save_lora, wrap_with_lora
 from .setup import (
     CHECKPOINTS,
-    RESUMABLE_CHANGES,
     Resume,
     ShapePadding,
     TrainResult,
@@ -112,9 +111,9 @@ def train(
     """Fine-tune ``model`` on ``data`` and write a model directory to ``output``.
 
     ``hyperparams``: a :class:`Hyperparams` or a dict of overrides on the adaptive defaults (by training-set
-    size). ``resume``: continue from the last checkpoint in ``output/checkpoints``. ``callbacks``: extra
-    ``transformers.TrainerCallback`` objects. ``crf``: a CRF over the token head (pii only).
-    ``allow_pickle``: accept a backbone whose weights are not safetensors.
+    size). ``resume``: continue from the last checkpoint in ``output/checkpoints`` (``"auto"``: only a checkpoint
+    of this very run, else afresh). ``callbacks``: extra ``transformers.TrainerCallback`` objects. ``crf``: a
+    CRF over the token head (pii only). ``allow_pickle``: accept a backbone whose weights are not safetensors.
     """
     import torch
     from transformers import (
@@ -181,11 +180,11 @@ def train(
         resume,
         {
             "fingerprint": data.fingerprint,
-            "hyperparams": hp.model_dump(exclude=RESUMABLE_CHANGES),
             "backbone": model,
             "lora": lora.model_dump() if lora else None,
             "crf": crf,
         },
+        hp,
         args,
     )
     collator = ShapePadding(
