@@ -29,9 +29,9 @@ demo: $(VENV)/.installed
 	$(RF) pipeline configs/quickstart.yaml
 	$(RF) classify runs/quickstart/bundle "Call John Smith at 555-123-4567 about the integral of x^2"
 
-# Lint, format check and type check (src/), then every test.
+# Lint, format check and type check (src/), then every test: one process per core (at most 4), a test file each.
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 # The tests without the slow ones (DDP, kill-and-resume, hostile loaders, real MiniLM): a few minutes less.
 test-fast: lint
