@@ -35,7 +35,7 @@ test: lint
 
 # The tests without the slow ones (DDP, kill-and-resume, hostile loaders, real MiniLM): a few minutes less.
 test-fast: lint
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile -m "not slow"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks scripts

@@ -171,7 +171,7 @@ def _train(p: Pipeline, name: str, directory: Path, tasks: list[str]) -> dict:
     checkpoints = directory / "checkpoints"
     found = checkpoints.is_dir() and any(c.name.startswith("checkpoint-") for c in checkpoints.iterdir())
     if found:
-        p.console.print(f"  {name}: checkpoints of an interrupted run: resuming if they were made for this run")
+        p.console.print(f"  {name}: checkpoints of an interrupted run: resuming if made for this run", highlight=False)
     result = train_planned(
         p.cfg,
         PlannedModel(name, directory, tasks),

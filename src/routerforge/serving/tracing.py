@@ -44,7 +44,7 @@ class _NoSpan:
 
 def _tracer():
     """The tracer, or None while no tracer provider is set (the API alone): its spans would be no-ops, and
-    building them costs ~0.05 ms each, several per request."""
+    building them cost ~0.1 ms per chat request (benchmarks/README.md)."""
     if trace is None or isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         return None
     return trace.get_tracer("routerforge")

@@ -262,7 +262,8 @@ def prepare_checkpoints(checkpoint_dir: Path, resume: Resume, run: dict, hp: Hyp
     that it gives the model a fresh run would give, and otherwise starts afresh. Rank 0 goes first and alone
     changes files; the other ranks wait for it (``args``: the run's TrainingArguments), then only read."""
     marker = checkpoint_dir / "run.json"
-    schedule = hp.model_dump(include=RESUMABLE_CHANGES) | {"processes": int(os.environ.get("WORLD_SIZE", "1"))}
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    schedule = json.loads(json.dumps(hp.model_dump(include=RESUMABLE_CHANGES) | {"processes": processes}))
     current = json.loads(json.dumps(run | {"hyperparams": hp.model_dump(exclude=RESUMABLE_CHANGES)}, default=str))
     with args.main_process_first(local=False, desc="checkpoints"):
         if resume:
