@@ -95,10 +95,10 @@ def load(
 
         options["augment_version"] = AUGMENT_VERSION
     if adversarial:
-        adversarial = _input_file(
+        adversarial, digest = _input_file(
             adversarial, "no adversarial rows file here", "make it with `routerforge adversarial MODEL --output FILE`"
         )
-        options |= {"adversarial": adversarial, "adversarial_sha256": file_sha256(Path(adversarial))}
+        options |= {"adversarial": adversarial, "adversarial_sha256": digest}
     intent_rules = _intent_rules(rules)  # validates the file before it is hashed
     options["rules_sha256"] = file_sha256(Path(rules)) if rules else None
     loaded = load_examples(
@@ -137,12 +137,13 @@ def load(
     return task_data
 
 
-def _input_file(path: str, missing: str, hint: str) -> str:
-    """``path`` resolved (a manifest must find it from any working directory), refused when it is not a file."""
+def _input_file(path: str, missing: str, hint: str) -> tuple[str, str]:
+    """``path`` resolved (a manifest must find it from any working directory) and its sha256 (a manifest re-reads
+    it only unchanged), refused when it is not a file."""
     resolved = Path(path).expanduser().resolve()
     if not resolved.is_file():
         raise RouterforgeError(missing, source=str(resolved), hint=hint)
-    return str(resolved)
+    return str(resolved), file_sha256(resolved)
 
 
 def _refuse_changed(files, message: str) -> None:
@@ -169,16 +170,14 @@ def _generate_options(generate: dict | None) -> dict | None:
     if unknown:
         raise RouterforgeError(f"unknown generate options {unknown}", hint=f"known: {', '.join(defaults)}")
     if options["templates"]:
-        options["templates"] = _input_file(
+        options["templates"], options["templates_sha256"] = _input_file(
             options["templates"], "no template file here", "generate.templates: templates.txt"
         )
-        options["templates_sha256"] = file_sha256(Path(options["templates"]))
     if options["negative_rows"] and not options["negatives"]:
         raise RouterforgeError("negative_rows needs negatives: files of PII-free texts", hint="generate.negatives")
-    options["negatives"] = [
-        _input_file(f, "no file of PII-free texts here", "generate.negatives") for f in options["negatives"]
-    ]
-    options["negatives_sha256"] = [file_sha256(Path(f)) for f in options["negatives"]]
+    negatives = [_input_file(f, "no file of PII-free texts here", "generate.negatives") for f in options["negatives"]]
+    options["negatives"] = [path for path, _ in negatives]
+    options["negatives_sha256"] = [digest for _, digest in negatives]
     return options
 
 
@@ -374,9 +373,11 @@ def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, li
             )
     options = manifest["load_options"]
     task_def = get_task(manifest["task"])
-    rules = options.get("rules")
-    if rules and (not Path(rules).is_file() or file_sha256(Path(rules)) != options.get("rules_sha256")):
-        raise RouterforgeError("the intent rule table is missing or changed since the model was trained", source=rules)
+    if options.get("rules"):
+        _refuse_changed(
+            [(options["rules"], options.get("rules_sha256"))],
+            "the intent rule table is missing or changed since the model was trained",
+        )
     intent_rules = _intent_rules(options.get("rules"))
     loaded = load_examples(
         task_def,

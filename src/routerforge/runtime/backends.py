@@ -38,7 +38,7 @@ def saturation_warning(info: dict) -> str | None:
     before recipes were recorded are full-range) whose parity check ran on a CPU that does not saturate them, loaded
     on one that does. None when the file is fine here."""
     record = (info.get("exports") or {}).get("onnx-int8") or {}
-    recipe = record.get("recipe") or "int8-per-channel"
+    recipe = record.get("recipe") or "not recorded"
     if recipe.endswith(SEVEN_BIT) or record.get("cpu_saturates_int8") is True or not int8_saturates():
         return None
     return (

@@ -693,25 +693,22 @@ def _worker(bundle, config_path, backend, threads, log_level, host, port, sock, 
     _run(_load(bundle, config_path, backend, threads, log_level), host, port, log_level, sock, ready)
 
 
-def _logging_config(log_level: str) -> dict:
-    """uvicorn's logging, with routerforge's loggers (runtime, proxy, tracing) on its handler at ``log_level``."""
+def _load(bundle, config_path, backend, threads, log_level: str) -> RouterService:
+    """The service, with logging set up first (uvicorn's, and routerforge's loggers on its handler at
+    ``log_level``): what loading warns about (an int8 file this CPU saturates, heads the policy cannot use) reaches
+    the log in its format."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = json.loads(json.dumps(LOGGING_CONFIG))
     config["loggers"]["routerforge"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
-    return config
-
-
-def _load(bundle, config_path, backend, threads, log_level: str) -> RouterService:
-    """The service, with logging set up first: what loading warns about (an int8 file this CPU saturates, heads
-    the policy cannot use) reaches the log in its format."""
-    logging.config.dictConfig(_logging_config(log_level))
+    logging.config.dictConfig(config)
     return RouterService.load(bundle, config_path, backend=backend, threads=threads)
 
 
 def _run(service: RouterService, host: str, port: int, log_level: str, sock=None, ready=None) -> None:
-    """uvicorn over ``create_app(service)`` until SIGINT/SIGTERM, on ``host:port`` or an inherited socket;
-    ``ready`` (a worker's) is set once SIGHUP reloads: the supervisor sends none before."""
+    """uvicorn over ``create_app(service)`` (loaded by :func:`_load`, which set up the logging) until
+    SIGINT/SIGTERM, on ``host:port`` or an inherited socket; ``ready`` (a worker's) is set once SIGHUP reloads: the
+    supervisor sends none before."""
     import uvicorn
 
     tracing.configure_from_env()  # OTLP spans when OTEL_EXPORTER_OTLP_ENDPOINT is set (the [otel] extra)
@@ -719,7 +716,7 @@ def _run(service: RouterService, host: str, port: int, log_level: str, sock=None
         create_app(service),
         host=host,
         port=port,
-        log_config=_logging_config(log_level),
+        log_config=None,  # _load configured it
         log_level=log_level,
         access_log=False,
         limit_concurrency=service.config.server.max_connections,
