@@ -43,6 +43,9 @@ DEFAULT_MIN_SPAN_SCORE = 0.3  # model spans below this are dropped when the mode
 MIN_LOCAL_PHONE_DIGITS = 7
 _DIGIT_AND_POINT = re.compile(r"\d[.:,]\Z")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\b")
+# A piece of a phone match that is a decimal (``0.9000000``, ``.1999``, ``88.1``): numbers, not a phone. A phone
+# written with dots has two or more (``555.123.4567``).
+_DECIMAL_PIECE = re.compile(r"(?:^|\s)\d*\.\d+(?=\s|$)")
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "IL", "BR", "AU", "ES", "IT", "NL", "SE")
 
 
@@ -283,8 +286,12 @@ class PhoneRecognizer:
                 whole = False
                 for m in phonenumbers.PhoneNumberMatcher(value, region, leniency=leniency):
                     start, end = cand.start() + m.start, cand.start() + m.end
-                    if _DIGIT_AND_POINT.search(text, 0, start) or _ISO_DATE.match(text, start):
-                        continue  # the fraction of a time or a decimal; a date
+                    if (
+                        _DIGIT_AND_POINT.search(text, 0, start)
+                        or _ISO_DATE.match(text, start)
+                        or _DECIMAL_PIECE.search(m.raw_string)
+                    ):
+                        continue  # the fraction of a time or a decimal; a date; decimals
                     score = self.score if phonenumbers.is_valid_number(m.number) else self.score - 0.1
                     seen.setdefault((start, end), Found(self.entity_type, start, end, score, self.name))
                     whole = whole or (m.start, m.end) == (0, len(value))
