@@ -27,6 +27,8 @@ def found(name: str, text: str) -> list[tuple[str, str]]:
         ("phone", "ring +41 (0)96 471 07 95 after six", "+41 (0)96 471 07 95"),
         ("phone", "UK office: 020 7946 0018.", "020 7946 0018"),
         ("phone", "or dial 0161.496.0000 today", "0161.496.0000"),  # dots, not a decimal
+        ("phone", "ext. 555 123 4567 x 2 or", "555 123 4567 x 2"),  # a one-digit extension
+        ("phone", "Stockholm +46 8 123 456 78 now", "+46 8 123 456 78"),  # one digit after a + code
         ("credit_card", "card 4111 1111 1111 1111 expires soon", "4111 1111 1111 1111"),
         ("credit_card", "amex 378282246310005.", "378282246310005"),
         ("iban", "IBAN GB82 WEST 1234 5698 7654 32 and more", "GB82 WEST 1234 5698 7654 32"),
@@ -61,7 +63,8 @@ def test_each_recognizer_finds_its_value(name, text, value):
         ("date", "on 2024-02-30 and 13/13/2020"),
         # a time's fraction of a second, a decimal, a short local digit run (each VALID in some region)
         ("phone", "at 2015-08-14 03:45:27.164395 and pi 3.1415926535 and 3449 96"),
-        ("phone", "x is 0.9000000, or 6.9469 - .1999, or between 0.804 88.1"),  # decimals (MMLU-Pro false alarms)
+        ("phone", "x is 0.9000000, or 6.9469 - .1999, or between 0.804 88.1"),  # decimals
+        ("phone", "the sequence 2 3 4 5 6 7 8 9 10, and 02000 5"),  # lists of numbers
     ],
 )
 def test_each_recognizer_rejects_invalid_values(name, text):

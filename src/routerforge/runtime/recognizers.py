@@ -46,6 +46,9 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\b")
 # A piece of a phone match that is a decimal (``0.9000000``, ``.1999``, ``88.1``): numbers, not a phone. A phone
 # written with dots has two or more (``555.123.4567``).
 _DECIMAL_PIECE = re.compile(r"(?:^|\s)\d*\.\d+(?=\s|$)")
+# A single digit after a space, not an extension's (``2 3 4 5 6``, ``02000 5``): a list of numbers, when no ``+``
+# code says otherwise (``+46 8 123 456 78``).
+_LONE_DIGIT = re.compile(r"(?<![xX.t])\s\d(?=\s|$)")
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "IL", "BR", "AU", "ES", "IT", "NL", "SE")
 
 
@@ -290,8 +293,9 @@ class PhoneRecognizer:
                         _DIGIT_AND_POINT.search(text, 0, start)
                         or _ISO_DATE.match(text, start)
                         or _DECIMAL_PIECE.search(m.raw_string)
+                        or (not international and _LONE_DIGIT.search(m.raw_string))
                     ):
-                        continue  # the fraction of a time or a decimal; a date; decimals
+                        continue  # the fraction of a time or a decimal; a date; decimals; a list of numbers
                     score = self.score if phonenumbers.is_valid_number(m.number) else self.score - 0.1
                     seen.setdefault((start, end), Found(self.entity_type, start, end, score, self.name))
                     whole = whole or (m.start, m.end) == (0, len(value))
