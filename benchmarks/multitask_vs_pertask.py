@@ -17,8 +17,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from routerforge.bundle import head_data
 from routerforge.data import load_split_from_manifest
-from routerforge.evaluation.evaluator import evaluate_examples, task_data_info
+from routerforge.evaluation.evaluator import evaluate_examples
 from routerforge.io import write_json
 from routerforge.runtime.engine import Router
 
@@ -46,8 +47,8 @@ def main() -> None:
     for item in args.per_task:
         task, _, path = item.partition("=")
         single = Router.load(path, "torch")
-        manifest = task_data_info(bundle.info, task)["manifest"]
-        other = task_data_info(single.info, task)["manifest"]["splits"]
+        manifest = head_data(bundle.info, task)["manifest"]
+        other = head_data(single.info, task)["manifest"]["splits"]
         if other["test"] != manifest["splits"]["test"]:
             raise SystemExit(f"{task}: the per-task model and the bundle have different test splits")
         moved = {
