@@ -167,9 +167,9 @@ def _train(p: Pipeline, name: str, directory: Path, tasks: list[str]) -> dict:
     run (data, settings, length; whatever this stage's record says: an unrelated change may re-run the data
     stage), and starts afresh otherwise."""
     from ..training.from_config import PlannedModel, train_planned
+    from ..training.setup import CHECKPOINTS
 
-    checkpoints = directory / "checkpoints"
-    found = checkpoints.is_dir() and any(c.name.startswith("checkpoint-") for c in checkpoints.iterdir())
+    found = any((directory / CHECKPOINTS).glob("checkpoint-*"))
     if found:
         p.console.print(f"  {name}: checkpoints of an interrupted run: resuming if made for this run", highlight=False)
     result = train_planned(

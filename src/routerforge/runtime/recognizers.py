@@ -43,12 +43,8 @@ DEFAULT_MIN_SPAN_SCORE = 0.3  # model spans below this are dropped when the mode
 MIN_LOCAL_PHONE_DIGITS = 7
 _DIGIT_AND_POINT = re.compile(r"\d[.:,]\Z")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\b")
-# A piece of a phone match that is a decimal (``0.9000000``, ``.1999``, ``88.1``): numbers, not a phone. A phone
-# written with dots has two or more (``555.123.4567``).
 _DECIMAL_PIECE = re.compile(r"(?:^|\s)\d*\.\d+(?=\s|$)")
-# A single digit after a space, not an extension's (``2 3 4 5 6``, ``02000 5``): a list of numbers, when no ``+``
-# code says otherwise (``+46 8 123 456 78``).
-_LONE_DIGIT = re.compile(r"(?<![xX.t])\s\d(?=\s|$)")
+_LONE_DIGIT = re.compile(r"(?<![xX.t])\s\d(?=\s|$)")  # not an extension's (``x 2``)
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "IL", "BR", "AU", "ES", "IT", "NL", "SE")
 
 
@@ -289,19 +285,27 @@ class PhoneRecognizer:
                 whole = False
                 for m in phonenumbers.PhoneNumberMatcher(value, region, leniency=leniency):
                     start, end = cand.start() + m.start, cand.start() + m.end
-                    if (
-                        _DIGIT_AND_POINT.search(text, 0, start)
-                        or _ISO_DATE.match(text, start)
-                        or _DECIMAL_PIECE.search(m.raw_string)
-                        or (not international and _LONE_DIGIT.search(m.raw_string))
-                    ):
-                        continue  # the fraction of a time or a decimal; a date; decimals; a list of numbers
+                    if _other_numbers(text, start, m.raw_string, international):
+                        continue
                     score = self.score if phonenumbers.is_valid_number(m.number) else self.score - 0.1
                     seen.setdefault((start, end), Found(self.entity_type, start, end, score, self.name))
                     whole = whole or (m.start, m.end) == (0, len(value))
                 if whole:  # the run is one number: no other region can do better
                     break
         return list(seen.values())
+
+
+def _other_numbers(text: str, start: int, raw: str, international: bool) -> bool:
+    """Whether a phone match at ``start`` is numbers of another kind: the fraction of a time or a decimal (right
+    after ``digit.``/``digit:``), an ISO date, a decimal piece (``0.9000000``, ``.1999``, ``88.1``; a phone written
+    with dots has two or more), or, without a ``+`` code, a list of numbers (a lone digit after a space:
+    ``2 3 4 5 6``, ``02000 5``; ``+46 8 123 456 78`` is a phone)."""
+    return bool(
+        _DIGIT_AND_POINT.search(text, 0, start)
+        or _ISO_DATE.match(text, start)
+        or _DECIMAL_PIECE.search(raw)
+        or (not international and _LONE_DIGIT.search(raw))
+    )
 
 
 _STATES = (
