@@ -1,7 +1,7 @@
 """Training throughput on this CPU: fp32 against bf16 autocast, and random against length-grouped batches, one
 optimiser step at a time, interleaved.
 
-    python benchmarks/train_speed.py [--data DATA_DIR/mmlu_pro/questions.jsonl] [--steps 12] [--rounds 3]
+    python benchmarks/train_speed.py [--data DATA_DIR/mmlu_pro/questions.jsonl] [--steps 12] [--rounds 3] [--compile]
 
 Real MMLU-Pro questions (or a built-in sentence when no file is given), MiniLM with a 14-way head, batch 16,
 padded to the longest row of the batch (max 128 tokens), AdamW fused: what ``routerforge train`` runs per step.
@@ -9,6 +9,9 @@ Three arms: fp32 and bf16 on random batches (what the bundle's task sampler drew
 bf16 on length-grouped batches (the task sampler's ``_pass`` over 50 batches' rows, as training draws them).
 Rounds alternate the arms so load on a shared machine hits all alike; prints tokens/s (non-padding tokens) per
 round and the median ratios, and the largest |logit| difference of one forward pass in each precision.
+``--compile`` adds two arms on length-grouped batches: fp32 eager and fp32 under ``torch.compile`` (inductor,
+dynamic shapes, as the Trainer's ``torch_compile`` would run it), after a warm-up over every batch shape whose
+seconds (the compile cost a run pays once) are printed apart.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12, help="optimiser steps per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per precision, interleaved")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--compile", action="store_true", help="add fp32 grouped arms, eager and torch.compile")
     args = parser.parse_args()
 
     backbone = resolve_backbone("minilm")
@@ -60,11 +64,14 @@ def main() -> None:
         ]
 
     arms = {"fp32": (encode(random), False), "bf16": (encode(random), True), "bf16_grouped": (encode(grouped), True)}
+    if args.compile:
+        arms |= {"fp32_grouped": (encode(grouped), False), "fp32_grouped_compiled": (encode(grouped), False)}
     labels = torch.zeros(args.batch_size, dtype=torch.long)
+    compiled = torch.compile(model, dynamic=True) if args.compile else None  # shares model's parameters
 
-    def step(batch, bf16: bool) -> None:
+    def step(batch, bf16: bool, net=model) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext():
-            loss = model(**batch, labels=labels[: batch["input_ids"].shape[0]]).loss
+            loss = net(**batch, labels=labels[: batch["input_ids"].shape[0]]).loss
         loss.backward()
         optimiser.step()
         optimiser.zero_grad()
@@ -72,13 +79,21 @@ def main() -> None:
     model.train()
     batches = arms["fp32"][0]
     step(batches[0], False), step(batches[0], True)  # warm-up of both paths
+    compile_s = None
+    if compiled is not None:
+        started = time.perf_counter()
+        for batch in arms["fp32_grouped_compiled"][0]:
+            step(batch, False, compiled)
+        compile_s = round(time.perf_counter() - started, 1)
+        print(f"torch.compile warm-up over {args.steps} batches: {compile_s} s", flush=True)
     rates: dict[str, list[float]] = {name: [] for name in arms}
     for r in range(args.rounds):
         for name, (arm, bf16) in arms.items():
             tokens = sum(int(b["attention_mask"].sum()) for b in arm)
+            net = compiled if name.endswith("_compiled") else model
             started = time.perf_counter()
             for batch in arm:
-                step(batch, bf16)
+                step(batch, bf16, net)
             rates[name].append(tokens / (time.perf_counter() - started))
             print(f"round {r + 1} {name}: {rates[name][-1]:,.0f} tokens/s", flush=True)
     model.eval()
@@ -103,6 +118,11 @@ def main() -> None:
                 "grouped_over_random_bf16": ratio("bf16_grouped", "bf16"),
                 "bf16_grouped_over_fp32": ratio("bf16_grouped", "fp32"),
                 "max_abs_logit_diff": float((fp32 - bf16).abs().max()),
+                **(
+                    {"compiled_over_eager_fp32": ratio("fp32_grouped_compiled", "fp32_grouped"), "compile_s": compile_s}
+                    if args.compile
+                    else {}
+                ),
                 "threads": torch.get_num_threads(),
             },
             indent=1,

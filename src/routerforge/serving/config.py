@@ -302,6 +302,15 @@ class ServerConfig(_Strict):
         ),
     )
     max_body_bytes: int = Field(1_000_000, ge=1, description="larger request bodies get 413")
+    signal_cache: int = Field(
+        4096,
+        ge=0,
+        description=(
+            "checked texts whose signals are kept (least recently used out), so a conversation's earlier messages "
+            "are not classified again each turn; a reload empties it; 0: off (a hit answers sooner, which a client "
+            "timing its requests could notice)"
+        ),
+    )
     auth_token_env: str | None = Field(
         None,
         description=(

@@ -28,6 +28,7 @@ from ..runtime.signals import Signals
 from .config import RouterConfig, load_router_config
 from .inspect import Refused
 from .policy import Decision, TextKey, decide, texts_to_check
+from .signal_cache import SignalCache
 from .workers import supervised
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,10 @@ class Metrics:
             "routerforge_refused", "requests refused for what they hold (unknown role, part, field...), by code",
             ["code"], registry=r,
         )  # fmt: skip
+        self.signal_cache = Counter(
+            "routerforge_signal_cache", "checked texts answered from the signal cache (hit) or classified (miss)",
+            ["result"], registry=r,
+        )  # fmt: skip
 
     def record(self, decision: Decision) -> None:
         """Count one decision: by category, model and action; its block reason, fail-open checks, long texts."""
@@ -128,6 +133,12 @@ class Loaded:
     router: object  # runtime.engine.Router, or anything with classify_batch(texts) and heads
     config: RouterConfig
     auth_token: str | None
+    cache: SignalCache  # this generation's signals of recent texts: a reload starts empty
+
+    @classmethod
+    def of(cls, router, config: RouterConfig) -> Loaded:
+        """A generation of ``router`` and ``config``, its token read and its cache empty."""
+        return cls(router, config, client_token(config), SignalCache(config.server.signal_cache))
 
 
 @dataclass
@@ -164,7 +175,7 @@ class RouterService:
         self.bundle_from_config = bundle_from_config
         self.config_path = Path(config_path) if config_path is not None else None
         self.backend, self.threads = backend, threads
-        self._loaded = Loaded(router, config, client_token(config))
+        self._loaded = Loaded.of(router, config)
         self._reload_lock = threading.Lock()
         self._reloading: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
         self.metrics = Metrics()
@@ -309,7 +320,7 @@ class RouterService:
             self.metrics.refused.labels(err.code).inc()
             raise
         try:
-            signals = dict(zip(texts, await self.classify(list(texts.values())))) if texts else {}
+            signals = await self._signals(texts) if texts else {}
         except (QueueFull, TooManyTexts, TooMuchWork):
             raise
         except Exception as err:  # noqa: BLE001 - any classifier failure is what fail_mode is for
@@ -319,6 +330,20 @@ class RouterService:
             log.warning("classification failed (%s: %s); fail_mode=%s", kind, type(err).__name__, modes)
             return Checked(request, config, {}, True)
         return Checked(request, config, signals, False)
+
+    async def _signals(self, texts: dict[TextKey, str]) -> dict[TextKey, Signals]:
+        """Each text's signals: from this generation's cache, else classified (each distinct text once)."""
+        cache = self._loaded.cache
+        known = {text: found for text in set(texts.values()) if (found := cache.get(text)) is not None}
+        missing = [text for text in dict.fromkeys(texts.values()) if text not in known]
+        if known:
+            self.metrics.signal_cache.labels("hit").inc(len(known))
+        if missing:
+            self.metrics.signal_cache.labels("miss").inc(len(missing))
+            for text, found in zip(missing, await self.classify(missing)):
+                cache.put(text, found)
+                known[text] = found
+        return {key: known[text] for key, text in texts.items()}
 
     async def decide(self, request: dict, *, offload: bool = False) -> Decision:
         """The routing decision for one chat completions body (what the ExtProc server calls)."""
@@ -349,7 +374,7 @@ class RouterService:
                 if bundle is None:
                     raise RouterforgeError("no bundle to reload", hint="pass bundle_path")
                 router = Router.load(bundle, self.backend, threads=self.threads, recognizers=config.pii.recognizers)
-                loaded = Loaded(router, config, client_token(config))
+                loaded = Loaded.of(router, config)
             except Exception:
                 self.metrics.reloads.labels("failed").inc()
                 raise
