@@ -27,7 +27,9 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from routerforge.modeling.backbones import resolve_backbone
+from routerforge.training.hyperparams import Hyperparams
 from routerforge.training.multitask import TaskBatchSampler
+from routerforge.training.setup import use_bf16
 
 
 def _texts(path: str | None, n: int) -> list[str]:
@@ -64,6 +66,9 @@ def main() -> None:
         ]
 
     arms = {"fp32": (encode(random), False), "bf16": (encode(random), True), "bf16_grouped": (encode(grouped), True)}
+    if not use_bf16(Hyperparams(), use_gpu=False):  # emulated bf16 is many times slower: not what training runs
+        print("no native bf16 on this CPU: the bf16 arms are left out", flush=True)
+        arms = {"fp32": arms["fp32"]}
     if args.compile:
         arms |= {"fp32_grouped": (encode(grouped), False), "fp32_grouped_compiled": (encode(grouped), False)}
     labels = torch.zeros(args.batch_size, dtype=torch.long)
@@ -78,7 +83,8 @@ def main() -> None:
 
     model.train()
     batches = arms["fp32"][0]
-    step(batches[0], False), step(batches[0], True)  # warm-up of both paths
+    for bf16 in {bf16 for _, bf16 in arms.values()}:  # warm-up of each path
+        step(batches[0], bf16)
     compile_s = None
     if compiled is not None:
         started = time.perf_counter()
@@ -102,7 +108,9 @@ def main() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             bf16 = model(**batches[0]).logits.float()
 
-    def ratio(a: str, b: str) -> float:
+    def ratio(a: str, b: str) -> float | None:
+        if a not in rates or b not in rates:
+            return None
         return round(statistics.median(x / y for x, y in zip(rates[a], rates[b])), 2)
 
     padded = {

@@ -199,11 +199,23 @@ def test_config_enable_disable_and_an_ad_hoc_recognizer():
         {"custom": [{"name": "x", "entity_type": "X", "pattern": "a", "validator": "crc"}]},
         {"min_score": 2},
         {"typo": True},
+        {"phone_regions": ["XX"]},
+        {"phone_regions": []},
     ],
 )
 def test_bad_config_is_one_clear_error(bad):
     with pytest.raises((RouterforgeError, ValueError)):
         Recognizers.for_model(bad)
+
+
+def test_phone_regions_choose_where_a_local_number_must_be_valid():
+    text = "US desk 201-555-0123, Paris 01 42 68 53 00, fictional 555-123-4567, intl +44 20 7946 0018"
+    every = [s.text for s in Recognizers.from_config({"enabled": ["phone"]}).apply(text, [])]
+    assert every == ["201-555-0123", "01 42 68 53 00", "555-123-4567", "+44 20 7946 0018"]
+    us = Recognizers.from_config({"enabled": ["phone"], "phone_regions": ["us"]})
+    assert [s.text for s in us.apply(text, [])] == ["201-555-0123", "+44 20 7946 0018"]  # a + number: any region
+    france = Recognizers.for_model({"enabled": ["phone"]}, RecognizerConfig(phone_regions=["FR"]))
+    assert [s.text for s in france.apply(text, [])] == ["01 42 68 53 00", "+44 20 7946 0018"]
 
 
 def test_router_config_fields_replace_the_bundle_ones():
