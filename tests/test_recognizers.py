@@ -214,6 +214,9 @@ def test_phone_regions_choose_where_a_local_number_must_be_valid():
     assert every == ["201-555-0123", "01 42 68 53 00", "555-123-4567", "+44 20 7946 0018"]
     us = Recognizers.from_config({"enabled": ["phone"], "phone_regions": ["us"]})
     assert [s.text for s in us.apply(text, [])] == ["201-555-0123", "+44 20 7946 0018"]  # a + number: any region
+    canada = Recognizers.from_config({"enabled": ["phone"], "phone_regions": ["CA", "ca"]})  # +1: one plan
+    assert [s.text for s in canada.apply(text, [])] == ["201-555-0123", "+44 20 7946 0018"]
+    assert canada.recognizers[0].regions == ("CA",)
     france = Recognizers.for_model({"enabled": ["phone"]}, RecognizerConfig(phone_regions=["FR"]))
     assert [s.text for s in france.apply(text, [])] == ["01 42 68 53 00", "+44 20 7946 0018"]
 

@@ -413,7 +413,8 @@ class RecognizerConfig(BaseModel):
     phone_regions: list[str] | None = Field(
         None,
         description=(
-            "regions (ISO 3166 codes) in one of which a number without a + code must be VALID, tried in order "
+            "regions (ISO 3166 codes) in one of whose numbering plans a number without a + code must be VALID, "
+            "tried in order "
             f"(default: {' '.join(PHONE_REGIONS)}); each costs ~0.1 ms per digit run that is not yet found"
         ),
     )
@@ -425,7 +426,7 @@ class RecognizerConfig(BaseModel):
             return None
         import phonenumbers
 
-        upper = [r.upper() for r in regions]
+        upper = list(dict.fromkeys(r.upper() for r in regions))
         unknown = sorted(set(upper) - phonenumbers.SUPPORTED_REGIONS)
         if unknown or not upper:
             raise ValueError(f"unknown region(s) {', '.join(unknown)}" if unknown else "give at least one region")

@@ -306,9 +306,9 @@ class ServerConfig(_Strict):
         4096,
         ge=0,
         description=(
-            "checked texts whose signals are kept (least recently used out), so a conversation's earlier messages "
-            "are not classified again each turn; a reload empties it; 0: off (a hit answers sooner, which a client "
-            "timing its requests could notice)"
+            "checked texts whose signals are kept (least recently used out; about 4 KB of signals per entry at "
+            "most on average), so a conversation's earlier messages are not classified again each turn; a reload "
+            "empties it; 0: off (a hit answers sooner, which a client timing its requests could notice)"
         ),
     )
     auth_token_env: str | None = Field(

@@ -339,10 +339,10 @@ class RouterService:
         if known:
             self.metrics.signal_cache.labels("hit").inc(len(known))
         if missing:
-            self.metrics.signal_cache.labels("miss").inc(len(missing))
             for text, found in zip(missing, await self.classify(missing)):
                 cache.put(text, found)
                 known[text] = found
+            self.metrics.signal_cache.labels("miss").inc(len(missing))
         return {key: known[text] for key, text in texts.items()}
 
     async def decide(self, request: dict, *, offload: bool = False) -> Decision:

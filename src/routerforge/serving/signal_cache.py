@@ -1,11 +1,12 @@
 """Signals of texts seen recently, so a conversation's history is not classified again on every turn.
 
 A chat client resends the whole conversation each turn, and the guard reads every role: without a cache, turn
-*n* classifies all *2n* earlier messages again. The signals of a text are a function of the text and the loaded
-generation (bundle, recognizers), so one generation's cache answers exactly what classifying again would; a
-reload starts an empty one. Keys are SHA-256 digests, not the texts; the cached signals do hold the PII spans
-found (their text included) until evicted. A hit answers sooner than a miss: a client that can time requests can
-tell whether a text it guesses was checked recently (docs/serving.md, "Signal cache"); ``size: 0`` turns it off.
+*n* classifies all *2n* earlier messages again. A text's signals are kept as its first classification by the
+loaded generation (bundle, recognizers); a reload starts an empty cache. Keys are SHA-256 digests, not the
+texts; the cached signals do hold the PII spans found (their text included) until evicted, so the cache is
+bounded by entries and by an estimate of their bytes. A hit answers sooner than a miss: a client that can time
+requests can tell whether a text it guesses was checked recently (docs/serving.md, "Signal cache"); ``size: 0``
+turns it off.
 """
 
 from __future__ import annotations
@@ -15,17 +16,27 @@ from collections import OrderedDict
 
 from ..runtime.signals import Signals
 
+BYTES_PER_ENTRY = 4096  # the byte budget per entry of ``size``: a typical entry takes ~2.4 KB (measured)
+
 
 def _key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
+def estimated_bytes(signals: Signals) -> int:
+    """Rough memory of one entry: ~2.4 KB of signals (tracemalloc, the four-head bundle) plus each PII span's
+    text and object; a text with many spans weighs more and leaves room for fewer entries."""
+    return 2500 + sum(300 + len(span.text) for span in signals.pii or ())
+
+
 class SignalCache:
-    """A bounded least-recently-used map from text to its Signals (event-loop thread only: no lock)."""
+    """A bounded least-recently-used map from text to its Signals: at most ``size`` entries and about
+    ``size * BYTES_PER_ENTRY`` estimated bytes (event-loop thread only: no lock)."""
 
     def __init__(self, size: int):
-        self.size = size
-        self._entries: OrderedDict[bytes, Signals] = OrderedDict()
+        self.size, self.max_bytes = size, size * BYTES_PER_ENTRY
+        self._entries: OrderedDict[bytes, tuple[Signals, int]] = OrderedDict()
+        self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -34,16 +45,21 @@ class SignalCache:
         """The cached signals of ``text``, marked as recently used; None when absent."""
         key = _key(text)
         found = self._entries.get(key)
-        if found is not None:
-            self._entries.move_to_end(key)
-        return found
+        if found is None:
+            return None
+        self._entries.move_to_end(key)
+        return found[0]
 
     def put(self, text: str, signals: Signals) -> None:
-        """Remember ``signals`` for ``text``, evicting the least recently used beyond ``size``."""
-        if self.size <= 0:
+        """Remember ``signals`` for ``text``, evicting the least recently used beyond the bounds; an entry larger
+        than the whole byte budget is not kept."""
+        weight = estimated_bytes(signals)
+        if weight > self.max_bytes:
             return
         key = _key(text)
-        self._entries[key] = signals
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        if (old := self._entries.pop(key, None)) is not None:
+            self.bytes -= old[1]
+        self._entries[key] = (signals, weight)
+        self.bytes += weight
+        while len(self._entries) > self.size or self.bytes > self.max_bytes:
+            self.bytes -= self._entries.popitem(last=False)[1][1]
