@@ -6,8 +6,7 @@ assistant turns between them) to two services that differ only in ``server.signa
 and 0) and share one loaded Router, alternated conversation by conversation; ``decide`` is timed
 (classification, queueing and the policy; no HTTP). User turns are MMLU-Pro questions, assistant turns other
 questions of the set standing in for answers (only their length matters to the encoder); every conversation is
-new to both services. The decisions of the two
-are compared field by field.
+new to both services. The decisions of the two are compared field by field.
 
     python benchmarks/multi_turn.py --config ROUTER_YAML --data-dir DATA_DIR [--turns 10] [--conversations 30]
 """
@@ -27,6 +26,7 @@ from routerforge.serving.service import RouterService
 
 
 def conversations(data_dir: Path, count: int, turns: int, seed: int = 0) -> list[list[dict]]:
+    """``count`` conversations of ``turns`` user turns, no question used twice."""
     questions = [r["question"] for r in read_jsonl(data_dir / "mmlu_pro/questions.jsonl")]
     rng = random.Random(seed)
     picked = rng.sample(questions, count * (2 * turns - 1))

@@ -7,8 +7,9 @@ Real MMLU-Pro questions (or a built-in sentence when no file is given), MiniLM w
 padded to the longest row of the batch (max 128 tokens), AdamW fused: what ``routerforge train`` runs per step.
 Three arms: fp32 and bf16 on random batches (what the bundle's task sampler drew before it grouped lengths), and
 bf16 on length-grouped batches (the task sampler's ``_pass`` over 50 batches' rows, as training draws them).
-Rounds alternate the arms so load on a shared machine hits all alike; prints tokens/s (non-padding tokens) per
-round and the median ratios, and the largest |logit| difference of one forward pass in each precision.
+The bf16 arms run only where the CPU has native bf16 (emulated, it is many times slower and not what training
+would run). Rounds alternate the arms so load on a shared machine hits all alike; prints tokens/s (non-padding
+tokens) per round and the median ratios, and the largest |logit| difference of one forward pass in each precision.
 ``--compile`` adds two arms on length-grouped batches: fp32 eager and fp32 under ``torch.compile`` (inductor,
 dynamic shapes, as the Trainer's ``torch_compile`` would run it), after a warm-up over every batch shape whose
 seconds (the compile cost a run pays once) are printed apart.
