@@ -188,6 +188,13 @@ class MultitaskConfig(_Strict):
         "holds (the four-head local-data bundle with 1,000: validation tool requests flagged 4.4% -> 0%, questions "
         "scored >= 0.5 24% -> 0%; jailbreak recall the same or better; benchmarks/README.md)",
     )
+    teachers: dict[str, str] = Field(
+        default_factory=dict,
+        description="per-task models (relative to the working directory) that teach the bundle's label heads of "
+        "the same names, with teacher annealing: the target moves from the teacher's probabilities to the gold "
+        "label over training (docs/training-and-evaluation.md); each must have trained on none of the bundle's "
+        "validation or test rows",
+    )
 
     def hashed(self) -> dict:
         """What a bundle's pipeline hash covers: the later settings only when on, so a bundle trained before they

@@ -182,6 +182,7 @@ def train_bundle(
         loss_weights=multitask.loss_weights,
         group_task_lengths=multitask.group_task_lengths,
         cross_task_negatives=multitask.cross_task_negatives,
+        teachers=multitask.teachers,
         crf=crf,
         resume=resume,
         allow_pickle=allow_pickle,

@@ -32,6 +32,7 @@ from ..modeling.heads import crf_decode, crf_nll
 from ..modeling.losses import classification_loss
 from ..modeling.multitask import MultitaskModel
 from ..tasks import JAILBREAK_LABELS
+from .distill import annealed_loss, teacher_probabilities
 from .hyperparams import BUNDLE_SETTINGS, Hyperparams, adaptive_hyperparams
 from .lora import LoraSettings
 from .setup import (
@@ -162,6 +163,7 @@ def _make_trainer_class():
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels = inputs.pop("labels")
+            soft = inputs.pop("soft_labels", None)  # a taught head's teacher probabilities (training rows only)
             outputs = model(**inputs)
             task = self.tasks[int(inputs["task_id"][0])]
             if task["crf"]:
@@ -170,6 +172,9 @@ def _make_trainer_class():
                 loss = classification_loss(
                     outputs["logits"], labels, task["loss"], task["class_weights"], task["focal_gamma"]
                 )
+            if soft is not None:
+                done = self.state.global_step / max(self.state.max_steps, 1)
+                loss = annealed_loss(loss, outputs["logits"], soft, done)
             loss = task["weight"] * loss
             return (loss, outputs) if return_outputs else loss
 
@@ -253,6 +258,7 @@ def train_multitask(
     loss_weights: dict[str, float] | None = None,
     group_task_lengths: bool = False,
     cross_task_negatives: int = 0,
+    teachers: dict[str, str | Path] | None = None,
     crf: bool = False,
     resume: Resume = False,
     allow_pickle: bool = False,
@@ -264,7 +270,8 @@ def train_multitask(
 
     ``hyperparams``: adaptive defaults by the total training rows, overridable; ``crf`` adds a CRF to the
     token (pii) head; ``group_task_lengths`` batches similar lengths within each task; ``cross_task_negatives``
-    adds that many of the other tasks' training texts to the jailbreak head as benign (:func:`jailbreak_negatives`).
+    adds that many of the other tasks' training texts to the jailbreak head as benign (:func:`jailbreak_negatives`);
+    ``teachers`` (task -> per-task model) teach those label heads with teacher annealing (training/distill.py).
     After training, temperatures and the jailbreak threshold are fitted on validation and every task is scored on
     validation and test through the runtime.
     """
@@ -286,6 +293,10 @@ def train_multitask(
         )
     if crf and not any(d.task.kind == "token" for d in data.values()):
         raise RouterforgeError("crf needs a token task (pii) among the tasks")
+    teachers = {name: Path(path) for name, path in (teachers or {}).items()}
+    for name in teachers:
+        if name not in data or data[name].task.kind != "sequence":
+            raise RouterforgeError(f"a teacher for {name}, which is no label task of this bundle", source="multitask")
     for name, d in data.items():
         if not d.val:
             raise RouterforgeError(f"the {name} validation split is empty", hint="raise the validation fraction")
@@ -320,6 +331,10 @@ def train_multitask(
                 replace(d, train=negatives), "train", tokenizer, label2id, hp.max_length, hp.shape_features
             )
             train_set = concatenate_datasets([train_set, extra])
+        if name in teachers:  # the teacher scores the very rows the head trains on, negatives included
+            texts = [e.text for e in d.train] + ([e.text for e in negatives] if name == "jailbreak" else [])
+            soft = teacher_probabilities(teachers[name], name, d, names, texts)
+            train_set = train_set.add_column("soft_labels", soft.astype(np.float32).tolist())
         tasks.append(
             {
                 "name": name,
@@ -338,7 +353,8 @@ def train_multitask(
         )
         lengths.append(train_set["length"])
         columns = ("input_ids", "attention_mask", "labels") + (("shape_ids",) if hp.shape_features else ())
-        train_rows += [{k: row[k] for k in columns} | {"task_id": task_id} for row in train_set]
+        taught = ("soft_labels",) if name in teachers else ()
+        train_rows += [{k: row[k] for k in columns + taught} | {"task_id": task_id} for row in train_set]
         val_sets[name] = [{k: row[k] for k in columns} | {"task_id": task_id} for row in val_set]
 
     torch.manual_seed(hp.seed)
@@ -376,6 +392,7 @@ def train_multitask(
             "loss_weights": weights,
             "group_task_lengths": group_task_lengths,
             "cross_task_negatives": cross_task_negatives,
+            **({"teachers": {name: str(path) for name, path in teachers.items()}} if teachers else {}),
             "lora": lora.model_dump() if lora else None,
             "crf": crf,
         },
@@ -438,6 +455,7 @@ def train_multitask(
             "sampling": dict(zip(data, np.round(sampler.probs, 4).tolist())),
             "group_task_lengths": group_task_lengths,
             "cross_task_negatives": negatives_from,
+            **({"teachers": {name: str(path) for name, path in teachers.items()}} if teachers else {}),
         },
         "data": {
             name: {"manifest": d.manifest(), "report": d.report | {"rows_longer_than_training_window": t["long_rows"]}}
