@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -258,7 +259,7 @@ def train_multitask(
     loss_weights: dict[str, float] | None = None,
     group_task_lengths: bool = False,
     cross_task_negatives: int = 0,
-    teachers: dict[str, str | Path] | None = None,
+    teachers: Mapping[str, str | Path] | None = None,
     crf: bool = False,
     resume: Resume = False,
     allow_pickle: bool = False,
