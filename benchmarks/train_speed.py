@@ -66,12 +66,14 @@ def main() -> None:
             for b in rows
         ]
 
-    arms = {"fp32": (encode(random), False), "bf16": (encode(random), True), "bf16_grouped": (encode(grouped), True)}
-    if not use_bf16(Hyperparams(), use_gpu=False):  # emulated bf16 is many times slower: not what training runs
+    random_batches, grouped_batches = encode(random), encode(grouped)
+    arms = {"fp32": (random_batches, False)}
+    if use_bf16(Hyperparams(), use_gpu=False):  # emulated bf16 is many times slower: not what training runs
+        arms |= {"bf16": (random_batches, True), "bf16_grouped": (grouped_batches, True)}
+    else:
         print("no native bf16 on this CPU: the bf16 arms are left out", flush=True)
-        arms = {"fp32": arms["fp32"]}
     if args.compile:
-        arms |= {"fp32_grouped": (encode(grouped), False), "fp32_grouped_compiled": (encode(grouped), False)}
+        arms |= {"fp32_grouped": (grouped_batches, False), "fp32_grouped_compiled": (grouped_batches, False)}
     labels = torch.zeros(args.batch_size, dtype=torch.long)
     compiled = torch.compile(model, dynamic=True) if args.compile else None  # shares model's parameters
 

@@ -334,8 +334,9 @@ class RouterService:
     async def _signals(self, texts: dict[TextKey, str]) -> dict[TextKey, Signals]:
         """Each text's signals: from this generation's cache, else classified (each distinct text once)."""
         cache = self._loaded.cache
-        known = {text: found for text in set(texts.values()) if (found := cache.get(text)) is not None}
-        missing = [text for text in dict.fromkeys(texts.values()) if text not in known]
+        distinct = list(dict.fromkeys(texts.values()))
+        known = {text: found for text in distinct if (found := cache.get(text)) is not None}
+        missing = [text for text in distinct if text not in known]
         if known:
             self.metrics.signal_cache.labels("hit").inc(len(known))
         if missing:

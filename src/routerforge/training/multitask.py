@@ -295,6 +295,7 @@ def train_multitask(
     if crf and not any(d.task.kind == "token" for d in data.values()):
         raise RouterforgeError("crf needs a token task (pii) among the tasks")
     teachers = {name: Path(path) for name, path in (teachers or {}).items()}
+    recorded = {"teachers": {name: str(path) for name, path in teachers.items()}} if teachers else {}
     for name in teachers:
         if name not in data or data[name].task.kind != "sequence":
             raise RouterforgeError(f"a teacher for {name}, which is no label task of this bundle", source="multitask")
@@ -393,7 +394,7 @@ def train_multitask(
             "loss_weights": weights,
             "group_task_lengths": group_task_lengths,
             "cross_task_negatives": cross_task_negatives,
-            **({"teachers": {name: str(path) for name, path in teachers.items()}} if teachers else {}),
+            **recorded,
             "lora": lora.model_dump() if lora else None,
             "crf": crf,
         },
@@ -456,7 +457,7 @@ def train_multitask(
             "sampling": dict(zip(data, np.round(sampler.probs, 4).tolist())),
             "group_task_lengths": group_task_lengths,
             "cross_task_negatives": negatives_from,
-            **({"teachers": {name: str(path) for name, path in teachers.items()}} if teachers else {}),
+            **recorded,
         },
         "data": {
             name: {"manifest": d.manifest(), "report": d.report | {"rows_longer_than_training_window": t["long_rows"]}}
