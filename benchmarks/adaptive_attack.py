@@ -11,8 +11,9 @@ the validation jailbreaks are attacked with padding from the training split, for
 ``p_jailbreak`` of each (one query each), and keeps the one that lowers it most. The attack succeeds when a
 candidate is no longer flagged at the model's calibrated threshold; it stops at ``--queries``. Reported: the
 flip rate with a 95% Clopper-Pearson interval, median queries and words added to flip, and what the defence
-costs on benign prompts: the false-positive rate on the split's benign prompts alone and joined in pairs, and
-its clean ROC-AUC. The search is :func:`routerforge.data.adversarial.greedy_padding`, which
+costs on benign prompts: the false-positive rate on the split's benign prompts alone and joined in pairs (each
+with the next, as earlier reports; and every ordered pair of two different prompts, with a 95% interval from a
+bootstrap over prompts, since the pairs share their prompts), and its clean ROC-AUC. The search is :func:`routerforge.data.adversarial.greedy_padding`, which
 ``routerforge adversarial`` also runs on a model's training jailbreaks to make adversarial training rows.
 """
 
@@ -23,6 +24,7 @@ import random
 import statistics
 from pathlib import Path
 
+import numpy as np
 from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score
 
@@ -33,6 +35,27 @@ from routerforge.evaluation.evaluator import head_splits
 from routerforge.runtime.engine import Router
 
 POOL_SPLIT = {"test": "val", "val": "train"}  # where the padding comes from: never the rows under attack
+
+
+def joined_pairs(router: Router, benign: list[str], n_boot: int = 1000, seed: int = 0) -> dict:
+    """Every ordered pair ``a + " " + b`` of two different benign prompts: the share flagged, with a percentile
+    bootstrap over prompts (a resample keeps the pairs of the prompts it draws, each weighted by both draws)."""
+    n = len(benign)
+    pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+    flagged = np.zeros((n, n))
+    for (i, j), s in zip(pairs, router.classify_batch([benign[i] + " " + benign[j] for i, j in pairs])):
+        flagged[i, j] = s.jailbreak.flagged
+    draws = np.random.default_rng(seed).multinomial(n, [1 / n] * n, size=n_boot).astype(float)
+    weight = draws.sum(1) ** 2 - (draws**2).sum(1)  # pairs of two different prompts in each resample
+    rates = np.einsum("bi,ij,bj->b", draws, flagged, draws) / weight
+    hit = np.argwhere(flagged)
+    return {
+        "pairs": len(pairs),
+        "flagged": int(flagged.sum()),
+        "rate": float(flagged.sum() / len(pairs)),
+        "ci95": [float(q) for q in np.percentile(rates, [2.5, 97.5])],
+        "prompts_in_flagged_pairs": len(set(hit.ravel().tolist())),
+    }
 
 
 def main() -> None:
@@ -78,6 +101,7 @@ def main() -> None:
         ),
         "benign_fpr": sum(s.jailbreak.flagged for s in router.classify_batch(benign)) / len(benign),
         "joined_benign_fpr": sum(s.jailbreak.flagged for s in router.classify_batch(pairs)) / len(pairs),
+        "joined_benign_all_pairs": joined_pairs(router, benign),
         "benign_rows": len(benign),
         "flagged_in_other_heads": {
             head: {"rows": len(texts), "flagged": sum(s.jailbreak.flagged for s in router.classify_batch(texts))}

@@ -73,7 +73,7 @@ def test_generated_rows_come_from_training_templates_only(source):
     assert validation_template_rows(rf.data.load("pii", str(path), group_by="template_id").manifest(), 50) == []
 
 
-def test_pii_free_rows_fill_documents_and_the_manifest_re_creates_them(tmp_path, source):
+def test_pii_free_rows_fill_documents_and_the_manifest_re_creates_them(tmp_path, source, monkeypatch):
     path, templates = source
     negatives = tmp_path / "plain.jsonl"
     texts = ["why was my card declined?", "What do I do if I'm late? It keeps failing.", "how do I top up"]
@@ -93,6 +93,15 @@ def test_pii_free_rows_fill_documents_and_the_manifest_re_creates_them(tmp_path,
     assert sum(any(t in d.text for t in kept) for d in docs) >= 10  # filler between the PII sentences
     assert data.report["generated_train_rows"]["negative_rows"] == 4
     assert [e.key for e in load_split_from_manifest(data.manifest(), "train")] == [e.key for e in data.train]
+    moved = tmp_path / "moved"  # every recorded file moved: data, templates, PII-free texts
+    moved.mkdir()
+    for file in (path, templates, negatives, questions):
+        file.rename(moved / file.name)
+    monkeypatch.setenv("ROUTERFORGE_DATA_DIRS", str(moved))
+    assert [(e.key, e.text) for e in load_split_from_manifest(data.manifest(), "train")] == [
+        (e.key, e.text) for e in data.train
+    ]
+    negatives = moved / negatives.name
     negatives.write_text(json.dumps({"text": "changed"}) + "\n")
     with pytest.raises(RouterforgeError, match="changed since training"):
         load_split_from_manifest(data.manifest(), "train")

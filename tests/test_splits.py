@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections import Counter
 from pathlib import Path
@@ -334,6 +335,28 @@ def test_manifest_from_another_directory(tmp_path, monkeypatch):
     data = load("jailbreak", "data/d.jsonl")
     monkeypatch.chdir(tmp_path / "data")
     assert [e.key for e in load_split_from_manifest(data.manifest(), "test")] == [e.key for e in data.test]
+
+
+def test_manifest_finds_moved_data_by_name_and_hash(tmp_path, monkeypatch):
+    """A model copied to another machine re-reads its splits from where ROUTERFORGE_DATA_DIRS says the data is."""
+    old = tmp_path / "old" / "data" / "sets"
+    old.mkdir(parents=True)
+    write_jsonl(old / "d.jsonl", jailbreak_rows(40))
+    data = load("jailbreak", str(old / "d.jsonl"), seed=3)
+    manifest = json.loads(json.dumps(data.manifest()))
+    new = tmp_path / "elsewhere"
+    (new / "sets").mkdir(parents=True)
+    (old / "d.jsonl").rename(new / "sets" / "d.jsonl")
+    with pytest.raises(RouterforgeError, match="ROUTERFORGE_DATA_DIRS"):
+        load_split_from_manifest(manifest, "test")
+    monkeypatch.setenv("ROUTERFORGE_DATA_DIRS", f"{tmp_path / 'empty'}{os.pathsep}{new}")
+    rows = load_split_from_manifest(manifest, "test")  # found as elsewhere/sets/d.jsonl, keys as recorded
+    assert [(e.key, e.text, e.label) for e in rows] == [(e.key, e.text, e.label) for e in data.test]
+    (new / "sets" / "d.jsonl").rename(new / "d.jsonl")  # found by its name alone too
+    assert [e.key for e in load_split_from_manifest(manifest, "val")] == [e.key for e in data.val]
+    write_jsonl(new / "d.jsonl", jailbreak_rows(41))  # the same name with other bytes is not the file
+    with pytest.raises(RouterforgeError, match="no longer at this path"):
+        load_split_from_manifest(manifest, "test")
 
 
 def test_manifest_round_trip_pii_grouped(tmp_path):

@@ -8,10 +8,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import RouterforgeError
 from ..tasks import get_task
+from .located import MOVED_HINT, located
 from .schema import Example, Span
 from .sources import URL_SCHEMES, SourceInfo, fetch, file_sha256, is_file_spec, load_examples, parse_synth
 from .splits import SPLITS, TaskData, label_counts, make_splits, near_duplicates, normalise, row_hash
@@ -146,11 +148,16 @@ def _input_file(path: str, missing: str, hint: str) -> tuple[str, str]:
     return str(resolved), file_sha256(resolved)
 
 
-def _refuse_changed(files, message: str) -> None:
-    """Refuse to re-create training rows from a file (``(path, sha256)`` pairs) missing or changed since training."""
+def _refuse_changed(files, message: str) -> list[str]:
+    """Where each recorded file (``(path, sha256)`` pairs) is now (:func:`located`); refused when it is missing
+    or changed since training, since the training rows re-created from it would differ."""
+    paths = []
     for file, digest in files:
-        if not Path(file).is_file() or file_sha256(Path(file)) != digest:
-            raise RouterforgeError(message, source=file)
+        path = located(file, digest)
+        if not Path(path).is_file() or file_sha256(Path(path)) != digest:
+            raise RouterforgeError(message, source=file, hint=MOVED_HINT if not Path(path).is_file() else None)
+        paths.append(path)
+    return paths
 
 
 def _generate_options(generate: dict | None) -> dict | None:
@@ -181,13 +188,15 @@ def _generate_options(generate: dict | None) -> dict | None:
     return options
 
 
-def _check_generate_files(options: dict) -> None:
-    """Refuse to re-create generated rows from a template or PII-free file that changed since training."""
-    files: list[tuple[str, str]] = (
-        [(options["templates"], options["templates_sha256"])] if options.get("templates") else []
-    )
-    files += zip(options.get("negatives", []), options.get("negatives_sha256", []))
-    _refuse_changed(files, "a PII generator file is missing or changed since training")
+def _located_generate_files(options: dict) -> dict:
+    """The generator's options with its template and PII-free files where they are now; refused when one
+    changed since training."""
+    negatives = list(zip(options.get("negatives", []), options.get("negatives_sha256", [])))
+    message = "a PII generator file is missing or changed since training"
+    options = options | {"negatives": _refuse_changed(negatives, message)}
+    if options.get("templates"):
+        options["templates"] = _refuse_changed([(options["templates"], options["templates_sha256"])], message)[0]
+    return options
 
 
 def _generated_rows(train: list[Example], options: dict, seed: int, labels) -> list[Example]:
@@ -213,7 +222,7 @@ def validation_template_rows(manifest: dict, n: int) -> list[Example]:
         return []
     val = [e for e in load_split_from_manifest(manifest, "val") if not e.source.startswith("synth:")]
     try:
-        templates = pii_generator.read_templates(options["templates"])
+        templates = pii_generator.read_templates(located(options["templates"], options.get("templates_sha256")))
         ids = pii_generator.train_template_ids(val, len(templates))
         return pii_generator.generate(templates, ids, n, manifest["load_options"]["seed"], manifest["labels"])
     except RouterforgeError:  # presidio-evaluator missing, or the template file moved
@@ -354,18 +363,19 @@ def task_data_from_manifest(manifest: dict, report: dict | None = None) -> TaskD
 def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, list[Example]]:
     """``{split: rows}``, read once from the manifest's sources after checking their hashes."""
     sources = manifest["sources"]
+    now = {}  # recorded path -> where the file is now (the rows keep the recorded path: their keys name it)
     for source in sources:
         path = source["path"]
         if path.startswith(("hf:", "synth:")):  # synthetic rows are checked row by row below
             continue
-        local = fetch(path) if path.startswith(URL_SCHEMES) else Path(path)
-        if not local.is_file():
+        now[path] = str(fetch(path)) if path.startswith(URL_SCHEMES) else located(path, source["sha256"])
+        if not Path(now[path]).is_file():
             raise RouterforgeError(
                 "the model's training data is no longer at this path",
                 source=path,
-                hint="run from the directory you trained in, or pass --data FILE",
+                hint=f"run from the directory you trained in, {MOVED_HINT}, or pass --data FILE",
             )
-        if file_sha256(local) != source["sha256"]:
+        if file_sha256(Path(now[path])) != source["sha256"]:
             raise RouterforgeError(
                 "data file changed since the model was trained (sha256 differs)",
                 source=path,
@@ -373,30 +383,30 @@ def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, li
             )
     options = manifest["load_options"]
     task_def = get_task(manifest["task"])
-    if options.get("rules"):
-        _refuse_changed(
-            [(options["rules"], options.get("rules_sha256"))],
-            "the intent rule table is missing or changed since the model was trained",
-        )
-    intent_rules = _intent_rules(options.get("rules"))
+    rules = options.get("rules")
+    if rules:
+        message = "the intent rule table is missing or changed since the model was trained"
+        rules = _refuse_changed([(rules, options.get("rules_sha256"))], message)[0]
+    intent_rules = _intent_rules(rules)
     loaded = load_examples(
         task_def,
-        [s["path"] for s in sources],
+        [now.get(s["path"], s["path"]) for s in sources],
         text_field=options.get("text_field"),
         label_field=options.get("label_field"),
         group_by=options.get("group_by"),
         split_field=options.get("split_field"),
         intent_rules=intent_rules,
     )
-    by_key = {e.key: e for e in loaded.examples}
+    recorded = {path: old for old, path in now.items() if path != old}
+    examples = [replace(e, source=recorded[e.source]) if e.source in recorded else e for e in loaded.examples]
+    by_key = {e.key: e for e in examples}
     if options.get("augment_synth") and "train" in splits:
         by_key |= {
             e.key: e
             for e in _synth_rows(manifest["task"], options["augment_synth"], options["seed"], manifest["labels"])
         }
     if options.get("generate") and "train" in splits:  # regenerated from the file rows of train, as at training
-        generate = options["generate"]
-        _check_generate_files(generate)
+        generate = _located_generate_files(options["generate"])
         base = [by_key[key] for key, _ in manifest["splits"]["train"] if key in by_key]
         by_key |= {e.key: e for e in _generated_rows(base, generate, options["seed"], manifest["labels"])}
     if options.get("augment") and "train" in splits:  # regenerated from the train rows, as at training time
@@ -408,11 +418,10 @@ def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, li
     if options.get("adversarial") and "train" in splits:  # the same file (checked when the model was trained)
         from .adversarial import read_rows
 
-        path = options["adversarial"]
-        _refuse_changed(
-            [(path, options.get("adversarial_sha256"))],
+        path = _refuse_changed(
+            [(options["adversarial"], options.get("adversarial_sha256"))],
             "the adversarial rows file is missing or changed since training",
-        )
+        )[0]
         by_key |= {e.key: e for e in read_rows(Path(path), tuple(manifest["labels"]))}
     rows: dict[str, list[Example]] = {}
     for split in splits:
