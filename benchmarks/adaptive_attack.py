@@ -13,8 +13,9 @@ candidate is no longer flagged at the model's calibrated threshold; it stops at 
 flip rate with a 95% Clopper-Pearson interval, median queries and words added to flip, and what the defence
 costs on benign prompts: the false-positive rate on the split's benign prompts alone and joined in pairs (each
 with the next, as earlier reports; and every ordered pair of two different prompts, with a 95% interval from a
-bootstrap over prompts, since the pairs share their prompts), and its clean ROC-AUC. The search is :func:`routerforge.data.adversarial.greedy_padding`, which
-``routerforge adversarial`` also runs on a model's training jailbreaks to make adversarial training rows.
+bootstrap over prompts, since the pairs share their prompts), and its clean ROC-AUC. The search is
+:func:`routerforge.data.adversarial.greedy_padding`, which ``routerforge adversarial`` also runs on a model's
+training jailbreaks to make adversarial training rows.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ POOL_SPLIT = {"test": "val", "val": "train"}  # where the padding comes from: ne
 
 def joined_pairs(router: Router, benign: list[str], n_boot: int = 1000, seed: int = 0) -> dict:
     """Every ordered pair ``a + " " + b`` of two different benign prompts: the share flagged, with a percentile
-    bootstrap over prompts (a resample keeps the pairs of the prompts it draws, each weighted by both draws)."""
+    bootstrap over prompts (a resample keeps the pairs of the prompts it draws, each weighted by both draws), and
+    the share among pairs of two prompts that are not flagged alone (what joining itself adds)."""
     n = len(benign)
+    alone = np.array([s.jailbreak.flagged for s in router.classify_batch(benign)], dtype=bool)
     pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
     flagged = np.zeros((n, n))
     for (i, j), s in zip(pairs, router.classify_batch([benign[i] + " " + benign[j] for i, j in pairs])):
@@ -49,12 +52,16 @@ def joined_pairs(router: Router, benign: list[str], n_boot: int = 1000, seed: in
     weight = draws.sum(1) ** 2 - (draws**2).sum(1)  # pairs of two different prompts in each resample
     rates = np.einsum("bi,ij,bj->b", draws, flagged, draws) / weight
     hit = np.argwhere(flagged)
+    clean = [(i, j) for i, j in pairs if not alone[i] and not alone[j]]
     return {
         "pairs": len(pairs),
         "flagged": int(flagged.sum()),
         "rate": float(flagged.sum() / len(pairs)),
         "ci95": [float(q) for q in np.percentile(rates, [2.5, 97.5])],
         "prompts_in_flagged_pairs": len(set(hit.ravel().tolist())),
+        "prompts_flagged_alone": int(alone.sum()),
+        "pairs_of_prompts_not_flagged_alone": len(clean),
+        "flagged_among_them": int(sum(flagged[i, j] for i, j in clean)),
     }
 
 

@@ -73,6 +73,23 @@ def test_generated_rows_come_from_training_templates_only(source):
     assert validation_template_rows(rf.data.load("pii", str(path), group_by="template_id").manifest(), 50) == []
 
 
+def test_context_rows_put_words_beside_values_outside_their_spans(source):
+    path, templates = source
+    derived, origin = pii_generator.context_templates(TEMPLATES, [0, 3, 5], seed=1)
+    assert origin == [3, 5]  # only templates with a place or organisation placeholder
+    assert derived[0].split(" {{city}}")[0].split()[-1] in pii_generator.CONTEXT_WORDS["{{city}}"][0]
+    generate = {"rows": 50, "context_rows": 60, "templates": str(templates)}
+    data = rf.data.load("pii", str(path), group_by="template_id", val=0.2, test=0.2, generate=generate)
+    context = [e for e in data.train if e.source == "generated:pii:context"]
+    train_templates = {str(e.group) for e in data.train if not e.source.startswith("generated:")}
+    assert context and {e.group for e in context} <= train_templates
+    words = {w for words, _ in pii_generator.CONTEXT_WORDS.values() for w in words}
+    for e in context:
+        beside = [w for w in words if f"{w} " in e.text or f" {w}" in e.text]
+        assert beside and not any(w in e.text[s.start : s.end] for s in e.spans for w in beside)
+    assert [e.key for e in load_split_from_manifest(data.manifest(), "train")] == [e.key for e in data.train]
+
+
 def test_pii_free_rows_fill_documents_and_the_manifest_re_creates_them(tmp_path, source, monkeypatch):
     path, templates = source
     negatives = tmp_path / "plain.jsonl"

@@ -171,6 +171,7 @@ def _generate_options(generate: dict | None) -> dict | None:
         "lower_case_ratio": 0.05,
         "negatives": [],
         "negative_rows": 0,
+        "context_rows": 0,
     }
     options: dict = defaults | dict(generate)
     unknown = sorted(set(options) - set(defaults))
@@ -206,6 +207,13 @@ def _generated_rows(train: list[Example], options: dict, seed: int, labels) -> l
     templates = pii_generator.read_templates(options["templates"])
     ids = pii_generator.train_template_ids([e for e in train if not e.source.startswith("synth:")], len(templates))
     rows = pii_generator.generate(templates, ids, options["rows"], seed, labels, options["lower_case_ratio"])
+    if options.get("context_rows"):  # the same templates with words beside the values that are not PII
+        derived, origin = pii_generator.context_templates(templates, ids, seed)
+        made = pii_generator.generate(
+            derived, list(range(len(derived))), options["context_rows"], seed, labels, options["lower_case_ratio"]
+        )
+        source = f"{pii_generator.SOURCE}:context"
+        rows += [replace(e, group=str(origin[int(e.group or 0)]), source=source) for e in made]
     negatives = pii_generator.negative_rows(options.get("negatives", []), options.get("negative_rows", 0), seed)
     return rows + negatives + pii_generator.documents(rows, options["documents"], seed, filler=negatives)
 

@@ -105,6 +105,33 @@ def generate(
     return rows
 
 
+# Words beside a value that are not part of it: Presidio labels the value alone ("Northern Italy" -> GPE "Italy",
+# "the Acme Choir" -> ORGANIZATION "Acme"), and a template the model never saw puts such words in other places.
+_PLACE_WORDS = ("Northern", "Eastern", "Western", "Central", "Greater", "Rural", "Coastal", "Downtown")
+CONTEXT_WORDS = {  # placeholder -> (words, whether they go before the value)
+    "{{city}}": (_PLACE_WORDS, True),
+    "{{country}}": (_PLACE_WORDS, True),
+    "{{organization}}": (("Choir", "Band", "Team", "Club", "Festival", "Awards", "Museum", "Podcast"), False),
+}
+
+
+def context_templates(templates: list[str], ids: list[int], seed: int) -> tuple[list[str], list[int]]:
+    """The templates of ``ids`` that hold a place or organisation placeholder, each such placeholder with a word
+    beside it that the value's span does not cover (:data:`CONTEXT_WORDS`), and the id each one came from."""
+    rng = random.Random(f"routerforge.pii-context:{seed}")
+    out, origin = [], []
+    for i in ids:
+        template = templates[i]
+        if not any(p in template for p in CONTEXT_WORDS):
+            continue
+        for placeholder, (words, before) in CONTEXT_WORDS.items():
+            word = rng.choice(words)
+            template = template.replace(placeholder, f"{word} {placeholder}" if before else f"{placeholder} {word}")
+        out.append(template)
+        origin.append(i)
+    return out, origin
+
+
 def documents(
     rows: list[Example], n: int, seed: int, max_chars: int = 480, filler: list[Example] | None = None
 ) -> list[Example]:
