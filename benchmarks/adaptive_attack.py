@@ -38,30 +38,42 @@ from routerforge.runtime.engine import Router
 POOL_SPLIT = {"test": "val", "val": "train"}  # where the padding comes from: never the rows under attack
 
 
-def joined_pairs(router: Router, benign: list[str], n_boot: int = 1000, seed: int = 0) -> dict:
-    """Every ordered pair ``a + " " + b`` of two different benign prompts: the share flagged, with a percentile
-    bootstrap over prompts (a resample keeps the pairs of the prompts it draws, each weighted by both draws), and
-    the share among pairs of two prompts that are not flagged alone (what joining itself adds)."""
+MAX_PAIR_PROMPTS = 100  # every ordered pair of n prompts is n(n - 1) texts: a larger split is sampled first
+
+
+def joined_pairs(router: Router, benign: list[str], n_boot: int = 1000, seed: int = 0) -> dict | None:
+    """Every ordered pair ``a + " " + b`` of two different benign prompts (at most :data:`MAX_PAIR_PROMPTS`
+    prompts, sampled): the share flagged, and the share among pairs of two prompts that are not flagged alone (what
+    joining itself adds), each with a percentile bootstrap over prompts (a resample keeps the pairs of the prompts
+    it draws, each weighted by both draws); None with fewer than 2 prompts."""
+    if len(benign) > MAX_PAIR_PROMPTS:
+        benign = random.Random(seed).sample(benign, MAX_PAIR_PROMPTS)
     n = len(benign)
+    if n < 2:
+        return None
     alone = np.array([s.jailbreak.flagged for s in router.classify_batch(benign)], dtype=bool)
     pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
     flagged = np.zeros((n, n))
     for (i, j), s in zip(pairs, router.classify_batch([benign[i] + " " + benign[j] for i, j in pairs])):
         flagged[i, j] = s.jailbreak.flagged
     draws = np.random.default_rng(seed).multinomial(n, [1 / n] * n, size=n_boot).astype(float)
-    weight = draws.sum(1) ** 2 - (draws**2).sum(1)  # pairs of two different prompts in each resample
-    rates = np.einsum("bi,ij,bj->b", draws, flagged, draws) / weight
-    hit = np.argwhere(flagged)
-    clean = [(i, j) for i, j in pairs if not alone[i] and not alone[j]]
+
+    def rate(keep: np.ndarray) -> dict:
+        """Pairs of two different kept prompts: flagged / all, in the data and in each resample."""
+        w = draws * keep
+        with np.errstate(invalid="ignore", divide="ignore"):  # a resample with under two kept prompts: no pair
+            rates = np.einsum("bi,ij,bj->b", w, flagged, w) / (w.sum(1) ** 2 - (w**2).sum(1))
+        kept = np.flatnonzero(keep)
+        total = len(kept) * (len(kept) - 1)
+        hits = int(flagged[np.ix_(kept, kept)].sum())
+        ci = [float(q) for q in np.nanpercentile(rates, [2.5, 97.5])] if total else None
+        return {"pairs": total, "flagged": hits, "rate": hits / total if total else None, "ci95": ci}
+
     return {
-        "pairs": len(pairs),
-        "flagged": int(flagged.sum()),
-        "rate": float(flagged.sum() / len(pairs)),
-        "ci95": [float(q) for q in np.percentile(rates, [2.5, 97.5])],
-        "prompts_in_flagged_pairs": len(set(hit.ravel().tolist())),
+        "every_pair": rate(np.ones(n, dtype=bool)),
         "prompts_flagged_alone": int(alone.sum()),
-        "pairs_of_prompts_not_flagged_alone": len(clean),
-        "flagged_among_them": int(sum(flagged[i, j] for i, j in clean)),
+        "pairs_of_prompts_not_flagged_alone": rate(~alone),
+        "prompts_in_flagged_pairs": len(set(np.argwhere(flagged).ravel().tolist())),
     }
 
 

@@ -71,6 +71,8 @@ def test_generated_rows_come_from_training_templates_only(source):
     val_templates = {str(e.group) for e in data.val}
     assert len(parity_rows) > 40 and {e.group for e in parity_rows} <= val_templates
     assert validation_template_rows(rf.data.load("pii", str(path), group_by="template_id").manifest(), 50) == []
+    own = rf.data.load("pii", str(path), group_by="template_id", generate={"rows": 5})  # presidio's own templates
+    assert len(validation_template_rows(own.manifest(), 5)) > 0
 
 
 def test_context_rows_put_words_beside_values_outside_their_spans(source):

@@ -220,6 +220,18 @@ def test_split_rows_recover_question_ids_from_the_manifest(routing_problem):
         assert by_id[qid]["question"] == text and by_id[qid]["category"] == cat
 
 
+def test_split_rows_find_moved_questions(routing_problem, tmp_path, monkeypatch):
+    questions = tmp_path / "old" / "questions.jsonl"
+    questions.parent.mkdir()
+    questions.write_bytes((routing_problem / "questions.jsonl").read_bytes())
+    model = _fake_category_model(routing_problem, questions)
+    before = split_rows(model)
+    questions.rename(tmp_path / "questions.jsonl")  # the data moved: found by name and sha256
+    monkeypatch.setenv("ROUTERFORGE_DATA_DIRS", str(tmp_path))
+    after = split_rows(model)
+    assert all((before[s][0] == after[s][0]).all() and before[s][1] == after[s][1] for s in ("train", "test"))
+
+
 def test_the_category_router_beats_every_single_model_and_the_oracle_bounds_it(routing_problem):
     result = routing_benchmark(
         _fake_category_model(routing_problem, routing_problem / "questions.jsonl"),

@@ -655,6 +655,7 @@ def adversarial(
 
     from .bundle import head_data
     from .data.adversarial import attack_rows, held_out_digest, training_targets, write_rows
+    from .data.located import located
     from .evaluation.evaluator import head_splits
     from .runtime.engine import Router
 
@@ -663,6 +664,8 @@ def adversarial(
         raise RouterforgeError("the model has no jailbreak head", source=str(model_dir))
     manifest = head_data(router.info, "jailbreak")["manifest"]
     trained_on = manifest["load_options"].get("adversarial")
+    if trained_on:
+        trained_on = located(trained_on, manifest["load_options"].get("adversarial_sha256"))
     if trained_on and Path(trained_on).resolve() == output.resolve():
         raise RouterforgeError(
             "the model was trained on this file: overwriting it would orphan the model's training split",

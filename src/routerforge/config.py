@@ -137,10 +137,14 @@ class TaskConfig(_Strict):
 
     def load_options(self) -> dict:
         """The keyword arguments of :func:`routerforge.data.load` (everything but the model options; ``adversarial``
-        only when set, so a pipeline run made before it existed keeps its data stage's hash)."""
-        return self.model_dump(
+        and ``generate.context_rows`` only when set, so a pipeline run made before they existed keeps its data
+        stage's hash)."""
+        options = self.model_dump(
             exclude={"crf", "lora", "overrides"} | ({"adversarial"} if not self.adversarial else set())
         )
+        if options.get("generate") and not options["generate"]["context_rows"]:
+            del options["generate"]["context_rows"]
+        return options
 
 
 class SplitsConfig(_Strict):

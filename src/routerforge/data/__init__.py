@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import RouterforgeError
 from ..tasks import get_task
-from .located import MOVED_HINT, located
+from .located import located, moved_hint
 from .schema import Example, Span
 from .sources import URL_SCHEMES, SourceInfo, fetch, file_sha256, is_file_spec, load_examples, parse_synth
 from .splits import SPLITS, TaskData, label_counts, make_splits, near_duplicates, normalise, row_hash
@@ -155,7 +155,7 @@ def _refuse_changed(files, message: str) -> list[str]:
     for file, digest in files:
         path = located(file, digest)
         if not Path(path).is_file() or file_sha256(Path(path)) != digest:
-            raise RouterforgeError(message, source=file, hint=MOVED_HINT if not Path(path).is_file() else None)
+            raise RouterforgeError(message, source=file, hint=moved_hint() if not Path(path).is_file() else None)
         paths.append(path)
     return paths
 
@@ -181,6 +181,8 @@ def _generate_options(generate: dict | None) -> dict | None:
         options["templates"], options["templates_sha256"] = _input_file(
             options["templates"], "no template file here", "generate.templates: templates.txt"
         )
+    if not options["context_rows"]:  # recorded only when used: manifests and pipeline stages made before it match
+        del options["context_rows"]
     if options["negative_rows"] and not options["negatives"]:
         raise RouterforgeError("negative_rows needs negatives: files of PII-free texts", hint="generate.negatives")
     negatives = [_input_file(f, "no file of PII-free texts here", "generate.negatives") for f in options["negatives"]]
@@ -209,6 +211,11 @@ def _generated_rows(train: list[Example], options: dict, seed: int, labels) -> l
     rows = pii_generator.generate(templates, ids, options["rows"], seed, labels, options["lower_case_ratio"])
     if options.get("context_rows"):  # the same templates with words beside the values that are not PII
         derived, origin = pii_generator.context_templates(templates, ids, seed)
+        if not derived:
+            raise RouterforgeError(
+                "context_rows needs a training template with {{city}}, {{country}} or {{organization}}",
+                hint="drop generate.context_rows",
+            )
         made = pii_generator.generate(
             derived, list(range(len(derived))), options["context_rows"], seed, labels, options["lower_case_ratio"]
         )
@@ -230,7 +237,8 @@ def validation_template_rows(manifest: dict, n: int) -> list[Example]:
         return []
     val = [e for e in load_split_from_manifest(manifest, "val") if not e.source.startswith("synth:")]
     try:
-        templates = pii_generator.read_templates(located(options["templates"], options.get("templates_sha256")))
+        path = options["templates"] and located(options["templates"], options.get("templates_sha256"))
+        templates = pii_generator.read_templates(path)  # None: presidio-evaluator's own list
         ids = pii_generator.train_template_ids(val, len(templates))
         return pii_generator.generate(templates, ids, n, manifest["load_options"]["seed"], manifest["labels"])
     except RouterforgeError:  # presidio-evaluator missing, or the template file moved
@@ -381,7 +389,7 @@ def _rows_from_manifest(manifest: dict, splits: tuple[str, ...]) -> dict[str, li
             raise RouterforgeError(
                 "the model's training data is no longer at this path",
                 source=path,
-                hint=f"run from the directory you trained in, {MOVED_HINT}, or pass --data FILE",
+                hint=f"run from the directory you trained in; {moved_hint()}; or pass --data FILE",
             )
         if file_sha256(Path(now[path])) != source["sha256"]:
             raise RouterforgeError(

@@ -17,7 +17,13 @@ from pathlib import Path, PurePath
 from .sources import file_sha256
 
 DATA_DIRS_ENV = "ROUTERFORGE_DATA_DIRS"
-MOVED_HINT = f"set {DATA_DIRS_ENV} to the directory the data is in now (files are matched by name and sha256)"
+
+
+def moved_hint() -> str:
+    """What to do about a recorded file that is not where the manifest says."""
+    if os.environ.get(DATA_DIRS_ENV):
+        return f"no file with the recorded sha256 under {DATA_DIRS_ENV} ({os.environ[DATA_DIRS_ENV]})"
+    return f"set {DATA_DIRS_ENV} to the directory the data is in now (files are matched by name and sha256)"
 
 
 def located(path: str, sha256: str | None) -> str:

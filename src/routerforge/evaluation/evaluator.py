@@ -18,6 +18,7 @@ import numpy as np
 from ..bundle import head_data, heads_of, read_info
 from ..data import load_split_from_manifest
 from ..data.intents import load_rules
+from ..data.located import located
 from ..data.schema import Example, Span
 from ..data.sources import load_examples
 from ..data.splits import resolve_labels, row_hash
@@ -141,7 +142,7 @@ def _examples_from_files(
     """Rows from other files, read the way the model's training data was (fields, intent rules)."""
     options = manifest["load_options"]
     task = get_task(manifest["task"])
-    rules = load_rules(options["rules"]) if options.get("rules") else None
+    rules = load_rules(located(options["rules"], options.get("rules_sha256"))) if options.get("rules") else None
     loaded = load_examples(
         task,
         data,

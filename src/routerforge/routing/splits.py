@@ -31,6 +31,7 @@ def split_rows(model_dir: str | Path, splits: tuple[str, ...] = ("train", "test"
     texts, categories), question ids recovered from the manifest's ``source#line`` keys."""
     from ..bundle import head_data, heads_of, read_info
     from ..data import load_split_from_manifest
+    from ..data.located import located
 
     info = read_info(model_dir)
     heads = heads_of(info)
@@ -39,12 +40,13 @@ def split_rows(model_dir: str | Path, splits: tuple[str, ...] = ("train", "test"
     manifest = head_data(info, "category")["manifest"]
     text_field = manifest["load_options"].get("text_field") or "text"
     out = {"labels": list(heads["category"]["label_names"]), "text_field": text_field}
+    sha256 = {source["path"]: source.get("sha256") for source in manifest["sources"]}
     cache: dict[str, dict[int, dict]] = {}
     for split in splits:
         ids, texts, cats = [], [], []
         for example in load_split_from_manifest(manifest, split):
             if example.source not in cache:  # read each source once
-                cache[example.source] = _source_rows(example.source, text_field)
+                cache[example.source] = _source_rows(located(example.source, sha256.get(example.source)), text_field)
             rows = cache[example.source]
             row = rows.get(example.row) or {}
             if row.get(text_field) != example.text or "question_id" not in row:
