@@ -154,8 +154,9 @@ def _refuse_changed(files, message: str) -> list[str]:
     paths = []
     for file, digest in files:
         path = located(file, digest)
-        if not Path(path).is_file() or file_sha256(Path(path)) != digest:
-            raise RouterforgeError(message, source=file, hint=moved_hint() if not Path(path).is_file() else None)
+        missing = not Path(path).is_file()
+        if missing or file_sha256(Path(path)) != digest:
+            raise RouterforgeError(message, source=file, hint=moved_hint() if missing else None)
         paths.append(path)
     return paths
 
