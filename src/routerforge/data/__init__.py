@@ -211,17 +211,9 @@ def _generated_rows(train: list[Example], options: dict, seed: int, labels) -> l
     ids = pii_generator.train_template_ids([e for e in train if not e.source.startswith("synth:")], len(templates))
     rows = pii_generator.generate(templates, ids, options["rows"], seed, labels, options["lower_case_ratio"])
     if options.get("context_rows"):  # the same templates with words beside the values that are not PII
-        derived, origin = pii_generator.context_templates(templates, ids, seed)
-        if not derived:
-            raise RouterforgeError(
-                "context_rows needs a training template with {{city}}, {{country}} or {{organization}}",
-                hint="drop generate.context_rows",
-            )
-        made = pii_generator.generate(
-            derived, list(range(len(derived))), options["context_rows"], seed, labels, options["lower_case_ratio"]
+        rows += pii_generator.context_rows(
+            templates, ids, options["context_rows"], seed, labels, options["lower_case_ratio"]
         )
-        source = f"{pii_generator.SOURCE}:context"
-        rows += [replace(e, group=str(origin[int(e.group or 0)]), source=source) for e in made]
     negatives = pii_generator.negative_rows(options.get("negatives", []), options.get("negative_rows", 0), seed)
     return rows + negatives + pii_generator.documents(rows, options["documents"], seed, filler=negatives)
 

@@ -19,6 +19,7 @@ import os
 import random
 import re
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import RouterforgeError
@@ -130,6 +131,20 @@ def context_templates(templates: list[str], ids: list[int], seed: int) -> tuple[
         out.append(template)
         origin.append(i)
     return out, origin
+
+
+def context_rows(
+    templates: list[str], ids: list[int], n: int, seed: int, labels: tuple[str, ...], lower_case_ratio: float = 0.05
+) -> list[Example]:
+    """``n`` rows from :func:`context_templates` of ``ids``; ``group`` is the template each came from."""
+    derived, origin = context_templates(templates, ids, seed)
+    if not derived:
+        raise RouterforgeError(
+            "context_rows needs a training template with {{city}}, {{country}} or {{organization}}",
+            hint="drop generate.context_rows",
+        )
+    made = generate(derived, list(range(len(derived))), n, seed, labels, lower_case_ratio)
+    return [replace(e, group=str(origin[int(e.group or 0)]), source=f"{SOURCE}:context") for e in made]
 
 
 def documents(

@@ -57,5 +57,5 @@ def _trained_on(info: dict, task: str) -> set[str]:
 
 def annealed_loss(gold_loss: torch.Tensor, logits: torch.Tensor, soft: torch.Tensor, done: float) -> torch.Tensor:
     """``done`` (0 -> 1 over training) of the gold loss plus the rest of the soft cross-entropy to the teacher."""
-    soft_ce = -(soft * torch.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
+    soft_ce = torch.nn.functional.cross_entropy(logits.float(), soft)  # probabilities as targets
     return done * gold_loss + (1.0 - done) * soft_ce
