@@ -33,8 +33,17 @@ def load_script(path: Path, name: str):
     return module
 
 
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
 def _tokenizer(directory: Path):
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    """A WordPiece tokenizer whose vocabulary is built in a fixed order: every character seen (alone and as
+    "##" piece), then the commonest words, ties by spelling. The tokenizers library's trainer breaks ties
+    differently in each process, which changed the tiny backbones' embeddings, and tests on their features, from
+    run to run."""
+    from collections import Counter
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     from routerforge.data.synth import generate
@@ -42,12 +51,14 @@ def _tokenizer(directory: Path):
     texts = CORPUS + [
         e.text for task in ("category", "jailbreak", "intent", "pii") for e in generate(task, 200, seed=0)
     ]
-    core = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    core.normalizer = normalizers.BertNormalizer(lowercase=True)
-    core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    core.train_from_iterator(
-        texts, trainers.WordPieceTrainer(vocab_size=800, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    )
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = Counter(w for t in texts for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(t)))
+    chars = sorted({c for w in words for c in w})
+    tokens = SPECIAL_TOKENS + chars + ["##" + c for c in chars]
+    common = sorted((w for w in words if len(w) > 1), key=lambda w: (-words[w], w))
+    tokens += common[: max(0, 800 - len(tokens))]
+    core = Tokenizer(models.WordPiece({t: i for i, t in enumerate(tokens)}, unk_token="[UNK]"))
+    core.normalizer, core.pre_tokenizer = normalizer, pre_tokenizer
     core.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B [SEP]",

@@ -553,7 +553,7 @@ def test_real_router_routes_classifies_and_reloads_without_dropping(upstreams, t
 
     settings = {"categories": {}, "jailbreak": {"action": "allow"}, "pii": {"default": {"action": "allow"}}}
     # reloads are the subject: admission control (tests/test_batcher.py) would refuse some of the 24 on a busy machine
-    settings["server"] = {"max_queue_ms": None}
+    settings["server"] = {"max_queue_ms": None, "classify_timeout_s": 60.0}  # nor would the deadline's estimate
     config = write_config(tmp_path, upstreams["primary_url"], upstreams["backup_url"], **settings)
     with running_proxy(Router.load(tiny_bundle, "torch"), config, tiny_bundle) as (client, service):
         signals = client.post("/v1/classify", json={"text": "Call John Smith about the integral"}).json()

@@ -79,7 +79,7 @@ def test_merge_token_rows_takes_owned_rows():
 # -- a deterministic fake backend: names tagged by token id, B/I by the previous token in the same window -----
 
 PII_INFO = {"task": "pii", "kind": "token", "labels": ["PERSON"], "label_names": ["O", "B-PERSON", "I-PERSON"]}
-NAME = "john smith"
+NAME = "johnny smith"  # four tokens of the tiny vocabulary: john ##n ##y smith
 
 
 class FakeNameTagger:
