@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -131,6 +132,17 @@ def test_backbone_and_task_errors_come_first_as_one_line(tmp_path, monkeypatch):
     cli = runner.invoke(app, ["train", "--task", "jailbreak", "--data", missing, "--model", str(tmp_path / "empty")])
     assert cli.exit_code == 2 and "no tokenizer" in cli.output, cli.output
     assert len(cli.output.strip().splitlines()) == 1
+
+
+def test_train_refuses_flags_it_would_ignore(tmp_path):
+    """One task's data flags without --task (the config's tasks would train on their own settings), and --mode
+    with --task (one per-task model trains whatever the mode): refused before anything loads."""
+    config = str(_config(tmp_path))
+    cli = runner.invoke(app, ["train", "--config", config, "--data", "x.jsonl", "--text-field", "prompt"])
+    assert cli.exit_code == 2 and "--data, --text-field describe one task's data" in cli.output, cli.output
+    cli = runner.invoke(app, ["train", "--config", config, "--task", "jailbreak", "--mode", "multitask"])
+    assert cli.exit_code == 2 and "--mode chooses what a config trains" in cli.output, cli.output
+    assert not (tmp_path / "runs").exists() and not Path("runs/t").exists()
 
 
 def test_eval_names_a_missing_head_before_loading_the_model(tiny_bundle):

@@ -227,7 +227,8 @@ def train(
     ] = None,
     data: Data = None,
     config: Annotated[
-        Optional[Path], typer.Option(help="YAML config (docs/pipeline-config.md); flags override it")
+        Optional[Path],
+        typer.Option(help="YAML config (docs/pipeline-config.md); flags override it (data flags only with --task)"),
     ] = None,
     mode: Annotated[
         Optional[str], typer.Option(help="per-task | multitask | both (default: the config's training.mode)")
@@ -241,7 +242,10 @@ def train(
     ] = None,
     output: Annotated[
         Optional[Path],
-        typer.Option(help="model directory (default: models/<task>, or runs/<name>/models/<task> with --config)"),
+        typer.Option(
+            help="model directory (default: models/<task>, or runs/<name>/models/<task> with --config); "
+            "without --task: the bundle's"
+        ),
     ] = None,
     text_field: TextField = None,
     label_field: LabelField = None,
@@ -330,6 +334,26 @@ def train(
     def overrides(name: str | None = None) -> dict:  # the config's (the task's own for a per-task model), flags win
         return (cfg.hyperparam_overrides(name) if cfg else {}) | flags
 
+    load_flags = dict(
+        data=data,
+        text_field=text_field,
+        label_field=label_field,
+        labels=labels,
+        group_by=group_by,
+        split_field=split_field,
+        train_split=train_split,
+        val_split=val_split,
+        test_split=test_split,
+        rules=rules,
+        augment_synth=augment_synth,
+    )
+    one_task = [f"--{k.replace('_', '-')}" for k, v in load_flags.items() if v is not None]
+    if task is None and one_task:  # silently dropped otherwise: the config's own data settings would train
+        raise RouterforgeError(
+            f"{', '.join(one_task)} describe one task's data", hint="add --task TASK, or set them in the config"
+        )
+    if task is not None and mode is not None:
+        raise RouterforgeError("--mode chooses what a config trains", hint="leave out --task, or leave out --mode")
     lora_flags = dict(rank=lora_rank, alpha=lora_alpha, dropout=lora_dropout, targets=_targets(lora_targets))
     backbone = model or (cfg.backbone if cfg else "minilm")
     from .modeling.backbones import check_backbone
@@ -366,21 +390,7 @@ def train(
         if as_json:
             print(json.dumps(results))
         return
-    load_flags = dict(
-        data=data,
-        text_field=text_field,
-        label_field=label_field,
-        labels=labels,
-        group_by=group_by,
-        split_field=split_field,
-        train_split=train_split,
-        val_split=val_split,
-        test_split=test_split,
-        rules=rules,
-        augment_synth=augment_synth,
-        augment=augment or None,
-    )
-    task_data = _task_data(task, cfg, data_dir, load_flags | split_flags)
+    task_data = _task_data(task, cfg, data_dir, load_flags | split_flags | {"augment": augment or None})
     _print_data_report(task_data)
     from .training.from_config import train_model
 
@@ -418,7 +428,9 @@ def _print_training(result, as_json: bool) -> dict:
 def eval_command(
     model_dir: Annotated[Path, typer.Argument(help="model directory written by 'routerforge train'")],
     data: Data = None,
-    output: Annotated[Optional[Path], typer.Option(help="report directory (default: reports/<model name>)")] = None,
+    output: Annotated[
+        Optional[Path], typer.Option(help="report directory (default: reports/<model name>, -<task> with --task)")
+    ] = None,
     split: Annotated[str, typer.Option(help="the model's own split to score when no --data is given")] = "test",
     text_field: TextField = None,
     label_field: LabelField = None,
@@ -552,7 +564,8 @@ def export(
     as_json: Json = False,
 ):
     """Export beside the weights (model.onnx, model.int8.onnx, model.torchscript.pt), parity-checked on the
-    validation split: a failing check fails the export and leaves the directory unchanged."""
+    validation split: a failing check fails that format's export, keeps the model files as they were and records the
+    refusal in routerforge.json."""
     from .bundle import CARD_FILE
     from .exporters import ParityError
     from .exporters.exporter import export as run_export
@@ -918,7 +931,12 @@ def extproc(
 _OUTCOMES = "data/model_outcomes/mmlu_pro_outcomes.jsonl"
 _PRICES = "configs/model-prices.yaml"
 Pool = Annotated[
-    Optional[list[str]], typer.Option("--pool", help="a model of the pool (repeatable; default: the issue-17 six)")
+    Optional[list[str]],
+    typer.Option(
+        "--pool",
+        help="a model of the pool (repeatable; default: Llama-3.1 8B and 70B, Mixtral-8x7B, Gemini 1.5 Flash and "
+        "Pro, GPT-4o)",
+    ),
 ]
 
 

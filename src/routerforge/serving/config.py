@@ -514,7 +514,7 @@ class RouterConfig(_Strict):
         """``(backend, model)`` pairs to try in order: the model's backend, then its fallback chain.
 
         A fallback that does not serve ``model`` gets its first listed model instead; re-run
-        :func:`~routerforge.router.policy.decide` with ``target=`` for that model so its PII policy and
+        :func:`~routerforge.serving.policy.decide` with ``target=`` for that model so its PII policy and
         reasoning style apply. Empty when no backend serves ``model``.
         """
         backend = self.backend_for(model)
