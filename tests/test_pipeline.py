@@ -218,6 +218,22 @@ def test_bundle_settings_retrain_only_the_bundle(finished_run, tiny_bert, tmp_pa
     assert "'group_task_lengths': True" in cli.output  # said before training
 
 
+def test_a_changed_teacher_reteaches_the_bundle(finished_run, tiny_bert, tmp_path):
+    """The bundle's hash covers its teachers: a per-task teacher of this run that re-trains (here for its own
+    overrides, which the bundle does not read) re-trains the bundle it teaches."""
+    _, run_dir = copy_run(finished_run, tmp_path)
+    config = write_config(tmp_path, tiny_bert)
+    taught = config.read_text() + f"multitask: {{teachers: {{intent: {run_dir / 'models' / 'intent'}}}}}\n"
+    config.write_text(taught)
+    assert run(config, tmp_path / "runs").exit_code == 0
+    assert state(run_dir)["stages"]["train"]["ran"] == ["bundle"]
+    own = "intent: {data: ['synth:60'], overrides: {lr: 0.002}}"
+    config.write_text(taught.replace("intent: {data: ['synth:60']}", own))
+    cli = run(config, tmp_path / "runs")
+    assert cli.exit_code == 0, cli.output
+    assert state(run_dir)["stages"]["train"]["ran"] == ["intent", "bundle"]
+
+
 def test_only_and_from(finished_run, tmp_path):
     config, run_dir = copy_run(finished_run, tmp_path)
     before = item_times(run_dir)

@@ -148,6 +148,8 @@ def train_items(p: Pipeline) -> list[Item]:
         }
         if bundle:
             inputs["multitask"] = cfg.multitask.hashed()
+            if cfg.multitask.teachers:  # a teacher that changes re-teaches the bundle
+                inputs["teachers"] = _teacher_fingerprints(cfg.multitask.teachers, items)
         elif cfg.tasks[name].overrides:  # only when set: models trained without them keep their hash
             inputs["task_overrides"] = cfg.tasks[name].overrides
         items.append(
@@ -160,6 +162,18 @@ def train_items(p: Pipeline) -> list[Item]:
             )
         )
     return items
+
+
+def _teacher_fingerprints(teachers: dict[str, str], trained_here: list[Item]) -> dict:
+    """Each teacher's identity: the input hash of this run's model in that directory (known before it trains),
+    else the hash of its routerforge.json (None when missing: training names it)."""
+    planned = {item.path.resolve(): item.input_hash for item in trained_here}
+    out = {}
+    for head, path in teachers.items():
+        directory = Path(path).expanduser().resolve()
+        info = directory / INFO_FILE
+        out[head] = planned.get(directory) or (file_hash(info) if info.is_file() else None)
+    return out
 
 
 def _train(p: Pipeline, name: str, directory: Path, tasks: list[str]) -> dict:
