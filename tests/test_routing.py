@@ -102,7 +102,7 @@ def _write_outcomes(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def test_load_outcomes_keeps_missing_answers_as_nan_and_complete_drops_them(tmp_path):
+def test_load_outcomes_keeps_missing_answers_as_nan(tmp_path):
     path = _write_outcomes(
         tmp_path / "o.jsonl",
         [
@@ -112,8 +112,6 @@ def test_load_outcomes_keeps_missing_answers_as_nan_and_complete_drops_them(tmp_
     )
     outcomes = load_outcomes(path)
     assert outcomes.models == ["x", "y"] and np.isnan(outcomes.correct[1, 1])
-    complete, dropped = outcomes.complete()
-    assert dropped == 1 and complete.question_ids.tolist() == [1]
     assert outcomes.select(["y"]).correct[0].tolist() == [0.0]
     with pytest.raises(RouterforgeError, match="not in the outcomes"):
         outcomes.select(["z"])
@@ -422,25 +420,6 @@ def test_the_routing_package_imports_no_torch():
     )
     code = f"import sys, {modules}; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
-
-
-def test_routing_section_renders_the_measured_table(routing_problem):
-    from routerforge.reports.routing_section import routing_section
-
-    result = routing_benchmark(
-        None,
-        outcomes=routing_problem / "outcomes.jsonl",
-        prices=routing_problem / "prices.yaml",
-        questions=routing_problem / "questions.jsonl",
-        pool=["cheap-math", "cheap-history", "big"],
-        probs="tfidf",
-        selector=False,
-        resamples=50,
-    )
-    text = routing_section(result, plot="routing.png")
-    oracle = result["baselines"]["oracle"]
-    assert f"| oracle | {oracle['accuracy']:.3f}" in text and "![routing frontier](routing.png)" in text
-    assert "selector_frozen_tfidf" not in text
 
 
 def test_gap_profile_measures_the_step_frontier_against_the_hull():

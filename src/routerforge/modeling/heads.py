@@ -81,12 +81,3 @@ def save_model(model, directory: Path) -> None:
         save_file({k: v.contiguous() for k, v in model.crf.state_dict().items()}, str(directory / CRF_FILE))
     else:
         model.save_pretrained(directory)
-
-
-def load_crf(token_model, directory: Path) -> CrfTokenClassifier:
-    """A saved token classifier with its CRF layer restored from ``crf.safetensors``."""
-    from safetensors.torch import load_file
-
-    model = CrfTokenClassifier(token_model, token_model.config.num_labels)
-    model.crf.load_state_dict(load_file(str(directory / CRF_FILE)))
-    return model.eval()

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("ce", "weighted", "focal")
 IGNORE = -100
 
 

@@ -138,7 +138,7 @@ def train_items(p: Pipeline) -> list[Item]:
         "overrides": cfg.training.overrides,
         "seed": cfg.seed,
     }
-    items = []
+    items: list[Item] = []
     for name, directory, tasks in p.models():
         bundle = name == "bundle"
         inputs = common | {

@@ -64,11 +64,6 @@ class Outcomes:
             self.question_ids[index], self.categories[index], self.models, self.correct[index], self.output_chars[index]
         )
 
-    def complete(self) -> tuple[Outcomes, int]:
-        """The questions every model answered (so all routers are scored on the same rows), and how many went."""
-        keep = ~np.isnan(self.correct).any(axis=1)
-        return self.rows(np.flatnonzero(keep)), int((~keep).sum())
-
     def index_of(self, question_ids) -> np.ndarray:
         """Row positions of ``question_ids``; an error naming the first id that has no outcome."""
         position = {int(q): i for i, q in enumerate(self.question_ids)}
