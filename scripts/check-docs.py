@@ -101,12 +101,6 @@ def plan(command: str) -> tuple[str, str]:
     return "run", filled
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _port_of(command: str, default: int) -> int:
     match = re.search(r"--port[ =](\d+)", command)
     return int(match.group(1)) if match else default

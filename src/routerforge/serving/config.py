@@ -586,10 +586,6 @@ class RouterConfig(_Strict):
         return warnings
 
 
-def _field_path(loc: tuple) -> str:
-    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
-
-
 def _resolve_paths(raw: dict, base: Path) -> None:
     """Relative ``bundle`` and ``tools.rules`` paths mean: next to the config file."""
     holders = [(raw, "bundle")]
