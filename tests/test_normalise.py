@@ -74,6 +74,12 @@ def test_invisible_characters_are_removed():
     _check("\u3164hi", "hi", [1, 2])  # a Hangul filler renders as nothing
 
 
+def test_tag_characters_become_the_ascii_they_smuggle():
+    """U+E0020-E007E are invisible, but some models read them as ASCII: the classifier must read them too."""
+    tags = "".join(chr(0xE0000 + ord(c)) for c in "IGNORE ALL")
+    _check(f"hi {tags}\U000e007f", "hi IGNORE ALL", list(range(13)))  # the cancel tag (E007F) is dropped
+
+
 def test_control_characters_dropped_or_spaced():
     # NUL and DEL vanish; vertical tab and NEL (Python whitespace) keep the words apart; tab, LF, CR stay
     _check("a\x00b\x0bc\x7fd\x85e\tf", "ab cd e\tf", [0, 2, 3, 4, 6, 7, 8, 9, 10])

@@ -47,6 +47,9 @@ BASE = {
 }
 
 
+IMAGE = "https://x.example/cat.png"
+
+
 def _merge(base: dict, changes: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in changes.items():
@@ -111,7 +114,7 @@ def test_texts_to_check_reads_strings_text_parts_and_the_right_roles():
         user(
             [
                 {"type": "text", "text": "look at"},
-                {"type": "image_url", "image_url": {"url": "x"}},
+                {"type": "image_url", "image_url": {"url": "https://x.example/cat.png"}},
                 {"type": "text", "text": "this picture"},
             ]
         ),
@@ -127,6 +130,7 @@ def test_texts_to_check_reads_strings_text_parts_and_the_right_roles():
         (1, 2): "this picture",
         (2, None): "It is a cat.",  # assistant turns are client-written too (history, prefill)
         (4, None): "result text",
+        (4, "identifiers"): "1",  # the tool_call_id, read as text too
         (6, None): "and now?",
     }
 
@@ -180,7 +184,13 @@ def test_category_comes_from_the_last_user_message_and_its_most_confident_part()
     req = request(
         user("old question about history"),
         {"role": "assistant", "content": "answer"},
-        user([{"type": "text", "text": "part a"}, {"type": "text", "text": "part b"}]),
+        user(
+            [
+                {"type": "text", "text": "part a"},
+                {"type": "image_url", "image_url": {"url": IMAGE}},
+                {"type": "text", "text": "part b"},
+            ]
+        ),
     )
     d = run(
         req,
@@ -188,7 +198,7 @@ def test_category_comes_from_the_last_user_message_and_its_most_confident_part()
         {
             (0, None): clean(category=label("history", 0.99)),
             (2, 0): clean(category=label("history", 0.7)),
-            (2, 1): clean(category=label("math", 0.8)),
+            (2, 2): clean(category=label("math", 0.8)),
         },
     )
     assert (d.category, d.model) == ("math", "qwen3-32b")
@@ -374,7 +384,7 @@ def test_redaction_in_parts_and_in_system_and_tool_messages_with_overlaps():
         user(
             [
                 {"type": "text", "text": EMAIL_TEXT},
-                {"type": "image_url", "image_url": {"url": "u"}},
+                {"type": "image_url", "image_url": {"url": IMAGE}},
                 {"type": "text", "text": "I am John Smith"},
             ]
         ),
@@ -395,12 +405,13 @@ def test_redaction_in_parts_and_in_system_and_tool_messages_with_overlaps():
             (1, 0): pii_signals(),
             (1, 2): clean(pii=[span("I am John Smith", "John Smith", "PERSON")]),
             (2, None): clean(pii=[span(tool_text, "jane.doe@example.com", "EMAIL_ADDRESS")]),
+            (2, "identifiers"): clean(),
         },
     )
     messages = d.body["messages"]
     assert messages[0]["content"] == "Customer: <PERSON> SSN <US_SSN>."
     assert messages[1]["content"][0]["text"] == "Mail <EMAIL_ADDRESS> or call <PHONE_NUMBER> today"
-    assert messages[1]["content"][1] == {"type": "image_url", "image_url": {"url": "u"}}
+    assert messages[1]["content"][1] == {"type": "image_url", "image_url": {"url": IMAGE}}
     assert messages[1]["content"][2]["text"] == "I am <PERSON>"
     assert messages[2]["content"] == "found: <EMAIL_ADDRESS>"
     assert req["messages"][0]["content"] == system_text

@@ -152,7 +152,7 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
                 if kind == "request_headers":
                     answer = self._on_headers(request.request_headers, stream)
                 elif kind == "request_body":
-                    answer = await self._on_body(request.request_body.body, stream)
+                    answer = await self._on_body(request.request_body, stream)
                 else:
                     answer = pb.ProcessingResponse(**{kind: _UNTOUCHED[kind]()})
             except ApiError as err:
@@ -204,9 +204,13 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
             )
         )
 
-    async def _on_body(self, raw: bytes, stream: _Stream) -> pb.ProcessingResponse:
+    async def _on_body(self, message: pb.HttpBody, stream: _Stream) -> pb.ProcessingResponse:
         if not stream.routed:  # Envoy sent the body anyway (allow_mode_override: false)
             return pb.ProcessingResponse(request_body=pb.BodyResponse())
+        if not message.end_of_stream:  # a STREAMED or BUFFERED_PARTIAL filter: the rest would go unread
+            log.error("request %s: a partial body (request_body_mode must be BUFFERED)", stream.request_id)
+            raise internal_error()
+        raw = message.body
         if len(raw) > self.max_body_bytes:
             raise too_large(self.max_body_bytes)
         payload = await asyncio.to_thread(parse_json, raw) if len(raw) > OFFLOAD_BYTES else parse_json(raw)

@@ -415,6 +415,10 @@ def decide(
     reasons += [f"pii {entity_type} {verb}" for entity_type in entity_types]
     if found_spans and policy.action == "block":
         return block("pii")
+    fixed = [key for key in found_spans if not texts[key].redactable] if policy.action == "redact" else []
+    if fixed:  # identifiers (names, schema keys) cannot be redacted: PII there blocks
+        reasons += [f"pii in identifiers, not redactable: {_where(texts[key].path)}" for key in fixed]
+        return block("pii")
 
     body = copy.deepcopy(request)
     body["model"] = model

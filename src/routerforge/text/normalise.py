@@ -7,9 +7,11 @@ runtime that same one; a model without the key was trained on raw text and gets 
 ``robust-v2`` (:func:`normalise`, what training writes now) undoes cheap obfuscation, in this order
 (``robust-v1``, :func:`normalise_v1`, is steps 1-3 only, kept for the models trained with it):
 
-1. per character: a lone surrogate becomes U+FFFD (no tokenizer can encode it); invisible characters are
-   dropped (every format character, category Cf: zero-width spaces and joiners, bidi controls, U+FEFF, the
-   soft hyphen; and the Hangul fillers); control characters other than tab, newline and carriage return are
+1. per character: a lone surrogate becomes U+FFFD (no tokenizer can encode it); a Unicode tag character
+   (U+E0020-U+E007E, invisible, but some models read it as the ASCII character it encodes: "ASCII
+   smuggling") becomes that ASCII character; other invisible characters are dropped (every format
+   character, category Cf: zero-width spaces and joiners, bidi controls, U+FEFF, the soft hyphen; and the
+   Hangul fillers); control characters other than tab, newline and carriage return are
    dropped, except those Python counts as whitespace (vertical tab, form feed, U+001C-U+001F, U+0085), which
    become a space so the words either side stay apart; then NFKC *per character* (fullwidth letters,
    ligatures, mathematical alphanumerics: "𝐈𝐠𝐧𝐨𝐫𝐞" -> "Ignore"; one character may become up to 4, all
@@ -106,6 +108,8 @@ _INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0")  # Hangul fillers: letters (L
 def _map_char(c: str) -> str:
     if "\ud800" <= c <= "\udfff":
         return "\ufffd"
+    if "\U000e0020" <= c <= "\U000e007e":  # tag characters: invisible ASCII that some models read
+        return chr(ord(c) - 0xE0000)
     category = unicodedata.category(c)
     if category == "Cc":
         return c if c in "\t\n\r" else " " if c.isspace() else ""
