@@ -15,7 +15,7 @@ What is read (docs/router-config.md, "What the router reads"):
   role (``"User"``, ``"human"``) is refused. ``content`` is a string, null, or a list of parts: text-carrying
   parts (``text``, ``input_text``, ``output_text``: ``text``; ``refusal``: ``refusal``; ``thinking``:
   ``thinking``) are read, and consecutive ``text``/``input_text``/``output_text`` parts are first merged into
-  one, joined by a newline (a template may glue parts together: a value split over two parts is read whole);
+  one, joined by a newline (a template may glue parts together: they are read, and forwarded, as one text);
   ``checks.skip_part_types`` (default ``image_url``, ``input_audio``) go through unread, an ``image_url`` only
   with an ``http(s)`` or ``data:image/`` URL; any other part type is refused. A part's other keys may hold
   identifiers, numbers and booleans only (``cache_control``), never text. ``refusal``, ``reasoning_content``,
