@@ -128,9 +128,10 @@ def test_texts_to_check_reads_strings_text_parts_and_the_right_roles():
         (0, None): "You are helpful.",
         (1, 0): "look at",
         (1, 2): "this picture",
+        (1, "joined"): "look at\nthis picture",  # for jailbreaks only: a template may glue the parts
         (2, None): "It is a cat.",  # assistant turns are client-written too (history, prefill)
         (4, None): "result text",
-        (4, "identifiers"): "1",  # the tool_call_id, read as text too
+        (4, "ids"): "1",  # the tool_call_id, read for jailbreaks only
         (6, None): "and now?",
     }
 
@@ -415,6 +416,31 @@ def test_redaction_in_parts_and_in_system_and_tool_messages_with_overlaps():
     assert messages[1]["content"][2]["text"] == "I am <PERSON>"
     assert messages[2]["content"] == "found: <EMAIL_ADDRESS>"
     assert req["messages"][0]["content"] == system_text
+
+
+def test_identifiers_block_on_validated_whole_word_pii_only_and_ids_are_read_for_jailbreaks():
+    """A name or schema key cannot be redacted: a validated value that is whole words there blocks; a learned
+    type (an agent called Alice) or digits inside a token do not. Opaque ids are read for jailbreaks only."""
+    cfg = config()
+    named = request(user("hi"), {"role": "assistant", "content": "ok", "name": "alice"}, user("go"))
+    words = texts_to_check(named, cfg)[(1, "identifiers")]
+    assert words == "alice"
+    person = clean(pii=[span(words, "alice", "PERSON")])
+    assert run(named, cfg, {(1, "identifiers"): person}).action == "route"
+    card = request(user("hi"), {"role": "user", "content": "x", "name": "card_4111-1111-1111-1111"})
+    words = texts_to_check(card, cfg)[(1, "identifiers")]
+    assert words == "card 4111-1111-1111-1111"
+    found = clean(pii=[span(words, "4111-1111-1111-1111", "CREDIT_CARD")])
+    decision = run(card, cfg, {(1, "identifiers"): found})
+    assert (decision.action, decision.block_reason) == ("block", "pii")
+    inside = clean(pii=[PiiSpan("PHONE_NUMBER", 6, 14, words[6:14], 0.9)])  # digits within a word
+    assert run(card, cfg, {(1, "identifiers"): inside}).action == "route"
+    call = {"id": "chatcmpl-tool-850142065b74", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    ids = request(user("hi"), {"role": "assistant", "content": None, "tool_calls": [call]})
+    assert texts_to_check(ids, cfg)[(1, "ids")] == "chatcmpl tool 850142065b74"
+    phone = clean(pii=[span("chatcmpl tool 850142065b74", "850142065", "PHONE_NUMBER")])
+    assert run(ids, cfg, {(1, "ids"): phone}).action == "route"
+    assert run(ids, cfg, {(1, "ids"): clean(jailbreak=jailbreak(0.99, True))}).block_reason == "jailbreak"
 
 
 def test_assistant_messages_are_redacted_by_default_unless_their_role_is_left_out():

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from ..errors import RouterforgeError
 from ..runtime.batcher import QueueFull, TooManyTexts, TooMuchWork
 from .config import AUTO
-from .inspect import Refused
+from .inspect import MAX_DEPTH, Refused, json_depth
 from .policy import Decision
 
 M = TypeVar("M", bound=BaseModel)
@@ -30,7 +30,6 @@ CHAT_PATH = "/v1/chat/completions"
 ROUTE_HEADER = "x-routerforge-backend"  # names the backend that answered; Envoy's routes match it
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # a client's x-request-id; anything else stays out of logs
 RETRY = {"retry-after": "1"}
-MAX_DEPTH = 64  # JSON nesting a request may have (chat bodies need about 10; deeper ones are refused, never a 500)
 #: OpenAI paths the router does not serve: refused with a clear error, never forwarded unchecked
 UNSUPPORTED_PATHS = ("/v1/completions", "/v1/responses", "/v1/messages", "/v1/embeddings", "/v1/audio", "/v1/files")
 
@@ -80,7 +79,7 @@ def parse_json(raw: bytes) -> object:
     """The body as JSON: 400 for invalid UTF-8 (lone surrogates included), invalid JSON, NaN/Infinity."""
     try:
         payload = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-        if _depth(payload) > MAX_DEPTH:
+        if json_depth(payload) > MAX_DEPTH:
             raise ApiError(
                 400, f"request body nests deeper than {MAX_DEPTH} levels", "invalid_request_error", "too_deep"
             )
@@ -102,19 +101,6 @@ def parse_json(raw: bytes) -> object:
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _depth(value: object) -> int:
-    """Nesting depth of a parsed JSON value, without recursion (a hostile body may nest thousands deep)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth)
-            if depth > MAX_DEPTH:
-                return depth
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
 
 
 def _reject_constant(name: str):

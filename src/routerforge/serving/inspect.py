@@ -6,7 +6,7 @@ texts from :func:`inspect_chat`.
 
 >>> found = inspect_chat({"messages": [{"role": "user", "content": "hi"}]}, RouterConfig(...).checks)
 >>> found[(0, None)]
-Text(text='hi', role='user', path=('messages', 0, 'content'))
+Text(text='hi', role='user', path=('messages', 0, 'content'), redactable=True, pii=True)
 >>> inspect_chat({"messages": [{"role": "human", "content": "hi"}]}, checks)     # Refused (400): unknown role
 
 What is read (docs/router-config.md, "What the router reads"):
@@ -14,19 +14,20 @@ What is read (docs/router-config.md, "What the router reads"):
 - ``messages``: every message of a known role (system, developer, user, assistant, tool, function); another
   role (``"User"``, ``"human"``) is refused. ``content`` is a string, null, or a list of parts: text-carrying
   parts (``text``, ``input_text``, ``output_text``: ``text``; ``refusal``: ``refusal``; ``thinking``:
-  ``thinking``) are read, and consecutive ``text``/``input_text``/``output_text`` parts are first merged into
-  one, joined by a newline (a template may glue parts together: they are read, and forwarded, as one text);
-  ``checks.skip_part_types`` (default ``image_url``, ``input_audio``) go through unread, an ``image_url`` only
-  with an ``http(s)`` or ``data:image/`` URL; any other part type is refused. A part's other keys may hold
-  identifiers, numbers and booleans only (``cache_control``), never text. ``refusal``, ``reasoning_content``,
-  ``reasoning`` and ``tool_calls[].function.arguments`` (and the legacy ``function_call.arguments``) are read as
-  the message's texts; arguments that are JSON are read, and forwarded, in one canonical form (``\u0040``
-  escapes decoded, as the backend decodes them).
-- Identifiers (``name``, ``tool_call_id``, tool call ids, function and tool names, JSON-schema keys and the
-  values of ``type``/``format``/``required``/``$ref``) must match ``IDENTIFIER``, and are read too: each
-  message's, each tool's and the response schema's identifiers (and the schema's numbers) make one more text,
-  separators turned into spaces, which cannot be redacted (PII there blocks). Any other message field, or other
-  key of a tool call, tool or ``tool_choice``, is refused.
+  ``thinking``) are read; ``checks.skip_part_types`` (default ``image_url``, ``input_audio``) go through
+  unread (an ``image_url`` ``data:`` URL must be an image); any other part type is refused. A message with
+  several text-carrying parts also has them read joined (a template may glue them), for jailbreaks. A part may
+  carry ``PART_EXTRAS`` keys, whose strings are read; any other key is refused. ``refusal``,
+  ``reasoning_content``, ``reasoning`` and ``tool_calls[].function.arguments`` (and the legacy
+  ``function_call.arguments``) are read as the message's texts. Arguments must be JSON (or empty); they are
+  read, and forwarded, in one canonical form, and their decoded strings are read too, for jailbreaks (the
+  backend decodes them).
+- Identifiers (``name``, function names, schema keys and ``type``/``format``/``required``/``$ref`` values)
+  must match ``IDENTIFIER`` and are read: each message's, each tool's and the response schema's identifiers
+  (with the schema's literal numbers) make one more text, separators read as spaces. It cannot be redacted:
+  validated PII there covering whole words blocks. Opaque ids (``tool_call_id``, ``tool_calls[].id``) are
+  read for jailbreaks only. Any other message field, key of a tool call, of its function or of
+  ``tool_choice`` is refused.
 - ``tools[].function``: ``description`` and every string of ``parameters`` (a JSON schema) are read, as
   ``system`` texts (chat templates render tool definitions into the system prompt); ``strict`` is a boolean.
 - ``response_format``: every string of its ``json_schema`` is read, as a ``system`` text.
@@ -52,25 +53,32 @@ if TYPE_CHECKING:
 
 #: Where a text sits. Message texts: ``(message index, None)`` for a string content, ``(message index, part
 #: index)`` for a content part, ``(message index, field, ...)`` for its other fields; texts outside the messages
-#: start with the top-level field's name (``("tools", 0, "description")``).
+#: start with the top-level field's name (``("tools", 0, "description")``), gathered identifiers with
+#: ``"identifiers"`` (no body path starts so).
 TextKey = tuple
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 #: content part type -> the field holding its text
 TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal", "thinking": "thinking"}
+#: other keys a content part may carry (prompt caching, citations, a reasoning signature): their strings are read
+PART_EXTRAS = {"cache_control", "annotations", "signature", "logprobs"}
 #: message fields read as the message's own texts
 TEXT_FIELDS = ("refusal", "reasoning_content", "reasoning")
 MESSAGE_FIELDS = {"role", "content", "name", "tool_calls", "tool_call_id", "function_call", *TEXT_FIELDS}
+#: keys of a tool call (``extra_content``: Gemini's, its strings read)
+TOOL_CALL_KEYS = {"id", "type", "function", "index", "extra_content"}
 #: top-level fields the router itself reads or rewrites (always allowed; ``checks.allowed_fields`` adds the rest)
 READ_FIELDS = {"model", "messages", "tools", "tool_choice", "response_format", "chat_template_kwargs"}
 #: JSON-schema keys whose values name things (identifiers), never prose
 _NAMING_KEYS = {"type", "format", "required", "$ref", "$schema"}
+#: JSON-schema keys whose values are literal data (numbers there are read: a card number as a ``default``)
+_LITERAL_KEYS = {"default", "const", "enum", "examples"}
 IDENTIFIER = re.compile(r"[A-Za-z0-9_.:$/#-]{1,128}")  # fullmatch: no "$" that lets a final newline in
-_SEPARATORS = re.compile(r"(?<![0-9])[_.:$/#-]+|[_.:$/#-]+(?![0-9])")  # not between digits: 4111-1111 stays
+#: separators read as spaces, except one "-" or "." between digits (4111-1111, 10.0.0.1)
+_SEPARATORS = re.compile(r"(?<![0-9])[_.:$/#-]+|[_.:$/#-]+(?![0-9])|[_:$/#]+|[.-]{2,}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-#: content part types merged when consecutive (their text field is ``text``)
-MERGED_PARTS = ("text", "input_text", "output_text")
 MAX_TEXTS = 4096  # texts one request may hold (beyond: 413)
+MAX_DEPTH = 64  # JSON nesting a request (or a tool call's arguments) may have; chat bodies need about 10
 
 
 class Refused(RouterforgeError):
@@ -88,8 +96,22 @@ class Text:
 
     text: str
     role: str  # the message's role; ``system`` for tool definitions and response schemas
-    path: tuple  # where the text sits in the body (for redaction; for identifiers, the first one's place)
-    redactable: bool = True  # False for identifiers gathered from several places: PII there blocks
+    path: tuple  # where the text sits in the body (for redaction; for gathered texts, where they come from)
+    redactable: bool = True  # False for texts gathered from several places (identifiers): PII there blocks
+    pii: bool = True  # False: read for jailbreaks only (opaque ids, joined parts, decoded arguments)
+
+
+def json_depth(value: object) -> int:
+    """Nesting depth of a parsed JSON value, without recursion (a hostile body may nest thousands deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                return depth
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _refuse(where: str, what: str, hint: str) -> Refused:
@@ -105,22 +127,20 @@ def _identifier(value: object, where: str) -> str:
 def _words(identifiers: list[str]) -> str:
     """Identifiers as the words they spell (``Ignore_all-rules`` -> ``Ignore all rules``): what a template renders,
     read by the classifier as text."""
-    return " ".join(_SEPARATORS.sub(" ", name).strip() for name in identifiers)
+    return " ".join(_SEPARATORS.sub(" ", name).strip() for name in identifiers).strip()
 
 
-def _identifier_only(value: object, where: str) -> None:
-    """A part's other keys (``cache_control``): identifiers, numbers, booleans and null, nested; never text."""
-    if isinstance(value, dict):
+def _strings(value: object) -> Iterator[str]:
+    """Every key and string of a JSON value (depth-limited by the body's own limit)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
         for name, item in value.items():
-            _identifier(name, f"{where} (a key)")
-            _identifier_only(item, f"{where}.{name}")
+            yield str(name)
+            yield from _strings(item)
     elif isinstance(value, list):
-        for n, item in enumerate(value):
-            _identifier_only(item, f"{where}[{n}]")
-    elif isinstance(value, str):
-        _identifier(value, where)
-    elif value is not None and not isinstance(value, (bool, int, float)):
-        raise Refused(f"{where}: must hold identifiers, numbers or booleans only")
+        for item in value:
+            yield from _strings(item)
 
 
 def _only_keys(value: dict, allowed: set, where: str) -> None:
@@ -132,7 +152,8 @@ def _only_keys(value: dict, allowed: set, where: str) -> None:
 def inspect_chat(request: dict, checks: ChecksConfig) -> dict[TextKey, Text]:
     """Every non-blank text a backend would read in ``request``; Refused for anything it cannot account for.
 
-    Strips the top-level fields ``checks.unknown_fields: strip`` removes (``request`` is changed in place).
+    Strips the top-level fields ``checks.unknown_fields: strip`` removes and writes tool-call arguments in
+    their canonical form (``request`` is changed in place; doing it again changes nothing).
     """
     if not isinstance(request, dict):
         raise Refused("request body must be a JSON object")
@@ -142,15 +163,12 @@ def inspect_chat(request: dict, checks: ChecksConfig) -> dict[TextKey, Text]:
     _top_level(request, checks)
     found: dict[TextKey, Text] = {}
     for i, message in enumerate(messages):
-        names: list[str] = []
-        for key, path, text in _message_texts(i, message, checks, names):
-            if text.strip():
-                found[key] = Text(text, message["role"], path)
-        if names:
-            found[(i, "identifiers")] = Text(_words(names), message["role"], ("messages", i), redactable=False)
-    for key, path, text in _definition_texts(request):
-        if text.strip():
-            found[key] = Text(text, "system", path, redactable=key[-1] != "identifiers")
+        for key, text in _message_texts(i, message, checks):
+            if text.text.strip():
+                found[key] = text
+    for key, text in _definition_texts(request):
+        if text.text.strip():
+            found[key] = text
     if len(found) > MAX_TEXTS:
         raise Refused(
             f"the request holds {len(found)} texts to check, more than {MAX_TEXTS}; send fewer messages or parts",
@@ -190,36 +208,33 @@ def _top_level(request: dict, checks: ChecksConfig) -> None:
         if not isinstance(function, dict):
             raise Refused("tool_choice.function: must be an object with a name")
         _only_keys(function, {"name"}, "tool_choice.function")
-        _identifier(function.get("name"), "tool_choice.function.name")  # a tool's name: read with the tool's
+        _identifier(function.get("name"), "tool_choice.function.name")
     elif choice is not None and choice not in ("auto", "none", "required"):
         raise Refused("tool_choice: must be 'auto', 'none', 'required' or a function object")
 
 
-def _message_texts(
-    i: int, message: dict, checks: ChecksConfig, names: list[str]
-) -> Iterator[tuple[TextKey, tuple, str]]:
-    """The message's texts; its identifiers are appended to ``names``."""
-    where = f"messages[{i}]"
-    role = message.get("role")
+def _message_texts(i: int, message: dict, checks: ChecksConfig) -> Iterator[tuple[TextKey, Text]]:
+    where, role = f"messages[{i}]", message.get("role")
     if role not in ROLES:
         raise _refuse(f"{where}.role", "unknown role", f"use one of {', '.join(ROLES)} (lowercase)")
     extra = sorted(str(name)[:64] for name in message if name not in MESSAGE_FIELDS)
     if extra:
         raise _refuse(f"{where}.{extra[0]}", "this message field is not forwarded by the router", "remove it")
-    for name in ("name", "tool_call_id"):
-        if message.get(name) is not None:
-            names.append(_identifier(message[name], f"{where}.{name}"))
+    names: list[str] = []  # identifiers (PII checked) and the strings of extra keys
+    ids: list[str] = []  # opaque ids: jailbreaks only (a random id reads as a phone number now and then)
+    if message.get("name") is not None:
+        names.append(_identifier(message["name"], f"{where}.name"))
+    if message.get("tool_call_id") is not None:
+        ids.append(_identifier(message["tool_call_id"], f"{where}.tool_call_id"))
     content = message.get("content")
     if isinstance(content, str):
-        yield (i, None), ("messages", i, "content"), content
+        yield (i, None), Text(content, role, ("messages", i, "content"))
     elif isinstance(content, list):
-        content = message["content"] = _merged_parts(content, where, checks)
-        for p, part in enumerate(content):
-            kind = part["type"]
-            if kind in checks.skip_part_types:
-                continue
-            field = TEXT_PARTS[kind]
-            yield (i, p), ("messages", i, "content", p, field), part[field]
+        parts = list(_part_texts(i, content, where, checks, names))
+        yield from ((key, Text(text, role, path)) for key, path, text in parts)
+        if len(parts) > 1:  # a template may glue parts: a jailbreak split over them is read whole
+            joined = "\n".join(text for _, _, text in parts)
+            yield (i, "joined"), Text(joined, role, ("messages", i, "content"), redactable=False, pii=False)
     elif content is not None:
         raise Refused(f"{where}.content: must be a string, a list of parts or null")
     for name in TEXT_FIELDS:
@@ -228,36 +243,41 @@ def _message_texts(
             continue
         if not isinstance(value, str):
             raise Refused(f"{where}.{name}: must be a string")
-        yield (i, name), ("messages", i, name), value
+        yield (i, name), Text(value, role, ("messages", i, name))
     calls = message.get("tool_calls")
     if calls is not None:
         if not isinstance(calls, list):
             raise Refused(f"{where}.tool_calls: must be a list")
         for c, call in enumerate(calls):
+            call_where = f"{where}.tool_calls[{c}]"
             if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
-                raise Refused(f"{where}.tool_calls[{c}]: must be an object with a function")
-            _only_keys(call, {"id", "type", "function", "index"}, f"{where}.tool_calls[{c}]")
+                raise Refused(f"{call_where}: must be an object with a function")
+            _only_keys(call, TOOL_CALL_KEYS, call_where)
             if call.get("type") not in (None, "function"):
-                raise Refused(f"{where}.tool_calls[{c}].type: must be 'function'")
-            if call.get("index") is not None and (type(call["index"]) is not int):
-                raise Refused(f"{where}.tool_calls[{c}].index: must be an integer")
+                raise Refused(f"{call_where}.type: must be 'function'")
+            if call.get("index") is not None and type(call["index"]) is not int:
+                raise Refused(f"{call_where}.index: must be an integer")
             if call.get("id") is not None:
-                names.append(_identifier(call["id"], f"{where}.tool_calls[{c}].id"))
+                ids.append(_identifier(call["id"], f"{call_where}.id"))
+            names.extend(_strings(call.get("extra_content")))
             path: tuple = ("messages", i, "tool_calls", c, "function", "arguments")
-            call_where = f"{where}.tool_calls[{c}].function"
-            yield from _call_texts(call["function"], call_where, (i, "tool_calls", c), path, names)
+            yield from _call_texts(call["function"], f"{call_where}.function", (i, "tool_calls", c), path, role, names)
     legacy = message.get("function_call")
     if legacy is not None:
         if not isinstance(legacy, dict):
             raise Refused(f"{where}.function_call: must be an object")
         path = ("messages", i, "function_call", "arguments")
-        yield from _call_texts(legacy, f"{where}.function_call", (i, "function_call"), path, names)
+        yield from _call_texts(legacy, f"{where}.function_call", (i, "function_call"), path, role, names)
+    if names:
+        yield (i, "identifiers"), Text(_words(names), role, ("messages", i), redactable=False)
+    if ids:
+        yield (i, "ids"), Text(_words(ids), role, ("messages", i), redactable=False, pii=False)
 
 
-def _merged_parts(content: list, where: str, checks: ChecksConfig) -> list[dict]:
-    """The parts, checked, with each run of consecutive ``MERGED_PARTS`` made one part (newline-joined; the run's
-    other keys kept, later ones winning): what is checked is then exactly what the backend renders."""
-    out: list[dict] = []
+def _part_texts(
+    i: int, content: list, where: str, checks: ChecksConfig, names: list[str]
+) -> Iterator[tuple[TextKey, tuple, str]]:
+    """The text-carrying parts' texts; the strings of their ``PART_EXTRAS`` go to ``names``."""
     for p, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         skipped = kind in checks.skip_part_types
@@ -269,30 +289,24 @@ def _merged_parts(content: list, where: str, checks: ChecksConfig) -> list[dict]
                 f"use {', '.join(TEXT_PARTS)}, or list it in checks.skip_part_types to forward it unread",
             )
         payload = kind if skipped else field
-        for name, value in part.items():
-            if name not in ("type", payload):
-                _identifier_only(value, f"{where}.content[{p}].{str(name)[:64]}")
+        _only_keys(part, {"type", payload, *PART_EXTRAS}, f"{where}.content[{p}]")
+        names.extend(_strings({k: v for k, v in part.items() if k in PART_EXTRAS}))
         if skipped:
             if kind == "image_url":
                 _image_url(part.get("image_url"), f"{where}.content[{p}].image_url")
-            out.append(part)
             continue
-        if not isinstance(part.get(field), str):
+        text = part.get(field)
+        if not isinstance(text, str):
             raise Refused(f"{where}.content[{p}].{field}: must be a string")
-        previous = out[-1] if out else None
-        if kind in MERGED_PARTS and previous is not None and previous["type"] in MERGED_PARTS:
-            out[-1] = {**previous, **part, "type": previous["type"], "text": previous["text"] + "\n" + part["text"]}
-        else:
-            out.append(part)
-    return out
+        yield (i, p), ("messages", i, "content", p, field), text
 
 
 def _image_url(image: object, where: str) -> None:
-    """An image part goes through unread: its URL must point at an image (a ``data:`` URL of another type, a
-    text or a PDF, is a document some backends read)."""
+    """An image part goes through unread: a ``data:`` URL must hold an image (one of another type, a text or a
+    PDF, is a document some gateways hand the model)."""
     url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str) or not url.startswith(("http://", "https://", "data:image/")):
-        raise Refused(f"{where}: must be an http(s) URL or a data:image/ URL")
+    if not isinstance(url, str) or (url[:5].lower() == "data:" and not url[5:11].lower() == "image/"):
+        raise Refused(f"{where}: must be a URL, and a data: URL must be data:image/")
     if isinstance(image, dict):
         _only_keys(image, {"url", "detail"}, where)
         if image.get("detail") is not None:
@@ -300,8 +314,8 @@ def _image_url(image: object, where: str) -> None:
 
 
 def _call_texts(
-    function: dict, where: str, key: tuple, path: tuple, names: list[str]
-) -> Iterator[tuple[TextKey, tuple, str]]:
+    function: dict, where: str, key: tuple, path: tuple, role: str, names: list[str]
+) -> Iterator[tuple[TextKey, Text]]:
     _only_keys(function, {"name", "arguments"}, where)
     names.append(_identifier(function.get("name"), f"{where}.name"))
     arguments = function.get("arguments")
@@ -309,23 +323,31 @@ def _call_texts(
         return
     if not isinstance(arguments, str):
         raise Refused(f"{where}.arguments: must be a string (JSON)")
-    function["arguments"] = arguments = _canonical_json(arguments, f"{where}.arguments")
-    yield key, path, arguments
+    if not arguments.strip():
+        return
+    function["arguments"], decoded = _canonical_json(arguments, f"{where}.arguments")
+    yield key, Text(function["arguments"], role, path)
+    if "\\" in function["arguments"]:  # escapes (\n, \t, \u0000) the backend decodes: read them decoded too
+        yield (*key, "decoded"), Text("\n".join(_strings(decoded)), role, path, redactable=False, pii=False)
 
 
-def _canonical_json(arguments: str, where: str) -> str:
-    """JSON arguments as the backend reads them (it decodes them: ``\\u0040`` is ``@``), written back so that
-    what is checked is what is forwarded; text that is not JSON is read and forwarded as it is."""
+def _canonical_json(arguments: str, where: str) -> tuple[str, object]:
+    """JSON arguments as the backend reads them (it decodes them: ``\\u0040`` is ``@``) and their decoded
+    value; written back, so that what is checked is what is forwarded. Not JSON, or nested deeper than
+    ``MAX_DEPTH``: refused (a backend with another parser might read what this one could not)."""
     try:
-        canonical = json.dumps(json.loads(arguments), ensure_ascii=False)
+        value = json.loads(arguments)
     except (ValueError, RecursionError):
-        return arguments
+        raise Refused(f"{where}: must be JSON") from None
+    if json_depth(value) > MAX_DEPTH:
+        raise Refused(f"{where}: nests deeper than {MAX_DEPTH} levels", "too_deep")
+    canonical = json.dumps(value, ensure_ascii=False)
     if _SURROGATE.search(canonical):
         raise Refused(f"{where}: holds a lone surrogate escape")
-    return canonical
+    return canonical, value
 
 
-def _definition_texts(request: dict) -> Iterator[tuple[TextKey, tuple, str]]:
+def _definition_texts(request: dict) -> Iterator[tuple[TextKey, Text]]:
     tools = request.get("tools")
     if tools is not None:
         if not isinstance(tools, list):
@@ -345,36 +367,39 @@ def _definition_texts(request: dict) -> Iterator[tuple[TextKey, tuple, str]]:
             if description is not None:
                 if not isinstance(description, str):
                     raise Refused(f"{where}.function.description: must be a string")
-                yield ("tools", t, "description"), ("tools", t, "function", "description"), description
+                where_in_body: tuple = ("tools", t, "function", "description")
+                yield ("tools", t, "description"), Text(description, "system", where_in_body)
             if function.get("parameters") is not None:
                 yield from _schema_texts(function["parameters"], ("tools", t, "function", "parameters"), names)
-            yield ("tools", t, "identifiers"), ("tools", t, "function", "name"), _words(names)
+            gathered = Text(_words(names), "system", ("tools", t, "function"), redactable=False)
+            yield ("identifiers", "tools", t), gathered
     response_format = request.get("response_format")
     if response_format is not None:
         if not isinstance(response_format, dict):
             raise Refused("response_format: must be an object")
         names = []
         yield from _schema_texts(response_format, ("response_format",), names)
-        yield ("response_format", "identifiers"), ("response_format",), _words(names)
+        gathered = Text(_words(names), "system", ("response_format",), redactable=False)
+        yield ("identifiers", "response_format"), gathered
 
 
 def _schema_texts(
-    value: object, path: tuple, names: list[str], naming: bool = False
-) -> Iterator[tuple[TextKey, tuple, str]]:
-    """Every string of a JSON value (a schema) is read; keys and naming values must be identifiers and, with its
-    numbers (a ``default`` card number), are appended to ``names``."""
+    value: object, path: tuple, names: list[str], naming: bool = False, literal: bool = False
+) -> Iterator[tuple[TextKey, Text]]:
+    """Every string of a JSON value (a schema) is read; keys and naming values must be identifiers and, with
+    the numbers of literal values (``default``, ``enum``, ...), are appended to ``names``."""
     where = ".".join(str(p) for p in path)
     if isinstance(value, str):
         if naming:
             names.append(_identifier(value, where))
         else:
-            yield path, path, value
+            yield path, Text(value, "system", path)
     elif isinstance(value, dict):
         for name, item in value.items():
             names.append(_identifier(name, f"{where} (a key)"))
-            yield from _schema_texts(item, (*path, name), names, name in _NAMING_KEYS)
+            yield from _schema_texts(item, (*path, name), names, name in _NAMING_KEYS, literal or name in _LITERAL_KEYS)
     elif isinstance(value, list):
         for n, item in enumerate(value):
-            yield from _schema_texts(item, (*path, n), names, naming)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield from _schema_texts(item, (*path, n), names, naming, literal)
+    elif literal and isinstance(value, (int, float)) and not isinstance(value, bool):
         names.append(str(value))

@@ -40,6 +40,9 @@ from .inspect import Text, TextKey, inspect_chat
 
 _HEADER_LIMIT = 1024  # characters of the reasons header; proxies reject very long headers
 _MODEL_LIMIT = 128  # a client's model name is echoed back cut
+#: the types a validator confirms (Luhn, mod-97, the phonenumbers library, ...): what blocks in identifiers, where
+#: a learned type would flag an agent's name or a tool called google_search
+VALIDATED = frozenset({"CREDIT_CARD", "US_SSN", "IBAN_CODE", "PHONE_NUMBER", "EMAIL_ADDRESS", "IP_ADDRESS"})
 
 
 @dataclass
@@ -239,6 +242,11 @@ def _set_reasoning(body: dict, style: ReasoningStyle, on: bool, settings: Reason
     return f"reasoning={state}(not sent)"
 
 
+def _whole_words(text: str, span: PiiSpan) -> bool:
+    """The span starts and ends at word boundaries: a card number that is a key, not digits inside a hex id."""
+    return (span.start == 0 or text[span.start - 1].isspace()) and (span.end == len(text) or text[span.end].isspace())
+
+
 def _redact(text: str, spans: list[PiiSpan]) -> str:
     """Replace each span with ``<ENTITY_TYPE>``; overlapping spans merge (the first one's type names them)."""
     merged: list[list] = []  # [start, end, entity_type]
@@ -399,11 +407,15 @@ def decide(
     found_spans: dict[TextKey, list[PiiSpan]] = {}
     unchecked = False
     for key in role_keys(config.checks.pii_roles):
+        if not texts[key].pii:
+            continue
         found = signals.get(key)
         if found is None or found.pii is None:
             unchecked = True
             continue
         spans = [s for s in found.pii if s.score >= policy.threshold and s.entity_type.upper() not in allowed]
+        if not texts[key].redactable:  # identifiers: validated values that are whole words (a name is not PII here)
+            spans = [s for s in spans if s.entity_type.upper() in VALIDATED and _whole_words(texts[key].text, s)]
         if spans:
             found_spans[key] = spans
     if unchecked:
