@@ -128,7 +128,8 @@ def test_texts_to_check_reads_strings_text_parts_and_the_right_roles():
         (0, None): "You are helpful.",
         (1, 0): "look at",
         (1, 2): "this picture",
-        (1, "joined"): "look at\nthis picture",  # for jailbreaks only: a template may glue the parts
+        (1, "joined"): "look at\nthis picture",  # for jailbreaks only: templates join parts or glue them
+        (1, "glued"): "look atthis picture",
         (2, None): "It is a cat.",  # assistant turns are client-written too (history, prefill)
         (4, None): "result text",
         (4, "ids"): "1",  # the tool_call_id, read for jailbreaks only

@@ -16,7 +16,7 @@ What is read (docs/router-config.md, "What the router reads"):
   parts (``text``, ``input_text``, ``output_text``: ``text``; ``refusal``: ``refusal``; ``thinking``:
   ``thinking``) are read; ``checks.skip_part_types`` (default ``image_url``, ``input_audio``) go through
   unread (an ``image_url`` ``data:`` URL must be an image); any other part type is refused. A message with
-  several text-carrying parts also has them read joined (a template may glue them), for jailbreaks. A part may
+  several text-carrying parts also has them read joined by newlines and glued, for jailbreaks. A part may
   carry ``PART_EXTRAS`` keys, whose strings are read; any other key is refused. ``refusal``,
   ``reasoning_content``, ``reasoning`` and ``tool_calls[].function.arguments`` (and the legacy
   ``function_call.arguments``) are read as the message's texts. Arguments must be JSON (or empty); they are
@@ -232,9 +232,10 @@ def _message_texts(i: int, message: dict, checks: ChecksConfig) -> Iterator[tupl
     elif isinstance(content, list):
         parts = list(_part_texts(i, content, where, checks, names))
         yield from ((key, Text(text, role, path)) for key, path, text in parts)
-        if len(parts) > 1:  # a template may glue parts: a jailbreak split over them is read whole
-            joined = "\n".join(text for _, _, text in parts)
-            yield (i, "joined"), Text(joined, role, ("messages", i, "content"), redactable=False, pii=False)
+        if len(parts) > 1:  # templates join parts with a newline or glue them: a jailbreak split over them is read
+            for name, separator in (("joined", "\n"), ("glued", "")):
+                whole = separator.join(text for _, _, text in parts)
+                yield (i, name), Text(whole, role, ("messages", i, "content"), redactable=False, pii=False)
     elif content is not None:
         raise Refused(f"{where}.content: must be a string, a list of parts or null")
     for name in TEXT_FIELDS:
