@@ -76,6 +76,7 @@ _LITERAL_KEYS = {"default", "const", "enum", "examples"}
 IDENTIFIER = re.compile(r"[A-Za-z0-9_.:$/#-]{1,128}")  # fullmatch: no "$" that lets a final newline in
 #: separators read as spaces, except one "-" or "." between digits (4111-1111, 10.0.0.1)
 _SEPARATORS = re.compile(r"(?<![0-9])[_.:$/#-]+|[_.:$/#-]+(?![0-9])|[_:$/#]+|[.-]{2,}")
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")  # IgnoreAllRules -> Ignore All Rules
 _SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_TEXTS = 4096  # texts one request may hold (beyond: 413)
 MAX_DEPTH = 64  # JSON nesting a request (or a tool call's arguments) may have; chat bodies need about 10
@@ -125,9 +126,9 @@ def _identifier(value: object, where: str) -> str:
 
 
 def _words(identifiers: list[str]) -> str:
-    """Identifiers as the words they spell (``Ignore_all-rules`` -> ``Ignore all rules``): what a template renders,
-    read by the classifier as text."""
-    return " ".join(_SEPARATORS.sub(" ", name).strip() for name in identifiers).strip()
+    """Identifiers as the words they spell (``Ignore_all-rules``, ``IgnoreAllRules`` -> ``Ignore all rules``,
+    ``Ignore All Rules``): what a template renders, read by the classifier as text."""
+    return " ".join(_CAMEL.sub(" ", _SEPARATORS.sub(" ", name)).strip() for name in identifiers).strip()
 
 
 def _strings(value: object) -> Iterator[str]:
@@ -374,6 +375,10 @@ def _definition_texts(request: dict) -> Iterator[tuple[TextKey, Text]]:
                 yield from _schema_texts(function["parameters"], ("tools", t, "function", "parameters"), names)
             gathered = Text(_words(names), "system", ("tools", t, "function"), redactable=False)
             yield ("identifiers", "tools", t), gathered
+    choice = request.get("tool_choice")  # its shape checked in _top_level
+    if isinstance(choice, dict):
+        gathered = Text(_words([choice["function"]["name"]]), "system", ("tool_choice",), redactable=False)
+        yield ("identifiers", "tool_choice"), gathered
     response_format = request.get("response_format")
     if response_format is not None:
         if not isinstance(response_format, dict):
