@@ -4,6 +4,7 @@ Signals (no model), and every config validation error naming its field."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -132,7 +133,7 @@ def test_texts_to_check_reads_strings_text_parts_and_the_right_roles():
         (1, "glued"): "look atthis picture",
         (2, None): "It is a cat.",  # assistant turns are client-written too (history, prefill)
         (4, None): "result text",
-        (4, "ids"): "1",  # the tool_call_id, read for jailbreaks only
+        (4, "identifiers"): "1",  # the tool_call_id, read too
         (6, None): "and now?",
     }
 
@@ -438,10 +439,41 @@ def test_identifiers_block_on_validated_whole_word_pii_only_and_ids_are_read_for
     assert run(card, cfg, {(1, "identifiers"): inside}).action == "route"
     call = {"id": "chatcmpl-tool-850142065b74", "type": "function", "function": {"name": "f", "arguments": "{}"}}
     ids = request(user("hi"), {"role": "assistant", "content": None, "tool_calls": [call]})
-    assert texts_to_check(ids, cfg)[(1, "ids")] == "chatcmpl tool 850142065b74"
-    phone = clean(pii=[span("chatcmpl tool 850142065b74", "850142065", "PHONE_NUMBER")])
-    assert run(ids, cfg, {(1, "ids"): phone}).action == "route"
-    assert run(ids, cfg, {(1, "ids"): clean(jailbreak=jailbreak(0.99, True))}).block_reason == "jailbreak"
+    assert texts_to_check(ids, cfg)[(1, "identifiers")] == "chatcmpl tool 850142065b74 f"
+    phone = clean(pii=[span("chatcmpl tool 850142065b74 f", "850142065", "PHONE_NUMBER")])  # inside a hex word
+    assert run(ids, cfg, {(1, "identifiers"): phone}).action == "route"
+    jail = clean(jailbreak=jailbreak(0.99, True))
+    assert run(ids, cfg, {(1, "identifiers"): jail}).block_reason == "jailbreak"
+
+
+def test_tool_call_arguments_are_read_decoded_and_redacted_inside_their_json():
+    """The backend decodes arguments (\\n is a line break, \\u0040 is @): each string is read decoded, and
+    redaction edits the decoded value, so the forwarded arguments stay valid JSON."""
+    cfg = config()
+    arguments = json.dumps({"note": "Card:\n4111111111111111", "n": 2})
+    call = {"id": "c1", "type": "function", "function": {"name": "save", "arguments": arguments}}
+    req = request(user("hi"), {"role": "assistant", "content": None, "tool_calls": [call]})
+    texts = texts_to_check(req, cfg)
+    leaf = texts[(1, "tool_calls", 0, "arguments", "note")]
+    assert leaf == "Card:\n4111111111111111"
+    found = clean(pii=[span(leaf, "4111111111111111", "CREDIT_CARD")])
+    d = run(req, cfg, {(1, "tool_calls", 0, "arguments", "note"): found})
+    forwarded = json.loads(d.body["messages"][1]["tool_calls"][0]["function"]["arguments"])
+    assert d.action == "redact" and forwarded == {"note": "Card:\n<CREDIT_CARD>", "n": 2}
+
+
+def test_pii_split_over_parts_blocks_and_only_across_the_cut():
+    """Templates glue parts: a card split over two is one card to the model. The glued text cannot be redacted
+    (the value spans parts), so PII across a cut blocks; PII inside one part is that part's, redacted there."""
+    cfg = config()
+    parts = [{"type": "text", "text": "card 4111-1111-"}, {"type": "text", "text": "1111-1111 ok"}]
+    req = request(user(parts))
+    glued = texts_to_check(req, cfg)[(0, "glued")]
+    assert glued == "card 4111-1111-1111-1111 ok"
+    across = clean(pii=[span(glued, "4111-1111-1111-1111", "CREDIT_CARD")])
+    assert run(req, cfg, {(0, "glued"): across}).block_reason == "pii"
+    inside = clean(pii=[PiiSpan("CREDIT_CARD", 0, 4, "card", 0.9)])
+    assert run(req, cfg, {(0, "glued"): inside}).action == "route"
 
 
 def test_assistant_messages_are_redacted_by_default_unless_their_role_is_left_out():

@@ -15,19 +15,20 @@ What is read (docs/router-config.md, "What the router reads"):
   role (``"User"``, ``"human"``) is refused. ``content`` is a string, null, or a list of parts: text-carrying
   parts (``text``, ``input_text``, ``output_text``: ``text``; ``refusal``: ``refusal``; ``thinking``:
   ``thinking``) are read; ``checks.skip_part_types`` (default ``image_url``, ``input_audio``) go through
-  unread (an ``image_url`` ``data:`` URL must be an image); any other part type is refused. A message with
-  several text-carrying parts also has them read joined by newlines and glued, for jailbreaks. A part may
-  carry ``PART_EXTRAS`` keys, whose strings are read; any other key is refused. ``refusal``,
-  ``reasoning_content``, ``reasoning`` and ``tool_calls[].function.arguments`` (and the legacy
-  ``function_call.arguments``) are read as the message's texts. Arguments must be JSON (or empty); they are
-  read, and forwarded, in one canonical form, and their decoded strings are read too, for jailbreaks (the
-  backend decodes them).
-- Identifiers (``name``, function names, schema keys and ``type``/``format``/``required``/``$ref`` values)
-  must match ``IDENTIFIER`` and are read: each message's, each tool's and the response schema's identifiers
-  (with the schema's literal numbers) make one more text, separators read as spaces. It cannot be redacted:
-  validated PII there covering whole words blocks. Opaque ids (``tool_call_id``, ``tool_calls[].id``) are
-  read for jailbreaks only. Any other message field, key of a tool call, of its function or of
-  ``tool_choice`` is refused.
+  unread (an ``image_url`` holding ``data:`` must be ``data:image/``); any other part type is refused. A
+  message with several text-carrying parts also has them read joined by newlines, glued, and glued trimmed
+  (templates do each): validated PII across a cut there blocks. A part may carry ``PART_EXTRAS`` keys, whose
+  strings are read; any other key is refused. ``refusal``, ``reasoning_content``, ``reasoning`` and
+  ``tool_calls[].function.arguments`` (and the legacy ``function_call.arguments``) are read as the message's
+  texts. JSON arguments are forwarded in one canonical form, read whole (jailbreaks) and string by string
+  decoded, as the backend decodes them (PII redacted inside the JSON); other arguments are read as they are,
+  unless they hold a backslash (refused).
+- Identifiers (``name``, ``tool_call_id``, tool-call ids, function names, schema keys and
+  ``type``/``format``/``required``/``$ref`` values) must match ``IDENTIFIER`` and are read: each message's,
+  each tool's, ``tool_choice``'s and the response schema's identifiers (with literal numbers, arguments' keys
+  and numbers, and the strings of extra keys) make one more text, separators and camelCase read as spaces.
+  It cannot be redacted: validated PII there covering whole words blocks. Any other message field, key of a
+  tool call, of its function or of ``tool_choice`` is refused.
 - ``tools[].function``: ``description`` and every string of ``parameters`` (a JSON schema) are read, as
   ``system`` texts (chat templates render tool definitions into the system prompt); ``strict`` is a boolean.
 - ``response_format``: every string of its ``json_schema`` is read, as a ``system`` text.
@@ -61,12 +62,12 @@ ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 #: content part type -> the field holding its text
 TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal", "thinking": "thinking"}
 #: other keys a content part may carry (prompt caching, citations, a reasoning signature): their strings are read
-PART_EXTRAS = {"cache_control", "annotations", "signature", "logprobs"}
+PART_EXTRAS = {"cache_control", "annotations", "citations", "signature", "logprobs", "id", "index"}
 #: message fields read as the message's own texts
 TEXT_FIELDS = ("refusal", "reasoning_content", "reasoning")
 MESSAGE_FIELDS = {"role", "content", "name", "tool_calls", "tool_call_id", "function_call", *TEXT_FIELDS}
-#: keys of a tool call (``extra_content``: Gemini's, its strings read)
-TOOL_CALL_KEYS = {"id", "type", "function", "index", "extra_content"}
+#: keys of a tool call (``extra_content``, ``provider_specific_fields``: gateways', their strings read)
+TOOL_CALL_KEYS = {"id", "type", "function", "index", "extra_content", "provider_specific_fields"}
 #: top-level fields the router itself reads or rewrites (always allowed; ``checks.allowed_fields`` adds the rest)
 READ_FIELDS = {"model", "messages", "tools", "tool_choice", "response_format", "chat_template_kwargs"}
 #: JSON-schema keys whose values name things (identifiers), never prose
@@ -99,7 +100,9 @@ class Text:
     role: str  # the message's role; ``system`` for tool definitions and response schemas
     path: tuple  # where the text sits in the body (for redaction; for gathered texts, where they come from)
     redactable: bool = True  # False for texts gathered from several places (identifiers): PII there blocks
-    pii: bool = True  # False: read for jailbreaks only (opaque ids, joined parts, decoded arguments)
+    pii: bool = True  # False: read for jailbreaks only (a tool call's whole arguments: their strings are read too)
+    json_path: tuple | None = None  # a string inside the JSON at ``path`` (tool-call arguments): redacted there
+    cuts: tuple[int, ...] = ()  # where the parts of a joined text meet: only PII across them counts there
 
 
 def json_depth(value: object) -> int:
@@ -221,22 +224,27 @@ def _message_texts(i: int, message: dict, checks: ChecksConfig) -> Iterator[tupl
     extra = sorted(str(name)[:64] for name in message if name not in MESSAGE_FIELDS)
     if extra:
         raise _refuse(f"{where}.{extra[0]}", "this message field is not forwarded by the router", "remove it")
-    names: list[str] = []  # identifiers (PII checked) and the strings of extra keys
-    ids: list[str] = []  # opaque ids: jailbreaks only (a random id reads as a phone number now and then)
-    if message.get("name") is not None:
-        names.append(_identifier(message["name"], f"{where}.name"))
-    if message.get("tool_call_id") is not None:
-        ids.append(_identifier(message["tool_call_id"], f"{where}.tool_call_id"))
+    names: list[str] = []  # identifiers, ids, the strings of extra keys, arguments' keys and numbers
+    for field in ("name", "tool_call_id"):
+        if message.get(field) is not None:
+            names.append(_identifier(message[field], f"{where}.{field}"))
     content = message.get("content")
     if isinstance(content, str):
         yield (i, None), Text(content, role, ("messages", i, "content"))
     elif isinstance(content, list):
         parts = list(_part_texts(i, content, where, checks, names))
         yield from ((key, Text(text, role, path)) for key, path, text in parts)
-        if len(parts) > 1:  # templates join parts with a newline or glue them: a jailbreak split over them is read
-            for name, separator in (("joined", "\n"), ("glued", "")):
-                whole = separator.join(text for _, _, text in parts)
-                yield (i, name), Text(whole, role, ("messages", i, "content"), redactable=False, pii=False)
+        if len(parts) > 1:  # templates join parts with a newline, glue them, or glue them trimmed: read all three
+            texts = [text for _, _, text in parts]
+            for name, pieces, separator in (
+                ("joined", texts, "\n"),
+                ("glued", texts, ""),
+                ("trimmed", _trimmed(texts), ""),
+            ):
+                if name == "trimmed" and pieces == texts:
+                    continue
+                whole, cuts = _joined(pieces, separator)
+                yield (i, name), Text(whole, role, ("messages", i, "content"), redactable=False, cuts=cuts)
     elif content is not None:
         raise Refused(f"{where}.content: must be a string, a list of parts or null")
     for name in TEXT_FIELDS:
@@ -260,8 +268,10 @@ def _message_texts(i: int, message: dict, checks: ChecksConfig) -> Iterator[tupl
             if call.get("index") is not None and type(call["index"]) is not int:
                 raise Refused(f"{call_where}.index: must be an integer")
             if call.get("id") is not None:
-                ids.append(_identifier(call["id"], f"{call_where}.id"))
-            names.extend(_strings(call.get("extra_content")))
+                names.append(_identifier(call["id"], f"{call_where}.id"))
+            names.extend(
+                _strings({k: v for k, v in call.items() if k in ("extra_content", "provider_specific_fields")})
+            )
             path: tuple = ("messages", i, "tool_calls", c, "function", "arguments")
             yield from _call_texts(call["function"], f"{call_where}.function", (i, "tool_calls", c), path, role, names)
     legacy = message.get("function_call")
@@ -272,8 +282,20 @@ def _message_texts(i: int, message: dict, checks: ChecksConfig) -> Iterator[tupl
         yield from _call_texts(legacy, f"{where}.function_call", (i, "function_call"), path, role, names)
     if names:
         yield (i, "identifiers"), Text(_words(names), role, ("messages", i), redactable=False)
-    if ids:
-        yield (i, "ids"), Text(_words(ids), role, ("messages", i), redactable=False, pii=False)
+
+
+def _trimmed(texts: list[str]) -> list[str]:
+    return [text.strip() for text in texts]
+
+
+def _joined(pieces: list[str], separator: str) -> tuple[str, tuple[int, ...]]:
+    """The pieces joined, and the offsets where one ends and the next begins."""
+    cuts, at = [], 0
+    for piece in pieces[:-1]:
+        at += len(piece)
+        cuts.append(at)
+        at += len(separator)
+    return separator.join(pieces), tuple(cuts)
 
 
 def _part_texts(
@@ -307,12 +329,17 @@ def _image_url(image: object, where: str) -> None:
     """An image part goes through unread: a ``data:`` URL must hold an image (one of another type, a text or a
     PDF, is a document some gateways hand the model)."""
     url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str) or (url[:5].lower() == "data:" and not url[5:11].lower() == "image/"):
-        raise Refused(f"{where}: must be a URL, and a data: URL must be data:image/")
+    if not isinstance(url, str):
+        raise Refused(f"{where}: must be a URL")
+    plain = "".join(url.split()).lower()  # " data:", "x-data:..." and the like are data: URLs to some gateways
+    if "data:" in plain and not plain.startswith("data:image/"):
+        raise Refused(f"{where}: a data: URL must be data:image/")
     if isinstance(image, dict):
-        _only_keys(image, {"url", "detail"}, where)
+        _only_keys(image, {"url", "detail", "format"}, where)
         if image.get("detail") is not None:
             _identifier(image["detail"], f"{where}.detail")
+        if image.get("format") is not None and not str(image["format"]).startswith("image/"):
+            raise Refused(f"{where}.format: must be an image/ media type")
 
 
 def _call_texts(
@@ -327,26 +354,37 @@ def _call_texts(
         raise Refused(f"{where}.arguments: must be a string (JSON)")
     if not arguments.strip():
         return
-    function["arguments"], decoded = _canonical_json(arguments, f"{where}.arguments")
-    yield key, Text(function["arguments"], role, path)
-    if "\\" in function["arguments"]:  # escapes (\n, \t, \u0000) the backend decodes: read them decoded too
-        yield (*key, "decoded"), Text("\n".join(_strings(decoded)), role, path, redactable=False, pii=False)
-
-
-def _canonical_json(arguments: str, where: str) -> tuple[str, object]:
-    """JSON arguments as the backend reads them (it decodes them: ``\\u0040`` is ``@``) and their decoded
-    value; written back, so that what is checked is what is forwarded. Not JSON, or nested deeper than
-    ``MAX_DEPTH``: refused (a backend with another parser might read what this one could not)."""
     try:
         value = json.loads(arguments)
     except (ValueError, RecursionError):
-        raise Refused(f"{where}: must be JSON") from None
+        if "\\" in arguments:  # escapes another parser might decode into what was not read here
+            raise Refused(f"{where}.arguments: must be JSON, or hold no backslash") from None
+        yield key, Text(arguments, role, path)  # as it is: a backend renders it raw, or not at all
+        return
     if json_depth(value) > MAX_DEPTH:
-        raise Refused(f"{where}: nests deeper than {MAX_DEPTH} levels", "too_deep")
-    canonical = json.dumps(value, ensure_ascii=False)
+        raise Refused(f"{where}.arguments: nests deeper than {MAX_DEPTH} levels", "too_deep")
+    function["arguments"] = canonical = json.dumps(value, ensure_ascii=False)
     if _SURROGATE.search(canonical):
-        raise Refused(f"{where}: holds a lone surrogate escape")
-    return canonical, value
+        raise Refused(f"{where}.arguments: holds a lone surrogate escape")
+    yield key, Text(canonical, role, path, redactable=False, pii=False)  # whole, as templates dump it
+    for at, leaf in _json_leaves(value):  # decoded (the backend decodes: \u0040 is @, \n a line break)
+        if at is None or not isinstance(leaf, str):
+            names.append(str(leaf))  # keys and numbers: read with the identifiers
+        else:
+            yield (*key, "arguments", *at), Text(leaf, role, path, json_path=at)
+
+
+def _json_leaves(value: object, at: tuple = ()) -> Iterator[tuple[tuple | None, object]]:
+    """``(path, value)`` of every string and number inside parsed JSON, and ``(None, key)`` for every key."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            yield None, name
+            yield from _json_leaves(item, (*at, name))
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            yield from _json_leaves(item, (*at, n))
+    elif isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        yield at, value
 
 
 def _definition_texts(request: dict) -> Iterator[tuple[TextKey, Text]]:

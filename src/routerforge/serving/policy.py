@@ -28,6 +28,7 @@ Order of the rules (``docs/router-config.md`` has the details):
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -116,6 +117,26 @@ def checked_texts(request: dict, config: RouterConfig) -> dict[TextKey, Text]:
 def texts_to_check(request: dict, config: RouterConfig) -> dict[TextKey, str]:
     """:func:`checked_texts`, text only: what the classifier is given."""
     return {key: text.text for key, text in checked_texts(request, config).items()}
+
+
+def _get_path(body: dict, path: tuple):
+    for step in path:
+        body = body[step]
+    return body
+
+
+def _edited_json(raw: str, changes: list[tuple[tuple, str]]) -> str:
+    """JSON text ``raw`` with the strings at each path replaced (the canonical form inspect wrote)."""
+    value = json.loads(raw)
+    for at, new in changes:
+        if not at:
+            value = new
+            continue
+        holder = value
+        for step in at[:-1]:
+            holder = holder[step]
+        holder[at[-1]] = new
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _set_path(body: dict, path: tuple, value: str) -> None:
@@ -414,8 +435,15 @@ def decide(
             unchecked = True
             continue
         spans = [s for s in found.pii if s.score >= policy.threshold and s.entity_type.upper() not in allowed]
-        if not texts[key].redactable:  # identifiers: validated values that are whole words (a name is not PII here)
-            spans = [s for s in spans if s.entity_type.upper() in VALIDATED and _whole_words(texts[key].text, s)]
+        if not texts[key].redactable:  # validated values only (an agent called Alice is not PII here) that are
+            # across parts (joined texts: each part is read on its own too) or whole words (identifiers)
+            text = texts[key]
+            spans = [
+                s
+                for s in spans
+                if s.entity_type.upper() in VALIDATED
+                and (any(s.start < cut < s.end for cut in text.cuts) if text.cuts else _whole_words(text.text, s))
+            ]
         if spans:
             found_spans[key] = spans
     if unchecked:
@@ -435,8 +463,15 @@ def decide(
     body = copy.deepcopy(request)
     body["model"] = model
     if policy.action == "redact":
+        inside_json: dict[tuple, list[tuple[tuple, str]]] = {}
         for key, spans in found_spans.items():
-            _set_path(body, texts[key].path, _redact(texts[key].text, spans))
+            text = texts[key]
+            if text.json_path is None:
+                _set_path(body, text.path, _redact(text.text, spans))
+            else:  # a string of tool-call arguments: redacted in the decoded value, written back as JSON
+                inside_json.setdefault(text.path, []).append((text.json_path, _redact(text.text, spans)))
+        for path, changes in inside_json.items():
+            _set_path(body, path, _edited_json(_get_path(body, path), changes))
 
     tools = body.get("tools")
     if isinstance(tools, list):
