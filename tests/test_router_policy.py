@@ -420,9 +420,9 @@ def test_redaction_in_parts_and_in_system_and_tool_messages_with_overlaps():
     assert req["messages"][0]["content"] == system_text
 
 
-def test_identifiers_block_on_validated_whole_word_pii_only_and_ids_are_read_for_jailbreaks():
-    """A name or schema key cannot be redacted: a validated value that is whole words there blocks; a learned
-    type (an agent called Alice) or digits inside a token do not. Opaque ids are read for jailbreaks only."""
+def test_identifiers_and_ids_block_on_validated_whole_word_pii_only():
+    """A name, id or schema key cannot be redacted: a validated value that is whole words there blocks; a learned
+    type (an agent called Alice) or digits inside a word (a hex call id) do not. Jailbreaks there block."""
     cfg = config()
     named = request(user("hi"), {"role": "assistant", "content": "ok", "name": "alice"}, user("go"))
     words = texts_to_check(named, cfg)[(1, "identifiers")]
