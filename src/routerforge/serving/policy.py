@@ -456,8 +456,8 @@ def decide(
     if found_spans and policy.action == "block":
         return block("pii")
     fixed = [key for key in found_spans if not texts[key].redactable] if policy.action == "redact" else []
-    if fixed:  # identifiers (names, schema keys) cannot be redacted: PII there blocks
-        reasons += [f"pii in identifiers, not redactable: {_where(texts[key].path)}" for key in fixed]
+    if fixed:  # identifiers (names, schema keys) and values split over parts cannot be redacted: PII there blocks
+        reasons += [f"pii not redactable (identifiers, or across parts): {_where(texts[key].path)}" for key in fixed]
         return block("pii")
 
     body = copy.deepcopy(request)
