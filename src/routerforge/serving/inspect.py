@@ -135,16 +135,8 @@ def _words(identifiers: list[str]) -> str:
 
 
 def _strings(value: object) -> Iterator[str]:
-    """Every key and string of a JSON value (depth-limited by the body's own limit)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for name, item in value.items():
-            yield str(name)
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
+    """Every key and string of a JSON value (what extra keys carry: read with the identifiers)."""
+    return (str(leaf) for at, leaf in _json_leaves(value) if at is None or isinstance(leaf, str))
 
 
 def _only_keys(value: dict, allowed: set, where: str) -> None:
