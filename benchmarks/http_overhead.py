@@ -35,9 +35,9 @@ def _ms(samples: list[float]) -> dict:
     return {"p50": float(np.percentile(samples, 50)) * 1e3, "p99": float(np.percentile(samples, 99)) * 1e3}
 
 
-def _timed(call, n: int) -> list[float]:
+def _timed(call, first: int, n: int) -> list[float]:
     out = []
-    for i in range(n):
+    for i in range(first, first + n):
         started = time.perf_counter()
         call(i)
         out.append(time.perf_counter() - started)
@@ -60,7 +60,8 @@ def main() -> None:
             httpx.Client(timeout=30) as client,
         ):
             wait_ready(client, base)
-            texts = [f"{PROMPT} ({i})" for i in range(args.requests)]
+            # new texts every round: the router's signal cache would answer a repeated chat text without the model
+            texts = [f"{PROMPT} ({i})" for i in range(args.requests * (args.rounds + 1))]
             chat = {"model": "auto", "messages": [{"role": "user", "content": ""}]}
 
             def body(i: int) -> dict:
@@ -78,7 +79,8 @@ def main() -> None:
                     raise SystemExit(f"{response.request.url}: {response.status_code} {response.text[:200]}")
             rounds: list[dict[str, dict]] = []
             for r in range(args.rounds):
-                rounds.append({name: _ms(_timed(call, args.requests)) for name, call in paths.items()})
+                first = (r + 1) * args.requests  # this round's texts (the warm-up read text 0)
+                rounds.append({name: _ms(_timed(call, first, args.requests)) for name, call in paths.items()})
                 print(f"round {r + 1}: " + ", ".join(f"{n} {v['p50']:.2f} ms" for n, v in rounds[-1].items()))
     finally:
         server.terminate()
