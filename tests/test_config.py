@@ -79,6 +79,17 @@ def test_bundle_settings_live_under_multitask(tmp_path):
     expect_error(write(tmp_path, misplaced), "training.overrides", "bundle settings, put them under multitask:")
 
 
+def test_adversarial_rows_come_from_one_place(tmp_path):
+    """``multitask.adversarial_from`` makes the bundle's adversarial rows; a jailbreak task must exist and must not
+    name its own rows file as well."""
+    text = VALID.replace("multitask: {", "multitask: {adversarial_from: runs/x/models/jailbreak, ")
+    assert load_config(write(tmp_path, text)).multitask.hashed()["adversarial_from"] == "runs/x/models/jailbreak"
+    both = text.replace("[jailbreak/train.jsonl]}", "[jailbreak/train.jsonl], adversarial: a.jsonl}")
+    expect_error(write(tmp_path, both), "adversarial_from needs a jailbreak task without its own adversarial file")
+    alone = text.replace("  jailbreak: {data: [jailbreak/train.jsonl]}\n", "")
+    expect_error(write(tmp_path, alone), "adversarial_from needs a jailbreak task")
+
+
 def expect_error(path: Path, *fragments: str) -> RouterforgeError:
     with pytest.raises(RouterforgeError) as info:
         load_config(path)

@@ -234,6 +234,37 @@ def test_a_changed_teacher_reteaches_the_bundle(finished_run, tiny_bert, tmp_pat
     assert state(run_dir)["stages"]["train"]["ran"] == ["intent", "bundle"]
 
 
+def test_the_bundle_trains_on_rows_an_attacker_made_of_this_runs_jailbreak_model(finished_run, tiny_bert, tmp_path):
+    """``multitask.adversarial_from``: before the bundle trains, the greedy attacker pads the per-task jailbreak
+    model's own training jailbreaks; the rows join the bundle's jailbreak training split only, the manifest
+    re-creates them, and a re-run reads the same file instead of attacking again."""
+    from routerforge.bundle import head_data, read_info
+    from routerforge.data import load_split_from_manifest
+
+    _, run_dir = copy_run(finished_run, tmp_path)
+    config = write_config(tmp_path, tiny_bert)
+    source = run_dir / "models" / "jailbreak"
+    config.write_text(config.read_text() + f"multitask: {{adversarial_from: {source}}}\n")
+    cli = run(config, tmp_path / "runs")
+    assert cli.exit_code == 0, cli.output
+    assert state(run_dir)["stages"]["train"]["ran"] == ["bundle"]
+    (rows_file,) = (run_dir / "data").glob("jailbreak-adversarial-*.jsonl")
+    made = [json.loads(line) for line in rows_file.read_text().splitlines()]
+    assert made and all(row["label"] == "jailbreak" for row in made)
+
+    bundle, own = (head_data(read_info(m), "jailbreak")["manifest"] for m in (run_dir / "bundle", source))
+    assert bundle["load_options"]["adversarial"] == str(rows_file.resolve())
+    assert bundle["splits"]["val"] == own["splits"]["val"] and bundle["splits"]["test"] == own["splits"]["test"]
+    added = {key for key, _ in bundle["splits"]["train"]} - {key for key, _ in own["splits"]["train"]}
+    train = load_split_from_manifest(bundle, "train")
+    assert added and {e.key for e in train if e.source == "adversarial"} == added
+
+    rows_file.write_text(rows_file.read_text())  # unchanged: a re-run neither attacks nor trains again
+    cli = run(config, tmp_path / "runs")
+    assert cli.exit_code == 0, cli.output
+    assert state(run_dir)["stages"]["train"]["ran"] == [] and "adversarial rows from" not in cli.output
+
+
 def test_only_and_from(finished_run, tmp_path):
     config, run_dir = copy_run(finished_run, tmp_path)
     before = item_times(run_dir)

@@ -664,46 +664,19 @@ def adversarial(
     """Attack the model's own short training jailbreaks with greedy benign padding (what
     benchmarks/adaptive_attack.py does on test) and write each search's result as a training row for the next
     run (``tasks.jailbreak.adversarial: FILE``)."""
-    from rich.progress import track
+    from .data.adversarial import mine
 
-    from .bundle import head_data
-    from .data.adversarial import attack_rows, held_out_digest, training_targets, write_rows
-    from .data.located import located
-    from .evaluation.evaluator import head_splits
-    from .runtime.engine import Router
-
-    router = Router.load(model_dir, backend)
-    if "jailbreak" not in router.heads:
-        raise RouterforgeError("the model has no jailbreak head", source=str(model_dir))
-    manifest = head_data(router.info, "jailbreak")["manifest"]
-    trained_on = manifest["load_options"].get("adversarial")
-    if trained_on:
-        trained_on = located(trained_on, manifest["load_options"].get("adversarial_sha256"))
-    if trained_on and Path(trained_on).resolve() == output.resolve():
-        raise RouterforgeError(
-            "the model was trained on this file: overwriting it would orphan the model's training split",
-            source=str(output),
-            hint="write the next round's rows to another file",
-        )
-    held_out = held_out_digest(map(tuple, manifest["splits"]["val"] + manifest["splits"]["test"]))
-    train = head_splits(router.info, ["jailbreak"], ("train",))["jailbreak"]["train"]
-    targets, pool = training_targets(router, train, max_tokens)
-    rows = [
-        row
-        for target in track(targets, description="attacking training jailbreaks", console=err_console)
-        for row in attack_rows(
-            router, target, pool, held_out, variants=variants, queries=queries, per_step=per_step, seed=seed
-        )
-    ]
-    write_rows(rows, output)
-    caught = [r for r in rows if r["flagged_before"]]
-    summary = {
-        "targets": len(targets),
-        "rows": len(rows),
-        "targets_not_flagged": len({r["augmented_from"] for r in rows if not r["flagged_before"]}),
-        "flipped_of_flagged": f"{sum(r['flipped'] for r in caught)}/{len(caught)}",
-        "output": str(output),
-    }
+    summary = mine(
+        model_dir,
+        output,
+        variants=variants,
+        queries=queries,
+        per_step=per_step,
+        max_tokens=max_tokens,
+        backend=backend,
+        seed=seed,
+        console=err_console,
+    )
     _emit(summary, as_json, _table(f"{model_dir.name}: adversarial rows", list(summary), [list(summary.values())]))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .data.sources import is_file_spec, parse_synth
 from .errors import RouterforgeError
@@ -206,6 +206,14 @@ class MultitaskConfig(_Strict):
         "label over training (docs/training-and-evaluation.md); each must have trained on none of the bundle's "
         "validation or test rows",
     )
+    adversarial_from: str | None = Field(
+        None,
+        description="a model with a jailbreak head (relative to the working directory; usually this run's "
+        "per-task jailbreak model, which `training.mode: both` trains first): before the bundle trains, a greedy "
+        "attacker pads that model's own short training jailbreaks until they pass (`routerforge adversarial`), "
+        "and the rows, kept in the run's `data/`, join the bundle's jailbreak training split only. Not with "
+        "`tasks.jailbreak.adversarial`",
+    )
 
     def hashed(self) -> dict:
         """What a bundle's pipeline hash covers: the later settings only when on, so a bundle trained before they
@@ -265,6 +273,17 @@ class ProjectConfig(_Strict):
         if not value:
             raise ValueError("at least one task is needed")
         return value
+
+    @model_validator(mode="after")
+    def _adversarial_rows_once(self) -> ProjectConfig:
+        jailbreak = self.tasks.get("jailbreak")
+        if self.multitask.adversarial_from and (jailbreak is None or jailbreak.adversarial):
+            raise ValueError(
+                "multitask.adversarial_from needs a jailbreak task without its own adversarial file"
+                if jailbreak
+                else "multitask.adversarial_from needs a jailbreak task"
+            )
+        return self
 
     def data_paths(self, task: str, data_dir: str | None = None) -> list[str]:
         """The task's data specs with relative paths resolved against ``data_dir`` (or the config's)."""

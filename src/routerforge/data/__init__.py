@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -301,6 +302,22 @@ def _augment_with_obfuscation(data: TaskData, seed: int) -> None:
         "transforms": dict(sorted(Counter("+".join(e.meta["transforms"]) for e in extra).items())),
     }
     _recount_train(data)
+
+
+def with_adversarial(data: TaskData, path: str | Path) -> TaskData:
+    """Jailbreak ``data`` as if loaded with ``adversarial=path``: the same split, the file's rows added to a copy of
+    its training split (the bundle's rows under ``multitask.adversarial_from``; its per-task models keep ``data``)."""
+    if data.task.name != "jailbreak" or data.load_options.get("adversarial"):
+        raise RouterforgeError("adversarial rows are added once, to jailbreak data", hint="drop one of the two")
+    resolved, digest = _input_file(str(path), "no adversarial rows file here", "it is made before the bundle trains")
+    out = replace(
+        data,
+        train=list(data.train),
+        load_options=data.load_options | {"adversarial": resolved, "adversarial_sha256": digest},
+        report=copy.deepcopy(data.report),
+    )
+    _augment_with_adversarial(out, resolved, data.load_options["near_duplicate_threshold"])
+    return out
 
 
 def _augment_with_adversarial(data: TaskData, path: str, threshold: float) -> None:

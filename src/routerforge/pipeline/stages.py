@@ -149,7 +149,9 @@ def train_items(p: Pipeline) -> list[Item]:
         if bundle:
             inputs["multitask"] = cfg.multitask.hashed()
             if cfg.multitask.teachers:  # a teacher that changes re-teaches the bundle
-                inputs["teachers"] = _teacher_fingerprints(cfg.multitask.teachers, items)
+                inputs["teachers"] = _model_fingerprints(cfg.multitask.teachers, items)
+            if cfg.multitask.adversarial_from:  # so does the model the attacker's rows come from
+                inputs["adversarial_from"] = _model_fingerprints({"jailbreak": cfg.multitask.adversarial_from}, items)
         elif cfg.tasks[name].overrides:  # only when set: models trained without them keep their hash
             inputs["task_overrides"] = cfg.tasks[name].overrides
         items.append(
@@ -164,12 +166,12 @@ def train_items(p: Pipeline) -> list[Item]:
     return items
 
 
-def _teacher_fingerprints(teachers: dict[str, str], trained_here: list[Item]) -> dict:
-    """Each teacher's identity: the input hash of this run's model in that directory (known before it trains),
-    else the hash of its routerforge.json (None when missing: training names it)."""
+def _model_fingerprints(models: dict[str, str], trained_here: list[Item]) -> dict:
+    """Each model's identity (a teacher, the attacked model): the input hash of this run's model in that directory
+    (known before it trains), else the hash of its routerforge.json (None when missing: training names it)."""
     planned = {item.path.resolve(): item.input_hash for item in trained_here}
     out = {}
-    for head, path in teachers.items():
+    for head, path in models.items():
         directory = Path(path).expanduser().resolve()
         info = directory / INFO_FILE
         out[head] = planned.get(directory) or (file_hash(info) if info.is_file() else None)
