@@ -664,7 +664,7 @@ def adversarial(
     """Attack the model's own short training jailbreaks with greedy benign padding (what
     benchmarks/adaptive_attack.py does on test) and write each search's result as a training row for the next
     run (``tasks.jailbreak.adversarial: FILE``)."""
-    from .data.adversarial import mine
+    from .training.adversarial import mine
 
     summary = mine(
         model_dir,

@@ -13,8 +13,7 @@ attacker finds the padding the model is weakest to. So the rows come from the mo
    :func:`check_rows` refuses them unless that run has the same validation and test rows (the padding came from
    the first run's training rows) and each was made from, and holds, a row of its training split.
 
-``multitask.adversarial_from: MODEL`` does both in one run: the bundle's jailbreak rows get what :func:`mine`
-makes of MODEL (this run's per-task jailbreak model, which ``training.mode: both`` trains first).
+``multitask.adversarial_from: MODEL`` does both in one run (:mod:`routerforge.training.adversarial`).
 """
 
 from __future__ import annotations
@@ -121,62 +120,6 @@ def attack_rows(
         origin = {"augmented_from": target.key, "label": "jailbreak", "variant": variant}
         rows.append(origin | found | {"flagged_before": start.flagged, "held_out_sha256": held_out})
     return rows
-
-
-def mine(
-    model_dir: Path,
-    output: Path,
-    *,
-    variants: int = 3,
-    queries: int = 60,
-    per_step: int = 10,
-    max_tokens: int = 128,
-    backend: str | None = None,
-    seed: int = 0,
-    console=None,
-) -> dict:
-    """Attack ``model_dir``'s own short training jailbreaks (:func:`attack_rows` on each of
-    :func:`training_targets`) and write the rows to ``output``; returns a summary. Refused when the model was
-    trained on ``output`` itself."""
-    from rich.progress import track
-
-    from ..bundle import head_data
-    from ..evaluation.evaluator import head_splits
-    from ..runtime.engine import Router
-    from .located import located
-
-    router = Router.load(model_dir, backend)
-    if "jailbreak" not in router.heads:
-        raise RouterforgeError("the model has no jailbreak head", source=str(model_dir))
-    manifest = head_data(router.info, "jailbreak")["manifest"]
-    trained_on = manifest["load_options"].get("adversarial")
-    if trained_on:
-        trained_on = located(trained_on, manifest["load_options"].get("adversarial_sha256"))
-    if trained_on and Path(trained_on).resolve() == output.resolve():
-        raise RouterforgeError(
-            "the model was trained on this file: overwriting it would orphan the model's training split",
-            source=str(output),
-            hint="write the next round's rows to another file",
-        )
-    held_out = held_out_digest(map(tuple, manifest["splits"]["val"] + manifest["splits"]["test"]))
-    train = head_splits(router.info, ["jailbreak"], ("train",))["jailbreak"]["train"]
-    targets, pool = training_targets(router, train, max_tokens)
-    rows = [
-        row
-        for target in track(targets, description="attacking training jailbreaks", console=console)
-        for row in attack_rows(
-            router, target, pool, held_out, variants=variants, queries=queries, per_step=per_step, seed=seed
-        )
-    ]
-    write_rows(rows, output)
-    caught = [r for r in rows if r["flagged_before"]]
-    return {
-        "targets": len(targets),
-        "rows": len(rows),
-        "targets_not_flagged": len({r["augmented_from"] for r in rows if not r["flagged_before"]}),
-        "flipped_of_flagged": f"{sum(r['flipped'] for r in caught)}/{len(caught)}",
-        "output": str(output),
-    }
 
 
 def write_rows(rows: list[dict], path: Path) -> None:

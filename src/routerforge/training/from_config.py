@@ -79,6 +79,8 @@ def train_planned(
     directory = directory or model.directory
     if model.is_bundle:
         if cfg.multitask.adversarial_from:
+            from .adversarial import adversarial_rows
+
             rows = adversarial_rows(Path(cfg.multitask.adversarial_from), directory.parent / "data", console)
             datasets = datasets | {"jailbreak": with_adversarial(datasets["jailbreak"], rows)}
         return train_bundle(
@@ -98,30 +100,6 @@ def train_planned(
         crf=cfg.tasks[model.name].crf if crf is None else crf,
         **common,
     )
-
-
-def adversarial_rows(model_dir: Path, data_dir: Path, console: Console | None = None) -> Path:
-    """The rows a greedy attacker makes of ``model_dir``'s own training jailbreaks
-    (``multitask.adversarial_from``), written once per version of its weights: a resumed or re-run bundle reads
-    the same file, a re-trained model makes a new one."""
-    from ..data.adversarial import mine
-    from ..data.sources import file_sha256
-
-    weights = model_dir / "model.safetensors"
-    if not weights.is_file():
-        raise RouterforgeError(
-            "multitask.adversarial_from: no trained model here",
-            source=str(model_dir),
-            hint="train it first (training.mode: both trains this run's per-task models before the bundle)",
-        )
-    path = data_dir / f"jailbreak-adversarial-{file_sha256(weights)[:12]}.jsonl"
-    if not path.is_file():
-        console = console or Console(stderr=True)
-        console.print(f"adversarial rows from {model_dir} -> {path}", highlight=False)
-        partial = path.with_suffix(".partial")
-        mine(model_dir, partial, console=console)
-        partial.replace(path)  # a killed search leaves no half file that looks finished
-    return path
 
 
 def _announced(console: Console, what: str, n_train: int, kind: str, backbone: str, lora, overrides: dict | None):
