@@ -203,3 +203,22 @@ def test_the_pipeline_data_stage_hashes_the_rows_file_only_when_set(tmp_path):
     assert used["options"]["adversarial"] == str(rows) and used["sources"][-1][0] == "adversarial"
     rows.write_text("{}\n{}\n")
     assert inputs()["jailbreak"] != before["jailbreak"] and inputs()["intent"] == before["intent"]
+
+
+def test_adversarial_from_is_not_mined_by_every_torchrun_process(tmp_path, monkeypatch):
+    """Under torchrun each process would attack at once and write the same file: refused with the command that
+    makes the rows first; a file already made is read as it is."""
+    from routerforge.data.sources import file_sha256
+    from routerforge.training.adversarial import adversarial_rows
+
+    model = tmp_path / "jailbreak"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RouterforgeError, match="not under torchrun") as refused:
+        adversarial_rows(model, tmp_path / "data")
+    made = tmp_path / "data" / f"jailbreak-adversarial-{file_sha256(model / 'model.safetensors')[:12]}.jsonl"
+    assert f"routerforge adversarial {model} --output {made}" in str(refused.value)
+    made.parent.mkdir()
+    made.write_text("")
+    assert adversarial_rows(model, tmp_path / "data") == made

@@ -4,6 +4,7 @@ the bundle. The search and the rules for the rows are in :mod:`routerforge.data.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from rich.console import Console
@@ -82,6 +83,12 @@ def adversarial_rows(model_dir: Path, data_dir: Path, console: Console | None = 
             hint="train it first (training.mode: both trains this run's per-task models before the bundle)",
         )
     path = data_dir / f"jailbreak-adversarial-{file_sha256(weights)[:12]}.jsonl"
+    if not path.is_file() and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every process would attack at once
+        raise RouterforgeError(
+            "multitask.adversarial_from: the rows are made in one process, not under torchrun",
+            source=str(model_dir),
+            hint=f"first run `routerforge adversarial {model_dir} --output {path}` without a launcher",
+        )
     if not path.is_file():
         console = console or Console(stderr=True)
         console.print(f"adversarial rows from {model_dir} -> {path}", highlight=False)
