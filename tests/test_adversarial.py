@@ -205,20 +205,28 @@ def test_the_pipeline_data_stage_hashes_the_rows_file_only_when_set(tmp_path):
     assert inputs()["jailbreak"] != before["jailbreak"] and inputs()["intent"] == before["intent"]
 
 
-def test_adversarial_from_is_not_mined_by_every_torchrun_process(tmp_path, monkeypatch):
-    """Under torchrun each process would attack at once and write the same file: refused with the command that
-    makes the rows first; a file already made is read as it is."""
-    from routerforge.data.sources import file_sha256
-    from routerforge.training.adversarial import adversarial_rows
+def test_under_torchrun_rank_0_makes_the_rows_and_the_others_wait(tmp_path, monkeypatch):
+    """``multitask.adversarial_from`` under torchrun: a process other than rank 0 never attacks; it waits for the
+    file rank 0 writes (named after the model's version), then reads it."""
+    import threading
+
+    import routerforge.training.adversarial as adversarial
 
     model = tmp_path / "jailbreak"
     model.mkdir()
     (model / "model.safetensors").write_bytes(b"weights")
+    (model / "routerforge.json").write_text('{"task": "jailbreak"}')
+    monkeypatch.setattr(adversarial, "mine", lambda *a, **k: pytest.fail("rank 1 attacked"))
+    monkeypatch.setattr(adversarial, "WAIT_S", 0.01)
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(RouterforgeError, match="not under torchrun") as refused:
-        adversarial_rows(model, tmp_path / "data")
-    made = tmp_path / "data" / f"jailbreak-adversarial-{file_sha256(model / 'model.safetensors')[:12]}.jsonl"
-    assert f"routerforge adversarial {model} --output {made}" in str(refused.value)
+    monkeypatch.setenv("RANK", "1")
+    made = tmp_path / "data" / f"jailbreak-adversarial-{adversarial._version(model)}.jsonl"
     made.parent.mkdir()
-    made.write_text("")
-    assert adversarial_rows(model, tmp_path / "data") == made
+    writer = threading.Timer(0.2, made.write_text, args=("",))
+    writer.start()
+    assert adversarial.adversarial_rows(model, tmp_path / "data") == made
+    writer.join()
+    (model / "routerforge.json").write_text('{"task": "jailbreak", "exports": {"onnx": {}}}')  # exports: same rows
+    assert adversarial.adversarial_rows(model, tmp_path / "data") == made
+    (model / "routerforge.json").write_text('{"task": "jailbreak", "thresholds": {"jailbreak": 0.9}}')
+    assert adversarial._version(model) not in made.name  # re-calibrated: other rows

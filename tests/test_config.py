@@ -87,7 +87,9 @@ def test_adversarial_rows_come_from_one_place(tmp_path):
     both = text.replace("[jailbreak/train.jsonl]}", "[jailbreak/train.jsonl], adversarial: a.jsonl}")
     expect_error(write(tmp_path, both), "adversarial_from needs a jailbreak task without its own adversarial file")
     alone = text.replace("  jailbreak: {data: [jailbreak/train.jsonl]}\n", "")
-    expect_error(write(tmp_path, alone), "adversarial_from needs a jailbreak task")
+    assert "own adversarial file" not in str(expect_error(write(tmp_path, alone), "needs a jailbreak task"))
+    taught = text.replace("adversarial_from:", "teachers: {jailbreak: runs/x/models/jailbreak}, adversarial_from:")
+    expect_error(write(tmp_path, taught), "also the jailbreak teacher")
 
 
 def expect_error(path: Path, *fragments: str) -> RouterforgeError:

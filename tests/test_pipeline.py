@@ -236,18 +236,20 @@ def test_a_changed_teacher_reteaches_the_bundle(finished_run, tiny_bert, tmp_pat
 
 def test_the_bundle_trains_on_rows_an_attacker_made_of_this_runs_jailbreak_model(finished_run, tiny_bert, tmp_path):
     """``multitask.adversarial_from``: before the bundle trains, the greedy attacker pads the per-task jailbreak
-    model's own training jailbreaks; the rows join the bundle's jailbreak training split only, the manifest
-    re-creates them, and a re-run reads the same file instead of attacking again."""
+    model's own training jailbreaks; the rows join the bundle's jailbreak training split only and the manifest
+    re-creates them. A bundle re-trained for another reason reads the same file; a re-trained jailbreak model
+    makes new rows and re-trains the bundle."""
     from routerforge.bundle import head_data, read_info
     from routerforge.data import load_split_from_manifest
 
     _, run_dir = copy_run(finished_run, tmp_path)
     config = write_config(tmp_path, tiny_bert)
     source = run_dir / "models" / "jailbreak"
-    config.write_text(config.read_text() + f"multitask: {{adversarial_from: {source}}}\n")
+    attacked = config.read_text() + f"multitask: {{adversarial_from: {source}}}\n"
+    config.write_text(attacked)
     cli = run(config, tmp_path / "runs")
     assert cli.exit_code == 0, cli.output
-    assert state(run_dir)["stages"]["train"]["ran"] == ["bundle"]
+    assert state(run_dir)["stages"]["train"]["ran"] == ["bundle"] and "adversarial rows from" in cli.output
     (rows_file,) = (run_dir / "data").glob("jailbreak-adversarial-*.jsonl")
     made = [json.loads(line) for line in rows_file.read_text().splitlines()]
     assert made and all(row["label"] == "jailbreak" for row in made)
@@ -259,10 +261,18 @@ def test_the_bundle_trains_on_rows_an_attacker_made_of_this_runs_jailbreak_model
     train = load_split_from_manifest(bundle, "train")
     assert added and {e.key for e in train if e.source == "adversarial"} == added
 
-    rows_file.write_text(rows_file.read_text())  # unchanged: a re-run neither attacks nor trains again
+    config.write_text(attacked.replace("adversarial_from:", "temperature: 0.4, adversarial_from:"))
     cli = run(config, tmp_path / "runs")
     assert cli.exit_code == 0, cli.output
-    assert state(run_dir)["stages"]["train"]["ran"] == [] and "adversarial rows from" not in cli.output
+    assert state(run_dir)["stages"]["train"]["ran"] == ["bundle"] and "adversarial rows from" not in cli.output
+    assert list((run_dir / "data").glob("jailbreak-adversarial-*.jsonl")) == [rows_file]
+
+    own_lr = "jailbreak: {data: ['synth:60'], overrides: {lr: 0.002}}"
+    config.write_text(attacked.replace("jailbreak: {data: ['synth:60']}", own_lr))
+    cli = run(config, tmp_path / "runs")
+    assert cli.exit_code == 0, cli.output
+    assert state(run_dir)["stages"]["train"]["ran"] == ["jailbreak", "bundle"] and "adversarial rows from" in cli.output
+    assert len(list((run_dir / "data").glob("jailbreak-adversarial-*.jsonl"))) == 2
 
 
 def test_only_and_from(finished_run, tmp_path):

@@ -276,8 +276,10 @@ class ProjectConfig(_Strict):
 
     @model_validator(mode="after")
     def _adversarial_rows_once(self) -> ProjectConfig:
-        jailbreak = self.tasks.get("jailbreak")
-        if self.multitask.adversarial_from and (jailbreak is None or jailbreak.adversarial):
+        jailbreak, attacked = self.tasks.get("jailbreak"), self.multitask.adversarial_from
+        if attacked and self.multitask.teachers.get("jailbreak") == attacked:
+            raise ValueError("multitask.adversarial_from is also the jailbreak teacher (which calls its rows benign)")
+        if attacked and (jailbreak is None or jailbreak.adversarial):
             raise ValueError(
                 "multitask.adversarial_from needs a jailbreak task without its own adversarial file"
                 if jailbreak

@@ -307,8 +307,10 @@ def _augment_with_obfuscation(data: TaskData, seed: int) -> None:
 def with_adversarial(data: TaskData, path: str | Path) -> TaskData:
     """Jailbreak ``data`` as if loaded with ``adversarial=path``: the same split, the file's rows added to a copy of
     its training split (the bundle's rows under ``multitask.adversarial_from``; its per-task models keep ``data``)."""
-    if data.task.name != "jailbreak" or data.load_options.get("adversarial"):
-        raise RouterforgeError("adversarial rows are added once, to jailbreak data", hint="drop one of the two")
+    if data.task.name != "jailbreak":
+        raise RouterforgeError(f"adversarial rows are for the jailbreak task, not {data.task.name}")
+    if data.load_options.get("adversarial"):
+        raise RouterforgeError("the jailbreak data has adversarial rows already", hint="name one file, not two")
     resolved, digest = _input_file(str(path), "no adversarial rows file here", "it is made before the bundle trains")
     out = replace(
         data,

@@ -4,13 +4,18 @@ the bundle. The search and the rules for the rows are in :mod:`routerforge.data.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import time
 from pathlib import Path
 
 from rich.console import Console
 
 from ..data.adversarial import attack_rows, held_out_digest, training_targets, write_rows
 from ..errors import RouterforgeError
+
+WAIT_S = 5.0  # how often a process other than rank 0 looks for the rows file
 
 
 def mine(
@@ -70,29 +75,43 @@ def mine(
 
 
 def adversarial_rows(model_dir: Path, data_dir: Path, console: Console | None = None) -> Path:
-    """The rows a greedy attacker makes of ``model_dir``'s own training jailbreaks
-    (``multitask.adversarial_from``), written once per version of its weights: a resumed or re-run bundle reads
-    the same file, a re-trained model makes a new one."""
-    from ..data.sources import file_sha256
-
-    weights = model_dir / "model.safetensors"
-    if not weights.is_file():
+    """The rows a greedy attacker makes of ``model_dir``'s own training jailbreaks (``multitask.adversarial_from``),
+    made once per version of the model (its weights and what ``routerforge.json`` says but its exports): a
+    resumed or re-run bundle reads the same file, a re-trained or re-calibrated model makes a new one. Under
+    torchrun rank 0 makes them and the other processes wait for the file (torchrun stops them if rank 0 fails)."""
+    if not (model_dir / "model.safetensors").is_file():
         raise RouterforgeError(
             "multitask.adversarial_from: no trained model here",
             source=str(model_dir),
             hint="train it first (training.mode: both trains this run's per-task models before the bundle)",
         )
-    path = data_dir / f"jailbreak-adversarial-{file_sha256(weights)[:12]}.jsonl"
-    if not path.is_file() and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every process would attack at once
-        raise RouterforgeError(
-            "multitask.adversarial_from: the rows are made in one process, not under torchrun",
-            source=str(model_dir),
-            hint=f"first run `routerforge adversarial {model_dir} --output {path}` without a launcher",
-        )
-    if not path.is_file():
-        console = console or Console(stderr=True)
-        console.print(f"adversarial rows from {model_dir} -> {path}", highlight=False)
-        partial = path.with_suffix(".partial")
-        mine(model_dir, partial, console=console)
-        partial.replace(path)  # a killed search leaves no half file that looks finished
+    path = data_dir / f"jailbreak-adversarial-{_version(model_dir)}.jsonl"
+    console = console or Console(stderr=True)
+    if path.is_file():
+        return path
+    if int(os.environ.get("RANK", "0")) > 0:
+        console.print(f"waiting for rank 0's adversarial rows: {path}", highlight=False)
+        while not path.is_file():
+            time.sleep(WAIT_S)
+        return path
+    console.print(f"adversarial rows from {model_dir} -> {path}", highlight=False)
+    partial = path.with_suffix(".partial")
+    summary = mine(model_dir, partial, backend="torch", console=console)  # torch: the pipeline exports later
+    partial.replace(path)  # a killed search leaves no half file that looks finished
+    console.print(f"adversarial rows: {summary}", highlight=False)
     return path
+
+
+def _version(model_dir: Path) -> str:
+    """A short hash of what the attacker's rows depend on: the weights and the model's settings (thresholds,
+    temperatures, normalisation), not its export records."""
+    from ..bundle import INFO_FILE
+    from ..data.sources import file_sha256
+
+    digest = hashlib.sha256()
+    for name in ("model.safetensors", "heads.safetensors"):
+        if (model_dir / name).is_file():
+            digest.update(f"{name}:{file_sha256(model_dir / name)}\n".encode())
+    info = json.loads((model_dir / INFO_FILE).read_text(encoding="utf-8"))
+    digest.update(json.dumps({k: v for k, v in info.items() if k != "exports"}, sort_keys=True).encode())
+    return digest.hexdigest()[:12]

@@ -81,7 +81,10 @@ def train_planned(
         if cfg.multitask.adversarial_from:
             from .adversarial import adversarial_rows
 
-            rows = adversarial_rows(Path(cfg.multitask.adversarial_from), directory.parent / "data", console)
+            attacked = Path(cfg.multitask.adversarial_from)
+            if attacked.resolve() == directory.resolve():
+                raise RouterforgeError("multitask.adversarial_from names the bundle itself", source=str(attacked))
+            rows = adversarial_rows(attacked, model.directory.parent / "data", console)
             datasets = datasets | {"jailbreak": with_adversarial(datasets["jailbreak"], rows)}
         return train_bundle(
             {t: datasets[t] for t in model.tasks},

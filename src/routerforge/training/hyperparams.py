@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Bundle settings that are not hyperparameters (config.MultitaskConfig; train_multitask's keyword arguments)
+# Bundle settings that are not hyperparameters (config.MultitaskConfig), refused in training.overrides
 BUNDLE_SETTINGS = ("group_task_lengths", "cross_task_negatives", "teachers", "adversarial_from")
 
 
