@@ -152,6 +152,8 @@ def _random_split(examples: list[Example], fraction: float, seed: int, grouped: 
     index = np.arange(len(examples))
     if grouped:
         groups = [e.group if e.group is not None else f"__row{i}" for i, e in enumerate(examples)]
+        if np.asarray(groups).dtype == object:  # ints past int64 beside strings: sklearn cannot sort them
+            groups = [str(g) for g in groups]  # (numpy makes any other mix text itself: those splits stay)
         if len(set(groups)) < 2:
             raise RouterforgeError("--group-by leaves a single group: cannot split by groups", source=source)
         keep, out = next(
