@@ -98,7 +98,7 @@ def adversarial_rows(model_dir: Path, data_dir: Path, console: Console | None = 
     partial = path.with_suffix(".partial")
     summary = mine(model_dir, partial, backend="torch", console=console)  # torch: the pipeline exports later
     partial.replace(path)  # a killed search leaves no half file that looks finished
-    console.print(f"adversarial rows: {summary}", highlight=False)
+    console.print(f"adversarial rows: {summary | {'output': str(path)}}", highlight=False)
     return path
 
 
