@@ -212,7 +212,8 @@ class MultitaskConfig(_Strict):
         "per-task jailbreak model, which `training.mode: both` trains first): before the bundle trains, a greedy "
         "attacker pads that model's own short training jailbreaks until they pass (`routerforge adversarial`), "
         "and the rows, kept in the run's `data/`, join the bundle's jailbreak training split only. Not with "
-        "`tasks.jailbreak.adversarial`",
+        "`tasks.jailbreak.adversarial`. Measured to help on the four-head bundle with cross-task negatives, to hurt "
+        "on a jailbreak-only one (docs/training-and-evaluation.md)",
     )
 
     def hashed(self) -> dict:
