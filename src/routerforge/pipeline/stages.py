@@ -149,9 +149,9 @@ def train_items(p: Pipeline) -> list[Item]:
         if bundle:
             inputs["multitask"] = cfg.multitask.hashed()
             if cfg.multitask.teachers:  # a teacher that changes re-teaches the bundle
-                inputs["teachers"] = _model_fingerprints(cfg.multitask.teachers, items)
+                inputs["teachers"] = {h: _model_fingerprint(m, items) for h, m in cfg.multitask.teachers.items()}
             if cfg.multitask.adversarial_from:  # so does the model the attacker's rows come from
-                inputs["adversarial_from"] = _model_fingerprints({"jailbreak": cfg.multitask.adversarial_from}, items)
+                inputs["adversarial_from"] = {"jailbreak": _model_fingerprint(cfg.multitask.adversarial_from, items)}
         elif cfg.tasks[name].overrides:  # only when set: models trained without them keep their hash
             inputs["task_overrides"] = cfg.tasks[name].overrides
         items.append(
@@ -166,16 +166,13 @@ def train_items(p: Pipeline) -> list[Item]:
     return items
 
 
-def _model_fingerprints(models: dict[str, str], trained_here: list[Item]) -> dict:
-    """Each model's identity (a teacher, the attacked model): the input hash of this run's model in that directory
+def _model_fingerprint(path: str, trained_here: list[Item]) -> str | None:
+    """A model's identity (a teacher, the attacked model): the input hash of this run's model in that directory
     (known before it trains), else the hash of its routerforge.json (None when missing: training names it)."""
+    directory = Path(path).expanduser().resolve()
     planned = {item.path.resolve(): item.input_hash for item in trained_here}
-    out = {}
-    for head, path in models.items():
-        directory = Path(path).expanduser().resolve()
-        info = directory / INFO_FILE
-        out[head] = planned.get(directory) or (file_hash(info) if info.is_file() else None)
-    return out
+    info = directory / INFO_FILE
+    return planned.get(directory) or (file_hash(info) if info.is_file() else None)
 
 
 def _train(p: Pipeline, name: str, directory: Path, tasks: list[str]) -> dict:

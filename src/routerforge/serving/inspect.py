@@ -231,7 +231,7 @@ def _message_texts(i: int, message: dict, checks: ChecksConfig) -> Iterator[tupl
             for name, pieces, separator in (
                 ("joined", texts, "\n"),
                 ("glued", texts, ""),
-                ("trimmed", _trimmed(texts), ""),
+                ("trimmed", [text.strip() for text in texts], ""),
             ):
                 if name == "trimmed" and pieces == texts:
                     continue
@@ -274,10 +274,6 @@ def _message_texts(i: int, message: dict, checks: ChecksConfig) -> Iterator[tupl
         yield from _call_texts(legacy, f"{where}.function_call", (i, "function_call"), path, role, names)
     if names:
         yield (i, "identifiers"), Text(_words(names), role, ("messages", i), redactable=False)
-
-
-def _trimmed(texts: list[str]) -> list[str]:
-    return [text.strip() for text in texts]
 
 
 def _joined(pieces: list[str], separator: str) -> tuple[str, tuple[int, ...]]:

@@ -132,18 +132,12 @@ def _edited_json(raw: str, changes: list[tuple[tuple, str]]) -> str:
         if not at:
             value = new
             continue
-        holder = value
-        for step in at[:-1]:
-            holder = holder[step]
-        holder[at[-1]] = new
+        _set_path(value, at, new)
     return json.dumps(value, ensure_ascii=False)
 
 
-def _set_path(body: dict, path: tuple, value: str) -> None:
-    holder: dict | list = body
-    for step in path[:-1]:
-        holder = holder[step]
-    holder[path[-1]] = value
+def _set_path(body, path: tuple, value: str) -> None:
+    _get_path(body, path[:-1])[path[-1]] = value
 
 
 def _where(path: tuple) -> str:

@@ -17,6 +17,7 @@ from rich.console import Console
 from ..config import MultitaskConfig, ProjectConfig
 from ..data import with_adversarial
 from ..errors import RouterforgeError
+from .adversarial import adversarial_rows
 
 if TYPE_CHECKING:
     from .setup import Resume
@@ -79,8 +80,6 @@ def train_planned(
     directory = directory or model.directory
     if model.is_bundle:
         if cfg.multitask.adversarial_from:
-            from .adversarial import adversarial_rows
-
             attacked = Path(cfg.multitask.adversarial_from)
             if attacked.resolve() == directory.resolve():
                 raise RouterforgeError("multitask.adversarial_from names the bundle itself", source=str(attacked))
