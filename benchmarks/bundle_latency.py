@@ -7,9 +7,11 @@
 A directory may name its backend after ``@`` (fp32 against int8 of one bundle).
 
 Prompts: ``routerforge.bench.latency.default_prompts`` (30-token ``short`` prompts, one 10,000-character
-``long`` text). Each round runs ``--requests`` single-text ``classify`` calls per directory, alternating
-which goes first; p50/p99 are over all rounds. Used for the model-selector head's extra cost (the 4-head
-bundle against the same bundle with the fifth head).
+``long`` text). Each round sends ``--requests`` short and ``--long`` long texts, each to both directories in turn
+(alternating which goes first), so that the machine's drift moves both alike; p50/p99 are over all rounds. ONNX
+Runtime runs one intra-op thread by default here: with more, the idle threads of one session spin while the other
+runs, and both slow down (2 threads: ~11.5 ms against ~5.5 ms for a session alone). Used for the model-selector
+head's extra cost (the 4-head bundle against the same bundle with the fifth head).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs=2, help="DIR or DIR@BACKEND")
     parser.add_argument("--backend", default=None, help="onnx-int8 | onnx | torch (default: fastest present)")
-    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (module docstring)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=200, help="short prompts per directory per round")
     parser.add_argument("--long", type=int, default=3, help="10,000-character texts per directory per round")
@@ -62,17 +64,14 @@ def main() -> None:
     for router in routers:  # warm-up
         for text in short[:20]:
             router.classify(text)
-    for r in range(args.rounds):
-        order = list(zip(args.models, routers))
-        for name, router in order if r % 2 == 0 else order[::-1]:
-            for i in range(args.requests):
+    for r in range(args.rounds):  # request by request in turn, alternating which goes first: the machine drifts
+        for i in range(args.requests + args.long):
+            text = short[i % len(short)] if i < args.requests else long
+            order = list(zip(args.models, routers))
+            for name, router in order if (r + i) % 2 == 0 else order[::-1]:
                 started = time.perf_counter()
-                router.classify(short[i % len(short)])
-                times[name]["short"].append(time.perf_counter() - started)
-            for _ in range(args.long):
-                started = time.perf_counter()
-                router.classify(long)
-                times[name]["long"].append(time.perf_counter() - started)
+                router.classify(text)
+                times[name]["short" if i < args.requests else "long"].append(time.perf_counter() - started)
     result = {
         name: {
             "heads": list(router.heads),

@@ -284,7 +284,7 @@ def test_int8_recipes_put_7_bit_weights_first_where_the_cpu_saturates(jailbreak_
 
     from routerforge.exporters import quantize
 
-    assert quantize.recipes(saturating=False)[:3] == list(quantize.RECIPES)
+    assert quantize.recipes(saturating=False)[: len(quantize.RECIPES)] == list(quantize.RECIPES)
     assert quantize.recipes(saturating=True) == [r + "-7bit" for r in quantize.RECIPES] + list(quantize.RECIPES)
     if not (jailbreak_model / "model.onnx").is_file():
         rf.export(jailbreak_model, format="onnx")
@@ -297,6 +297,51 @@ def test_int8_recipes_put_7_bit_weights_first_where_the_cpu_saturates(jailbreak_
         "nodes_to_exclude"
     ]
     assert isinstance(quantize.int8_saturates(), bool)
+
+
+def test_the_sensitive_int8_recipe_keeps_the_down_projection_whose_rounding_moves_the_logits_most(
+    jailbreak_model, tmp_path
+):
+    """The choice is measured: a stub's logit error grows with each down-projection int8 rounds, layer 1's most."""
+    import onnx
+
+    from routerforge.exporters import quantize
+
+    if not (jailbreak_model / "model.onnx").is_file():
+        rf.export(jailbreak_model, format="onnx")
+    source = jailbreak_model / "model.onnx"
+    down = quantize.down_projections(onnx.load(str(source)))
+    assert len(down) == 2  # two layers; BERT: output dense, ModernBERT: mlp Wo
+    weight = dict(zip(down, (0.1, 0.3)))
+
+    def stub_logits(file):  # a down-projection that stays fp32 is still a MatMul of that name
+        fp32 = {n.name for n in onnx.load(str(file)).graph.node if n.op_type == "MatMul"}
+        return {"jailbreak": [np.array([sum(w for n, w in weight.items() if n not in fp32)])]}
+
+    probe = quantize.most_sensitive(source, tmp_path / "probe.onnx", "int8-per-channel-sensitive-fp32", stub_logits)
+    assert probe["kept_fp32"] == down[1]
+    assert probe["error_drop"] == pytest.approx({down[0]: 0.25, down[1]: 0.75})
+    with pytest.raises(RouterforgeError, match="needs the nodes to keep fp32"):
+        quantize.quantize_int8(source, tmp_path / "x.onnx", "int8-per-channel-sensitive-fp32-7bit")
+
+
+def test_an_int8_export_that_fails_the_first_recipe_records_the_sensitive_one(jailbreak_model, monkeypatch):
+    from routerforge.exporters import exporter
+
+    real, calls = exporter.check_parity, []
+
+    def first_fails(*args, **kwargs):
+        parity = real(*args, **kwargs)
+        calls.append(parity)
+        return parity | {"passed": len(calls) > 1}
+
+    monkeypatch.setattr(exporter, "check_parity", first_fails)
+    record = rf.export(jailbreak_model, format="onnx-int8")
+    recipe = record["recipe"]
+    assert recipe.startswith("int8-per-channel-sensitive-fp32") and len(record["recipes_that_failed_parity"]) == 1
+    probe = record["sensitivity"][recipe]
+    assert probe["kept_fp32"] == max(probe["error_drop"], key=probe["error_drop"].get)
+    assert read_info(jailbreak_model)["exports"]["onnx-int8"]["sensitivity"] == record["sensitivity"]
 
 
 def test_a_full_range_int8_file_on_a_cpu_that_saturates_it_is_announced(jailbreak_model, monkeypatch, caplog):

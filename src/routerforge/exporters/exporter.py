@@ -26,6 +26,7 @@ from .parity import ParityError, check_parity
 FORMATS = ("onnx", "onnx-int8", "torchscript")
 PARITY_GENERATED_ROWS = 1000  # PII rows from the validation templates, beside the validation rows
 PARITY_MIN_ROWS = 1000  # int8: a small label head's quality interval reads training rows too, up to this many
+SENSITIVITY_ROWS = 150  # validation texts per head, evenly spaced, that the sensitive int8 recipe measures on
 FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torchscript": "model.torchscript.pt"}
 
 
@@ -37,10 +38,10 @@ def export(
     from ..bundle import head_data
     from ..data import validation_template_rows
     from ..evaluation.evaluator import head_splits
-    from ..runtime.backends import OnnxBackend, TorchScriptBackend, int8_saturates, load_torch_module
+    from ..runtime.backends import SEVEN_BIT, OnnxBackend, TorchScriptBackend, int8_saturates, load_torch_module
     from ..runtime.engine import Router
     from .onnx import export_onnx, optimise
-    from .quantize import quantize_int8, recipes
+    from .quantize import SENSITIVE, most_sensitive, quantize_int8, recipes
     from .torchscript import export_torchscript
 
     if format not in FORMATS:
@@ -80,17 +81,26 @@ def export(
             )
         failed: list[dict] = []
         reference_answers: dict = {}  # the PyTorch side, computed once for every recipe
+
+        def served(backend) -> Router:
+            return Router(path, info, backend, format, window=reference.window, overlap=reference.overlap)
+
+        def sample_logits(file: Path) -> dict[str, list]:  # what the sensitive int8 recipe measures its choice on
+            router = served(OnnxBackend(file, row_wise=True))
+            return {
+                h: router.window_logits([e.text for e in rows[:: max(1, len(rows) // SENSITIVITY_ROWS)]])[h]
+                for h, rows in splits.items()
+            }
+
         for recipe, candidate_file, backend in attempts:
             if recipe is not None:
-                quantize_int8(fused, candidate_file, recipe)
-            candidate = Router(
-                path,
-                info,
-                backend or OnnxBackend(candidate_file, row_wise=recipe is not None),
-                format,
-                window=reference.window,
-                overlap=reference.overlap,
-            )
+                keep = []
+                if recipe.removesuffix(SEVEN_BIT) == SENSITIVE:
+                    probe = most_sensitive(fused, tmp / "probe.onnx", recipe, sample_logits)
+                    record.setdefault("sensitivity", {})[recipe] = probe
+                    keep = [probe["kept_fp32"]]
+                quantize_int8(fused, candidate_file, recipe, keep)
+            candidate = served(backend or OnnxBackend(candidate_file, row_wise=recipe is not None))
             parity = check_parity(reference, candidate, splits, format == "onnx-int8", reference_answers, training_rows)
             if parity["passed"]:
                 break

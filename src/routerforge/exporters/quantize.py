@@ -3,11 +3,16 @@
 Recipes go from fastest to most conservative; the exporter takes the first whose parity check passes:
 1. per-channel int8 weights in every linear layer of the encoder (the heads stay fp32: tiny, and they
    decide);
-2. the same, with the feed-forward down-projections kept fp32: their inputs (after GELU) carry the
-   activation outliers that dynamic int8 rounds worst;
-3. int8 only in the attention projections, the whole feed-forward block fp32.
-Measured on the MiniLM local-data bundle (category head, 913 validation texts, label agreement with fp32):
-98.0%, 98.7%, 99.2%; p50 for a 29-token text 3.3, 4.1, 5.0 ms against 5.5 ms fp32 (one noisy run).
+2. the same, with the one feed-forward down-projection that moves the logits most kept fp32, chosen by
+   measurement (:func:`most_sensitive`): the down-projections' inputs (after GELU) carry the activation
+   outliers that dynamic int8 rounds worst, and one layer's may dominate (the s7 bundle's first: a 13% share of
+   the error against at most 4% for any other);
+3. the same, with every feed-forward down-projection kept fp32;
+4. int8 only in the attention projections, the whole feed-forward block fp32.
+Recipes 1, 3 and 4 on the MiniLM local-data bundle (category head, 913 validation texts, label agreement with
+fp32): 98.0%, 98.7%, 99.2%; p50 for a 29-token text 3.3, 4.1, 5.0 ms against 5.5 ms fp32 (one noisy run). On the
+s7 bundle recipe 1 failed the gate (intent's ECE) and recipe 2 passed at the speed of s6's all-int8 file, where
+recipe 3 had cost +9% to +23% (``benchmarks/README.md``).
 Activation scales are per tensor, so the runtime runs int8 windows one at a time (``OnnxBackend(row_wise=True)``):
 a batch neighbour would otherwise change a text's rounding.
 
@@ -22,11 +27,21 @@ a VNNI machine and served on one without VNNI saturates there: the runtime warns
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
+from ..errors import RouterforgeError
 from ..runtime.backends import SEVEN_BIT, int8_saturates
 
-RECIPES = ("int8-per-channel", "int8-per-channel-ffn-down-fp32", "int8-attention-only")
+RECIPES = (
+    "int8-per-channel",
+    "int8-per-channel-sensitive-fp32",
+    "int8-per-channel-ffn-down-fp32",
+    "int8-attention-only",
+)
+SENSITIVE = RECIPES[1]
 
 
 def recipes(saturating: bool | None = None) -> list[str]:
@@ -35,24 +50,40 @@ def recipes(saturating: bool | None = None) -> list[str]:
     return seven + full if (int8_saturates() if saturating is None else saturating) else full + seven
 
 
-def _excluded(model, recipe: str) -> list[str]:
+def _linear(model) -> list[str]:
+    return [n.name for n in model.graph.node if n.op_type in ("MatMul", "Gemm")]
+
+
+def down_projections(model) -> list[str]:
+    """The feed-forward down-projections, by node name (BERT: output dense; ModernBERT: mlp Wo)."""
+    return [
+        n for n in _linear(model) if n.endswith(("/output/dense/MatMul", "/mlp/Wo/MatMul")) and "attention" not in n
+    ]
+
+
+def _excluded(model, recipe: str, keep: Sequence[str] = ()) -> list[str]:
     """Linear nodes a recipe keeps fp32, by name: the heads (whatever is outside the encoder) and, per recipe,
-    feed-forward layers (BERT: intermediate/output dense; ModernBERT: mlp Wi/Wo)."""
-    linear = [n.name for n in model.graph.node if n.op_type in ("MatMul", "Gemm")]
+    feed-forward layers (BERT: intermediate/output dense; ModernBERT: mlp Wi/Wo); ``keep``: the sensitive
+    recipe's measured nodes."""
+    linear = _linear(model)
     heads = [n for n in linear if "encoder" not in n and "/model/model/" not in n]
-    down = [n for n in linear if n.endswith(("/output/dense/MatMul", "/mlp/Wo/MatMul")) and "attention" not in n]
+    down = down_projections(model)
     up = [n for n in linear if n.endswith(("/intermediate/dense/MatMul", "/mlp/Wi/MatMul"))]
-    return heads + {RECIPES[0]: [], RECIPES[1]: down, RECIPES[2]: down + up}[recipe.removesuffix(SEVEN_BIT)]
+    by_recipe = {RECIPES[0]: [], SENSITIVE: list(keep), RECIPES[2]: down, RECIPES[3]: down + up}
+    return heads + by_recipe[recipe.removesuffix(SEVEN_BIT)]
 
 
-def quantize_int8(source: Path, target: Path, recipe: str = RECIPES[0]) -> None:
-    """Quantise the fp32 (fused) model at ``source`` into ``target`` with one of :func:`recipes`."""
+def quantize_int8(source: Path, target: Path, recipe: str = RECIPES[0], keep: Sequence[str] = ()) -> None:
+    """Quantise the fp32 (fused) model at ``source`` into ``target`` with one of :func:`recipes`; the sensitive
+    recipe needs the nodes to ``keep`` fp32 (:func:`most_sensitive`)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from .onnx import quiet
 
-    exclude = _excluded(onnx.load(str(source), load_external_data=False), recipe)
+    if recipe.removesuffix(SEVEN_BIT) == SENSITIVE and not keep:
+        raise RouterforgeError(f"the {recipe} recipe needs the nodes to keep fp32", hint="see most_sensitive()")
+    exclude = _excluded(onnx.load(str(source), load_external_data=False), recipe, keep)
     # the fused graph holds com.microsoft ops (BiasGelu, Attention) that ONNX shape inference cannot type
     with quiet():
         quantize_dynamic(
@@ -64,3 +95,29 @@ def quantize_int8(source: Path, target: Path, recipe: str = RECIPES[0]) -> None:
             nodes_to_exclude=exclude,
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
+
+
+def most_sensitive(
+    source: Path, scratch: Path, recipe: str, logits: Callable[[Path], dict[str, list[np.ndarray]]]
+) -> dict:
+    """The feed-forward down-projection whose int8 rounding moves the heads' logits most, for ``recipe`` (the
+    sensitive one, 7-bit or not). Each down-projection in turn stays fp32 with everything else int8; its score is
+    the share of the all-int8 logit error (per head: the mean over sample rows of the largest |logit - fp32
+    logit|) that goes away, averaged over the heads. ``logits(file)``: each head's sample logits from a model file
+    (the exporter's validation sample through the runtime). Returns ``{"kept_fp32": node, "error_drop": {node:
+    score}}``."""
+    import onnx
+
+    def error(file: Path) -> dict[str, float]:
+        got = logits(file)
+        return {h: float(np.mean([np.abs(a - b).max() for a, b in zip(fp32[h], got[h]) if a.size])) for h in fp32}
+
+    fp32 = logits(source)
+    quantize_int8(source, scratch, RECIPES[0] + recipe.removeprefix(SENSITIVE))
+    whole = error(scratch)
+    drops = {}
+    for node in down_projections(onnx.load(str(source), load_external_data=False)):
+        quantize_int8(source, scratch, recipe, [node])
+        alone = error(scratch)
+        drops[node] = float(np.mean([1 - alone[h] / whole[h] if whole[h] else 0.0 for h in whole]))
+    return {"kept_fp32": max(drops, key=drops.__getitem__), "error_drop": drops}
