@@ -594,6 +594,8 @@ def _parity_table(fmt: str, record: dict) -> Table:
         title = f"{fmt}: REFUSED (parity: {record['parity']['criteria']})"
     else:
         recipe = f", recipe {record['recipe']}" if record.get("recipe") else ""
+        kept = (record.get("sensitivity") or {}).get(record.get("recipe"), {}).get("kept_fp32")  # sensitive recipe
+        recipe += f", {kept} kept fp32" if kept else ""
         title = f"{fmt}: {record['file']} ({record['size_mb']} MB{recipe}), parity {record['parity']['criteria']}"
     from .exporters.parity import describe
 
