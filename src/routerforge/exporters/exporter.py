@@ -12,6 +12,7 @@ file takes its final name: a failing export raises and leaves the directory as i
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -26,7 +27,7 @@ from .parity import ParityError, check_parity
 FORMATS = ("onnx", "onnx-int8", "torchscript")
 PARITY_GENERATED_ROWS = 1000  # PII rows from the validation templates, beside the validation rows
 PARITY_MIN_ROWS = 1000  # int8: a small label head's quality interval reads training rows too, up to this many
-SENSITIVITY_ROWS = 150  # validation texts per head, evenly spaced, that the sensitive int8 recipe measures on
+SENSITIVITY_ROWS = 150  # training texts per head, evenly spaced, that the sensitive int8 recipe measures on
 FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torchscript": "model.torchscript.pt"}
 
 
@@ -85,18 +86,22 @@ def export(
         def served(backend) -> Router:
             return Router(path, info, backend, format, window=reference.window, overlap=reference.overlap)
 
-        def sample_logits(file: Path) -> dict[str, list]:  # what the sensitive int8 recipe measures its choice on
+        @functools.cache
+        def probe_texts() -> dict[str, list[str]]:
+            """What the sensitive int8 recipe measures its choice on: training texts, evenly spaced, so that the
+            choice is not fitted to the validation rows that then judge it."""
+            train = {h: rows["train"] for h, rows in head_splits(info, heads, ("train",)).items() if rows["train"]}
+            return {h: [e.text for e in rows[:: max(1, len(rows) // SENSITIVITY_ROWS)]] for h, rows in train.items()}
+
+        def probe_logits(file: Path) -> dict[str, list]:
             router = served(OnnxBackend(file, row_wise=True))
-            return {
-                h: router.window_logits([e.text for e in rows[:: max(1, len(rows) // SENSITIVITY_ROWS)]])[h]
-                for h, rows in splits.items()
-            }
+            return {h: router.window_logits(texts)[h] for h, texts in probe_texts().items()}
 
         for recipe, candidate_file, backend in attempts:
             if recipe is not None:
                 keep = []
                 if recipe.removesuffix(SEVEN_BIT) == SENSITIVE:
-                    probe = most_sensitive(fused, tmp / "probe.onnx", recipe, sample_logits)
+                    probe = most_sensitive(fused, tmp / "probe.onnx", recipe, probe_logits)
                     record.setdefault("sensitivity", {})[recipe] = probe
                     keep = [probe["kept_fp32"]]
                 quantize_int8(fused, candidate_file, recipe, keep)
