@@ -1,8 +1,8 @@
 """Where ONNX Runtime spends a ~30-token request: p50 of the bare session (no tokenizer, no decoding) per thread
 count, then ONNX Runtime's own profiler over the same runs, time per operator type. The 2-thread figures need
-both cores idle: with other work on the machine one thread can be the faster. Several files are measured in turn
-call by call in turn (two int8 recipes of one bundle, two bundles), so the machine's drift moves them alike
-(with ONNX Runtime's thread spinning off, else each session's idle threads spin on while the next one runs).
+both cores idle: with other work on the machine one thread can be the faster. Several files (two int8 recipes of
+one bundle, two bundles) are measured call by call in turn, so that the machine's drift moves them alike, with
+ONNX Runtime's thread spinning off (else each session's idle threads spin on while the next one runs).
 
     python benchmarks/ort_profile.py MODEL_DIR/model.int8.onnx [OTHER.onnx ...] [--tokens 30] [--runs 400]
 """

@@ -11,8 +11,8 @@ Recipes go from fastest to most conservative; the exporter takes the first whose
 4. int8 only in the attention projections, the whole feed-forward block fp32.
 Recipes 1, 3 and 4 on the MiniLM local-data bundle (category head, 913 validation texts, label agreement with
 fp32): 98.0%, 98.7%, 99.2%; p50 for a 29-token text 3.3, 4.1, 5.0 ms against 5.5 ms fp32 (one noisy run). On the
-s7 bundle recipe 1 failed the gate (intent's ECE) and recipe 2 passed at the speed of s6's all-int8 file, where
-recipe 3 had cost +9% to +23% (``benchmarks/README.md``).
+s7 bundle recipe 1 failed the gate (intent's ECE) and recipe 2 passed within +1.4% to +7.5% of s6's all-int8
+file's latency, where recipe 3 had cost +18% (``benchmarks/README.md``).
 Activation scales are per tensor, so the runtime runs int8 windows one at a time (``OnnxBackend(row_wise=True)``):
 a batch neighbour would otherwise change a text's rounding.
 
