@@ -1,5 +1,5 @@
-"""What a user of the PII head needs to know, on one model as served: spans on short rows, in long documents,
-false alarms on PII-free text, and the cost of the whole PII path.
+"""What a user of the PII head needs to know, on one model as served: spans on short rows, in long documents and
+false alarms on PII-free text (the cost of the PII path: ``pii_latency.py``, one session, interleaved).
 
     python benchmarks/pii_quality.py MODEL [--data-dir DATA_DIR] [--backend onnx-int8] [--out FILE]
 
@@ -12,7 +12,6 @@ false alarms on PII-free text, and the cost of the whole PII path.
 3. **False alarms**: spans per 1,000 words on texts meant to be PII-free (those Banking77 queries and MMLU-Pro
    questions of math, physics, chemistry and engineering), with the flagged types and examples. Both counts
    are upper bounds: a word problem's "John" is a name, and a customer's "UK" or "France" is a GPE.
-4. **Cost**: p50 of ``Router.classify`` on a ~30-token prompt and on 10,000 characters, recognizers on and off.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from _pii import PROMPT_30, read_jsonl, timed
+from _pii import read_jsonl
 from routerforge.bundle import head_data
 from routerforge.data.pii_generator import negative_rows
 from routerforge.data.schema import Span
@@ -79,7 +78,6 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="the public data (DATA_DIR)")
     parser.add_argument("--backend", default=None, help="default: what serving would pick")
     parser.add_argument("--false-alarm-rows", type=int, default=1000, help="PII-free texts per source")
-    parser.add_argument("--reps", type=int, default=100)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -155,19 +153,6 @@ def main() -> None:
         }
         print(f"false alarms {name}: {1000 * len(flagged) / words:.2f} per 1,000 words", flush=True)
 
-    long_text = ""
-    for t in filler_stream(banking, seed=1):
-        if len(long_text) >= 10_000:
-            break
-        long_text += t + " "
-    long_text = long_text[:10_000]
-    result["cost"] = {
-        name: {
-            "30_tokens": timed(r.classify, PROMPT_30, args.reps),
-            "10k_chars": timed(r.classify, long_text, max(args.reps // 10, 10)),
-        }
-        for name, r in (("recognizers_on", router), ("recognizers_off", bare))
-    }
     if args.out:
         write_json(args.out, result)
     exact, overlap = result["test"]["exact"], result["test"]["overlap"]
@@ -179,10 +164,6 @@ def main() -> None:
     )
     for t, row in exact["per_type"].items():
         print(f"  {t:18} F1 {row['f1']:.3f} P {row['precision']:.3f} R {row['recall']:.3f} (n={row['support']})")
-    for name, c in result["cost"].items():
-        print(
-            f"{name}: 30 tokens p50 {c['30_tokens']['p50_ms']:.2f} ms; 10k chars p50 {c['10k_chars']['p50_ms']:.1f} ms"
-        )
 
 
 if __name__ == "__main__":
