@@ -299,51 +299,105 @@ def test_int8_recipes_put_7_bit_weights_first_where_the_cpu_saturates(jailbreak_
     assert isinstance(quantize.int8_saturates(), bool)
 
 
-def test_the_sensitive_int8_recipe_keeps_the_down_projection_whose_rounding_moves_the_logits_most(
-    jailbreak_model, tmp_path
-):
-    """The choice is measured: a stub's logit error grows with each down-projection int8 rounds, layer 1's most."""
+INT8_LINEAR = ("MatMulInteger", "DynamicQuantizeMatMul", "QGemm")  # what a quantised MatMul or Gemm becomes
+
+
+def _fp32_matmuls(file) -> set[str]:
+    import onnx
+
+    return {n.name for n in onnx.load(str(file)).graph.node if n.op_type == "MatMul"}
+
+
+def _onnx_model(model_dir):
+    if not (model_dir / "model.onnx").is_file():
+        rf.export(model_dir, format="onnx")
+    return model_dir / "model.onnx"
+
+
+def test_int8_keeps_the_heads_fp32_gemms_included(jailbreak_model, tmp_path):
+    """ONNX Runtime's quantiser renames a Gemm to <name>_MatMul before it reads the exclusions: the classifier
+    (a Gemm) was quantised although the recipes exclude it."""
     import onnx
 
     from routerforge.exporters import quantize
 
-    if not (jailbreak_model / "model.onnx").is_file():
-        rf.export(jailbreak_model, format="onnx")
-    source = jailbreak_model / "model.onnx"
+    quantize.quantize_int8(_onnx_model(jailbreak_model), tmp_path / "int8.onnx", "int8-per-channel")
+    int8 = [n.name for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node if n.op_type in INT8_LINEAR]
+    assert int8 and all("encoder" in n or "/model/model/" in n for n in int8)  # the encoder's, none of the heads'
+
+
+def test_the_sensitive_int8_recipe_keeps_the_down_projection_whose_rounding_moves_the_logits_most(
+    jailbreak_model, tmp_path, monkeypatch
+):
+    """The choice is measured: a stub's logit error grows with each down-projection int8 rounds, layer 1's most;
+    a head int8 does not move is left out of the average; where no choice helps, the recipe is skipped."""
+    import onnx
+
+    from routerforge.exporters import quantize
+
+    source = _onnx_model(jailbreak_model)
     down = quantize.down_projections(onnx.load(str(source)))
     assert len(down) == 2  # two layers; BERT: output dense, ModernBERT: mlp Wo
-    weight = dict(zip(down, (0.1, 0.3)))
+    recipe = "int8-per-channel-sensitive-fp32"
 
-    def stub_logits(file):  # a down-projection that stays fp32 is still a MatMul of that name
-        fp32 = {n.name for n in onnx.load(str(file)).graph.node if n.op_type == "MatMul"}
-        return {"jailbreak": [np.array([sum(w for n, w in weight.items() if n not in fp32)])]}
+    def stub(penalty: float = 0.0):
+        """Error 0.1 for int8 down[0], 0.3 for int8 down[1]; ``penalty`` where only one of them stays fp32."""
 
-    probe = quantize.most_sensitive(source, tmp_path / "probe.onnx", "int8-per-channel-sensitive-fp32", stub_logits)
-    assert probe["kept_fp32"] == down[1]
-    assert probe["error_drop"] == pytest.approx({down[0]: 0.25, down[1]: 0.75})
+        def logits(file):  # a down-projection that stays fp32 is still a MatMul of that name
+            kept = [n for n in down if n in _fp32_matmuls(file)]
+            error = sum(w for n, w in zip(down, (0.1, 0.3)) if n not in kept) + (penalty if len(kept) == 1 else 0)
+            return {"jailbreak": [np.array([error])], "steady": [np.array([1.0])], "empty": [np.zeros(0)]}
+
+        return logits
+
+    probe = quantize.most_sensitive(source, tmp_path / "probe.onnx", recipe, stub())
+    assert probe == {"kept_fp32": down[1], "error_drop": pytest.approx({down[0]: 0.25, down[1]: 0.75})}
+    worse = quantize.most_sensitive(source, tmp_path / "probe.onnx", recipe, stub(penalty=0.5))
+    assert worse["kept_fp32"] is None and "lowers the error" in worse["skipped"]  # fp32 there costs more than it saves
+    monkeypatch.setattr(quantize, "down_projections", lambda model: down[:1])
+    one = quantize.most_sensitive(source, tmp_path / "probe.onnx", recipe, lambda file: pytest.fail("measured"))
+    assert one["kept_fp32"] is None and one["skipped"] == "1 feed-forward down-projection(s)"
     with pytest.raises(RouterforgeError, match="needs the nodes to keep fp32"):
-        quantize.quantize_int8(source, tmp_path / "x.onnx", "int8-per-channel-sensitive-fp32-7bit")
+        quantize.quantize_int8(source, tmp_path / "x.onnx", recipe + "-7bit")
 
 
-def test_an_int8_export_that_fails_the_first_recipe_records_the_sensitive_one(jailbreak_model, monkeypatch):
-    from routerforge.exporters import exporter
+@pytest.mark.parametrize("choice", ["second", "none"])
+def test_an_int8_export_past_the_first_recipe_keeps_the_measured_node_or_skips_to_the_next(
+    jailbreak_model, monkeypatch, choice
+):
+    """The first recipe fails the gate: the sensitive recipe's file keeps exactly the node the measurement chose
+    (on this run's training texts) fp32, the record and the CLI say which; where it chose none, the next recipe
+    serves and the record says why."""
+    import onnx
 
-    real, calls = exporter.check_parity, []
+    from routerforge.exporters import exporter, quantize
+
+    real_parity, real_probe, calls = exporter.check_parity, quantize.most_sensitive, []
+    down = quantize.down_projections(onnx.load(str(_onnx_model(jailbreak_model))))
 
     def first_fails(*args, **kwargs):
-        parity = real(*args, **kwargs)
-        calls.append(parity)
-        return parity | {"passed": len(calls) > 1}
+        calls.append(1)
+        return real_parity(*args, **kwargs) | {"passed": len(calls) > 1}
+
+    def probe(*args):  # the real measurement on the real texts, then this test's choice
+        measured = real_probe(*args)
+        assert set(measured["error_drop"]) == set(down)
+        return measured | ({"kept_fp32": down[1]} if choice == "second" else {"kept_fp32": None, "skipped": "test"})
 
     monkeypatch.setattr(exporter, "check_parity", first_fails)
+    monkeypatch.setattr(quantize, "most_sensitive", probe)
     result = CliRunner().invoke(app, ["export", str(jailbreak_model), "--format", "onnx-int8"])
     assert result.exit_code == 0, result.output
     record = read_info(jailbreak_model)["exports"]["onnx-int8"]
-    recipe = record["recipe"]
-    assert recipe.startswith("int8-per-channel-sensitive-fp32") and len(record["recipes_that_failed_parity"]) == 1
-    probe = record["sensitivity"][recipe]
-    assert probe["kept_fp32"] == max(probe["error_drop"], key=probe["error_drop"].get)
-    assert f"recipe {recipe}, {probe['kept_fp32']} kept fp32" in " ".join(result.output.split())
+    (sensitive,) = record["sensitivity"]
+    assert sensitive.startswith("int8-per-channel-sensitive-fp32") and len(record["recipes_that_failed_parity"]) == 1
+    fp32 = _fp32_matmuls(jailbreak_model / "model.int8.onnx")
+    if choice == "second":
+        assert record["recipe"] == sensitive and down[1] in fp32 and down[0] not in fp32
+        assert f"recipe {sensitive}, {down[1]} kept fp32" in " ".join(result.output.split())
+    else:
+        assert record["recipe"] == sensitive.replace("sensitive", "ffn-down") and set(down) <= fp32
+        assert record["sensitivity"][sensitive]["skipped"] == "test"
 
 
 def test_a_full_range_int8_file_on_a_cpu_that_saturates_it_is_announced(jailbreak_model, monkeypatch, caplog):

@@ -27,7 +27,7 @@ from .parity import ParityError, check_parity
 FORMATS = ("onnx", "onnx-int8", "torchscript")
 PARITY_GENERATED_ROWS = 1000  # PII rows from the validation templates, beside the validation rows
 PARITY_MIN_ROWS = 1000  # int8: a small label head's quality interval reads training rows too, up to this many
-SENSITIVITY_ROWS = 150  # training texts per head, evenly spaced, that the sensitive int8 recipe measures on
+SENSITIVITY_ROWS = 150  # at most this many training texts per head, evenly spaced: the sensitive recipe's sample
 FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torchscript": "model.torchscript.pt"}
 
 
@@ -91,7 +91,7 @@ def export(
             """What the sensitive int8 recipe measures its choice on: training texts, evenly spaced, so that the
             choice is not fitted to the validation rows that then judge it."""
             train = {h: rows["train"] for h, rows in head_splits(info, heads, ("train",)).items() if rows["train"]}
-            return {h: [e.text for e in rows[:: max(1, len(rows) // SENSITIVITY_ROWS)]] for h, rows in train.items()}
+            return {h: [e.text for e in rows[:: -(-len(rows) // SENSITIVITY_ROWS)]] for h, rows in train.items()}
 
         def probe_logits(file: Path) -> dict[str, list]:
             router = served(OnnxBackend(file, row_wise=True))
@@ -101,8 +101,13 @@ def export(
             if recipe is not None:
                 keep = []
                 if recipe.removesuffix(SEVEN_BIT) == SENSITIVE:
-                    probe = most_sensitive(fused, tmp / "probe.onnx", recipe, probe_logits)
+                    try:
+                        probe = most_sensitive(fused, tmp / "probe.onnx", recipe, probe_logits)
+                    except RouterforgeError as err:  # training texts unreadable (a moved file): the next recipe
+                        probe = {"kept_fp32": None, "skipped": str(err)}
                     record.setdefault("sensitivity", {})[recipe] = probe
+                    if probe["kept_fp32"] is None:
+                        continue  # nothing this recipe could keep that the next one does not
                     keep = [probe["kept_fp32"]]
                 quantize_int8(fused, candidate_file, recipe, keep)
             candidate = served(backend or OnnxBackend(candidate_file, row_wise=recipe is not None))

@@ -42,6 +42,7 @@ RECIPES = (
     "int8-attention-only",
 )
 SENSITIVE = RECIPES[1]
+MIN_ERROR = 1e-6  # a head whose logits int8 moves less than this has no error to share out
 
 
 def recipes(saturating: bool | None = None) -> list[str]:
@@ -64,13 +65,17 @@ def down_projections(model) -> list[str]:
 def _excluded(model, recipe: str, keep: Sequence[str] = ()) -> list[str]:
     """Linear nodes a recipe keeps fp32, by name: the heads (whatever is outside the encoder) and, per recipe,
     feed-forward layers (BERT: intermediate/output dense; ModernBERT: mlp Wi/Wo); ``keep``: the sensitive
-    recipe's measured nodes."""
+    recipe's measured nodes. ONNX Runtime's quantiser first turns each Gemm into a MatMul named ``<Gemm>_MatMul``
+    and only then reads the exclusions, so a Gemm is excluded under both names (the heads' dense layers are
+    Gemms: named once, they were quantised)."""
     linear = _linear(model)
     heads = [n for n in linear if "encoder" not in n and "/model/model/" not in n]
     down = down_projections(model)
     up = [n for n in linear if n.endswith(("/intermediate/dense/MatMul", "/mlp/Wi/MatMul"))]
     by_recipe = {RECIPES[0]: [], SENSITIVE: list(keep), RECIPES[2]: down, RECIPES[3]: down + up}
-    return heads + by_recipe[recipe.removesuffix(SEVEN_BIT)]
+    excluded = heads + by_recipe[recipe.removesuffix(SEVEN_BIT)]
+    gemms = {n.name for n in model.graph.node if n.op_type == "Gemm"}
+    return excluded + [f"{n}_MatMul" for n in excluded if n in gemms]
 
 
 def quantize_int8(source: Path, target: Path, recipe: str = RECIPES[0], keep: Sequence[str] = ()) -> None:
@@ -103,21 +108,33 @@ def most_sensitive(
     """The feed-forward down-projection whose int8 rounding moves the heads' logits most, for ``recipe`` (the
     sensitive one, 7-bit or not). Each down-projection in turn stays fp32 with everything else int8; its score is
     the share of the all-int8 logit error (per head: the mean over sample rows of the largest |logit - fp32
-    logit|) that goes away, averaged over the heads. ``logits(file)``: each head's sample logits from a model file
-    (the exporter's sample of training texts through the runtime). Returns ``{"kept_fp32": node, "error_drop": {node:
-    score}}``."""
+    logit|) that goes away, averaged over the heads whose logits int8 moves at all. ``logits(file)``: each head's
+    sample logits from a model file (the exporter's sample of training texts through the runtime). Returns
+    ``{"kept_fp32": node, "error_drop": {node: score}}``; ``kept_fp32`` is None, with ``skipped`` saying why, where
+    the recipe cannot help: fewer than two down-projections (one is the next recipe's file), or none whose fp32
+    lowers the error."""
     import onnx
+
+    down = down_projections(onnx.load(str(source), load_external_data=False))
+    if len(down) < 2:
+        return {"kept_fp32": None, "error_drop": {}, "skipped": f"{len(down)} feed-forward down-projection(s)"}
 
     def error(file: Path) -> dict[str, float]:
         got = logits(file)
-        return {h: float(np.mean([np.abs(a - b).max() for a, b in zip(fp32[h], got[h]) if a.size])) for h in fp32}
+        rows = {h: [np.abs(a - b).max() for a, b in zip(fp32[h], got[h]) if a.size] for h in fp32}
+        return {h: float(np.mean(r)) if r else 0.0 for h, r in rows.items()}
 
     fp32 = logits(source)
     quantize_int8(source, scratch, RECIPES[0] + recipe.removeprefix(SENSITIVE))
-    whole = error(scratch)
+    whole = {h: e for h, e in error(scratch).items() if e > MIN_ERROR}
+    if not whole:
+        return {"kept_fp32": None, "error_drop": {}, "skipped": "all-int8 moved no head's logits"}
     drops = {}
-    for node in down_projections(onnx.load(str(source), load_external_data=False)):
+    for node in down:
         quantize_int8(source, scratch, recipe, [node])
         alone = error(scratch)
-        drops[node] = float(np.mean([1 - alone[h] / whole[h] if whole[h] else 0.0 for h in whole]))
-    return {"kept_fp32": max(drops, key=drops.__getitem__), "error_drop": drops}
+        drops[node] = float(np.mean([1 - alone[h] / whole[h] for h in whole]))
+    best = max(drops, key=drops.__getitem__)
+    if drops[best] <= 0:
+        return {"kept_fp32": None, "error_drop": drops, "skipped": "no down-projection kept fp32 lowers the error"}
+    return {"kept_fp32": best, "error_drop": drops}
