@@ -1,7 +1,7 @@
 """Where ONNX Runtime spends a ~30-token request: p50 of the bare session (no tokenizer, no decoding) per thread
 count, then ONNX Runtime's own profiler over the same runs, time per operator type. The 2-thread figures need
 both cores idle: with other work on the machine one thread can be the faster. Several files (two int8 recipes of
-one bundle, two bundles) are measured call by call in turn, so that the machine's drift moves them alike, with
+one bundle, two bundles) are measured call by call in turn (the order rotating), so the drift moves them alike, with
 ONNX Runtime's thread spinning off (else each session's idle threads spin on while the next one runs).
 
     python benchmarks/ort_profile.py MODEL_DIR/model.int8.onnx [OTHER.onnx ...] [--tokens 30] [--runs 400]
@@ -59,13 +59,16 @@ def main() -> None:
                 for _ in range(WARM_UP):
                     s.run(None, feed)
             seconds: list[list[float]] = [[] for _ in sessions]
-            for _ in range(args.runs):  # call by call in turn: this machine's speed drifts within seconds
-                for times, s, feed in zip(seconds, sessions, feeds):
+            for i in range(args.runs):  # call by call in turn, the order rotating: the machine drifts within seconds
+                for j in range(len(sessions)):
+                    k = (i + j) % len(sessions)
                     start = time.perf_counter()
-                    s.run(None, feed)
-                    times.append(time.perf_counter() - start)
+                    sessions[k].run(None, feeds[k])
+                    seconds[k].append(time.perf_counter() - start)
+            spinning = "on" if len(args.models) == 1 else "off"
             for model, times in zip(args.models, seconds):
-                print(f"round {rnd + 1}, {threads} thread(s), {model}: p50 {latency_summary(times)['p50_ms']:.2f} ms")
+                p50 = latency_summary(times)["p50_ms"]
+                print(f"round {rnd + 1}, {threads} thread(s), spinning {spinning}, {model}: p50 {p50:.2f} ms")
     for model in args.models:
         profile(model, args)
 
