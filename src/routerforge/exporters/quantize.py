@@ -5,8 +5,8 @@ Recipes go from fastest to most conservative; the exporter takes the first whose
    decide);
 2. the same, with the one feed-forward down-projection that moves the logits most kept fp32, chosen by
    measurement (:func:`most_sensitive`): the down-projections' inputs (after GELU) carry the activation
-   outliers that dynamic int8 rounds worst, and one layer's may dominate (the s7 bundle's first: a 17% share of
-   the error against at most 8% for any other);
+   outliers that dynamic int8 rounds worst, and one layer's may dominate (the s7 bundle's first: 15-17% of the
+   error against at most 9% for any other);
 3. the same, with every feed-forward down-projection kept fp32;
 4. int8 only in the attention projections, the whole feed-forward block fp32.
 Recipes 1, 3 and 4 on the MiniLM local-data bundle (category head, 913 validation texts, label agreement with
