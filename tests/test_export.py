@@ -382,7 +382,8 @@ def test_an_int8_export_past_the_first_recipe_keeps_the_measured_node_or_skips_t
     def probe(*args):  # the real measurement on the real texts, then this test's choice
         measured = real_probe(*args)
         assert set(measured["error_drop"]) == set(down)
-        return measured | ({"kept_fp32": down[1]} if choice == "second" else {"kept_fp32": None, "skipped": "test"})
+        chosen = {"kept_fp32": down[1]} if choice == "second" else {"kept_fp32": None, "skipped": "test"}
+        return {k: v for k, v in measured.items() if k not in ("kept_fp32", "skipped")} | chosen
 
     monkeypatch.setattr(exporter, "check_parity", first_fails)
     monkeypatch.setattr(quantize, "most_sensitive", probe)
