@@ -8,10 +8,10 @@ interleaved.
 
 import copy
 import json
-import statistics
 import sys
 import time
 
+from routerforge.evaluation.metrics import latency_summary
 from routerforge.runtime.engine import Router
 from routerforge.serving.config import ChecksConfig
 from routerforge.serving.inspect import inspect_chat
@@ -129,4 +129,4 @@ for rep in range(30):
         r.classify_batch(batch)
         times[name].append(time.perf_counter() - s)
 for k, v in times.items():
-    print(f"{k:14s} p50 {statistics.median(v) * 1e3:7.2f} ms")
+    print(f"{k:14s} p50 {latency_summary(v)['p50_ms']:7.2f} ms")

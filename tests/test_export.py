@@ -279,29 +279,6 @@ def test_describe_says_what_each_parity_record_checked():
     assert describe({"label_agreement": 0.9, "max_abs_logit_diff": 0.1}) == "label agreement 90.0%"
 
 
-def test_int8_recipes_put_7_bit_weights_first_where_the_cpu_saturates(jailbreak_model, tmp_path, monkeypatch):
-    import onnxruntime.quantization as ort_quantization
-
-    from routerforge.exporters import quantize
-
-    assert quantize.recipes(saturating=False)[: len(quantize.RECIPES)] == list(quantize.RECIPES)
-    assert quantize.recipes(saturating=True) == [r + "-7bit" for r in quantize.RECIPES] + list(quantize.RECIPES)
-    if not (jailbreak_model / "model.onnx").is_file():
-        rf.export(jailbreak_model, format="onnx")
-    seen = []
-    real = ort_quantization.quantize_dynamic
-    monkeypatch.setattr(ort_quantization, "quantize_dynamic", lambda *a, **k: seen.append(k) or real(*a, **k))
-    quantize.quantize_int8(jailbreak_model / "model.onnx", tmp_path / "a.onnx", "int8-attention-only-7bit")
-    quantize.quantize_int8(jailbreak_model / "model.onnx", tmp_path / "b.onnx", "int8-attention-only")
-    assert [k["reduce_range"] for k in seen] == [True, False] and seen[0]["nodes_to_exclude"] == seen[1][
-        "nodes_to_exclude"
-    ]
-    assert isinstance(quantize.int8_saturates(), bool)
-
-
-INT8_LINEAR = ("MatMulInteger", "DynamicQuantizeMatMul", "QGemm")  # what a quantised MatMul or Gemm becomes
-
-
 def _fp32_matmuls(file) -> set[str]:
     import onnx
 
@@ -312,6 +289,28 @@ def _onnx_model(model_dir):
     if not (model_dir / "model.onnx").is_file():
         rf.export(model_dir, format="onnx")
     return model_dir / "model.onnx"
+
+
+def test_int8_recipes_put_7_bit_weights_first_where_the_cpu_saturates(jailbreak_model, tmp_path, monkeypatch):
+    import onnxruntime.quantization as ort_quantization
+
+    from routerforge.exporters import quantize
+
+    assert quantize.recipes(saturating=False)[: len(quantize.RECIPES)] == list(quantize.RECIPES)
+    assert quantize.recipes(saturating=True) == [r + "-7bit" for r in quantize.RECIPES] + list(quantize.RECIPES)
+    source = _onnx_model(jailbreak_model)
+    seen = []
+    real = ort_quantization.quantize_dynamic
+    monkeypatch.setattr(ort_quantization, "quantize_dynamic", lambda *a, **k: seen.append(k) or real(*a, **k))
+    quantize.quantize_int8(source, tmp_path / "a.onnx", "int8-attention-only-7bit")
+    quantize.quantize_int8(source, tmp_path / "b.onnx", "int8-attention-only")
+    assert [k["reduce_range"] for k in seen] == [True, False] and seen[0]["nodes_to_exclude"] == seen[1][
+        "nodes_to_exclude"
+    ]
+    assert isinstance(quantize.int8_saturates(), bool)
+
+
+INT8_LINEAR = ("MatMulInteger", "DynamicQuantizeMatMul", "QGemm")  # what a quantised MatMul or Gemm becomes
 
 
 def test_int8_keeps_the_heads_fp32_gemms_included(jailbreak_model, tmp_path):

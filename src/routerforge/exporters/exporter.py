@@ -39,10 +39,10 @@ def export(
     from ..bundle import head_data
     from ..data import validation_template_rows
     from ..evaluation.evaluator import head_splits
-    from ..runtime.backends import SEVEN_BIT, OnnxBackend, TorchScriptBackend, int8_saturates, load_torch_module
+    from ..runtime.backends import OnnxBackend, TorchScriptBackend, int8_saturates, load_torch_module
     from ..runtime.engine import Router
     from .onnx import export_onnx, optimise
-    from .quantize import SENSITIVE, most_sensitive, quantize_int8, recipes
+    from .quantize import is_sensitive, most_sensitive, quantize_int8, recipes
     from .torchscript import export_torchscript
 
     if format not in FORMATS:
@@ -100,7 +100,7 @@ def export(
         for recipe, candidate_file, backend in attempts:
             if recipe is not None:
                 keep = []
-                if recipe.removesuffix(SEVEN_BIT) == SENSITIVE:
+                if is_sensitive(recipe):
                     try:
                         probe = most_sensitive(fused, tmp / "probe.onnx", recipe, probe_logits)
                     except RouterforgeError as err:  # training texts unreadable (a moved file): the next recipe

@@ -45,6 +45,11 @@ SENSITIVE = RECIPES[1]
 MIN_ERROR = 1e-6  # a head whose logits int8 moves less than this has no error to share out
 
 
+def is_sensitive(recipe: str) -> bool:
+    """The sensitive recipe (7-bit or not): it needs :func:`most_sensitive`'s choice."""
+    return recipe.removesuffix(SEVEN_BIT) == SENSITIVE
+
+
 def recipes(saturating: bool | None = None) -> list[str]:
     """The recipes in the order the exporter tries them: full-range weights first, unless this CPU saturates."""
     full, seven = list(RECIPES), [r + SEVEN_BIT for r in RECIPES]
@@ -86,7 +91,7 @@ def quantize_int8(source: Path, target: Path, recipe: str = RECIPES[0], keep: Se
 
     from .onnx import quiet
 
-    if recipe.removesuffix(SEVEN_BIT) == SENSITIVE and not keep:
+    if is_sensitive(recipe) and not keep:
         raise RouterforgeError(f"the {recipe} recipe needs the nodes to keep fp32", hint="see most_sensitive()")
     exclude = _excluded(onnx.load(str(source), load_external_data=False), recipe, keep)
     # the fused graph holds com.microsoft ops (BiasGelu, Attention) that ONNX shape inference cannot type
